@@ -1,0 +1,179 @@
+package discovery
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/codec/pipe"
+	"github.com/pirlan/pir/healthcheck"
+	"github.com/pirlan/pir/score"
+	"github.com/pirlan/pir/transport"
+)
+
+// Config configures a Group. The zero value of every field but Name,
+// Transport and Self.HealthURI means its default; DefaultConfig shows them.
+// Join takes the Config by value and never changes the caller's copy.
+type Config struct {
+	// Name is the group's name: non-empty UTF-8, at most 255 bytes, no
+	// '|' and no control characters. Required.
+	Name string
+
+	// Self is this member. Self.HealthURI is required unless Passive.
+	// An empty Self.ID gets a new UUID.
+	Self Peer
+
+	// Passive makes a watcher: the Group tracks the members it hears but
+	// never announces itself, answers no queries and sends no goodbye.
+	// It still asks the group who is there when it starts.
+	Passive bool
+
+	// Transport carries the datagrams. Required. The Group owns it from
+	// Join on and closes it on Close.
+	Transport transport.Transport
+
+	// Codec encodes messages. Nil means pipe.Codec{}, the original pir
+	// format.
+	Codec codec.Codec
+
+	// Prober probes members' health URIs. Nil means
+	// healthcheck.NewRegistry(): tcp (the pir protocol), udp, http, https.
+	Prober healthcheck.Prober
+
+	// Policy judges members' health. Nil means score.NewThreshold with the
+	// original pir's numbers (remove after 3 net failures).
+	Policy score.HealthPolicy
+
+	// AnnounceInterval is the time between announcements. Zero means 1 s,
+	// the original's.
+	AnnounceInterval time.Duration
+
+	// AnnounceJitter spreads announcements: each interval is drawn
+	// uniformly from AnnounceInterval × (1 ± AnnounceJitter), so members
+	// started together do not announce in step. A fraction; zero means
+	// 0.1, negative means none.
+	AnnounceJitter float64
+
+	// ProbeInterval is the time between the starts of two probes of one
+	// member. Zero means 2 s, the original's.
+	ProbeInterval time.Duration
+
+	// ProbeTimeout bounds one probe. Zero means 2 s, the original's.
+	ProbeTimeout time.Duration
+
+	// ExpireAfter removes a member that has not announced for this long,
+	// even if its probes still answer. Zero means 10 s (ten announce
+	// intervals); negative means never.
+	ExpireAfter time.Duration
+
+	// JoinBeforeProbe reports a member as Joined on its first
+	// announcement. By default (false) Joined waits for its first
+	// successful probe, so that a peer that cannot be reached never
+	// flaps joined/left.
+	JoinBeforeProbe bool
+
+	// MaxPeers caps the peers tracked, joined or pending. Announcements
+	// from new peers beyond it are dropped and counted (DropPeerCap) until
+	// some leave. Zero means 4096.
+	MaxPeers int
+
+	// MaxProbes caps the probes in flight at once. Zero means 64.
+	MaxProbes int
+
+	// Logger receives the Group's logs. Nil means no logging.
+	// Per-datagram events log at Debug or Trace only.
+	Logger hclog.Logger
+}
+
+// DefaultConfig returns a Config with every default filled in, for the
+// group name and the transport given.
+func DefaultConfig(name string, t transport.Transport) Config {
+	c := Config{Name: name, Transport: t}
+	c.setDefaults()
+	return c
+}
+
+func (c *Config) setDefaults() {
+	if c.Codec == nil {
+		c.Codec = pipe.Codec{}
+	}
+	if c.Prober == nil {
+		c.Prober = healthcheck.NewRegistry()
+	}
+	if c.Policy == nil {
+		c.Policy = score.NewThreshold(score.DefaultThresholdConfig())
+	}
+	if c.AnnounceInterval == 0 {
+		c.AnnounceInterval = time.Second
+	}
+	if c.AnnounceJitter == 0 {
+		c.AnnounceJitter = 0.1
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = 2 * time.Second
+	}
+	if c.ProbeTimeout == 0 {
+		c.ProbeTimeout = 2 * time.Second
+	}
+	if c.ExpireAfter == 0 {
+		c.ExpireAfter = 10 * time.Second
+	}
+	if c.MaxPeers == 0 {
+		c.MaxPeers = 4096
+	}
+	if c.MaxProbes == 0 {
+		c.MaxProbes = 64
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+}
+
+// Validate reports every problem with c at once, each wrapping
+// ErrInvalidConfig. Zero fields that take defaults are not problems.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	switch {
+	case c.Name == "":
+		bad("Name is empty")
+	case len(c.Name) > pipe.MaxGroupLen:
+		bad("Name is longer than %d bytes", pipe.MaxGroupLen)
+	case strings.ContainsAny(c.Name, "|\x00\r\n"):
+		bad("Name %q contains '|' or a control character", c.Name)
+	}
+	if c.Transport == nil {
+		bad("Transport is nil")
+	}
+	if strings.ContainsAny(c.Self.ID, "| \t\r\n") || len(c.Self.ID) > pipe.MaxIDLen {
+		bad("Self.ID %q must be printable ASCII without '|', at most %d bytes", c.Self.ID, pipe.MaxIDLen)
+	}
+	if !c.Passive {
+		if c.Self.HealthURI == nil {
+			bad("Self.HealthURI is nil (a Passive group needs none)")
+		} else if c.Self.HealthURI.Scheme == "" || c.Self.HealthURI.Host == "" {
+			bad("Self.HealthURI %q needs a scheme and a host", c.Self.HealthURI)
+		}
+	}
+	for k := range c.Self.Meta {
+		if k == "" {
+			bad("Self.Meta has an empty key")
+		}
+	}
+	if c.AnnounceInterval < 0 || c.ProbeInterval < 0 || c.ProbeTimeout < 0 {
+		bad("intervals and timeouts must not be negative")
+	}
+	if c.AnnounceJitter >= 1 {
+		bad("AnnounceJitter %v must be below 1", c.AnnounceJitter)
+	}
+	if c.MaxPeers < 0 || c.MaxProbes < 0 {
+		bad("MaxPeers and MaxProbes must not be negative")
+	}
+	return errors.Join(errs...)
+}

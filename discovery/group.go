@@ -1,0 +1,730 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/healthcheck"
+	"github.com/pirlan/pir/score"
+	"github.com/pirlan/pir/transport"
+)
+
+var (
+	// ErrClosed is returned by methods of a Group that has been closed.
+	ErrClosed = fmt.Errorf("discovery: group closed: %w", net.ErrClosed)
+	// ErrInvalidConfig wraps every problem Config.Validate reports.
+	ErrInvalidConfig = errors.New("discovery: invalid config")
+)
+
+// receiveBuffer is the size of the Group's receive buffer: any UDP datagram
+// fits, so the transport never has to cut one; the codec then refuses what
+// is over its own limit.
+const receiveBuffer = 64 << 10
+
+// Group is this process's membership of one group: it announces itself,
+// tracks the other members, probes their health and tells listeners what
+// changes.
+//
+// One goroutine owns the membership state. A second receives datagrams, and
+// each probe in flight runs in one more. All of them stop when the Group is
+// closed; Close waits for them and for the listeners.
+type Group struct {
+	cfg    Config
+	self   Peer
+	log    hclog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // receiver, owner, probes
+	subWG  sync.WaitGroup // listeners
+
+	inbox   chan inbound     // receiver -> owner
+	results chan probeResult // probes -> owner
+	stats   counters
+
+	// mu guards peers (written only by the owner goroutine, read by
+	// Members) and subs. The owner emits events while holding it, so that
+	// AddListener's replay and later events never overlap or miss.
+	mu    sync.RWMutex
+	peers map[string]*peerState
+	subs  map[*subscriber]struct{}
+
+	// Owned by the owner goroutine.
+	sched    schedule
+	inflight int
+	announce []byte // our encoded announcement, nil when not announcing
+
+	closeOnce sync.Once
+	closeErr  error
+	closed    chan struct{}
+}
+
+type peerState struct {
+	member    Member
+	health    string // the raw URIs as last announced, to spot updates
+	comms     string
+	tracker   score.Tracker
+	joined    bool   // the Joined event has fired
+	gen       uint64 // bumped when the health URI changes
+	probing   bool
+	lastHeard time.Time
+}
+
+type inbound struct {
+	msg     codec.Message
+	src     netip.AddrPort
+	ifIndex int
+	at      time.Time
+}
+
+type probeResult struct {
+	id  string
+	gen uint64
+	err error
+	rtt time.Duration
+	at  time.Time
+}
+
+// Join starts a Group: it checks cfg, asks the group who is there, and
+// starts announcing. ctx bounds only the start; use Leave or Close to stop.
+// On error the Transport is closed.
+func Join(ctx context.Context, cfg Config) (*Group, error) {
+	cfg.Self = cfg.Self.clone()
+	if err := cfg.Validate(); err != nil {
+		if cfg.Transport != nil {
+			cfg.Transport.Close()
+		}
+		return nil, err
+	}
+	cfg.setDefaults()
+	if cfg.Self.ID == "" {
+		cfg.Self.ID = NewPeerID()
+		if cfg.Passive {
+			cfg.Self.ID = "watch-" + cfg.Self.ID
+		}
+	}
+	if cfg.Self.CommsURI == nil {
+		cfg.Self.CommsURI = cloneURL(cfg.Self.HealthURI)
+	}
+
+	gctx, cancel := context.WithCancel(context.Background())
+	g := &Group{
+		cfg:     cfg,
+		self:    cfg.Self,
+		log:     cfg.Logger.Named("pir").With("group", cfg.Name, "self", cfg.Self.ID),
+		ctx:     gctx,
+		cancel:  cancel,
+		inbox:   make(chan inbound, 256),
+		results: make(chan probeResult, 64),
+		peers:   make(map[string]*peerState),
+		subs:    make(map[*subscriber]struct{}),
+		closed:  make(chan struct{}),
+	}
+	if !cfg.Passive {
+		b, err := g.encodeSelf(codec.Announce)
+		if err != nil {
+			g.Close()
+			return nil, fmt.Errorf("discovery: encode announcement: %w", err)
+		}
+		g.announce = b
+	}
+
+	// Ask who is there before anything else, so the first answers find the
+	// receiver ready.
+	g.wg.Add(2)
+	go g.receive()
+	go g.own()
+	if err := g.query(ctx); err != nil {
+		g.Close()
+		return nil, err
+	}
+	g.log.Debug("joined", "health", cfg.Self.HealthURI, "passive", cfg.Passive)
+	return g, nil
+}
+
+// query sends our first message: a Query, which every member answers.
+func (g *Group) query(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("discovery: join: %w", err)
+	}
+	var b []byte
+	var err error
+	if g.cfg.Passive {
+		b, err = g.cfg.Codec.Encode(nil, &codec.Message{Kind: codec.Query, Group: g.cfg.Name, ID: g.self.ID})
+	} else {
+		b, err = g.encodeSelf(codec.Query)
+	}
+	if err != nil {
+		return fmt.Errorf("discovery: encode query: %w", err)
+	}
+	if err := g.send(b); err != nil {
+		return fmt.Errorf("discovery: send query: %w", err)
+	}
+	return nil
+}
+
+func (g *Group) encodeSelf(kind codec.Kind) ([]byte, error) {
+	m := codec.Message{
+		Kind:   kind,
+		Group:  g.cfg.Name,
+		ID:     g.self.ID,
+		Health: g.self.HealthURI.String(),
+		Comms:  g.self.CommsURI.String(),
+		Meta:   g.self.Meta,
+	}
+	return g.cfg.Codec.Encode(nil, &m)
+}
+
+func (g *Group) send(b []byte) error {
+	err := g.cfg.Transport.Send(b)
+	g.countSend(err)
+	return err
+}
+
+func (g *Group) countSend(err error) {
+	if err != nil {
+		g.stats.sendErrors.Add(1)
+		return
+	}
+	g.stats.sent.Add(1)
+}
+
+// receive reads datagrams, decodes them and hands them to the owner. Bad
+// ones are counted and dropped here.
+func (g *Group) receive() {
+	defer g.wg.Done()
+	buf := make([]byte, receiveBuffer)
+	for {
+		pkt, err := g.cfg.Transport.Receive(buf)
+		if err != nil {
+			if g.ctx.Err() != nil || errors.Is(err, transport.ErrClosed) {
+				return
+			}
+			if errors.Is(err, transport.ErrTruncated) {
+				g.stats.drop(DropOversize)
+				continue
+			}
+			g.stats.drop(DropReceiveError)
+			g.log.Debug("receive failed", "error", err)
+			// Don't spin on an error that repeats.
+			select {
+			case <-time.After(10 * time.Millisecond):
+			case <-g.ctx.Done():
+				return
+			}
+			continue
+		}
+		g.stats.received.Add(1)
+		in := inbound{src: pkt.Src, ifIndex: pkt.IfIndex}
+		if err := g.cfg.Codec.Decode(buf[:pkt.N], &in.msg); err != nil {
+			if errors.Is(err, codec.ErrTooLarge) {
+				g.stats.drop(DropOversize)
+			} else {
+				g.stats.drop(DropMalformed)
+			}
+			g.log.Trace("dropped datagram", "from", pkt.Src, "error", err)
+			continue
+		}
+		g.stats.decoded.Add(1)
+		switch {
+		case in.msg.Group != g.cfg.Name:
+			g.stats.drop(DropForeignGroup)
+			continue
+		case in.msg.ID == g.self.ID:
+			g.stats.drop(DropSelf)
+			continue
+		}
+		in.at = time.Now()
+		select {
+		case g.inbox <- in:
+		case <-g.ctx.Done():
+			return
+		}
+	}
+}
+
+// own is the goroutine that owns the membership: it handles messages,
+// probe results and timed tasks, one at a time.
+func (g *Group) own() {
+	defer g.wg.Done()
+	now := time.Now()
+	if g.announce != nil {
+		g.sched.push(task{at: now.Add(g.announceDelay()), kind: taskAnnounce})
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if at, ok := g.sched.next(); ok {
+			timer.Reset(time.Until(at))
+		} else {
+			timer.Stop()
+		}
+		select {
+		case <-g.ctx.Done():
+			return
+		case in := <-g.inbox:
+			g.handle(in)
+		case r := <-g.results:
+			g.handleProbe(r)
+		case <-timer.C:
+		}
+		g.runDue(time.Now())
+	}
+}
+
+func (g *Group) announceDelay() time.Duration {
+	d := g.cfg.AnnounceInterval
+	if j := g.cfg.AnnounceJitter; j > 0 {
+		d = time.Duration(float64(d) * (1 + j*(2*rand.Float64()-1)))
+	}
+	return d
+}
+
+func (g *Group) runDue(now time.Time) {
+	for {
+		at, ok := g.sched.next()
+		if !ok || at.After(now) {
+			return
+		}
+		t := g.sched.pop()
+		switch t.kind {
+		case taskAnnounce:
+			if err := g.send(g.announce); err != nil {
+				g.log.Debug("announce failed", "error", err)
+			}
+			g.sched.push(task{at: now.Add(g.announceDelay()), kind: taskAnnounce})
+		case taskProbe:
+			if st := g.peers[t.id]; st != nil && st.gen == t.gen {
+				g.probe(t.id, st, now)
+			}
+		case taskExpire:
+			if st := g.peers[t.id]; st != nil && st.gen == t.gen {
+				g.expire(t.id, st, now)
+			}
+		}
+	}
+}
+
+func (g *Group) handle(in inbound) {
+	m := &in.msg
+	st := g.peers[m.ID]
+	switch m.Kind {
+	case codec.Goodbye:
+		if st != nil {
+			g.remove(m.ID, st, Goodbye, in.at)
+		}
+		return
+	case codec.Query:
+		g.answer(in)
+		if m.Health == "" && m.Comms == "" {
+			return // a watcher's query: nobody to track
+		}
+	}
+
+	if st == nil {
+		g.track(in)
+		return
+	}
+	// A known peer: the hot path. No allocation unless something changed.
+	st.lastHeard = in.at
+	st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
+	changed := m.Health != st.health || m.Comms != st.comms || !maps.Equal(m.Meta, st.member.Meta)
+	if !changed {
+		g.mu.Lock()
+		st.member.Addr, st.member.IfIndex, st.member.LastSeen = in.src, in.ifIndex, in.at
+		g.mu.Unlock()
+		return
+	}
+	g.update(st, in)
+}
+
+// answer replies to a Query with our announcement, by unicast to its
+// sender.
+func (g *Group) answer(in inbound) {
+	if g.announce == nil || !in.src.IsValid() {
+		return
+	}
+	err := g.cfg.Transport.SendTo(g.announce, in.src)
+	g.countSend(err)
+	if err != nil {
+		g.log.Debug("answer failed", "to", in.src, "error", err)
+	}
+}
+
+// parsePeer checks a message's URIs for use: they parse, and the health
+// URI's scheme has a prober.
+func (g *Group) parsePeer(m *codec.Message) (Peer, error) {
+	h, err := url.Parse(m.Health)
+	if err != nil {
+		return Peer{}, err
+	}
+	if h.Scheme == "" || h.Host == "" {
+		return Peer{}, fmt.Errorf("health URI %q has no scheme or host", m.Health)
+	}
+	if s, ok := g.cfg.Prober.(healthcheck.SchemeSupporter); ok && !s.Supports(h.Scheme) {
+		return Peer{}, fmt.Errorf("%w: %q", healthcheck.ErrUnsupportedScheme, h.Scheme)
+	}
+	c, err := url.Parse(m.Comms)
+	if err != nil {
+		return Peer{}, err
+	}
+	return Peer{ID: m.ID, HealthURI: h, CommsURI: c, Meta: m.Meta}, nil
+}
+
+// track starts tracking a peer heard for the first time.
+func (g *Group) track(in inbound) {
+	if len(g.peers) >= g.cfg.MaxPeers {
+		g.stats.drop(DropPeerCap)
+		return
+	}
+	p, err := g.parsePeer(&in.msg)
+	if err != nil {
+		g.stats.drop(DropBadURI)
+		g.log.Debug("ignoring peer", "peer", in.msg.ID, "from", in.src, "error", err)
+		return
+	}
+	st := &peerState{
+		member:    Member{Peer: p, Addr: in.src, IfIndex: in.ifIndex, LastSeen: in.at, Health: 1},
+		health:    in.msg.Health,
+		comms:     in.msg.Comms,
+		tracker:   g.cfg.Policy.Track(in.at),
+		lastHeard: in.at,
+	}
+	st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
+	a := st.tracker.Assess(in.at)
+	st.member.Health, st.member.Verdict = a.Health, a.Verdict
+	g.mu.Lock()
+	g.peers[in.msg.ID] = st
+	if g.cfg.JoinBeforeProbe {
+		g.join(st, in.at)
+	}
+	g.mu.Unlock()
+	g.log.Debug("tracking peer", "peer", p.ID, "health", p.HealthURI, "from", in.src)
+	g.probe(in.msg.ID, st, in.at)
+	if g.cfg.ExpireAfter > 0 {
+		g.sched.push(task{at: in.at.Add(g.cfg.ExpireAfter), kind: taskExpire, id: in.msg.ID, gen: st.gen})
+	}
+}
+
+// update applies new URIs or metadata from a known peer.
+func (g *Group) update(st *peerState, in inbound) {
+	p, err := g.parsePeer(&in.msg)
+	if err != nil {
+		g.stats.drop(DropBadURI)
+		g.log.Debug("ignoring update", "peer", in.msg.ID, "error", err)
+		return
+	}
+	newHealth := in.msg.Health != st.health
+	g.mu.Lock()
+	prev := st.member
+	st.member.Peer = p
+	st.member.Addr, st.member.IfIndex, st.member.LastSeen = in.src, in.ifIndex, in.at
+	st.health, st.comms = in.msg.Health, in.msg.Comms
+	if st.joined {
+		g.emit(Event{Type: Updated, Member: st.member, Prev: prev, At: in.at})
+	}
+	g.mu.Unlock()
+	if newHealth {
+		// A new address is a new endpoint: judge it afresh, at once.
+		// Probes of the old one still in flight are ignored.
+		st.gen++
+		st.probing = false
+		st.tracker = g.cfg.Policy.Track(in.at)
+		st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
+		g.probe(in.msg.ID, st, in.at)
+		if g.cfg.ExpireAfter > 0 {
+			g.sched.push(task{at: in.at.Add(g.cfg.ExpireAfter), kind: taskExpire, id: in.msg.ID, gen: st.gen})
+		}
+	}
+}
+
+// probe starts a probe of st, or defers it while one is in flight or the
+// cap on probes is reached. The next probe is scheduled either way.
+func (g *Group) probe(id string, st *peerState, now time.Time) {
+	if !g.assess(id, st, now) {
+		return
+	}
+	next := now.Add(g.cfg.ProbeInterval)
+	switch {
+	case st.probing:
+	case g.inflight >= g.cfg.MaxProbes:
+		next = now.Add(g.cfg.ProbeInterval / 4)
+	default:
+		st.probing = true
+		g.inflight++
+		g.wg.Add(1)
+		go g.runProbe(id, st.gen, st.member.HealthURI)
+	}
+	g.sched.push(task{at: next, kind: taskProbe, id: id, gen: st.gen})
+}
+
+func (g *Group) runProbe(id string, gen uint64, target *url.URL) {
+	defer g.wg.Done()
+	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.ProbeTimeout)
+	start := time.Now()
+	err := g.cfg.Prober.Probe(ctx, target)
+	cancel()
+	r := probeResult{id: id, gen: gen, err: err, rtt: time.Since(start), at: time.Now()}
+	select {
+	case g.results <- r:
+	case <-g.ctx.Done():
+	}
+}
+
+func (g *Group) handleProbe(r probeResult) {
+	g.inflight--
+	if r.err != nil {
+		g.stats.probesKO.Add(1)
+	} else {
+		g.stats.probesOK.Add(1)
+	}
+	st := g.peers[r.id]
+	if st == nil || st.gen != r.gen {
+		return
+	}
+	st.probing = false
+	o := score.Observation{Event: score.ProbeOK, At: r.at, RTT: r.rtt}
+	if r.err != nil {
+		o = score.Observation{Event: score.ProbeFailed, At: r.at}
+		g.log.Debug("probe failed", "peer", r.id, "error", r.err)
+	}
+	st.tracker.Observe(o)
+	if !g.assess(r.id, st, r.at) {
+		return
+	}
+	if r.err == nil && !st.joined {
+		g.mu.Lock()
+		g.join(st, r.at)
+		g.mu.Unlock()
+	}
+}
+
+// assess asks the policy about st and acts on the answer. It reports
+// whether st is still tracked.
+func (g *Group) assess(id string, st *peerState, now time.Time) bool {
+	a := st.tracker.Assess(now)
+	if a.Verdict == score.Dead {
+		g.remove(id, st, Failed, now)
+		return false
+	}
+	if a.Health == st.member.Health && a.Verdict == st.member.Verdict {
+		return true
+	}
+	g.mu.Lock()
+	prev := st.member
+	st.member.Health, st.member.Verdict = a.Health, a.Verdict
+	if st.joined {
+		g.emit(Event{Type: HealthChanged, Member: st.member, Prev: prev, At: now})
+	}
+	g.mu.Unlock()
+	return true
+}
+
+func (g *Group) expire(id string, st *peerState, now time.Time) {
+	deadline := st.lastHeard.Add(g.cfg.ExpireAfter)
+	if deadline.After(now) {
+		g.sched.push(task{at: deadline, kind: taskExpire, id: id, gen: st.gen})
+		return
+	}
+	g.log.Debug("peer expired", "peer", id, "silent", now.Sub(st.lastHeard))
+	g.remove(id, st, Expired, now)
+}
+
+// join marks st joined and emits Joined. g.mu must be held.
+func (g *Group) join(st *peerState, now time.Time) {
+	st.joined = true
+	st.member.Joined = now
+	g.emit(Event{Type: Joined, Member: st.member, At: now})
+}
+
+func (g *Group) remove(id string, st *peerState, why Reason, now time.Time) {
+	g.mu.Lock()
+	delete(g.peers, id)
+	st.gen++ // its tasks and probes in flight are now stale
+	if st.joined {
+		g.emit(Event{Type: Left, Member: st.member, Reason: why, At: now})
+	}
+	g.mu.Unlock()
+	g.log.Debug("peer removed", "peer", id, "reason", why, "joined", st.joined)
+}
+
+// emit queues e for every listener. g.mu must be held.
+func (g *Group) emit(e Event) {
+	g.stats.events.Add(1)
+	for s := range g.subs {
+		s.push(e)
+	}
+}
+
+// AddListener subscribes l to membership events and returns a function that
+// unsubscribes it. l first receives a Joined event for every current
+// member, then every change after, so it never misses one. After Close,
+// AddListener does nothing.
+func (g *Group) AddListener(l Listener) (remove func()) {
+	s := newSubscriber(l)
+	removeOnce := sync.OnceFunc(func() {
+		g.mu.Lock()
+		delete(g.subs, s)
+		g.mu.Unlock()
+	})
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-g.closed:
+		return func() {}
+	default:
+	}
+	for _, m := range g.membersLocked() {
+		s.push(Event{Type: Joined, Member: m, At: m.Joined})
+	}
+	g.subs[s] = struct{}{}
+	g.subWG.Add(1)
+	go func() {
+		defer g.subWG.Done()
+		s.run(removeOnce)
+	}()
+	return func() {
+		s.stop()
+		removeOnce()
+	}
+}
+
+// Members returns the joined members, sorted by ID. Peers heard but not yet
+// joined are not included.
+func (g *Group) Members() []Member {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.membersLocked()
+}
+
+func (g *Group) membersLocked() []Member {
+	ms := make([]Member, 0, len(g.peers))
+	for _, st := range g.peers {
+		if st.joined {
+			ms = append(ms, st.member)
+		}
+	}
+	slices.SortFunc(ms, func(a, b Member) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return ms
+}
+
+// Member returns the joined member with the given ID.
+func (g *Group) Member(id string) (Member, bool) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	st, ok := g.peers[id]
+	if !ok || !st.joined {
+		return Member{}, false
+	}
+	return st.member, true
+}
+
+// Self returns this member as it announces itself.
+func (g *Group) Self() Peer { return g.self.clone() }
+
+// Stats returns a snapshot of the Group's counters.
+func (g *Group) Stats() Stats {
+	s := Stats{
+		Received:     g.stats.received.Load(),
+		Decoded:      g.stats.decoded.Load(),
+		Dropped:      make(map[DropReason]uint64, numDropReasons),
+		Sent:         g.stats.sent.Load(),
+		SendErrors:   g.stats.sendErrors.Load(),
+		ProbesOK:     g.stats.probesOK.Load(),
+		ProbesFailed: g.stats.probesKO.Load(),
+		Events:       g.stats.events.Load(),
+	}
+	for r := range numDropReasons {
+		s.Dropped[r] = g.stats.dropped[r].Load()
+	}
+	g.mu.RLock()
+	for _, st := range g.peers {
+		if st.joined {
+			s.Members++
+		} else {
+			s.Pending++
+		}
+	}
+	g.mu.RUnlock()
+	return s
+}
+
+// Leave says goodbye to the group, so that members remove this one at once
+// rather than after failed probes, then closes the Group. ctx bounds the
+// goodbye. A Passive group just closes.
+func (g *Group) Leave(ctx context.Context) error {
+	var err error
+	select {
+	case <-g.closed:
+		return ErrClosed
+	default:
+	}
+	if !g.cfg.Passive {
+		err = g.goodbye(ctx)
+	}
+	return errors.Join(err, g.Close())
+}
+
+func (g *Group) goodbye(ctx context.Context) error {
+	b, err := g.cfg.Codec.Encode(nil, &codec.Message{Kind: codec.Goodbye, Group: g.cfg.Name, ID: g.self.ID})
+	if err != nil {
+		return fmt.Errorf("discovery: encode goodbye: %w", err)
+	}
+	// Twice, so that one lost datagram does not turn a goodbye into a
+	// slow failure detection.
+	var errs []error
+	for range 2 {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		if err := g.send(b); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 2 || (len(errs) == 1 && ctx.Err() != nil) {
+		return fmt.Errorf("discovery: send goodbye: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Close stops the Group without a goodbye: it closes the transport, stops
+// every goroutine the Group started and waits for them, then lets each
+// listener finish the events already queued for it and waits for that too.
+// Close is idempotent; later calls return the first call's result.
+func (g *Group) Close() error {
+	g.closeOnce.Do(func() {
+		g.cancel()
+		g.closeErr = g.cfg.Transport.Close()
+		g.wg.Wait()
+		g.mu.Lock()
+		close(g.closed)
+		subs := slices.Collect(maps.Keys(g.subs))
+		g.mu.Unlock()
+		for _, s := range subs {
+			s.finish()
+		}
+		g.subWG.Wait()
+		g.log.Debug("closed")
+	})
+	return g.closeErr
+}

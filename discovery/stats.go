@@ -1,0 +1,79 @@
+package discovery
+
+import (
+	"fmt"
+	"sync/atomic"
+)
+
+// DropReason says why a received datagram was not acted on.
+type DropReason uint8
+
+const (
+	// DropMalformed: the codec could not decode it.
+	DropMalformed DropReason = iota
+	// DropOversize: larger than the receive buffer or the codec's limit.
+	DropOversize
+	// DropForeignGroup: a message for another group on the same port.
+	DropForeignGroup
+	// DropSelf: our own announcement, looped back (or a peer claiming our
+	// ID).
+	DropSelf
+	// DropBadURI: a URI that does not parse, or a health URI whose scheme
+	// no prober handles.
+	DropBadURI
+	// DropPeerCap: a new peer while MaxPeers are tracked.
+	DropPeerCap
+	// DropReceiveError: the transport reported an error other than
+	// truncation.
+	DropReceiveError
+
+	numDropReasons
+)
+
+var dropNames = [numDropReasons]string{
+	DropMalformed:    "malformed",
+	DropOversize:     "oversize",
+	DropForeignGroup: "foreign_group",
+	DropSelf:         "self",
+	DropBadURI:       "bad_uri",
+	DropPeerCap:      "peer_cap",
+	DropReceiveError: "receive_error",
+}
+
+func (r DropReason) String() string {
+	if r < numDropReasons {
+		return dropNames[r]
+	}
+	return fmt.Sprintf("DropReason(%d)", uint8(r))
+}
+
+// Stats is a snapshot of a Group's counters, for operators to see loss and
+// attacks. Counters only grow; Members and Pending are gauges.
+type Stats struct {
+	// Received counts datagrams received; Decoded those the codec
+	// accepted.
+	Received, Decoded uint64
+	// Dropped counts datagrams dropped, by reason. Every reason is
+	// present, zero or not.
+	Dropped map[DropReason]uint64
+	// Sent counts datagrams sent (announcements, queries, answers,
+	// goodbyes); SendErrors the sends that failed.
+	Sent, SendErrors uint64
+	// ProbesOK and ProbesFailed count finished probes.
+	ProbesOK, ProbesFailed uint64
+	// Events counts membership events emitted.
+	Events uint64
+	// Members is the number of joined members; Pending the peers heard
+	// but not yet joined (waiting for a first successful probe).
+	Members, Pending int
+}
+
+type counters struct {
+	received, decoded  atomic.Uint64
+	dropped            [numDropReasons]atomic.Uint64
+	sent, sendErrors   atomic.Uint64
+	probesOK, probesKO atomic.Uint64
+	events             atomic.Uint64
+}
+
+func (c *counters) drop(r DropReason) { c.dropped[r].Add(1) }

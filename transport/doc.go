@@ -1,0 +1,13 @@
+// Package transport defines how pir moves datagrams: the Transport
+// interface, the Packet a receive describes, and optional interfaces that
+// richer transports implement.
+//
+// Implementations live in subpackages: mem, an in-memory LAN for tests and
+// examples, and multicast, IPv4 and IPv6 multicast on real interfaces.
+// Package transporttest holds the conformance suite every implementation
+// must pass.
+//
+// A Transport carries opaque bytes; framing and meaning belong to a
+// codec.Codec. Transports never keep a caller's buffer and never block a
+// sender for longer than the kernel takes to queue a datagram.
+package transport

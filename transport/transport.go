@@ -1,0 +1,90 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+)
+
+// Transport moves datagrams between the members of one group. It knows
+// nothing of the wire format: a Codec turns messages into the bytes it
+// carries.
+//
+// All methods are safe for concurrent use. Receive is normally called from a
+// single goroutine; Send and SendTo from any number.
+//
+// Close releases the transport's sockets and unblocks a pending Receive,
+// which then returns an error wrapping ErrClosed. Close is idempotent. After
+// Close, Send and SendTo return an error wrapping ErrClosed.
+type Transport interface {
+	// Send multicasts b to every member of the group, on every interface
+	// the transport uses. It does not keep b after it returns. A send that
+	// fails on some interfaces but not all is not an error: datagrams are
+	// unreliable anyway, and the transport logs or counts the failure.
+	Send(b []byte) error
+
+	// SendTo sends b to one member, by unicast. It does not keep b.
+	SendTo(b []byte, dst netip.AddrPort) error
+
+	// Receive blocks until a datagram arrives, copies it into buf and
+	// describes it. A datagram longer than buf is never silently cut: it is
+	// dropped and Receive returns an error wrapping ErrTruncated, after
+	// which the caller may go on receiving.
+	Receive(buf []byte) (Packet, error)
+
+	// Close stops the transport and waits for anything it started.
+	Close() error
+}
+
+// Packet describes one received datagram.
+type Packet struct {
+	// N is the number of bytes copied into the caller's buffer.
+	N int
+	// Src is the sender's address. An IPv6 link-local source carries its
+	// zone, so that a reply can be sent back on the same link.
+	Src netip.AddrPort
+	// IfIndex is the index of the interface the datagram arrived on, or 0
+	// when the transport cannot tell.
+	IfIndex int
+}
+
+var (
+	// ErrClosed is returned by every method of a closed Transport.
+	ErrClosed = fmt.Errorf("transport closed: %w", net.ErrClosed)
+	// ErrTruncated reports a received datagram larger than the buffer
+	// given to Receive. The datagram is dropped.
+	ErrTruncated = errors.New("transport: datagram larger than receive buffer")
+	// ErrTooLarge reports a datagram larger than the transport may send.
+	ErrTooLarge = errors.New("transport: datagram too large")
+)
+
+// MaxDatagram is the largest datagram a transport is expected to carry
+// unless its configuration says otherwise: an IPv6 datagram in a 1500-byte
+// Ethernet frame (1500 - 40 IPv6 header - 8 UDP header).
+const MaxDatagram = 1452
+
+// Link is one way out of a multi-interface transport: an interface and the
+// address family the transport uses on it.
+type Link struct {
+	// Index and Name identify the interface.
+	Index int
+	Name  string
+	// Addr is the interface's address in the link's family that a member
+	// advertises to peers reached this way: a global or unique-local address
+	// when the interface has one, else its link-local address (with zone).
+	// It is invalid when the interface has no usable address yet.
+	Addr netip.Addr
+}
+
+// LinkSender is an optional interface for transports that send on several
+// interfaces. A Group that advertises an unspecified host (0.0.0.0 or [::])
+// in its URIs uses it to send each interface its own announcement, carrying
+// that interface's address.
+type LinkSender interface {
+	// Links reports the links the transport currently sends on. The set may
+	// change as interfaces come and go.
+	Links() []Link
+	// SendVia multicasts b to the group on one link only.
+	SendVia(b []byte, l Link) error
+}
