@@ -62,8 +62,9 @@ type Group struct {
 
 	// Owned by the owner goroutine.
 	sched    schedule
-	inflight int
-	announce []byte // our encoded announcement, nil when not announcing
+	inflight int      // probes running
+	waiting  []string // peers whose probe waits for a slot, oldest first
+	announce []byte   // our encoded announcement, nil when not announcing
 
 	closeOnce sync.Once
 	closeErr  error
@@ -77,7 +78,8 @@ type peerState struct {
 	tracker   score.Tracker
 	joined    bool   // the Joined event has fired
 	gen       uint64 // bumped when the health URI changes
-	probing   bool
+	probing   bool   // a probe is in flight
+	queued    bool   // waiting in Group.waiting for a free probe slot
 	lastHeard time.Time
 }
 
@@ -205,6 +207,9 @@ func (g *Group) countSend(err error) {
 func (g *Group) receive() {
 	defer g.wg.Done()
 	buf := make([]byte, receiveBuffer)
+	// in is reused: Decode takes a pointer through an interface, which
+	// would move a per-datagram variable to the heap.
+	in := new(inbound)
 	for {
 		pkt, err := g.cfg.Transport.Receive(buf)
 		if err != nil {
@@ -225,33 +230,41 @@ func (g *Group) receive() {
 			}
 			continue
 		}
-		g.stats.received.Add(1)
-		in := inbound{src: pkt.Src, ifIndex: pkt.IfIndex}
-		if err := g.cfg.Codec.Decode(buf[:pkt.N], &in.msg); err != nil {
-			if errors.Is(err, codec.ErrTooLarge) {
-				g.stats.drop(DropOversize)
-			} else {
-				g.stats.drop(DropMalformed)
-			}
-			g.log.Trace("dropped datagram", "from", pkt.Src, "error", err)
+		if !g.ingest(buf[:pkt.N], pkt, in) {
 			continue
 		}
-		g.stats.decoded.Add(1)
-		switch {
-		case in.msg.Group != g.cfg.Name:
-			g.stats.drop(DropForeignGroup)
-			continue
-		case in.msg.ID == g.self.ID:
-			g.stats.drop(DropSelf)
-			continue
-		}
-		in.at = time.Now()
 		select {
-		case g.inbox <- in:
+		case g.inbox <- *in:
 		case <-g.ctx.Done():
 			return
 		}
 	}
+}
+
+// ingest decodes one datagram into in, counting it, and reports whether the
+// owner should see it.
+func (g *Group) ingest(b []byte, pkt transport.Packet, in *inbound) bool {
+	g.stats.received.Add(1)
+	if err := g.cfg.Codec.Decode(b, &in.msg); err != nil {
+		if errors.Is(err, codec.ErrTooLarge) {
+			g.stats.drop(DropOversize)
+		} else {
+			g.stats.drop(DropMalformed)
+		}
+		g.log.Trace("dropped datagram", "from", pkt.Src, "error", err)
+		return false
+	}
+	g.stats.decoded.Add(1)
+	switch {
+	case in.msg.Group != g.cfg.Name:
+		g.stats.drop(DropForeignGroup)
+		return false
+	case in.msg.ID == g.self.ID:
+		g.stats.drop(DropSelf)
+		return false
+	}
+	in.src, in.ifIndex, in.at = pkt.Src, pkt.IfIndex, time.Now()
+	return true
 }
 
 // own is the goroutine that owns the membership: it handles messages,
@@ -455,18 +468,42 @@ func (g *Group) probe(id string, st *peerState, now time.Time) {
 	if !g.assess(id, st, now) {
 		return
 	}
-	next := now.Add(g.cfg.ProbeInterval)
 	switch {
 	case st.probing:
 	case g.inflight >= g.cfg.MaxProbes:
-		next = now.Add(g.cfg.ProbeInterval / 4)
+		if !st.queued {
+			st.queued = true
+			g.waiting = append(g.waiting, id)
+		}
 	default:
-		st.probing = true
-		g.inflight++
-		g.wg.Add(1)
-		go g.runProbe(id, st.gen, st.member.HealthURI)
+		g.startProbe(id, st)
 	}
-	g.sched.push(task{at: next, kind: taskProbe, id: id, gen: st.gen})
+	g.sched.push(task{at: now.Add(g.cfg.ProbeInterval), kind: taskProbe, id: id, gen: st.gen})
+}
+
+func (g *Group) startProbe(id string, st *peerState) {
+	st.probing = true
+	g.inflight++
+	g.wg.Add(1)
+	go g.runProbe(id, st.gen, st.member.HealthURI)
+}
+
+// startWaiting starts the probes that waited for a free slot, oldest first.
+func (g *Group) startWaiting() {
+	for g.inflight < g.cfg.MaxProbes && len(g.waiting) > 0 {
+		id := g.waiting[0]
+		g.waiting[0] = ""
+		g.waiting = g.waiting[1:]
+		if st := g.peers[id]; st != nil && st.queued {
+			st.queued = false
+			if !st.probing {
+				g.startProbe(id, st)
+			}
+		}
+	}
+	if len(g.waiting) == 0 {
+		g.waiting = nil // let the backing array go
+	}
 }
 
 func (g *Group) runProbe(id string, gen uint64, target *url.URL) {
@@ -484,6 +521,7 @@ func (g *Group) runProbe(id string, gen uint64, target *url.URL) {
 
 func (g *Group) handleProbe(r probeResult) {
 	g.inflight--
+	defer g.startWaiting()
 	if r.err != nil {
 		g.stats.probesKO.Add(1)
 	} else {

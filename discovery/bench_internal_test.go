@@ -1,0 +1,53 @@
+package discovery
+
+import (
+	"context"
+	"net/netip"
+	"net/url"
+	"testing"
+
+	"github.com/pirlan/pir/healthcheck"
+	"github.com/pirlan/pir/transport"
+	"github.com/pirlan/pir/transport/mem"
+)
+
+// BenchmarkHandleAnnouncement measures what the Group does with one
+// announcement from a member it already tracks: decode, checks, lookup,
+// update. This is the steady-state cost of every datagram.
+func BenchmarkHandleAnnouncement(b *testing.B) {
+	lan, err := mem.NewLAN(mem.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// A Group whose goroutines are not running: the benchmark plays the
+	// receiver and the owner itself.
+	ok := healthcheck.ProberFunc(func(context.Context, *url.URL) error { return nil })
+	cfg := Config{
+		Name: "abc", Transport: lan.Join(), Prober: ok,
+		Self: Peer{ID: "self", HealthURI: &url.URL{Scheme: "tcp", Host: "198.18.0.1:1"}},
+	}
+	cfg.setDefaults()
+	g := &Group{cfg: cfg, self: cfg.Self, log: cfg.Logger, peers: map[string]*peerState{},
+		subs: map[*subscriber]struct{}{}, results: make(chan probeResult, 1)}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	defer func() { g.cancel(); g.wg.Wait() }()
+
+	datagram := []byte("abc|4972084b-10a3-4d9d-8523-7e25b7e50141|tcp://198.18.0.2:37821|tcp://10.1.1.1:80")
+	pkt := transport.Packet{N: len(datagram), Src: netip.MustParseAddrPort("198.18.0.2:7946"), IfIndex: 1}
+	var in inbound
+	if !g.ingest(datagram, pkt, &in) {
+		b.Fatal("not ingested")
+	}
+	g.handle(in) // first sight: tracked, probed
+	if len(g.peers) != 1 {
+		b.Fatal("not tracked")
+	}
+	b.ReportAllocs()
+	next := new(inbound) // reused, as the receive loop does
+	for b.Loop() {
+		if !g.ingest(datagram, pkt, next) {
+			b.Fatal("dropped")
+		}
+		g.handle(*next)
+	}
+}

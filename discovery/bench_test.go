@@ -1,0 +1,87 @@
+package discovery_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/pirlan/pir/discovery"
+	"github.com/pirlan/pir/healthcheck"
+	"github.com/pirlan/pir/transport/mem"
+)
+
+// BenchmarkMemoryPerPeer tracks 10,000 peers on the in-memory LAN and
+// reports the heap each one costs (bytes/peer), everything included: the
+// member, its URIs, its policy tracker and its scheduled tasks.
+func BenchmarkMemoryPerPeer(b *testing.B) {
+	const peers = 10000
+	for range b.N {
+		b.StopTimer()
+		lan, err := mem.NewLAN(mem.Config{QueueLen: 4096})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ok := healthcheck.ProberFunc(func(context.Context, *url.URL) error { return nil })
+		g, err := discovery.Join(context.Background(), discovery.Config{
+			Name: "web", Transport: lan.Join(), Prober: ok, MaxPeers: 2 * peers,
+			Self: discovery.Peer{ID: "self", HealthURI: &url.URL{Scheme: "tcp", Host: "198.18.0.1:1"}},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		src := lan.Join()
+		joined := make(chan struct{})
+		n := 0
+		remove := g.AddListener(func(e discovery.Event) bool {
+			if n++; n == peers {
+				close(joined)
+				return false
+			}
+			return true
+		})
+		before := heap()
+		b.StartTimer()
+		for i := range peers {
+			d := fmt.Sprintf("web|%08x-10a3-4d9d-8523-7e25b7e50141|tcp://198.18.%d.%d:37821|tcp://198.18.%d.%d:80",
+				i, i/250, i%250+1, i/250, i%250+1)
+			if err := src.Send([]byte(d)); err != nil {
+				b.Fatal(err)
+			}
+			if i%1000 == 999 { // let the group keep up with the LAN's queue
+				waitFor(b, func() bool { s := g.Stats(); return s.Received >= uint64(i) })
+			}
+		}
+		select {
+		case <-joined:
+		case <-time.After(60 * time.Second):
+			b.Fatalf("only %d of %d peers joined", g.Stats().Members, peers)
+		}
+		b.StopTimer()
+		after := heap()
+		b.ReportMetric(float64(after-before)/peers, "bytes/peer")
+		remove()
+		g.Close()
+		src.Close()
+	}
+}
+
+func heap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// waitFor polls cond, yielding the processor between tries.
+func waitFor(b *testing.B, cond func() bool) {
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			b.Fatal("timed out")
+		}
+		runtime.Gosched()
+	}
+}

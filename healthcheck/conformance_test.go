@@ -1,0 +1,52 @@
+package healthcheck_test
+
+import (
+	"testing"
+
+	"github.com/pirlan/pir/healthcheck"
+	"github.com/pirlan/pir/healthcheck/healthchecktest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestConformance runs the shared prober suite for each built-in prober
+// against its server, over IPv4 and IPv6, both directly and through a
+// Registry.
+func TestConformance(t *testing.T) {
+	for _, tc := range []struct {
+		scheme string
+		prober healthcheck.Prober
+		server func(healthcheck.ServerConfig) healthchecktest.Server
+	}{
+		{
+			"tcp", healthcheck.NewTCPProber(healthcheck.TCPConfig{Timeout: shortTimeout}),
+			func(c healthcheck.ServerConfig) healthchecktest.Server { return healthcheck.NewTCPServer(c) },
+		},
+		{
+			"udp", healthcheck.NewUDPProber(healthcheck.UDPConfig{Timeout: shortTimeout}),
+			func(c healthcheck.ServerConfig) healthchecktest.Server { return healthcheck.NewUDPServer(c) },
+		},
+		{
+			"http", healthcheck.NewHTTPProber(healthcheck.HTTPConfig{Timeout: shortTimeout}),
+			func(c healthcheck.ServerConfig) healthchecktest.Server { return healthcheck.NewHTTPServer(c) },
+		},
+	} {
+		reg := healthcheck.NewRegistry()
+		reg.Register(tc.scheme, tc.prober)
+		for _, p := range []struct {
+			name   string
+			prober healthcheck.Prober
+		}{{"Direct", tc.prober}, {"Registry", reg}} {
+			t.Run(tc.scheme+"/"+p.name, func(t *testing.T) {
+				forEachLoopback(t, func(t *testing.T, host string) {
+					healthchecktest.Run(t, p.prober, func(t *testing.T) healthchecktest.Server {
+						s := tc.server(healthcheck.ServerConfig{})
+						require.NoError(t, s.(interface{ Start(string) error }).Start(anyPort(host)))
+						t.Cleanup(func() { assert.NoError(t, s.Close()) })
+						return s
+					})
+				})
+			})
+		}
+	}
+}

@@ -1,0 +1,96 @@
+// Package healthcheck checks whether a peer is alive, by probing the
+// health-check URI it announces, and serves that URI for the local peer.
+//
+// # Probers
+//
+// A Prober probes one URI and returns nil for a healthy peer, an error
+// otherwise. The built-in probers are:
+//
+//   - TCPProber, for tcp:// URIs: the protocol of the original pir.
+//   - UDPProber, for udp:// URIs: the same exchange in datagrams.
+//   - HTTPProber, for http:// and https:// URIs: a GET that must end 2xx.
+//
+// A Registry is a Prober that dispatches on the URI's scheme. NewRegistry
+// holds the built-in probers with their default configs; Register adds an
+// application's own (a ProberFunc will do) or replaces one, for example
+// with a TCPProber of another Timeout. A scheme nobody registered fails
+// with ErrUnsupportedScheme.
+//
+// What an error wraps tells the caller what happened, through errors.Is:
+//
+//   - ErrUnhealthy: the peer answered, but not as a healthy peer.
+//   - os.ErrDeadlineExceeded: the probe ran out of its Timeout.
+//   - context.Canceled or context.DeadlineExceeded: the caller's context
+//     was done first. A prober checks it before it starts, and gives up
+//     at once when it is done during the probe.
+//   - ErrInvalidTarget: the URI has no usable host or port.
+//   - anything else: the network said no, e.g. syscall.ECONNREFUSED.
+//
+// Probers are safe for concurrent use and keep nothing between probes: no
+// connection, no goroutine (an HTTPProber given its own http.Client keeps
+// whatever that client keeps). Each Timeout defaults to DefaultTimeout (2s)
+// and the context's deadline applies too, whichever is sooner.
+//
+// # The probe protocols, byte by byte
+//
+// tcp://host:port (TCPProber, TCPServer), unchanged from the original pir:
+//
+//  1. The prober connects to host:port.
+//  2. It writes one byte, 0x00.
+//  3. The server reads exactly one byte. If it is 0x00 and the server is
+//     healthy, the server writes one byte, 0x00. In every case it then
+//     closes the connection: one probe per connection.
+//  4. The prober reads exactly one byte. 0x00 means healthy. Any other
+//     byte, or the connection closing first, means unhealthy
+//     (ErrUnhealthy). Silence means a timeout.
+//
+// udp://host:port (UDPProber, UDPServer):
+//
+//  1. The prober sends one datagram whose payload is the single byte 0x00,
+//     from a socket connected to host:port.
+//  2. The server answers a datagram whose payload is exactly 0x00, when
+//     healthy, with one datagram whose payload is 0x00, sent to the
+//     probe's source address. It ignores every other datagram, and every
+//     datagram while unhealthy.
+//  3. The prober reads one datagram. A payload of exactly 0x00 means
+//     healthy; any other payload means unhealthy. Silence means a
+//     timeout; an ICMP port-unreachable means "connection refused". The
+//     probe is not resent.
+//
+// http://host:port/path and https:// (HTTPProber, HTTPServer):
+//
+//  1. The prober sends GET /path with "User-Agent: pir-healthcheck".
+//  2. A healthy server answers 200 with the body "ok"; an unhealthy one
+//     503 with the body "unhealthy". HEAD is answered like GET; any other
+//     method gets 405.
+//  3. Any 2xx status means healthy; any other status means unhealthy.
+//     The prober follows at most MaxHTTPRedirects redirects, and only to
+//     the same host and port (and never from https to http); it reads at
+//     most 4 KiB of the body and closes it.
+//
+// In every protocol the URI's host may be an IPv6 literal in brackets,
+// with a zone for a link-local address: tcp://[fe80::1%25eth0]:7.
+//
+// # Servers
+//
+// TCPServer, UDPServer and HTTPServer answer these probes for the local
+// peer. Each is made with a ServerConfig, started once with Start(addr)
+// and stopped with Close; URI gives the URI to advertise, built from the
+// address actually bound (so "127.0.0.1:0" becomes tcp://127.0.0.1:40215).
+// SetHealthy(false) makes a server answer as an unhealthy peer would,
+// without closing it; SetHealthy(true) undoes that. HTTPServer.Handler and
+// HealthHandler serve the HTTP protocol on an application's own mux.
+//
+// A server bounds the time a connection may take (ServerConfig.ReadTimeout)
+// and the number of connections open at once (ServerConfig.MaxConns), so
+// that a peer that connects and stays silent costs little.
+//
+// Every method of a server is safe for concurrent use. Start fails with
+// ErrServerStarted on a started server and ErrServerClosed on a closed
+// one. Close closes the listener and every open connection, and waits for
+// every goroutine the server started; it is idempotent and may be called
+// before Start.
+//
+// The package healthchecktest holds the conformance suite every Prober
+// should pass.
+package healthcheck

@@ -1,0 +1,330 @@
+package healthcheck_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pirlan/pir/healthcheck"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// server is what the three servers have in common.
+type server interface {
+	Start(addr string) error
+	Addr() netip.AddrPort
+	URI() *url.URL
+	SetHealthy(bool)
+	Close() error
+}
+
+var serverKinds = []struct {
+	scheme string
+	new    func(healthcheck.ServerConfig) server
+}{
+	{"tcp", func(c healthcheck.ServerConfig) server { return healthcheck.NewTCPServer(c) }},
+	{"udp", func(c healthcheck.ServerConfig) server { return healthcheck.NewUDPServer(c) }},
+	{"http", func(c healthcheck.ServerConfig) server { return healthcheck.NewHTTPServer(c) }},
+}
+
+// startServer starts a server of the given kind on host and closes it
+// when the test ends.
+func startServer[S server](t *testing.T, s S, host string) S {
+	t.Helper()
+	require.NoError(t, s.Start(anyPort(host)))
+	t.Cleanup(func() { assert.NoError(t, s.Close()) })
+	return s
+}
+
+func TestServerLifecycle(t *testing.T) {
+	for _, k := range serverKinds {
+		t.Run(k.scheme, func(t *testing.T) {
+			t.Run("CloseBeforeStart", func(t *testing.T) {
+				s := k.new(healthcheck.ServerConfig{})
+				assert.Nil(t, s.URI())
+				assert.False(t, s.Addr().IsValid())
+				require.NoError(t, s.Close())
+				require.NoError(t, s.Close())
+				require.ErrorIs(t, s.Start("127.0.0.1:0"), healthcheck.ErrServerClosed)
+			})
+			t.Run("StartTwice", func(t *testing.T) {
+				s := k.new(healthcheck.ServerConfig{})
+				require.NoError(t, s.Start("127.0.0.1:0"))
+				require.ErrorIs(t, s.Start("127.0.0.1:0"), healthcheck.ErrServerStarted)
+				require.NoError(t, s.Close())
+				require.NoError(t, s.Close())
+				require.ErrorIs(t, s.Start("127.0.0.1:0"), healthcheck.ErrServerClosed)
+				goleak.VerifyNone(t)
+			})
+			t.Run("StartFails", func(t *testing.T) {
+				s := k.new(healthcheck.ServerConfig{})
+				require.Error(t, s.Start("not an address"))
+				require.NoError(t, s.Close())
+			})
+			t.Run("InvalidConfig", func(t *testing.T) {
+				s := k.new(healthcheck.ServerConfig{ReadTimeout: -1, MaxConns: -1, Path: "healthz"})
+				err := s.Start("127.0.0.1:0")
+				require.Error(t, err)
+				for _, field := range []string{"ReadTimeout", "MaxConns", "Path"} {
+					assert.Contains(t, err.Error(), field)
+				}
+				require.NoError(t, s.Close())
+			})
+			t.Run("ConcurrentClose", func(t *testing.T) {
+				s := k.new(healthcheck.ServerConfig{})
+				require.NoError(t, s.Start("127.0.0.1:0"))
+				errs := make(chan error, 4)
+				for range cap(errs) {
+					go func() { errs <- s.Close() }()
+				}
+				for range cap(errs) {
+					require.NoError(t, wait(t, errs, "Close"))
+				}
+				goleak.VerifyNone(t)
+			})
+			forEachLoopback(t, func(t *testing.T, host string) {
+				s := startServer(t, k.new(healthcheck.ServerConfig{}), host)
+				ap := s.Addr()
+				require.True(t, ap.IsValid())
+				assert.Equal(t, netip.MustParseAddr(host), ap.Addr())
+				assert.NotZero(t, ap.Port())
+				u := s.URI()
+				require.NotNil(t, u)
+				assert.Equal(t, k.scheme, u.Scheme)
+				assert.Equal(t, ap.String(), u.Host)
+				back, err := url.Parse(u.String())
+				require.NoError(t, err)
+				assert.Equal(t, u, back, "URI does not survive url.Parse(u.String())")
+				if k.scheme == "http" {
+					assert.Equal(t, healthcheck.DefaultPath, u.Path)
+				}
+			})
+		})
+	}
+}
+
+func TestTCPServer(t *testing.T) {
+	forEachLoopback(t, func(t *testing.T, host string) {
+		t.Run("Answers", func(t *testing.T) {
+			s := startServer(t, healthcheck.NewTCPServer(healthcheck.ServerConfig{}), host)
+			c := dialTCP(t, s.Addr())
+			_, err := c.Write([]byte{0x00})
+			require.NoError(t, err)
+			require.NoError(t, c.SetReadDeadline(time.Now().Add(bound)))
+			got, err := io.ReadAll(c)
+			require.NoError(t, err)
+			assert.Equal(t, []byte{0x00}, got, "want one 0x00, then the close")
+		})
+		t.Run("WrongByteNotAnswered", func(t *testing.T) {
+			s := startServer(t, healthcheck.NewTCPServer(healthcheck.ServerConfig{}), host)
+			c := dialTCP(t, s.Addr())
+			_, err := c.Write([]byte{0x01})
+			require.NoError(t, err)
+			requireClosedByPeer(t, c)
+		})
+		t.Run("UnhealthyNotAnswered", func(t *testing.T) {
+			s := startServer(t, healthcheck.NewTCPServer(healthcheck.ServerConfig{}), host)
+			s.SetHealthy(false)
+			assert.False(t, s.Healthy())
+			c := dialTCP(t, s.Addr())
+			_, err := c.Write([]byte{0x00})
+			require.NoError(t, err)
+			requireClosedByPeer(t, c)
+		})
+		t.Run("IdleClosedAfterReadTimeout", func(t *testing.T) {
+			s := startServer(t, healthcheck.NewTCPServer(healthcheck.ServerConfig{ReadTimeout: 100 * time.Millisecond}), host)
+			requireClosedByPeer(t, dialTCP(t, s.Addr()))
+		})
+		t.Run("MaxConns", func(t *testing.T) {
+			const max = 2
+			s := startServer(t, healthcheck.NewTCPServer(healthcheck.ServerConfig{ReadTimeout: longTimeout, MaxConns: max}), host)
+			held := make([]net.Conn, max)
+			for i := range held {
+				held[i] = dialTCP(t, s.Addr())
+			}
+			// The server accepts in order, so the extra connection comes
+			// after the held ones have taken every slot.
+			requireClosedByPeer(t, dialTCP(t, s.Addr()))
+			// The held connections are served all the same.
+			requireProbeAnswered(t, held[0])
+			// Their slot is free once the server has closed them.
+			requireClosedByPeer(t, held[0])
+			requireProbeAnswered(t, dialTCP(t, s.Addr()))
+		})
+		t.Run("CloseClosesOpenConnections", func(t *testing.T) {
+			s := healthcheck.NewTCPServer(healthcheck.ServerConfig{ReadTimeout: longTimeout, MaxConns: 1})
+			require.NoError(t, s.Start(anyPort(host)))
+			idle := dialTCP(t, s.Addr())
+			// With MaxConns 1, the next connection being turned away shows
+			// the idle one is being served.
+			requireClosedByPeer(t, dialTCP(t, s.Addr()))
+			require.NoError(t, s.Close())
+			requireClosedByPeer(t, idle)
+			goleak.VerifyNone(t)
+		})
+	})
+}
+
+func dialTCP(t *testing.T, ap netip.AddrPort) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", ap.String())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// requireProbeAnswered sends the pir probe on c and expects 0x00 back.
+func requireProbeAnswered(t *testing.T, c net.Conn) {
+	t.Helper()
+	require.NoError(t, c.SetDeadline(time.Now().Add(bound)))
+	_, err := c.Write([]byte{0x00})
+	require.NoError(t, err)
+	var b [1]byte
+	_, err = io.ReadFull(c, b[:])
+	require.NoError(t, err)
+	require.Equal(t, byte(0x00), b[0])
+}
+
+func TestUDPServer(t *testing.T) {
+	forEachLoopback(t, func(t *testing.T, host string) {
+		t.Run("AnswersOnlyProbes", func(t *testing.T) {
+			s := startServer(t, healthcheck.NewUDPServer(healthcheck.ServerConfig{}), host)
+			c, err := net.Dial("udp", s.Addr().String())
+			require.NoError(t, err)
+			defer c.Close()
+			require.NoError(t, c.SetDeadline(time.Now().Add(bound)))
+			// The server handles datagrams in order: were it to answer
+			// any of the first three, that answer would come first.
+			for _, b := range [][]byte{{0x01}, {0x00, 0x00}, {}, {0x00}} {
+				_, err := c.Write(b)
+				require.NoError(t, err)
+			}
+			buf := make([]byte, 64)
+			n, err := c.Read(buf)
+			require.NoError(t, err)
+			assert.Equal(t, []byte{0x00}, buf[:n])
+		})
+		t.Run("UnhealthyIsSilent", func(t *testing.T) {
+			s := startServer(t, healthcheck.NewUDPServer(healthcheck.ServerConfig{}), host)
+			s.SetHealthy(false)
+			assert.False(t, s.Healthy())
+			p := healthcheck.NewUDPProber(healthcheck.UDPConfig{Timeout: shortTimeout})
+			requireTimeout(t, p.Probe(context.Background(), s.URI()))
+		})
+		t.Run("CloseStopsAnswering", func(t *testing.T) {
+			s := healthcheck.NewUDPServer(healthcheck.ServerConfig{})
+			require.NoError(t, s.Start(anyPort(host)))
+			p := healthcheck.NewUDPProber(healthcheck.UDPConfig{Timeout: longTimeout})
+			require.NoError(t, p.Probe(context.Background(), s.URI()))
+			require.NoError(t, s.Close())
+			require.Error(t, p.Probe(context.Background(), s.URI()))
+			goleak.VerifyNone(t)
+		})
+	})
+}
+
+func TestHTTPServer(t *testing.T) {
+	forEachLoopback(t, func(t *testing.T, host string) {
+		s := startServer(t, healthcheck.NewHTTPServer(healthcheck.ServerConfig{}), host)
+		u := s.URI()
+		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		do := func(method, path string) (*http.Response, string) {
+			t.Helper()
+			req, err := http.NewRequest(method, (&url.URL{Scheme: "http", Host: u.Host, Path: path}).String(), nil)
+			require.NoError(t, err)
+			resp, err := client.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			return resp, string(body)
+		}
+
+		resp, body := do(http.MethodGet, "/healthz")
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, "ok", body)
+		resp, body = do(http.MethodHead, "/healthz")
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Empty(t, body)
+		resp, _ = do(http.MethodPost, "/healthz")
+		assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+		assert.Equal(t, "GET, HEAD", resp.Header.Get("Allow"))
+		resp, _ = do(http.MethodGet, "/other")
+		assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+
+		s.SetHealthy(false)
+		resp, body = do(http.MethodGet, "/healthz")
+		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+		assert.Equal(t, "unhealthy", body)
+		s.SetHealthy(true)
+		resp, _ = do(http.MethodGet, "/healthz")
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+	})
+
+	t.Run("CustomPath", func(t *testing.T) {
+		s := startServer(t, healthcheck.NewHTTPServer(healthcheck.ServerConfig{Path: "/live"}), "127.0.0.1")
+		assert.Equal(t, "/live", s.URI().Path)
+		p := healthcheck.NewHTTPProber(healthcheck.HTTPConfig{Timeout: shortTimeout})
+		require.NoError(t, p.Probe(context.Background(), s.URI()))
+	})
+
+	t.Run("IdleClosedAfterReadTimeout", func(t *testing.T) {
+		s := startServer(t, healthcheck.NewHTTPServer(healthcheck.ServerConfig{ReadTimeout: 100 * time.Millisecond}), "127.0.0.1")
+		requireClosedByPeer(t, dialTCP(t, s.Addr()))
+	})
+
+	t.Run("CloseClosesOpenConnections", func(t *testing.T) {
+		s := healthcheck.NewHTTPServer(healthcheck.ServerConfig{ReadTimeout: longTimeout})
+		require.NoError(t, s.Start("127.0.0.1:0"))
+		// A connection that has had one answer and is kept alive: the
+		// server is certainly serving it.
+		c := dialTCP(t, s.Addr())
+		require.NoError(t, c.SetDeadline(time.Now().Add(bound)))
+		_, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		require.NoError(t, err)
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		require.NoError(t, resp.Body.Close())
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+
+		require.NoError(t, s.Close())
+		_, err = br.ReadByte()
+		require.Truef(t, err == io.EOF || isReset(err), "want the server to close the connection, got %v", err)
+		goleak.VerifyNone(t)
+	})
+}
+
+// TestHealthHandler mounts the handlers on an application's own mux.
+func TestHealthHandler(t *testing.T) {
+	get := func(h http.Handler, method string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(method, "/", nil))
+		return rec
+	}
+	always := healthcheck.HealthHandler(nil)
+	assert.Equal(t, http.StatusOK, get(always, http.MethodGet).Code)
+	assert.Equal(t, "ok", get(always, http.MethodGet).Body.String())
+	assert.Equal(t, http.StatusMethodNotAllowed, get(always, http.MethodDelete).Code)
+
+	// HTTPServer.Handler follows SetHealthy, with no Start.
+	s := healthcheck.NewHTTPServer(healthcheck.ServerConfig{})
+	h := s.Handler()
+	assert.Equal(t, http.StatusOK, get(h, http.MethodGet).Code)
+	s.SetHealthy(false)
+	rec := get(h, http.MethodGet)
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.True(t, strings.HasPrefix(rec.Body.String(), "unhealthy"))
+	require.NoError(t, s.Close())
+}
