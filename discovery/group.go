@@ -66,6 +66,12 @@ type Group struct {
 	waiting  []string // peers whose probe waits for a slot, oldest first
 	announce []byte   // our encoded announcement, nil when not announcing
 
+	// links is set when our URIs name no host (0.0.0.0, [::]): each link
+	// then gets an announcement carrying its own address.
+	links     transport.LinkSender
+	v4Only    bool // the unspecified host was 0.0.0.0
+	linkCache map[linkKey][]byte
+
 	closeOnce sync.Once
 	closeErr  error
 	closed    chan struct{}
@@ -81,6 +87,8 @@ type peerState struct {
 	probing   bool   // a probe is in flight
 	queued    bool   // waiting in Group.waiting for a free probe slot
 	lastHeard time.Time
+	path      path      // the way the current URIs came
+	pathHeard time.Time // when that way last brought a message
 }
 
 type inbound struct {
@@ -134,12 +142,10 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 		closed:  make(chan struct{}),
 	}
 	if !cfg.Passive {
-		b, err := g.encodeSelf(codec.Announce)
-		if err != nil {
+		if err := g.prepareAnnouncements(); err != nil {
 			g.Close()
-			return nil, fmt.Errorf("discovery: encode announcement: %w", err)
+			return nil, err
 		}
-		g.announce = b
 	}
 
 	// Ask who is there before anything else, so the first answers find the
@@ -155,18 +161,42 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 	return g, nil
 }
 
+// prepareAnnouncements encodes our announcement once, or, when our URIs
+// name no host, checks that the transport can say which address each link
+// has.
+func (g *Group) prepareAnnouncements() error {
+	unspecified, v4 := unspecifiedHost(g.self.HealthURI)
+	if !unspecified {
+		unspecified, v4 = unspecifiedHost(g.self.CommsURI)
+	}
+	if unspecified {
+		ls, ok := g.cfg.Transport.(transport.LinkSender)
+		if !ok {
+			return fmt.Errorf("%w: Self.HealthURI %s names no host, and the transport cannot say which address each interface has; give an address",
+				ErrInvalidConfig, g.self.HealthURI)
+		}
+		g.links, g.v4Only, g.linkCache = ls, v4, make(map[linkKey][]byte)
+	}
+	b, err := g.encodeSelf(codec.Announce)
+	if err != nil {
+		return fmt.Errorf("discovery: encode announcement: %w", err)
+	}
+	g.announce = b
+	return nil
+}
+
 // query sends our first message: a Query, which every member answers.
 func (g *Group) query(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("discovery: join: %w", err)
 	}
-	var b []byte
-	var err error
-	if g.cfg.Passive {
-		b, err = g.cfg.Codec.Encode(nil, &codec.Message{Kind: codec.Query, Group: g.cfg.Name, ID: g.self.ID})
-	} else {
-		b, err = g.encodeSelf(codec.Query)
+	if !g.cfg.Passive {
+		if err := g.sendSelf(codec.Query); err != nil {
+			return fmt.Errorf("discovery: send query: %w", err)
+		}
+		return nil
 	}
+	b, err := g.cfg.Codec.Encode(nil, &codec.Message{Kind: codec.Query, Group: g.cfg.Name, ID: g.self.ID})
 	if err != nil {
 		return fmt.Errorf("discovery: encode query: %w", err)
 	}
@@ -313,7 +343,7 @@ func (g *Group) runDue(now time.Time) {
 		t := g.sched.pop()
 		switch t.kind {
 		case taskAnnounce:
-			if err := g.send(g.announce); err != nil {
+			if err := g.sendSelf(codec.Announce); err != nil {
 				g.log.Debug("announce failed", "error", err)
 			}
 			g.sched.push(task{at: now.Add(g.announceDelay()), kind: taskAnnounce})
@@ -352,15 +382,36 @@ func (g *Group) handle(in inbound) {
 	// A known peer: the hot path. No allocation unless something changed.
 	st.lastHeard = in.at
 	st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
+	p := pathOf(in)
+	primary := p == st.path
+	if primary {
+		st.pathHeard = in.at
+	}
 	changed := m.Health != st.health || m.Comms != st.comms || !maps.Equal(m.Meta, st.member.Meta)
-	if !changed {
-		g.mu.Lock()
-		st.member.Addr, st.member.IfIndex, st.member.LastSeen = in.src, in.ifIndex, in.at
-		g.mu.Unlock()
+	if changed && (primary || in.at.Sub(st.pathHeard) > 3*g.cfg.AnnounceInterval) {
+		st.path, st.pathHeard = p, in.at
+		g.update(st, in)
 		return
 	}
-	g.update(st, in)
+	// Nothing new; or the same member heard another way (IPv6 as well as
+	// IPv4, a second interface), announcing the address it has there.
+	// Keep the way we know while it is heard, so the member does not flap
+	// between its addresses.
+	g.mu.Lock()
+	if primary {
+		st.member.Addr, st.member.IfIndex = in.src, in.ifIndex
+	}
+	st.member.LastSeen = in.at
+	g.mu.Unlock()
 }
+
+// path is the way a message reached us: the interface and address family.
+type path struct {
+	ifIndex int
+	ipv4    bool
+}
+
+func pathOf(in inbound) path { return path{in.ifIndex, in.src.Addr().Unmap().Is4()} }
 
 // answer replies to a Query with our announcement, by unicast to its
 // sender.
@@ -368,7 +419,12 @@ func (g *Group) answer(in inbound) {
 	if g.announce == nil || !in.src.IsValid() {
 		return
 	}
-	err := g.cfg.Transport.SendTo(g.announce, in.src)
+	b, err := g.answerFor(in.ifIndex, in.src)
+	if err != nil || b == nil {
+		g.log.Debug("no answer for query", "from", in.src, "error", err)
+		return
+	}
+	err = g.cfg.Transport.SendTo(b, in.src)
 	g.countSend(err)
 	if err != nil {
 		g.log.Debug("answer failed", "to", in.src, "error", err)
@@ -376,8 +432,10 @@ func (g *Group) answer(in inbound) {
 }
 
 // parsePeer checks a message's URIs for use: they parse, and the health
-// URI's scheme has a prober.
-func (g *Group) parsePeer(m *codec.Message) (Peer, error) {
+// URI's scheme has a prober. Link-local addresses get the zone of the
+// interface the message came in on.
+func (g *Group) parsePeer(in *inbound) (Peer, error) {
+	m := &in.msg
 	h, err := url.Parse(m.Health)
 	if err != nil {
 		return Peer{}, err
@@ -392,6 +450,8 @@ func (g *Group) parsePeer(m *codec.Message) (Peer, error) {
 	if err != nil {
 		return Peer{}, err
 	}
+	localizeZone(h, in)
+	localizeZone(c, in)
 	return Peer{ID: m.ID, HealthURI: h, CommsURI: c, Meta: m.Meta}, nil
 }
 
@@ -401,7 +461,7 @@ func (g *Group) track(in inbound) {
 		g.stats.drop(DropPeerCap)
 		return
 	}
-	p, err := g.parsePeer(&in.msg)
+	p, err := g.parsePeer(&in)
 	if err != nil {
 		g.stats.drop(DropBadURI)
 		g.log.Debug("ignoring peer", "peer", in.msg.ID, "from", in.src, "error", err)
@@ -413,6 +473,8 @@ func (g *Group) track(in inbound) {
 		comms:     in.msg.Comms,
 		tracker:   g.cfg.Policy.Track(in.at),
 		lastHeard: in.at,
+		path:      pathOf(in),
+		pathHeard: in.at,
 	}
 	st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
 	a := st.tracker.Assess(in.at)
@@ -432,7 +494,7 @@ func (g *Group) track(in inbound) {
 
 // update applies new URIs or metadata from a known peer.
 func (g *Group) update(st *peerState, in inbound) {
-	p, err := g.parsePeer(&in.msg)
+	p, err := g.parsePeer(&in)
 	if err != nil {
 		g.stats.drop(DropBadURI)
 		g.log.Debug("ignoring update", "peer", in.msg.ID, "error", err)

@@ -381,6 +381,31 @@ func TestMaxPeers(t *testing.T) {
 	})
 }
 
+// No more than MaxProbes probes run at once, and the ones that wait for a
+// slot all run in the end.
+func TestMaxProbes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		own := newFakeHealth() // a's probes only
+		names := []string{"b", "c", "d", "e", "f", "g", "h"}
+		for _, n := range names {
+			own.set(n+":1", silent) // each probe holds its slot for 2 s
+		}
+		l.join("a", func(c *discovery.Config) { c.MaxProbes = 3; c.Prober = own })
+		for _, n := range names {
+			l.join(n)
+		}
+		advance(5 * time.Second)
+		own.mu.Lock()
+		peak := own.peak
+		own.mu.Unlock()
+		assert.Equal(t, 3, peak, "the cap is reached and never passed")
+		for _, n := range names {
+			assert.Positive(t, own.count(n+":1"), "%s was probed", n)
+		}
+	})
+}
+
 // A passive watcher sees everyone at once and is seen by nobody.
 func TestPassiveWatcher(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -70,6 +70,8 @@ type fakeHealth struct {
 	mu     sync.Mutex
 	modes  map[string]probeMode
 	probes map[string]int
+	// inflight and peak count probes running at once.
+	inflight, peak int
 }
 
 func newFakeHealth() *fakeHealth {
@@ -107,7 +109,14 @@ func (f *fakeHealth) Probe(ctx context.Context, target *url.URL) error {
 	f.mu.Lock()
 	f.probes[target.Host]++
 	m := f.modes[target.Host]
+	f.inflight++
+	f.peak = max(f.peak, f.inflight)
 	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.inflight--
+		f.mu.Unlock()
+	}()
 	switch m {
 	case up:
 		return nil

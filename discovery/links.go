@@ -1,0 +1,164 @@
+package discovery
+
+import (
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/transport"
+)
+
+// unspecifiedHost reports whether u's host is empty, 0.0.0.0 or [::]: a
+// listener bound to every address, which peers cannot dial as such. ipv4
+// says whether only IPv4 addresses can stand in for it.
+func unspecifiedHost(u *url.URL) (unspecified, ipv4 bool) {
+	if u == nil {
+		return false, false
+	}
+	h := u.Hostname()
+	if h == "" {
+		return true, false
+	}
+	a, err := netip.ParseAddr(h)
+	if err != nil || !a.IsUnspecified() {
+		return false, false
+	}
+	return true, a.Is4()
+}
+
+// withAddr returns a copy of u whose host is addr, port kept.
+func withAddr(u *url.URL, addr netip.Addr) *url.URL {
+	c := cloneURL(u)
+	if p := u.Port(); p != "" {
+		c.Host = net.JoinHostPort(addr.String(), p)
+	} else if addr.Is6() {
+		c.Host = "[" + addr.String() + "]"
+	} else {
+		c.Host = addr.String()
+	}
+	return c
+}
+
+// linkKey identifies the announcement cached for one link.
+type linkKey struct {
+	index int
+	addr  netip.Addr
+}
+
+// usable reports whether the Group can advertise link l's address.
+func (g *Group) usable(l transport.Link) bool {
+	return l.Addr.IsValid() && (!g.v4Only || l.Addr.Is4())
+}
+
+// encodeFor encodes our message of the given kind as seen through link l:
+// unspecified hosts replaced by the link's address. Announcements are
+// cached per link; the owner goroutine alone uses the cache.
+func (g *Group) encodeFor(kind codec.Kind, l transport.Link) ([]byte, error) {
+	key := linkKey{l.Index, l.Addr}
+	if kind == codec.Announce {
+		if b, ok := g.linkCache[key]; ok {
+			return b, nil
+		}
+	}
+	p := g.self
+	if u, _ := unspecifiedHost(p.HealthURI); u {
+		p.HealthURI = withAddr(p.HealthURI, l.Addr)
+	}
+	if u, _ := unspecifiedHost(p.CommsURI); u {
+		p.CommsURI = withAddr(p.CommsURI, l.Addr)
+	}
+	b, err := g.cfg.Codec.Encode(nil, &codec.Message{
+		Kind: kind, Group: g.cfg.Name, ID: p.ID,
+		Health: p.HealthURI.String(), Comms: p.CommsURI.String(), Meta: p.Meta,
+	})
+	if err == nil && kind == codec.Announce {
+		if len(g.linkCache) > 64 {
+			clear(g.linkCache) // links changed many times; start afresh
+		}
+		g.linkCache[key] = b
+	}
+	return b, err
+}
+
+// sendSelf multicasts our announcement or query. When our URIs name no
+// address, each link gets its own, carrying that link's address.
+func (g *Group) sendSelf(kind codec.Kind) error {
+	if g.links == nil {
+		b := g.announce
+		if kind != codec.Announce {
+			var err error
+			if b, err = g.encodeSelf(kind); err != nil {
+				return err
+			}
+		}
+		return g.send(b)
+	}
+	var firstErr error
+	sent := false
+	for _, l := range g.links.Links() {
+		if !g.usable(l) {
+			continue
+		}
+		b, err := g.encodeFor(kind, l)
+		if err == nil {
+			err = g.links.SendVia(b, l)
+			g.countSend(err)
+		}
+		if err != nil {
+			g.log.Debug("send failed", "link", l.Name, "error", err)
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		sent = true
+	}
+	if sent {
+		return nil
+	}
+	return firstErr // nil when there is no usable link yet: nothing to say
+}
+
+// answerFor returns the announcement to answer a query that arrived on
+// interface ifIndex from src.
+func (g *Group) answerFor(ifIndex int, src netip.AddrPort) ([]byte, error) {
+	if g.links == nil {
+		return g.announce, nil
+	}
+	var fallback *transport.Link
+	for _, l := range g.links.Links() {
+		if !g.usable(l) || l.Addr.Is4() != src.Addr().Unmap().Is4() {
+			continue
+		}
+		if l.Index == ifIndex {
+			return g.encodeFor(codec.Announce, l)
+		}
+		if fallback == nil {
+			fallback = &l
+		}
+	}
+	if fallback == nil {
+		return nil, nil
+	}
+	return g.encodeFor(codec.Announce, *fallback)
+}
+
+// localizeZone gives a link-local health or comms address the zone of the
+// interface the announcement arrived on: the sender's zone names its own
+// interface, which means nothing here.
+func localizeZone(u *url.URL, in *inbound) {
+	a, err := netip.ParseAddr(u.Hostname())
+	if err != nil || !a.Is6() || !(a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast()) {
+		return
+	}
+	zone := in.src.Addr().Zone()
+	if zone == "" && in.ifIndex > 0 {
+		zone = strconv.Itoa(in.ifIndex)
+	}
+	if zone == "" {
+		return
+	}
+	*u = *withAddr(u, a.WithZone(zone))
+}
