@@ -493,3 +493,31 @@ func mustEndpoint(t *testing.T) *mem.Endpoint {
 	require.NoError(t, err)
 	return lan.Join()
 }
+
+// Announcements are spread over AnnounceInterval ± AnnounceJitter, so that
+// members started together do not announce in step.
+func TestAnnouncementsJittered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		ear := l.lan.Join()
+		t.Cleanup(func() { ear.Close() })
+		l.join("a")
+		var gaps []time.Duration
+		last := time.Now()
+		buf := make([]byte, 2048)
+		for len(gaps) < 30 {
+			_, err := ear.Receive(buf) // durably blocks until the next announcement
+			require.NoError(t, err)
+			gaps = append(gaps, time.Since(last))
+			last = time.Now()
+		}
+		gaps = gaps[1:] // the first is the query on join, at once
+		distinct := map[time.Duration]bool{}
+		for _, g := range gaps {
+			assert.GreaterOrEqual(t, g, 900*time.Millisecond)
+			assert.LessOrEqual(t, g, 1100*time.Millisecond)
+			distinct[g] = true
+		}
+		assert.Greater(t, len(distinct), 20, "intervals vary: %v", gaps)
+	})
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/pirlan/pir/transport"
+	"github.com/pirlan/pir/transport/multicast"
+)
+
+// netFlags are the flags every command shares: where the group is and how
+// to print.
+type netFlags struct {
+	group    string
+	port     int
+	ifaces   string
+	only4    bool
+	only6    bool
+	addr4    string
+	addr6    string
+	hops     int
+	json     bool
+	logLevel string
+}
+
+func (n *netFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&n.group, "group", "pir", "group name")
+	fs.IntVar(&n.port, "port", multicast.DefaultPort, "UDP port of the group")
+	fs.StringVar(&n.ifaces, "iface", "", "comma-separated interfaces to use (default: every up, multicast-capable one)")
+	fs.BoolVar(&n.only4, "4", false, "IPv4 only")
+	fs.BoolVar(&n.only6, "6", false, "IPv6 only")
+	fs.StringVar(&n.addr4, "addr4", multicast.DefaultGroupV4.String(), "IPv4 multicast group (224.0.0.1 reaches original pir peers; 239.255.x.y is better for new deployments)")
+	fs.StringVar(&n.addr6, "addr6", multicast.DefaultGroupV6.String(), "IPv6 multicast group")
+	fs.IntVar(&n.hops, "hops", 1, "multicast TTL / hop limit")
+	fs.BoolVar(&n.json, "json", false, "print one JSON object per line")
+	fs.StringVar(&n.logLevel, "log", "off", "log level on stderr: off, error, warn, info, debug, trace")
+}
+
+func (n *netFlags) logger(stderr io.Writer) hclog.Logger {
+	if n.logLevel == "off" || n.logLevel == "" {
+		return hclog.NewNullLogger()
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "pir", Level: hclog.LevelFromString(n.logLevel), Output: stderr})
+}
+
+// transport opens the multicast transport the flags describe: both
+// families unless -4 or -6, falling back to IPv4 alone on a host without
+// IPv6.
+func (n *netFlags) transport(log hclog.Logger, warn io.Writer) (transport.Transport, error) {
+	if n.only4 && n.only6 {
+		return nil, fmt.Errorf("-4 and -6 exclude each other")
+	}
+	if n.port <= 0 || n.port > 65535 {
+		return nil, fmt.Errorf("-port %d: want 1-65535", n.port)
+	}
+	a4, err := netip.ParseAddr(n.addr4)
+	if err != nil || !a4.Is4() {
+		return nil, fmt.Errorf("-addr4 %q: not an IPv4 address", n.addr4)
+	}
+	a6, err := netip.ParseAddr(n.addr6)
+	if err != nil || !a6.Is6() {
+		return nil, fmt.Errorf("-addr6 %q: not an IPv6 address", n.addr6)
+	}
+	var ifaces []string
+	for _, s := range strings.Split(n.ifaces, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			ifaces = append(ifaces, s)
+		}
+	}
+	cfg := func(network string, a netip.Addr) multicast.Config {
+		return multicast.Config{
+			Network: network, Group: netip.AddrPortFrom(a, uint16(n.port)),
+			Interfaces: ifaces, HopLimit: n.hops, Logger: log,
+		}
+	}
+	switch {
+	case n.only4:
+		return multicast.New(cfg("udp4", a4))
+	case n.only6:
+		return multicast.New(cfg("udp6", a6))
+	}
+	d, err := multicast.NewDual(cfg("udp4", a4), cfg("udp6", a6))
+	if err == nil {
+		return d, nil
+	}
+	fmt.Fprintf(warn, "pir: IPv6 unavailable (%v); using IPv4 only\n", err)
+	return multicast.New(cfg("udp4", a4))
+}
+
+// healthListenAddr is where a member's health server listens: every
+// address of the families in use, so that the Group can advertise each
+// interface's own address.
+func (n *netFlags) healthListenAddr() string {
+	if n.only4 {
+		return "0.0.0.0:0"
+	}
+	return "[::]:0"
+}

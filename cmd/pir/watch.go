@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/pirlan/pir/discovery"
+)
+
+func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pir watch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var nf netFlags
+	nf.register(fs)
+	probe := fs.Bool("wait-probe", false, "list a member only after its first successful health probe (default: as soon as it announces)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: pir watch [flags]\n\nObserve a group without announcing: ask who is there, then print members and\ntheir events as they happen, until interrupted. Members are probed, so health\nchanges and failures show too. Original pir peers are listed like any other.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log := nf.logger(stderr)
+	tr, err := nf.transport(log, stderr)
+	if err != nil {
+		return err
+	}
+	g, err := discovery.Join(ctx, discovery.Config{
+		Name: nf.group, Passive: true, Transport: tr, Logger: log,
+		JoinBeforeProbe: !*probe,
+	})
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	out := &printer{w: stdout, json: nf.json}
+	out.say("watching group %q on port %d", nf.group, nf.port)
+	g.AddListener(func(e discovery.Event) bool {
+		out.event("", e)
+		return true
+	})
+	<-ctx.Done()
+	return g.Close()
+}

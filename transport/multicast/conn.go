@@ -1,0 +1,447 @@
+package multicast
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/pirlan/pir/transport"
+)
+
+var (
+	_ transport.Transport  = (*Conn)(nil)
+	_ transport.LinkSender = (*Conn)(nil)
+)
+
+// ErrNoInterface reports a send with no interface to send on: none
+// qualifies (see Config.Interfaces), or the link given to SendVia is not in
+// use.
+var ErrNoInterface = errors.New("multicast: no interface to send on")
+
+// Conn is a Transport over UDP multicast of one address family, on every
+// chosen interface. It uses two sockets: one bound to the group port,
+// joined to the group on each interface, that receives the group's
+// datagrams; and one bound to an ephemeral port that sends them and
+// receives unicast, so that a reply to a datagram's source reaches exactly
+// the member that sent it, even when several share the group port on one
+// host.
+type Conn struct {
+	cfg   Config
+	log   hclog.Logger
+	v6    bool
+	group netip.AddrPort
+	mc    socket // bound to the group port; receives the group
+	tx    socket // ephemeral port; sends everything, receives unicast
+
+	rx   chan datagram // from the reader goroutines to Receive
+	done chan struct{} // closed by Close
+
+	rescanMu sync.Mutex // serialises Rescan; held while links changes
+	mu       sync.Mutex // guards links
+	links    map[int]link
+	sendMu   sync.Mutex // serialises setMulticastInterface and the write after it
+
+	afterRescan func() // testHookRescanned when the Conn was made
+
+	sendFailures atomic.Uint64
+	filtered     atomic.Uint64
+
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// testHookRescanned, when a test sets it before New, is called after each
+// periodic rescan of the Conns made while it is set.
+var testHookRescanned func()
+
+// Stats counts what a Conn dropped or failed to do without reporting an
+// error.
+type Stats struct {
+	// SendFailures counts sends that failed on one interface while the
+	// datagram went out on another.
+	SendFailures uint64
+	// Filtered counts received datagrams dropped because they were sent to
+	// another multicast group on the same port.
+	Filtered uint64
+}
+
+// New opens a Conn, joins the group on the interfaces cfg chooses and
+// starts receiving. It succeeds with no interface at all: Send then fails
+// with ErrNoInterface until one appears.
+func New(cfg Config) (*Conn, error) {
+	return newConn(cfg, make(chan datagram))
+}
+
+// newConn opens a Conn whose readers deliver to rx, which a Dual shares
+// between two Conns.
+func newConn(cfg Config, rx chan datagram) (*Conn, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	c := &Conn{
+		cfg:   cfg,
+		v6:    cfg.Network == "udp6",
+		group: cfg.Group,
+		rx:    rx,
+		done:  make(chan struct{}),
+		links: make(map[int]link),
+
+		afterRescan: testHookRescanned,
+	}
+	c.log = cfg.Logger.Named("multicast").With("group", c.group.String())
+
+	var err error
+	if c.mc, err = listen(cfg.Network, c.group.Port(), true); err != nil {
+		return nil, fmt.Errorf("multicast: listening on group port %d: %w", c.group.Port(), err)
+	}
+	if c.tx, err = listen(cfg.Network, 0, false); err != nil {
+		_ = c.mc.close()
+		return nil, fmt.Errorf("multicast: opening the sending socket: %w", err)
+	}
+	if err := setMulticastOptions(c.tx, cfg.HopLimit, !cfg.DisableLoopback); err != nil {
+		_ = c.mc.close()
+		_ = c.tx.close()
+		return nil, fmt.Errorf("multicast: %w", err)
+	}
+	if err := c.rescan(); err != nil {
+		_ = c.mc.close()
+		_ = c.tx.close()
+		return nil, err
+	}
+	c.warnMissing()
+
+	c.wg.Add(2)
+	go c.read(c.mc, "group")
+	go c.read(c.tx, "unicast")
+	if cfg.RescanInterval > 0 {
+		c.wg.Add(1)
+		go c.rescanLoop(cfg.RescanInterval)
+	}
+	c.log.Debug("listening", "links", c.Links(), "unicast", c.LocalAddr())
+	return c, nil
+}
+
+// warnMissing logs the interfaces named in the Config that do not exist.
+func (c *Conn) warnMissing() {
+	if len(c.cfg.Interfaces) == 0 {
+		return
+	}
+	for _, name := range c.cfg.Interfaces {
+		if _, err := net.InterfaceByName(name); err != nil {
+			c.log.Warn("interface not found; it will be used once it appears", "interface", name)
+		}
+	}
+}
+
+// Group reports the group address and port.
+func (c *Conn) Group() netip.AddrPort { return c.group }
+
+// LocalAddr reports the address of the socket that sends and receives
+// unicast: the wildcard address and an ephemeral port. It is the port of
+// every datagram's source, so a peer can answer with SendTo.
+func (c *Conn) LocalAddr() netip.AddrPort { return c.tx.localAddr() }
+
+// Stats reports the Conn's counters.
+func (c *Conn) Stats() Stats {
+	return Stats{SendFailures: c.sendFailures.Load(), Filtered: c.filtered.Load()}
+}
+
+// Send multicasts b to the group on every link. It fails only when no
+// interface qualifies (ErrNoInterface) or the send failed on every link;
+// failures on some links are logged at Debug and counted in Stats.
+func (c *Conn) Send(b []byte) error {
+	if err := c.checkSend(b); err != nil {
+		return err
+	}
+	links := c.linkList()
+	if len(links) == 0 {
+		return fmt.Errorf("multicast: send to %s: %w", c.group, ErrNoInterface)
+	}
+	var errs []error
+	for _, l := range links {
+		if err := c.sendOn(b, l); err != nil {
+			if c.closed() {
+				return fmt.Errorf("multicast: send: %w", transport.ErrClosed)
+			}
+			c.sendFailures.Add(1)
+			c.log.Debug("send failed on one interface", "interface", l.ifi.Name, "error", err)
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == len(links) {
+		return fmt.Errorf("multicast: send to %s failed on every interface: %w", c.group, errors.Join(errs...))
+	}
+	return nil
+}
+
+// SendVia multicasts b to the group on one link, which must be in use:
+// one of Links, matched by index.
+func (c *Conn) SendVia(b []byte, l transport.Link) error {
+	if err := c.checkSend(b); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	cur, ok := c.links[l.Index]
+	c.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("multicast: send via %s (index %d): %w", l.Name, l.Index, ErrNoInterface)
+	}
+	if err := c.sendOn(b, cur); err != nil {
+		if c.closed() {
+			return fmt.Errorf("multicast: send: %w", transport.ErrClosed)
+		}
+		return fmt.Errorf("multicast: send via %s: %w", cur.ifi.Name, err)
+	}
+	return nil
+}
+
+// SendTo sends b to dst by unicast, from the socket whose address is
+// LocalAddr. An IPv6 link-local dst needs its zone.
+func (c *Conn) SendTo(b []byte, dst netip.AddrPort) error {
+	if err := c.checkSend(b); err != nil {
+		return err
+	}
+	addr := dst.Addr()
+	if !c.v6 {
+		addr = addr.Unmap()
+	}
+	if !addr.IsValid() || addr.Is6() != c.v6 || dst.Port() == 0 {
+		return fmt.Errorf("multicast: send to %s: not a %s destination", dst, c.cfg.Network)
+	}
+	if zone := addr.Zone(); zone != "" {
+		addr = addr.WithZone(c.zoneIndex(zone))
+	}
+	if err := c.tx.writeTo(b, netip.AddrPortFrom(addr, dst.Port())); err != nil {
+		if c.closed() {
+			return fmt.Errorf("multicast: send: %w", transport.ErrClosed)
+		}
+		return fmt.Errorf("multicast: send to %s: %w", dst, err)
+	}
+	return nil
+}
+
+// zoneIndex turns an interface name used as an IPv6 zone into the
+// interface's index, as a string. Go's net package resolves a zone name
+// through a cache it refreshes once a minute, or when the name is missing;
+// an interface deleted and made again under the same name gets a new index,
+// and the stale one would send to a link that no longer exists. The Conn's
+// own links are at most one rescan old; another interface is looked up
+// afresh. A numeric zone, or a name that resolves to nothing, is returned
+// as it is.
+func (c *Conn) zoneIndex(zone string) string {
+	if _, err := strconv.Atoi(zone); err == nil {
+		return zone
+	}
+	c.mu.Lock()
+	for _, l := range c.links {
+		if l.ifi.Name == zone {
+			c.mu.Unlock()
+			return strconv.Itoa(l.ifi.Index)
+		}
+	}
+	c.mu.Unlock()
+	if ifi, err := net.InterfaceByName(zone); err == nil {
+		return strconv.Itoa(ifi.Index)
+	}
+	return zone
+}
+
+func (c *Conn) checkSend(b []byte) error {
+	if c.closed() {
+		return fmt.Errorf("multicast: send: %w", transport.ErrClosed)
+	}
+	if len(b) > c.cfg.MaxDatagram {
+		return fmt.Errorf("multicast: %d-byte datagram, at most %d: %w", len(b), c.cfg.MaxDatagram, transport.ErrTooLarge)
+	}
+	return nil
+}
+
+// sendOn multicasts b on one link. Choosing the interface with
+// IP_MULTICAST_IF and writing are one step under sendMu, which works the
+// same on every platform (per-datagram control messages do not exist on
+// Windows).
+func (c *Conn) sendOn(b []byte, l link) error {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if err := c.tx.setMulticastInterface(&l.ifi); err != nil {
+		return fmt.Errorf("choosing interface %s: %w", l.ifi.Name, err)
+	}
+	return c.tx.writeTo(b, c.group)
+}
+
+// Receive waits for a datagram to the group or to LocalAddr and copies it
+// into buf. A datagram longer than buf is dropped with an error wrapping
+// transport.ErrTruncated. After Close it fails with an error wrapping
+// transport.ErrClosed. Any other error comes from a socket read; receiving
+// may go on after it, as after ErrTruncated.
+func (c *Conn) Receive(buf []byte) (transport.Packet, error) {
+	return receive(c.rx, c.done, buf)
+}
+
+// read is a reader goroutine: it reads datagrams from s and hands them to
+// Receive until the socket is closed.
+func (c *Conn) read(s socket, name string) {
+	defer c.wg.Done()
+	for {
+		d := datagram{buf: readBufs.Get().(*[]byte)}
+		var dst netip.Addr
+		d.n, d.src, dst, d.ifIndex, d.err = s.readFrom(*d.buf)
+		if d.err != nil {
+			d.release()
+			if c.closed() || errors.Is(d.err, net.ErrClosed) {
+				return
+			}
+			d.err = fmt.Errorf("multicast: receive on the %s socket: %w", name, d.err)
+		} else if dst.IsMulticast() && dst.WithZone("") != c.group.Addr() {
+			// Another group on the same port: possible where the
+			// socket cannot be limited to its own groups.
+			c.filtered.Add(1)
+			c.log.Trace("dropped a datagram to another group", "dst", dst, "src", d.src)
+			d.release()
+			continue
+		}
+		select {
+		case c.rx <- d:
+		case <-c.done:
+			d.release()
+			return
+		}
+	}
+}
+
+// Links reports the links the Conn currently sends on, by interface index.
+func (c *Conn) Links() []transport.Link {
+	links := c.linkList()
+	out := make([]transport.Link, len(links))
+	for i, l := range links {
+		out[i] = transport.Link{Index: l.ifi.Index, Name: l.ifi.Name, Addr: l.addr}
+	}
+	return out
+}
+
+func (c *Conn) linkList() []link {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]link, 0, len(c.links))
+	for _, l := range c.links {
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b link) int { return a.ifi.Index - b.ifi.Index })
+	return out
+}
+
+// Rescan checks the interfaces now rather than at the next
+// Config.RescanInterval: it joins the group on interfaces that appeared or
+// came up, leaves it on those that went away, and updates the links'
+// addresses.
+func (c *Conn) Rescan() error {
+	if c.closed() {
+		return fmt.Errorf("multicast: rescan: %w", transport.ErrClosed)
+	}
+	return c.rescan()
+}
+
+func (c *Conn) rescan() error {
+	c.rescanMu.Lock()
+	defer c.rescanMu.Unlock()
+	ifs, err := listInterfaces()
+	if err != nil {
+		return fmt.Errorf("multicast: listing interfaces: %w", err)
+	}
+	want := make(map[int]link)
+	for _, l := range chooseLinks(ifs, c.cfg.Interfaces, c.v6) {
+		want[l.ifi.Index] = l
+	}
+
+	// Only rescan changes links, under rescanMu, so reading it here
+	// without mu is safe.
+	for idx, cur := range c.links {
+		if w, ok := want[idx]; ok && w.ifi.Name == cur.ifi.Name {
+			continue
+		}
+		// The kernel forgets the membership of an interface that is gone,
+		// so failing to leave it is expected then.
+		if err := c.mc.leaveGroup(&cur.ifi, c.group.Addr()); err != nil {
+			c.log.Debug("leaving the group", "interface", cur.ifi.Name, "error", err)
+		}
+		c.mu.Lock()
+		delete(c.links, idx)
+		c.mu.Unlock()
+		c.log.Info("interface dropped", "interface", cur.ifi.Name)
+	}
+	for idx, w := range want {
+		if cur, ok := c.links[idx]; ok {
+			if cur.addr != w.addr || cur.ifi.Flags != w.ifi.Flags || cur.ifi.MTU != w.ifi.MTU {
+				c.mu.Lock()
+				c.links[idx] = w
+				c.mu.Unlock()
+				if cur.addr != w.addr {
+					c.log.Info("interface address changed", "interface", w.ifi.Name, "addr", w.addr)
+				}
+			}
+			continue
+		}
+		if err := c.mc.joinGroup(&w.ifi, c.group.Addr()); err != nil {
+			c.log.Debug("joining the group", "interface", w.ifi.Name, "error", err)
+			continue // tried again at the next rescan
+		}
+		c.mu.Lock()
+		c.links[idx] = w
+		c.mu.Unlock()
+		c.log.Info("interface added", "interface", w.ifi.Name, "addr", w.addr)
+	}
+	return nil
+}
+
+func (c *Conn) rescanLoop(every time.Duration) {
+	defer c.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+			if err := c.rescan(); err != nil {
+				c.log.Debug("rescan failed", "error", err)
+			}
+			if c.afterRescan != nil {
+				c.afterRescan()
+			}
+		}
+	}
+}
+
+func (c *Conn) closed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close closes the sockets, which unblocks Receive, and waits for the
+// Conn's goroutines. It is idempotent; only the first call reports an
+// error.
+func (c *Conn) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		close(c.done)
+		err = errors.Join(c.mc.close(), c.tx.close())
+		c.wg.Wait()
+		if err != nil {
+			err = fmt.Errorf("multicast: close: %w", err)
+		}
+	})
+	return err
+}

@@ -1,0 +1,57 @@
+package multicast
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/pirlan/pir/transport"
+)
+
+// readBufSize holds any UDP payload, so the socket never truncates: a
+// datagram too long for the caller's buffer is detected when it is handed
+// over.
+const readBufSize = 1 << 16
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+// datagram is what a reader goroutine hands to Receive: one datagram in a
+// pooled buffer, or a read error.
+type datagram struct {
+	buf     *[]byte
+	n       int
+	src     netip.AddrPort
+	ifIndex int
+	err     error
+}
+
+func (d *datagram) release() {
+	if d.buf != nil {
+		readBufs.Put(d.buf)
+		d.buf = nil
+	}
+}
+
+// receive waits for a datagram on rx and copies it into buf, until done is
+// closed.
+func receive(rx <-chan datagram, done <-chan struct{}, buf []byte) (transport.Packet, error) {
+	select {
+	case <-done:
+		return transport.Packet{}, fmt.Errorf("multicast: receive: %w", transport.ErrClosed)
+	default:
+	}
+	select {
+	case <-done:
+		return transport.Packet{}, fmt.Errorf("multicast: receive: %w", transport.ErrClosed)
+	case d := <-rx:
+		defer d.release()
+		if d.err != nil {
+			return transport.Packet{}, d.err
+		}
+		if d.n > len(buf) {
+			return transport.Packet{}, fmt.Errorf("multicast: %d-byte datagram from %s into a %d-byte buffer: %w",
+				d.n, d.src, len(buf), transport.ErrTruncated)
+		}
+		return transport.Packet{N: copy(buf, (*d.buf)[:d.n]), Src: d.src, IfIndex: d.ifIndex}, nil
+	}
+}
