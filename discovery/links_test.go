@@ -39,7 +39,7 @@ func TestUnspecifiedHostAnnouncedPerLink(t *testing.T) {
 		tr := &linked{Endpoint: l.lan.Join(), vias: map[string]int{}, links: []transport.Link{
 			{Index: 2, Name: "eth0", Addr: netip.MustParseAddr("198.18.0.7")},
 			{Index: 3, Name: "eth1", Addr: netip.MustParseAddr("fd42::7")}, // not for an IPv4 listener
-			{Index: 4, Name: "eth2"},                                       // no address yet
+			{Index: 4, Name: "eth2"}, // no address yet
 		}}
 		l.health.set("198.18.0.7:4000", up)
 		a, err := discovery.Join(context.Background(), discovery.Config{

@@ -89,6 +89,6 @@ type Assessment struct {
 	// Health runs from 1 (fully healthy) down to 0 (dead). Policies map
 	// their own measure onto it, so that applications can compare peers
 	// and show a gauge whatever the policy.
-	Health float64
+	Health  float64
 	Verdict Verdict
 }
