@@ -5,11 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# The network lab needs unshare (util-linux) and ip (iproute2). Without them
-# the tests that need a private network namespace skip, saying why.
+# The network lab needs unshare and nsenter (util-linux), ip (iproute2) and,
+# for loss on the lab's switch, nft (nftables). Without them the tests that
+# need them skip, saying why.
 need=()
-command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
-command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+have ip || need+=(iproute2)
+{ have unshare && have nsenter; } || need+=(util-linux)
+have nft || need+=(nftables)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		echo "test.sh: installing ${need[*]}"

@@ -78,17 +78,18 @@ type Group struct {
 }
 
 type peerState struct {
-	member    Member
-	health    string // the raw URIs as last announced, to spot updates
-	comms     string
-	tracker   score.Tracker
-	joined    bool   // the Joined event has fired
-	gen       uint64 // bumped when the health URI changes
-	probing   bool   // a probe is in flight
-	queued    bool   // waiting in Group.waiting for a free probe slot
-	lastHeard time.Time
-	path      path      // the way the current URIs came
-	pathHeard time.Time // when that way last brought a message
+	member     Member
+	health     string // the raw URIs as last announced, to spot updates
+	comms      string
+	tracker    score.Tracker
+	joined     bool      // the Joined event has fired
+	gen        uint64    // bumped when the health URI changes
+	probing    bool      // a probe is in flight
+	probeStart time.Time // when the latest probe started
+	queued     bool      // waiting in Group.waiting for a free probe slot
+	lastHeard  time.Time
+	path       path      // the way the current URIs came
+	pathHeard  time.Time // when that way last brought a message
 }
 
 type inbound struct {
@@ -524,26 +525,27 @@ func (g *Group) update(st *peerState, in inbound) {
 	}
 }
 
-// probe starts a probe of st, or defers it while one is in flight or the
-// cap on probes is reached. The next probe is scheduled either way.
+// probe starts a probe of st, or queues it while the cap on probes is
+// reached. Probes of one peer form a chain: each result schedules the next,
+// ProbeInterval after the previous probe started (at once if that has
+// passed), so a probe that runs as long as the interval delays the next one
+// by nothing.
 func (g *Group) probe(id string, st *peerState, now time.Time) {
 	if !g.assess(id, st, now) {
 		return
 	}
 	switch {
-	case st.probing:
+	case st.probing, st.queued:
 	case g.inflight >= g.cfg.MaxProbes:
-		if !st.queued {
-			st.queued = true
-			g.waiting = append(g.waiting, id)
-		}
+		st.queued = true
+		g.waiting = append(g.waiting, id)
 	default:
 		g.startProbe(id, st)
 	}
-	g.sched.push(task{at: now.Add(g.cfg.ProbeInterval), kind: taskProbe, id: id, gen: st.gen})
 }
 
 func (g *Group) startProbe(id string, st *peerState) {
+	st.probeStart = time.Now()
 	st.probing = true
 	g.inflight++
 	g.wg.Add(1)
@@ -603,6 +605,11 @@ func (g *Group) handleProbe(r probeResult) {
 	if !g.assess(r.id, st, r.at) {
 		return
 	}
+	next := st.probeStart.Add(g.cfg.ProbeInterval)
+	if next.Before(r.at) {
+		next = r.at
+	}
+	g.sched.push(task{at: next, kind: taskProbe, id: r.id, gen: st.gen})
 	if r.err == nil && !st.joined {
 		g.mu.Lock()
 		g.join(st, r.at)

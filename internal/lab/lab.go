@@ -384,7 +384,7 @@ func (l *Lab) run(stdin string, name string, args ...string) error {
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
 	}
-	l.logf("lab: %s %s%s", name, strings.Join(args, " "), logStdin(stdin))
+	l.logf("lab: %s %s%s", name, strings.ReplaceAll(strings.Join(args, " "), "\n", "; "), logStdin(stdin))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s %s: %w: %s", filepath.Base(name), strings.Join(args, " "), err, strings.TrimSpace(string(out)))
@@ -396,7 +396,7 @@ func logStdin(s string) string {
 	if s == "" {
 		return ""
 	}
-	return " <<EOF\n" + s + "EOF"
+	return " <<< " + strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ")
 }
 
 // Hosts returns the lab's hosts, in order.

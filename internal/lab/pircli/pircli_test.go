@@ -1,0 +1,60 @@
+package pircli
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pirlan/pir/internal/lab"
+)
+
+func TestParse(t *testing.T) {
+	at := time.Now()
+	e, err := Parse(lab.Line{At: at, Text: `{"time":"2026-11-25T14:42:25.592005582Z","event":"left","id":"p1",` +
+		`"health_uri":"tcp://198.18.0.2:38385","comms_uri":"tcp://198.18.0.2:80","addr":"198.18.0.2:41280",` +
+		`"health":0.5,"verdict":"suspect","reason":"failed","meta":{"k":"v"},"future":1}`})
+	require.NoError(t, err)
+	assert.Equal(t, Left, e.Event)
+	assert.Equal(t, "p1", e.ID)
+	assert.Equal(t, "tcp://198.18.0.2:38385", e.HealthURI)
+	assert.Equal(t, "tcp://198.18.0.2:80", e.CommsURI)
+	assert.Equal(t, "198.18.0.2:41280", e.Addr)
+	assert.Equal(t, 0.5, e.Health)
+	assert.Equal(t, Failed, e.Reason)
+	assert.Equal(t, map[string]string{"k": "v"}, e.Meta)
+	assert.Equal(t, at, e.Line.At)
+	assert.Equal(t, 2026, e.Time.Year())
+
+	assert.True(t, Is(Left, "p1")(e))
+	assert.True(t, Is(Left, "p1", Goodbye, Failed)(e))
+	assert.False(t, Is(Left, "p1", Goodbye)(e))
+	assert.False(t, Is(Joined, "p1")(e))
+	assert.False(t, Is(Left, "p2")(e))
+
+	for _, bad := range []string{
+		``,
+		`joined p1`,
+		`{"event":"joined"}`,
+		`{"event":"born","id":"p1"}`,
+		`{"event":"joined","id":"p1","reason":"goodbye"}`,
+		`{"event":"left","id":"p1"}`,
+	} {
+		_, err := Parse(lab.Line{Text: bad})
+		assert.Error(t, err, bad)
+	}
+}
+
+func TestModuleRoot(t *testing.T) {
+	root, err := ModuleRoot(".")
+	require.NoError(t, err)
+	assert.FileExists(t, filepath.Join(root, "cmd", "pir", "main.go"))
+
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/other\n"), 0o644))
+	_, err = ModuleRoot(dir)
+	assert.Error(t, err, "another module's go.mod does not count")
+}
