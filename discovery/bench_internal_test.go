@@ -27,9 +27,7 @@ func BenchmarkHandleAnnouncement(b *testing.B) {
 		Self: Peer{ID: "self", HealthURI: &url.URL{Scheme: "tcp", Host: "198.18.0.1:1"}},
 	}
 	cfg.setDefaults()
-	g := &Group{cfg: cfg, self: cfg.Self, log: cfg.Logger, peers: map[string]*peerState{},
-		subs: map[*subscriber]struct{}{}, results: make(chan probeResult, 1)}
-	g.ctx, g.cancel = context.WithCancel(context.Background())
+	g := newGroup(cfg)
 	defer func() { g.cancel(); g.wg.Wait() }()
 
 	datagram := []byte("abc|4972084b-10a3-4d9d-8523-7e25b7e50141|tcp://198.18.0.2:37821|tcp://10.1.1.1:80")

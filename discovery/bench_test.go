@@ -27,6 +27,9 @@ func BenchmarkMemoryPerPeer(b *testing.B) {
 		ok := healthcheck.ProberFunc(func(context.Context, *url.URL) error { return nil })
 		g, err := discovery.Join(context.Background(), discovery.Config{
 			Name: "web", Transport: lan.Join(), Prober: ok, MaxPeers: 2 * peers,
+			// One source introduces them all, as fast as it can: lift the
+			// limits that are there to stop exactly that.
+			MaxPending: 2 * peers, NewPeerRate: -1, MaxProbeRate: -1,
 			Self: discovery.Peer{ID: "self", HealthURI: &url.URL{Scheme: "tcp", Host: "198.18.0.1:1"}},
 		})
 		if err != nil {

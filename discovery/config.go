@@ -3,6 +3,8 @@ package discovery
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -78,11 +80,51 @@ type Config struct {
 
 	// MaxPeers caps the peers tracked, joined or pending. Announcements
 	// from new peers beyond it are dropped and counted (DropPeerCap) until
-	// some leave. Zero means 4096.
+	// some leave; members already tracked are never evicted for them.
+	// Zero means 4096.
 	MaxPeers int
+
+	// MaxPending caps the peers heard but not yet joined (waiting for a
+	// first successful probe), so that a flood of forged announcements
+	// fills this pool, not the whole table: new peers beyond it are dropped
+	// (DropPeerCap) while joined members and their probes are untouched.
+	// Zero means MaxPeers/4, at least 16.
+	MaxPending int
+
+	// NewPeerRate limits how many new peers one source address may
+	// introduce, in peers per second, with bursts of NewPeerBurst. Beyond
+	// it, announcements of unknown peers from that address are dropped
+	// (DropRateLimited); peers already tracked are not affected. Zero means
+	// 10 per second; negative means no limit.
+	NewPeerRate float64
+	// NewPeerBurst is the burst NewPeerRate allows. Zero means 32.
+	NewPeerBurst int
 
 	// MaxProbes caps the probes in flight at once. Zero means 64.
 	MaxProbes int
+
+	// MaxProbeRate caps the probes started per second, for the whole
+	// Group, so that forged announcements cannot turn a member into a
+	// connection flood. Probes beyond it wait their turn, joined members'
+	// before pending peers'. The default probe interval probes each member
+	// every 2 s, so a group of more than 2 × MaxProbeRate members is probed
+	// less often than ProbeInterval. Zero means 200 a second; negative
+	// means no limit.
+	MaxProbeRate float64
+
+	// ProbeFilter, when set, is asked before a new peer (or a new health
+	// URI) is tracked: a non-nil error drops the announcement
+	// (DropNotAllowed). src is the datagram's source. Use it to allow only
+	// some networks, ports or schemes. See also HealthMustMatchSource.
+	ProbeFilter func(health *url.URL, src netip.AddrPort) error
+
+	// HealthMustMatchSource drops announcements whose health URI host is
+	// not the IP address the datagram came from (DropNotAllowed), so a
+	// forged announcement cannot point probes at a third party. The host
+	// must then be an IP address, not a name. For IPv6 on link-scoped
+	// groups the kernel usually sends from the link-local address: members
+	// must then advertise that address.
+	HealthMustMatchSource bool
 
 	// Logger receives the Group's logs. Nil means no logging.
 	// Per-datagram events log at Debug or Trace only.
@@ -128,6 +170,18 @@ func (c *Config) setDefaults() {
 	if c.MaxProbes == 0 {
 		c.MaxProbes = 64
 	}
+	if c.MaxPending == 0 {
+		c.MaxPending = max(16, c.MaxPeers/4)
+	}
+	if c.NewPeerRate == 0 {
+		c.NewPeerRate = 10
+	}
+	if c.NewPeerBurst == 0 {
+		c.NewPeerBurst = 32
+	}
+	if c.MaxProbeRate == 0 {
+		c.MaxProbeRate = 200
+	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
@@ -172,8 +226,8 @@ func (c Config) Validate() error {
 	if c.AnnounceJitter >= 1 {
 		bad("AnnounceJitter %v must be below 1", c.AnnounceJitter)
 	}
-	if c.MaxPeers < 0 || c.MaxProbes < 0 {
-		bad("MaxPeers and MaxProbes must not be negative")
+	if c.MaxPeers < 0 || c.MaxProbes < 0 || c.MaxPending < 0 || c.NewPeerBurst < 0 {
+		bad("MaxPeers, MaxPending, MaxProbes and NewPeerBurst must not be negative")
 	}
 	return errors.Join(errs...)
 }

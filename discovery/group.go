@@ -61,10 +61,14 @@ type Group struct {
 	subs  map[*subscriber]struct{}
 
 	// Owned by the owner goroutine.
-	sched    schedule
-	inflight int      // probes running
-	waiting  []string // peers whose probe waits for a slot, oldest first
-	announce []byte   // our encoded announcement, nil when not announcing
+	sched     schedule
+	inflight  int         // probes running
+	waiting   [2][]string // peers whose probe waits its turn: [0] joined, [1] pending
+	probeRate bucket      // Config.MaxProbeRate
+	slotArmed bool        // a taskProbeSlot is scheduled
+	sources   sourceLimiter
+	pending   int    // peers tracked but not joined
+	announce  []byte // our encoded announcement, nil when not announcing
 
 	// links is set when our URIs name no host (0.0.0.0, [::]): each link
 	// then gets an announcement carrying its own address.
@@ -129,19 +133,7 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 		cfg.Self.CommsURI = cloneURL(cfg.Self.HealthURI)
 	}
 
-	gctx, cancel := context.WithCancel(context.Background())
-	g := &Group{
-		cfg:     cfg,
-		self:    cfg.Self,
-		log:     cfg.Logger.Named("pir").With("group", cfg.Name, "self", cfg.Self.ID),
-		ctx:     gctx,
-		cancel:  cancel,
-		inbox:   make(chan inbound, 256),
-		results: make(chan probeResult, 64),
-		peers:   make(map[string]*peerState),
-		subs:    make(map[*subscriber]struct{}),
-		closed:  make(chan struct{}),
-	}
+	g := newGroup(cfg)
 	if !cfg.Passive {
 		if err := g.prepareAnnouncements(); err != nil {
 			g.Close()
@@ -160,6 +152,25 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 	}
 	g.log.Debug("joined", "health", cfg.Self.HealthURI, "passive", cfg.Passive)
 	return g, nil
+}
+
+// newGroup makes a Group from a checked, defaulted Config, with no
+// goroutine started.
+func newGroup(cfg Config) *Group {
+	gctx, cancel := context.WithCancel(context.Background())
+	return &Group{
+		cfg:     cfg,
+		self:    cfg.Self,
+		log:     cfg.Logger.Named("pir").With("group", cfg.Name, "self", cfg.Self.ID),
+		ctx:     gctx,
+		cancel:  cancel,
+		inbox:   make(chan inbound, 256),
+		results: make(chan probeResult, 64),
+		peers:   make(map[string]*peerState),
+		sources: sourceLimiter{rate: cfg.NewPeerRate, burst: float64(cfg.NewPeerBurst), buckets: make(map[netip.Addr]*bucket)},
+		subs:    make(map[*subscriber]struct{}),
+		closed:  make(chan struct{}),
+	}
 }
 
 // prepareAnnouncements encodes our announcement once, or, when our URIs
@@ -277,10 +288,13 @@ func (g *Group) receive() {
 func (g *Group) ingest(b []byte, pkt transport.Packet, in *inbound) bool {
 	g.stats.received.Add(1)
 	if err := g.cfg.Codec.Decode(b, &in.msg); err != nil {
-		if errors.Is(err, codec.ErrTooLarge) {
+		switch {
+		case errors.Is(err, codec.ErrTooLarge):
 			g.stats.drop(DropOversize)
-		} else {
+		case errors.Is(err, codec.ErrMalformed):
 			g.stats.drop(DropMalformed)
+		default:
+			g.stats.drop(DropRejected)
 		}
 		g.log.Trace("dropped datagram", "from", pkt.Src, "error", err)
 		return false
@@ -352,6 +366,9 @@ func (g *Group) runDue(now time.Time) {
 			if st := g.peers[t.id]; st != nil && st.gen == t.gen {
 				g.probe(t.id, st, now)
 			}
+		case taskProbeSlot:
+			g.slotArmed = false
+			g.startWaiting(now)
 		case taskExpire:
 			if st := g.peers[t.id]; st != nil && st.gen == t.gen {
 				g.expire(t.id, st, now)
@@ -453,18 +470,45 @@ func (g *Group) parsePeer(in *inbound) (Peer, error) {
 	}
 	localizeZone(h, in)
 	localizeZone(c, in)
+	if g.cfg.HealthMustMatchSource {
+		a, err := netip.ParseAddr(h.Hostname())
+		if err != nil || a.Unmap().WithZone("") != in.src.Addr().Unmap().WithZone("") {
+			return Peer{}, fmt.Errorf("%w: health host %q is not the source address %s", errNotAllowed, h.Hostname(), in.src.Addr())
+		}
+	}
+	if f := g.cfg.ProbeFilter; f != nil {
+		if err := f(h, in.src); err != nil {
+			return Peer{}, fmt.Errorf("%w: %w", errNotAllowed, err)
+		}
+	}
 	return Peer{ID: m.ID, HealthURI: h, CommsURI: c, Meta: m.Meta}, nil
+}
+
+// errNotAllowed marks a health URI refused by configuration.
+var errNotAllowed = errors.New("not allowed")
+
+// dropPeer counts an announcement whose peer could not be taken.
+func (g *Group) dropPeer(err error) {
+	if errors.Is(err, errNotAllowed) {
+		g.stats.drop(DropNotAllowed)
+	} else {
+		g.stats.drop(DropBadURI)
+	}
 }
 
 // track starts tracking a peer heard for the first time.
 func (g *Group) track(in inbound) {
-	if len(g.peers) >= g.cfg.MaxPeers {
+	if len(g.peers) >= g.cfg.MaxPeers || g.pending >= g.cfg.MaxPending {
 		g.stats.drop(DropPeerCap)
+		return
+	}
+	if !g.sources.allow(in.src.Addr(), in.at) {
+		g.stats.drop(DropRateLimited)
 		return
 	}
 	p, err := g.parsePeer(&in)
 	if err != nil {
-		g.stats.drop(DropBadURI)
+		g.dropPeer(err)
 		g.log.Debug("ignoring peer", "peer", in.msg.ID, "from", in.src, "error", err)
 		return
 	}
@@ -482,6 +526,7 @@ func (g *Group) track(in inbound) {
 	st.member.Health, st.member.Verdict = a.Health, a.Verdict
 	g.mu.Lock()
 	g.peers[in.msg.ID] = st
+	g.pending++
 	if g.cfg.JoinBeforeProbe {
 		g.join(st, in.at)
 	}
@@ -497,7 +542,7 @@ func (g *Group) track(in inbound) {
 func (g *Group) update(st *peerState, in inbound) {
 	p, err := g.parsePeer(&in)
 	if err != nil {
-		g.stats.drop(DropBadURI)
+		g.dropPeer(err)
 		g.log.Debug("ignoring update", "peer", in.msg.ID, "error", err)
 		return
 	}
@@ -525,23 +570,49 @@ func (g *Group) update(st *peerState, in inbound) {
 	}
 }
 
-// probe starts a probe of st, or queues it while the cap on probes is
-// reached. Probes of one peer form a chain: each result schedules the next,
-// ProbeInterval after the previous probe started (at once if that has
-// passed), so a probe that runs as long as the interval delays the next one
-// by nothing.
+// probe starts a probe of st, or queues it while the cap on probes in
+// flight or on the probe rate is reached. Probes of one peer form a chain:
+// each result schedules the next, ProbeInterval after the previous probe
+// started (at once if that has passed), so a probe that runs as long as the
+// interval delays the next one by nothing.
 func (g *Group) probe(id string, st *peerState, now time.Time) {
 	if !g.assess(id, st, now) {
 		return
 	}
 	switch {
 	case st.probing, st.queued:
-	case g.inflight >= g.cfg.MaxProbes:
+	case len(g.waiting[0])+len(g.waiting[1]) > 0 || !g.mayStartProbe(now):
+		// Wait in line: joined members before pending peers, so that a
+		// flood of forged peers cannot starve the real ones.
 		st.queued = true
-		g.waiting = append(g.waiting, id)
+		q := 1
+		if st.joined {
+			q = 0
+		}
+		g.waiting[q] = append(g.waiting[q], id)
+		g.startWaiting(now)
 	default:
 		g.startProbe(id, st)
 	}
+}
+
+// mayStartProbe reports whether a probe may start now, under both caps, and
+// if so takes its token.
+func (g *Group) mayStartProbe(now time.Time) bool {
+	if g.inflight >= g.cfg.MaxProbes {
+		return false // a result will free a slot and call startWaiting
+	}
+	if g.cfg.MaxProbeRate < 0 {
+		return true
+	}
+	if g.probeRate.take(now, g.cfg.MaxProbeRate, float64(g.cfg.MaxProbes)) {
+		return true
+	}
+	if !g.slotArmed { // wake when the next token is due
+		g.slotArmed = true
+		g.sched.push(task{at: now.Add(g.probeRate.wait(g.cfg.MaxProbeRate)), kind: taskProbeSlot})
+	}
+	return false
 }
 
 func (g *Group) startProbe(id string, st *peerState) {
@@ -552,21 +623,30 @@ func (g *Group) startProbe(id string, st *peerState) {
 	go g.runProbe(id, st.gen, st.member.HealthURI)
 }
 
-// startWaiting starts the probes that waited for a free slot, oldest first.
-func (g *Group) startWaiting() {
-	for g.inflight < g.cfg.MaxProbes && len(g.waiting) > 0 {
-		id := g.waiting[0]
-		g.waiting[0] = ""
-		g.waiting = g.waiting[1:]
-		if st := g.peers[id]; st != nil && st.queued {
-			st.queued = false
-			if !st.probing {
-				g.startProbe(id, st)
+// startWaiting starts the probes that waited for a free slot or token:
+// joined members first, oldest first.
+func (g *Group) startWaiting(now time.Time) {
+	for q := range g.waiting {
+		for len(g.waiting[q]) > 0 {
+			id := g.waiting[q][0]
+			st := g.peers[id]
+			if st == nil || !st.queued || st.probing {
+				// Gone, or already probing: drop its place in line.
+				g.waiting[q] = g.waiting[q][1:]
+				if st != nil {
+					st.queued = false
+				}
+				continue
 			}
+			if !g.mayStartProbe(now) {
+				return
+			}
+			g.waiting[q][0] = ""
+			g.waiting[q] = g.waiting[q][1:]
+			st.queued = false
+			g.startProbe(id, st)
 		}
-	}
-	if len(g.waiting) == 0 {
-		g.waiting = nil // let the backing array go
+		g.waiting[q] = nil // let the backing array go
 	}
 }
 
@@ -585,7 +665,7 @@ func (g *Group) runProbe(id string, gen uint64, target *url.URL) {
 
 func (g *Group) handleProbe(r probeResult) {
 	g.inflight--
-	defer g.startWaiting()
+	defer g.startWaiting(r.at)
 	if r.err != nil {
 		g.stats.probesKO.Add(1)
 	} else {
@@ -650,6 +730,7 @@ func (g *Group) expire(id string, st *peerState, now time.Time) {
 
 // join marks st joined and emits Joined. g.mu must be held.
 func (g *Group) join(st *peerState, now time.Time) {
+	g.pending--
 	st.joined = true
 	st.member.Joined = now
 	g.emit(Event{Type: Joined, Member: st.member, At: now})
@@ -658,6 +739,9 @@ func (g *Group) join(st *peerState, now time.Time) {
 func (g *Group) remove(id string, st *peerState, why Reason, now time.Time) {
 	g.mu.Lock()
 	delete(g.peers, id)
+	if !st.joined {
+		g.pending--
+	}
 	st.gen++ // its tasks and probes in flight are now stale
 	if st.joined {
 		g.emit(Event{Type: Left, Member: st.member, Reason: why, At: now})

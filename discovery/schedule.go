@@ -8,6 +8,7 @@ const (
 	taskAnnounce taskKind = iota + 1
 	taskProbe
 	taskExpire
+	taskProbeSlot // a probe token is due: start waiting probes
 )
 
 // task is one timed job of the Group's goroutine. Probe and expiry tasks

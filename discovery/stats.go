@@ -26,6 +26,16 @@ const (
 	// DropReceiveError: the transport reported an error other than
 	// truncation.
 	DropReceiveError
+	// DropRateLimited: a new peer from a source that introduced too many
+	// (Config.NewPeerRate).
+	DropRateLimited
+	// DropNotAllowed: a health URI that Config.ProbeFilter or
+	// Config.HealthMustMatchSource refused.
+	DropNotAllowed
+	// DropRejected: the codec refused the datagram for a reason of its own
+	// other than malformed or oversize: an authenticating codec's forged,
+	// replayed or unauthenticated messages.
+	DropRejected
 
 	numDropReasons
 )
@@ -38,6 +48,9 @@ var dropNames = [numDropReasons]string{
 	DropBadURI:       "bad_uri",
 	DropPeerCap:      "peer_cap",
 	DropReceiveError: "receive_error",
+	DropRateLimited:  "rate_limited",
+	DropNotAllowed:   "not_allowed",
+	DropRejected:     "rejected",
 }
 
 func (r DropReason) String() string {

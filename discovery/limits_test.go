@@ -1,0 +1,142 @@
+package discovery_test
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/codec/pipe"
+	"github.com/pirlan/pir/discovery"
+)
+
+// forge sends announcements of n distinct peers from one endpoint, all
+// pointing their probes at host:port.
+func forge(t *testing.T, l *lab, from int, n int, host string) {
+	t.Helper()
+	ep := l.lan.Join()
+	t.Cleanup(func() { ep.Close() })
+	for i := from; i < from+n; i++ {
+		d := fmt.Sprintf("web|forged-%06d|tcp://%s|tcp://%s", i, host, host)
+		require.NoError(t, ep.Send([]byte(d)))
+	}
+}
+
+func TestNewPeerRateLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		a, _ := l.join("a")
+		forge(t, l, 0, 100, "victim:22")
+		synctest.Wait()
+		s := a.Stats()
+		assert.Equal(t, 32, s.Pending, "the burst")
+		assert.Equal(t, uint64(68), s.Dropped[discovery.DropRateLimited])
+		advance(time.Second)
+		forge(t, l, 100, 100, "victim:22")
+		synctest.Wait()
+		// Another endpoint is another source: a burst of its own.
+		assert.Equal(t, uint64(68+68), a.Stats().Dropped[discovery.DropRateLimited])
+	})
+}
+
+// A flood of forged peers fills the pending pool, not the table: the real
+// members stay, and are still probed.
+func TestFloodIsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		own := newFakeHealth()
+		own.set("b:1", up)
+		a, _ := l.join("a", func(c *discovery.Config) {
+			c.Prober = own
+			c.MaxPending = 8
+			c.MaxProbes = 4
+			c.MaxProbeRate = 5
+			c.NewPeerRate = -1
+		})
+		l.join("b")
+		synctest.Wait()
+		require.Equal(t, []string{"b"}, ids(a.Members()))
+		probesOfB := own.count("b:1")
+
+		for round := range 10 { // 1,000 forged peers over 10 s
+			forge(t, l, round*100, 100, "victim:22")
+			advance(time.Second)
+			s := a.Stats()
+			require.LessOrEqual(t, s.Pending, 8, "round %d", round)
+		}
+		s := a.Stats()
+		assert.Equal(t, []string{"b"}, ids(a.Members()), "the real member stays")
+		assert.Positive(t, s.Dropped[discovery.DropPeerCap])
+		victim := own.count("victim:22")
+		assert.LessOrEqual(t, victim+own.count("b:1")-probesOfB, 4+5*10, "probes started stay under the rate cap (burst 4, 5/s)")
+		assert.GreaterOrEqual(t, own.count("b:1")-probesOfB, 4, "the joined member is probed first")
+		assert.Positive(t, victim)
+	})
+}
+
+func TestHealthMustMatchSource(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		a, _ := l.join("a", func(c *discovery.Config) { c.HealthMustMatchSource = true })
+		ep := l.lan.Join()
+		t.Cleanup(func() { ep.Close() })
+		self := ep.Addr().Addr().String()
+		l.health.set(self+":7", up)
+		require.NoError(t, ep.Send([]byte("web|liar|tcp://10.9.9.9:22|tcp://10.9.9.9:22")))
+		require.NoError(t, ep.Send([]byte("web|honest|tcp://"+self+":7|tcp://"+self+":7")))
+		synctest.Wait()
+		assert.Equal(t, []string{"honest"}, ids(a.Members()))
+		assert.Equal(t, uint64(1), a.Stats().Dropped[discovery.DropNotAllowed])
+		assert.Zero(t, l.health.count("10.9.9.9:22"), "never probed")
+	})
+}
+
+func TestProbeFilter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		var seenSrc netip.AddrPort
+		a, _ := l.join("a", func(c *discovery.Config) {
+			c.ProbeFilter = func(h *url.URL, src netip.AddrPort) error {
+				seenSrc = src
+				if h.Port() == "22" {
+					return errors.New("no probes to ssh")
+				}
+				return nil
+			}
+		})
+		ep := l.lan.Join()
+		t.Cleanup(func() { ep.Close() })
+		require.NoError(t, ep.Send([]byte("web|x|tcp://victim:22|tcp://victim:22")))
+		synctest.Wait()
+		assert.Equal(t, uint64(1), a.Stats().Dropped[discovery.DropNotAllowed])
+		assert.Equal(t, ep.Addr(), seenSrc)
+		assert.Zero(t, l.health.count("victim:22"))
+	})
+}
+
+// rejecting is a codec that refuses everything for a reason of its own, as
+// an authenticating codec refuses forgeries.
+type rejecting struct{ pipe.Codec }
+
+var errForged = errors.New("forged")
+
+func (rejecting) Decode([]byte, *codec.Message) error { return errForged }
+
+func TestCodecRejectionsCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		a, _ := l.join("a", func(c *discovery.Config) { c.Codec = rejecting{} })
+		l.join("b")
+		synctest.Wait()
+		assert.Empty(t, a.Members())
+		assert.Positive(t, a.Stats().Dropped[discovery.DropRejected])
+		assert.Zero(t, a.Stats().Dropped[discovery.DropMalformed])
+	})
+}
