@@ -14,27 +14,32 @@ type UDPConfig struct {
 	// probe's context has an earlier deadline, that one wins. Zero or
 	// negative means DefaultTimeout (2s).
 	Timeout time.Duration
+	// Retry is how long to wait for the reply before sending the probe
+	// datagram again (the same connected socket, so a late reply to an
+	// earlier datagram still counts). Zero means DefaultRetry (250ms);
+	// negative means the datagram is sent once.
+	Retry time.Duration
 }
 
 // UDPProber probes over UDP: it sends one datagram holding the byte 0x00
 // to the target's host and port and waits for one datagram back. The peer
-// is healthy if that datagram is the single byte 0x00. The probe is sent
-// once: a lost datagram makes the probe time out, and the caller's health
-// policy decides what one failure means.
+// is healthy if that datagram is the single byte 0x00. While no reply has
+// come, the datagram is sent again every Retry, so that one lost datagram
+// does not fail the probe.
 //
 // The socket is connected to the target, so only the target's datagrams
 // are read, and an ICMP port-unreachable (nothing listening) fails the
 // probe at once with a "connection refused" error (syscall.ECONNREFUSED).
 // The URI scheme is not checked; the URI must carry a port.
 type UDPProber struct {
-	timeout time.Duration
+	timeout, retry time.Duration
 }
 
 var _ Prober = (*UDPProber)(nil)
 
 // NewUDPProber returns a UDPProber configured by cfg.
 func NewUDPProber(cfg UDPConfig) *UDPProber {
-	return &UDPProber{timeout: timeoutOrDefault(cfg.Timeout)}
+	return &UDPProber{timeout: timeoutOrDefault(cfg.Timeout), retry: retryOrDefault(cfg.Retry)}
 }
 
 // udpReplyBuf is large enough to see that a reply is longer than one byte.
@@ -59,21 +64,31 @@ func (p *UDPProber) Probe(ctx context.Context, target *url.URL) error {
 		return probeError(ctx, "connect to", addr, err)
 	}
 	defer conn.Close()
-	if err := conn.SetDeadline(deadline); err != nil {
-		return probeError(ctx, "probe", addr, err)
-	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	if _, err := conn.Write([]byte{0x00}); err != nil {
-		return probeError(ctx, "send to", addr, err)
-	}
 	var reply [udpReplyBuf]byte
-	n, err := conn.Read(reply[:])
-	if err != nil {
-		return probeError(ctx, "receive from", addr, err)
+	for {
+		if _, err := conn.Write([]byte{0x00}); err != nil {
+			return probeError(ctx, "send to", addr, err)
+		}
+		wait := deadline
+		if p.retry > 0 {
+			if next := time.Now().Add(p.retry); next.Before(deadline) {
+				wait = next
+			}
+		}
+		if err := conn.SetReadDeadline(wait); err != nil {
+			return probeError(ctx, "probe", addr, err)
+		}
+		n, err := conn.Read(reply[:])
+		if err == nil {
+			return checkReply(addr, reply[:n])
+		}
+		if !isTimeout(err) || ctxErr(ctx) != nil || !time.Now().Before(deadline) {
+			return probeError(ctx, "receive from", addr, err)
+		}
 	}
-	return checkReply(addr, reply[:n])
 }
 
 // checkReply judges the reply payload b that addr sent: healthy is exactly
