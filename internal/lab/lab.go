@@ -84,7 +84,8 @@ type Lab struct {
 
 	mu    sync.Mutex
 	procs map[*Proc]struct{} // started and not yet reaped by Close
-	loss  map[int]int        // host index -> percent, for SetLoss
+	loss  map[int]loss       // host index -> loss, for SetLoss and SetSendLoss
+	sides [][]string         // switch ports on each side of a Partition
 
 	closeOnce sync.Once
 	closeErr  error
@@ -151,7 +152,7 @@ func New(cfg Config) (*Lab, error) {
 		sw:    cfg.Prefix + "-sw",
 		logf:  cfg.Logf,
 		procs: make(map[*Proc]struct{}),
-		loss:  make(map[int]int),
+		loss:  make(map[int]loss),
 	}
 	if l.logf == nil {
 		l.logf = func(string, ...any) {}
@@ -429,11 +430,27 @@ func (l *Lab) setPort(h *Host, state string) error {
 	return nil
 }
 
+// loss is the random loss on one host's switch port.
+type loss struct {
+	percent  int
+	sendOnly bool // only the frames the host sends
+}
+
 // SetLoss makes the switch drop, at random, percent per cent of the frames
 // h sends and, separately, of those it receives (so a round trip through
 // h's port is lost more often). 0 removes the loss; 100 drops every frame
 // but leaves the link up. It needs nft(8): see AvailableLoss.
-func (l *Lab) SetLoss(h *Host, percent int) error {
+func (l *Lab) SetLoss(h *Host, percent int) error { return l.setLoss(h, loss{percent: percent}) }
+
+// SetSendLoss is SetLoss for the frames h sends only. Set on every host, it
+// makes every frame between two hosts cross exactly one lossy port: percent
+// per cent loss end to end, in each direction.
+func (l *Lab) SetSendLoss(h *Host, percent int) error {
+	return l.setLoss(h, loss{percent: percent, sendOnly: true})
+}
+
+func (l *Lab) setLoss(h *Host, ls loss) error {
+	percent := ls.percent
 	if err := l.check(h); err != nil {
 		return err
 	}
@@ -448,28 +465,79 @@ func (l *Lab) SetLoss(h *Host, percent int) error {
 	if percent == 0 {
 		delete(l.loss, h.Index)
 	} else {
-		l.loss[h.Index] = percent
+		l.loss[h.Index] = ls
 	}
+	if err := l.applyFilters(); err != nil {
+		return fmt.Errorf("lab: setting loss on %s: %w", h.Name, err)
+	}
+	return nil
+}
+
+// Partition cuts the LAN into the given sides: frames between hosts on
+// different sides are dropped at the switch, while each side still works
+// as a LAN. Hosts on no side keep reaching everyone. A new Partition
+// replaces the last; Heal ends it. It needs nft(8).
+func (l *Lab) Partition(sides ...[]*Host) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if l.tools.nft == "" {
+		return fmt.Errorf("lab: partitions need nft: %w", errors.New(l.tools.nftMissing))
+	}
+	var ports [][]string
+	for _, side := range sides {
+		var ps []string
+		for _, h := range side {
+			if err := l.check(h); err != nil {
+				return err
+			}
+			ps = append(ps, l.hosts[h.Index].port)
+		}
+		ports = append(ports, ps)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sides = ports
+	if err := l.applyFilters(); err != nil {
+		return fmt.Errorf("lab: partition: %w", err)
+	}
+	return nil
+}
+
+// Heal ends a Partition.
+func (l *Lab) Heal() error { return l.Partition() }
+
+// applyFilters loads the switch's filter table: loss and partitions, in one
+// transaction. l.mu must be held.
+func (l *Lab) applyFilters() error {
 	// Replace the whole table in one transaction; "table" before
 	// "delete table" makes sure there is one to delete.
 	var b strings.Builder
 	b.WriteString("table bridge lab\ndelete table bridge lab\n")
-	if len(l.loss) > 0 {
+	if len(l.loss) > 0 || len(l.sides) > 0 {
 		b.WriteString("table bridge lab {\n\tchain f {\n\t\ttype filter hook forward priority 0; policy accept;\n")
+		set := func(ps []string) string { return "{ \"" + strings.Join(ps, "\", \"") + "\" }" }
+		for i, a := range l.sides {
+			for j, c := range l.sides {
+				if i != j && len(a) > 0 && len(c) > 0 {
+					fmt.Fprintf(&b, "\t\tiifname %s oifname %s drop\n", set(a), set(c))
+				}
+			}
+		}
 		for _, i := range slices.Sorted(maps.Keys(l.loss)) {
 			drop := "drop"
-			if p := l.loss[i]; p < 100 {
+			if p := l.loss[i].percent; p < 100 {
 				drop = fmt.Sprintf("numgen random mod 100 < %d drop", p)
 			}
 			port := l.hosts[i].port
-			fmt.Fprintf(&b, "\t\tiifname %q %s\n\t\toifname %q %s\n", port, drop, port, drop)
+			fmt.Fprintf(&b, "\t\tiifname %q %s\n", port, drop)
+			if !l.loss[i].sendOnly {
+				fmt.Fprintf(&b, "\t\toifname %q %s\n", port, drop)
+			}
 		}
 		b.WriteString("\t}\n}\n")
 	}
-	if err := l.run(b.String(), l.tools.nsenter, "--net="+filepath.Join(netnsDir, l.sw), "--", l.tools.nft, "-f", "-"); err != nil {
-		return fmt.Errorf("lab: setting loss on %s: %w", h.Name, err)
-	}
-	return nil
+	return l.run(b.String(), l.tools.nsenter, "--net="+filepath.Join(netnsDir, l.sw), "--", l.tools.nft, "-f", "-")
 }
 
 // ClearLoss removes the loss SetLoss put on h.

@@ -306,6 +306,28 @@ func TestLoss(t *testing.T) {
 	require.NoError(t, ping(t, h0, h1.IPv6, 10*time.Second))
 }
 
+func TestPartition(t *testing.T) {
+	requireLab(t)
+	if ok, reason := AvailableLoss(); !ok {
+		t.Skip("no partitions: " + reason)
+	}
+	l := newLab(t, Config{Hosts: 4})
+	h0, h1, h2, h3 := l.Host(0), l.Host(1), l.Host(2), l.Host(3)
+	for _, h := range []*Host{h1, h2, h3} {
+		startEcho(t, h)
+	}
+	require.NoError(t, l.SetSendLoss(h3, 100)) // loss and partitions live together
+	require.NoError(t, l.Partition([]*Host{h0, h1}, []*Host{h2, h3}))
+	require.NoError(t, ping(t, h0, h1.IPv4, 10*time.Second), "same side")
+	requireNoEcho(t, h0, h2.IPv4)
+	requireNoEcho(t, h0, h3.IPv6)
+	require.NoError(t, l.Heal())
+	require.NoError(t, ping(t, h0, h2.IPv4, 10*time.Second))
+	requireNoEcho(t, h0, h3.IPv4) // h3's replies are still lost
+	require.NoError(t, l.ClearLoss(h3))
+	require.NoError(t, ping(t, h0, h3.IPv4, 10*time.Second))
+}
+
 func TestProcLines(t *testing.T) {
 	l := newLab(t, Config{Hosts: 1})
 	h := l.Host(0)
