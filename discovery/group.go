@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -67,8 +68,9 @@ type Group struct {
 	probeRate bucket      // Config.MaxProbeRate
 	slotArmed bool        // a taskProbeSlot is scheduled
 	sources   sourceLimiter
-	pending   int    // peers tracked but not joined
-	announce  []byte // our encoded announcement, nil when not announcing
+	pending   int         // peers tracked but not joined
+	noRoom    atomic.Bool // MaxPeers or MaxPending reached: see full
+	announce  []byte      // our encoded announcement, nil when not announcing
 
 	// links is set when our URIs name no host (0.0.0.0, [::]): each link
 	// then gets an announcement carrying its own address.
@@ -272,7 +274,7 @@ func (g *Group) receive() {
 			}
 			continue
 		}
-		if !g.ingest(buf[:pkt.N], pkt, in) {
+		if !g.ingest(buf[:pkt.N], pkt, in) || g.full(in) {
 			continue
 		}
 		select {
@@ -310,6 +312,29 @@ func (g *Group) ingest(b []byte, pkt transport.Packet, in *inbound) bool {
 	}
 	in.src, in.ifIndex, in.at = pkt.Src, pkt.IfIndex, time.Now()
 	return true
+}
+
+// full drops, in the receiver, announcements of new peers while the Group
+// cannot take any: under a flood of forged peers the owner then never sees
+// them, and keeps up with the real members' announcements.
+func (g *Group) full(in *inbound) bool {
+	if !g.noRoom.Load() || in.msg.Kind == codec.Goodbye {
+		return false
+	}
+	g.mu.RLock()
+	_, known := g.peers[in.msg.ID]
+	g.mu.RUnlock()
+	if !known && in.msg.Health != "" {
+		g.stats.drop(DropPeerCap)
+		return true
+	}
+	return false
+}
+
+// updateRoom tells the receiver whether new peers can be taken. The owner
+// calls it whenever the peer counts change.
+func (g *Group) updateRoom() {
+	g.noRoom.Store(len(g.peers) >= g.cfg.MaxPeers || g.pending >= g.cfg.MaxPending)
 }
 
 // own is the goroutine that owns the membership: it handles messages,
@@ -527,6 +552,7 @@ func (g *Group) track(in inbound) {
 	g.mu.Lock()
 	g.peers[in.msg.ID] = st
 	g.pending++
+	defer g.updateRoom()
 	if g.cfg.JoinBeforeProbe {
 		g.join(st, in.at)
 	}
@@ -731,6 +757,7 @@ func (g *Group) expire(id string, st *peerState, now time.Time) {
 // join marks st joined and emits Joined. g.mu must be held.
 func (g *Group) join(st *peerState, now time.Time) {
 	g.pending--
+	g.updateRoom()
 	st.joined = true
 	st.member.Joined = now
 	g.emit(Event{Type: Joined, Member: st.member, At: now})
@@ -742,6 +769,7 @@ func (g *Group) remove(id string, st *peerState, why Reason, now time.Time) {
 	if !st.joined {
 		g.pending--
 	}
+	g.updateRoom()
 	st.gen++ // its tasks and probes in flight are now stale
 	if st.joined {
 		g.emit(Event{Type: Left, Member: st.member, Reason: why, At: now})
