@@ -711,7 +711,11 @@ func (g *Group) handleProbe(r probeResult) {
 	if !g.assess(r.id, st, r.at) {
 		return
 	}
-	next := st.probeStart.Add(g.cfg.ProbeInterval)
+	interval := g.cfg.ProbeInterval
+	if st.member.Verdict == score.Suspect {
+		interval = g.cfg.SuspectProbeInterval
+	}
+	next := st.probeStart.Add(interval)
 	if next.Before(r.at) {
 		next = r.at
 	}

@@ -523,3 +523,31 @@ func TestAnnouncementsJittered(t *testing.T) {
 		assert.Greater(t, len(distinct), 20, "intervals vary: %v", gaps)
 	})
 }
+
+// A member that failed a probe is probed again after SuspectProbeInterval,
+// so a crashed one (refusing connections) is removed within one
+// ProbeInterval plus two suspect intervals.
+func TestSuspectProbedSooner(t *testing.T) {
+	for _, tc := range []struct {
+		suspect time.Duration
+		within  time.Duration
+	}{{0, 3 * time.Second}, {2 * time.Second, 6 * time.Second}} {
+		t.Run(tc.suspect.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newLab(t)
+				l.join("a")
+				b, _ := l.join("b", func(c *discovery.Config) { c.SuspectProbeInterval = tc.suspect })
+				synctest.Wait()
+				rb := record(b)
+				l.health.set("a:1", refuse)
+				start := time.Now()
+				for len(rb.of(discovery.Left, "a")) == 0 {
+					advance(50 * time.Millisecond)
+					require.Less(t, time.Since(start), 20*time.Second)
+				}
+				assert.LessOrEqual(t, time.Since(start), tc.within)
+				assert.Greater(t, time.Since(start), tc.within-2*time.Second-50*time.Millisecond)
+			})
+		})
+	}
+}

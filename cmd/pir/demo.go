@@ -70,7 +70,7 @@ checks are real TCP probes either way.
 		return nil // the demo ran in the namespace; where holds its exit status
 	}
 	out.say("pir demo: %d peers in group %q, %s", *n, "demo", where)
-	out.say("defaults: announce every 1s, probe every 2s (timeout 2s), remove after 3 failed probes")
+	out.say("defaults: announce every 1s, probe every 2s (timeout 2s; every 0.5s once a probe failed), remove after 3 net failed probes")
 
 	events := make(chan seen, 1024)
 	var peers []*demoPeer
