@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/codec/auth"
 	"github.com/pirlan/pir/healthcheck"
 	"github.com/pirlan/pir/score"
 	"github.com/pirlan/pir/transport"
@@ -290,14 +291,7 @@ func (g *Group) receive() {
 func (g *Group) ingest(b []byte, pkt transport.Packet, in *inbound) bool {
 	g.stats.received.Add(1)
 	if err := g.cfg.Codec.Decode(b, &in.msg); err != nil {
-		switch {
-		case errors.Is(err, codec.ErrTooLarge):
-			g.stats.drop(DropOversize)
-		case errors.Is(err, codec.ErrMalformed):
-			g.stats.drop(DropMalformed)
-		default:
-			g.stats.drop(DropRejected)
-		}
+		g.stats.drop(dropReason(err))
 		g.log.Trace("dropped datagram", "from", pkt.Src, "error", err)
 		return false
 	}
@@ -335,6 +329,27 @@ func (g *Group) full(in *inbound) bool {
 // calls it whenever the peer counts change.
 func (g *Group) updateRoom() {
 	g.noRoom.Store(len(g.peers) >= g.cfg.MaxPeers || g.pending >= g.cfg.MaxPending)
+}
+
+// dropReason says under which reason a Decode error is counted.
+func dropReason(err error) DropReason {
+	switch {
+	case errors.Is(err, codec.ErrTooLarge):
+		return DropOversize
+	case errors.Is(err, codec.ErrMalformed):
+		return DropMalformed
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return DropUnauthenticated
+	case errors.Is(err, auth.ErrBadTag):
+		return DropBadTag
+	case errors.Is(err, auth.ErrUnknownKey):
+		return DropUnknownKey
+	case errors.Is(err, auth.ErrReplay):
+		return DropReplay
+	case errors.Is(err, auth.ErrStale):
+		return DropStale
+	}
+	return DropRejected
 }
 
 // own is the goroutine that owns the membership: it handles messages,

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/pirlan/pir/codec"
 	"github.com/pirlan/pir/discovery"
 	"github.com/pirlan/pir/healthcheck"
 	"github.com/pirlan/pir/transport/mem"
@@ -175,4 +176,9 @@ func ids(ms []discovery.Member) []string {
 		out[i] = m.ID
 	}
 	return out
+}
+
+// announce is a plain announcement of id in group, healthy in the lab.
+func announce(group, id string) *codec.Message {
+	return &codec.Message{Kind: codec.Announce, Group: group, ID: id, Health: "tcp://" + id + ":1", Comms: "tcp://" + id + ":1"}
 }

@@ -33,24 +33,43 @@ const (
 	// Config.HealthMustMatchSource refused.
 	DropNotAllowed
 	// DropRejected: the codec refused the datagram for a reason of its own
-	// other than malformed or oversize: an authenticating codec's forged,
-	// replayed or unauthenticated messages.
+	// that none of the reasons here names.
 	DropRejected
+	// DropUnauthenticated: no authenticated envelope where the codec
+	// requires one (codec/auth): a peer without the key, or an original
+	// pir peer.
+	DropUnauthenticated
+	// DropBadTag: an envelope forged, tampered with or truncated.
+	DropBadTag
+	// DropUnknownKey: an envelope signed with a key this member does not
+	// hold (misconfiguration, or rotation lag).
+	DropUnknownKey
+	// DropReplay: an authentic envelope accepted before; includes the
+	// second copy of a datagram arriving by another path (IPv4 and IPv6).
+	DropReplay
+	// DropStale: an authentic envelope outside the time window: an old
+	// replay, or a sender whose clock is off.
+	DropStale
 
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{
-	DropMalformed:    "malformed",
-	DropOversize:     "oversize",
-	DropForeignGroup: "foreign_group",
-	DropSelf:         "self",
-	DropBadURI:       "bad_uri",
-	DropPeerCap:      "peer_cap",
-	DropReceiveError: "receive_error",
-	DropRateLimited:  "rate_limited",
-	DropNotAllowed:   "not_allowed",
-	DropRejected:     "rejected",
+	DropMalformed:       "malformed",
+	DropOversize:        "oversize",
+	DropForeignGroup:    "foreign_group",
+	DropSelf:            "self",
+	DropBadURI:          "bad_uri",
+	DropPeerCap:         "peer_cap",
+	DropReceiveError:    "receive_error",
+	DropRateLimited:     "rate_limited",
+	DropNotAllowed:      "not_allowed",
+	DropRejected:        "rejected",
+	DropUnauthenticated: "unauthenticated",
+	DropBadTag:          "bad_tag",
+	DropUnknownKey:      "unknown_key",
+	DropReplay:          "replay",
+	DropStale:           "stale",
 }
 
 func (r DropReason) String() string {

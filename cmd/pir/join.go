@@ -79,11 +79,15 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("-comms: %w", err)
 		}
 	}
+	cd, err := nf.codec(stderr)
+	if err != nil {
+		return err
+	}
 	tr, err := nf.transport(log, stderr)
 	if err != nil {
 		return err
 	}
-	g, err := discovery.Join(ctx, discovery.Config{Name: nf.group, Self: self, Transport: tr, Logger: log})
+	g, err := discovery.Join(ctx, discovery.Config{Name: nf.group, Self: self, Transport: tr, Codec: cd, Logger: log})
 	if err != nil {
 		return err
 	}

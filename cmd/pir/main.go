@@ -29,6 +29,7 @@ Usage:
                       leave gracefully
   pir watch [flags]   observe a group without announcing: print its members and
                       their events, like avahi-browse; -json for scripts
+  pir genkey          print a new random group key, for -key-file
 
 Every command takes -h for its flags. Common ones:
   -group NAME   group name (default "pir")
@@ -36,6 +37,7 @@ Every command takes -h for its flags. Common ones:
   -iface LIST   comma-separated interfaces (default: every up multicast one)
   -4 / -6       IPv4 only / IPv6 only (default: both where available)
   -json         one JSON object per line instead of text
+  -key-file F   authenticate every message with the group keys in F
 
 Peers speaking the original pir format (GROUP|ID|HEALTH|COMMS on 224.0.0.1)
 are seen and probed like any other.
@@ -64,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = join(ctx, rest, stdout, stderr)
 	case "watch":
 		err = watch(ctx, rest, stdout, stderr)
+	case "genkey":
+		err = genkey(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

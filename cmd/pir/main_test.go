@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -177,4 +178,49 @@ func sendRaw(t *testing.T, payload, port string) {
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, c.Send([]byte(payload)))
+}
+
+// With -key-file only members holding the key see each other.
+func TestKeyFile(t *testing.T) {
+	netlab.Require(t)
+	var key, errOut bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"genkey"}, &key, &errOut))
+	assert.Len(t, strings.TrimSpace(key.String()), 64)
+	assert.Contains(t, errOut.String(), "key ID")
+	file := t.TempDir() + "/group.key"
+	require.NoError(t, os.WriteFile(file, key.Bytes(), 0o600))
+
+	const port = "9402"
+	base := []string{"-4", "-iface", "lo", "-port", port, "-group", "sec", "-json"}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	start := func(out *lines, args ...string) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var errOut bytes.Buffer
+			if code := run(ctx, args, out, &errOut); code != 0 {
+				t.Errorf("pir %v: exit %d: %s", args, code, &errOut)
+			}
+		}()
+	}
+	keyed, plain := newLines(), newLines()
+	start(keyed, append([]string{"watch", "-key-file", file}, base...)...)
+	start(plain, append([]string{"watch"}, base...)...)
+	start(newLines(), append([]string{"join", "-id", "with-key", "-key-file", file}, base...)...)
+	start(newLines(), append([]string{"join", "-id", "without"}, base...)...)
+
+	keyed.waitJSON(t, func(e jsonEvent) bool { return e.ID == "with-key" })
+	plain.waitJSON(t, func(e jsonEvent) bool { return e.ID == "without" })
+	cancel()
+	wg.Wait()
+	close(keyed.ch)
+	close(plain.ch)
+	for line := range keyed.ch {
+		assert.NotContains(t, line, `"without"`)
+	}
+	for line := range plain.ch {
+		assert.NotContains(t, line, `"with-key"`)
+	}
 }

@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/codec/auth"
+	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/transport"
 	"github.com/pirlan/pir/transport/multicast"
 )
@@ -26,6 +30,7 @@ type netFlags struct {
 	hops     int
 	json     bool
 	logLevel string
+	keyFile  string
 }
 
 func (n *netFlags) register(fs *flag.FlagSet) {
@@ -39,6 +44,28 @@ func (n *netFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&n.hops, "hops", 1, "multicast TTL / hop limit")
 	fs.BoolVar(&n.json, "json", false, "print one JSON object per line")
 	fs.StringVar(&n.logLevel, "log", "off", "log level on stderr: off, error, warn, info, debug, trace")
+	fs.StringVar(&n.keyFile, "key-file", "", "file of group keys (hex or base64, one per line, the first signs; see pir genkey): authenticate every message; every member needs the key")
+}
+
+// codec is the pipe format, in an authenticated envelope when -key-file is
+// given.
+func (n *netFlags) codec(warn io.Writer) (codec.Codec, error) {
+	if n.keyFile == "" {
+		return pipe.Codec{}, nil
+	}
+	f, err := os.Open(n.keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("-key-file: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		fmt.Fprintf(warn, "pir: key file %s is readable by group or others (mode %v)\n", n.keyFile, fi.Mode().Perm())
+	}
+	keys, err := auth.ParseKeyring(f)
+	if err != nil {
+		return nil, fmt.Errorf("-key-file %s: %w", n.keyFile, err)
+	}
+	return auth.New(pipe.Codec{}, auth.Config{Keys: keys})
 }
 
 func (n *netFlags) logger(stderr io.Writer) hclog.Logger {

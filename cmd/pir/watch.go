@@ -23,12 +23,16 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := nf.logger(stderr)
+	cd, err := nf.codec(stderr)
+	if err != nil {
+		return err
+	}
 	tr, err := nf.transport(log, stderr)
 	if err != nil {
 		return err
 	}
 	g, err := discovery.Join(ctx, discovery.Config{
-		Name: nf.group, Passive: true, Transport: tr, Logger: log,
+		Name: nf.group, Passive: true, Transport: tr, Codec: cd, Logger: log,
 		JoinBeforeProbe: !*probe,
 	})
 	if err != nil {

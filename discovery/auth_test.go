@@ -1,0 +1,57 @@
+package discovery_test
+
+import (
+	"testing"
+	"testing/synctest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pirlan/pir/codec/auth"
+	"github.com/pirlan/pir/codec/pipe"
+	"github.com/pirlan/pir/discovery"
+)
+
+func authCodec(t *testing.T, key []byte) *auth.Codec {
+	t.Helper()
+	ring, err := auth.NewKeyring(key)
+	require.NoError(t, err)
+	c, err := auth.New(pipe.Codec{}, auth.Config{Keys: ring})
+	require.NoError(t, err)
+	return c
+}
+
+// Members sharing a key see each other; one with another key, or none, is
+// kept out, and each rejection is counted by its reason.
+func TestAuthenticatedGroup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		key, other := auth.NewKey(), auth.NewKey()
+		a, _ := l.join("a", func(c *discovery.Config) { c.Codec = authCodec(t, key) })
+		b, _ := l.join("b", func(c *discovery.Config) { c.Codec = authCodec(t, key) })
+		l.join("intruder", func(c *discovery.Config) { c.Codec = authCodec(t, other) })
+		l.join("plain")
+		synctest.Wait()
+		assert.Equal(t, []string{"b"}, ids(a.Members()))
+		assert.Equal(t, []string{"a"}, ids(b.Members()))
+
+		raw := l.lan.Join()
+		t.Cleanup(func() { raw.Close() })
+		// A forged goodbye for b, and a replay of a genuine datagram.
+		require.NoError(t, raw.Send([]byte("pa1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")))
+		genuine, err := authCodec(t, key).Encode(nil, announce("web", "ghost"))
+		require.NoError(t, err)
+		require.NoError(t, raw.Send(genuine))
+		require.NoError(t, raw.Send(genuine))
+		synctest.Wait()
+
+		s := a.Stats()
+		assert.Positive(t, s.Dropped[discovery.DropUnknownKey], "the intruder's key")
+		assert.Positive(t, s.Dropped[discovery.DropUnauthenticated], "the plain member")
+		assert.Positive(t, s.Dropped[discovery.DropBadTag]+s.Dropped[discovery.DropUnknownKey], "the forgery")
+		assert.Equal(t, uint64(1), s.Dropped[discovery.DropReplay], "the replay")
+		assert.Zero(t, s.Dropped[discovery.DropMalformed])
+		_, ok := a.Member("b")
+		assert.True(t, ok)
+	})
+}
