@@ -18,7 +18,8 @@ import (
 //     its Health falls to 0, never rising meanwhile;
 //   - Health stays within [0, 1] and Dead comes with Health 0;
 //   - trackers are independent of each other;
-//   - a suspect peer that answers again recovers to Healthy.
+//   - a suspect peer that answers again recovers to Healthy;
+//   - any silence, however long, gives a valid assessment.
 func Run(t *testing.T, p score.HealthPolicy) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	const step = time.Second
@@ -82,5 +83,17 @@ func Run(t *testing.T, p score.HealthPolicy) {
 		}
 		now = live(tr, now, 20)
 		assert.Equal(t, score.Healthy, tr.Assess(now).Verdict)
+	})
+	t.Run("LongSilence", func(t *testing.T) {
+		tr := p.Track(t0)
+		now := live(tr, t0, 20)
+		for _, d := range []time.Duration{0, step / 2, time.Hour, 365 * 24 * time.Hour, 200 * 365 * 24 * time.Hour} {
+			a := tr.Assess(now.Add(d))
+			assert.Contains(t, []score.Verdict{score.Healthy, score.Suspect, score.Dead}, a.Verdict, "after %v", d)
+			assert.True(t, a.Health >= 0 && a.Health <= 1, "health %v after %v", a.Health, d)
+			if a.Verdict == score.Dead {
+				assert.Zero(t, a.Health, "after %v", d)
+			}
+		}
 	})
 }
