@@ -1,0 +1,452 @@
+package score_test
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pirlan/pir/score"
+	"github.com/pirlan/pir/score/scoretest"
+)
+
+func TestPhiConformance(t *testing.T) {
+	for name, cfg := range map[string]score.PhiConfig{
+		"defaults":     {},
+		"pause5s":      {AcceptablePause: 5 * time.Second},
+		"robust":       robust,
+		"noPause":      {AcceptablePause: -1},
+		"noProbeLimit": {MaxProbeFailures: -1},
+	} {
+		t.Run(name, func(t *testing.T) { scoretest.Run(t, score.NewPhiAccrual(cfg)) })
+	}
+}
+
+func TestPhiConfig(t *testing.T) {
+	assert.Equal(t, score.DefaultPhiConfig(), score.NewPhiAccrual(score.PhiConfig{}).Config())
+
+	cfg := score.PhiConfig{
+		Threshold: 10, SuspectThreshold: 3, WindowSize: 50, MinStdDev: time.Millisecond,
+		AcceptablePause: -1, PauseFailures: 2, ExpectedInterval: 5 * time.Second, MaxProbeFailures: -1,
+	}
+	assert.Equal(t, cfg, score.NewPhiAccrual(cfg).Config(), "explicit values kept, negatives too")
+
+	got := score.NewPhiAccrual(score.PhiConfig{Threshold: 12, SuspectThreshold: 20, WindowSize: 1}).Config()
+	assert.Equal(t, 12.0, got.SuspectThreshold, "suspect capped at the threshold")
+	assert.Equal(t, 2, got.WindowSize, "window at least 2")
+	assert.Equal(t, 6.0, score.NewPhiAccrual(score.PhiConfig{Threshold: 12}).Config().SuspectThreshold, "suspect defaults to half")
+	assert.Equal(t, 10000, score.NewPhiAccrual(score.PhiConfig{WindowSize: 1 << 20}).Config().WindowSize, "window at most 10000")
+}
+
+// known returns a tracker whose window holds exactly the given intervals
+// (ms; the imagined bootstrap ones pushed out) and the time of the last
+// heartbeat.
+func known(t *testing.T, cfg score.PhiConfig, intervals ...int) (*score.PhiTracker, time.Time) {
+	t.Helper()
+	cfg.WindowSize = len(intervals)
+	tr := score.NewPhiAccrual(cfg).Track(t0).(*score.PhiTracker)
+	now := t0
+	for _, ms := range intervals {
+		now = now.Add(time.Duration(ms) * time.Millisecond)
+		tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
+	}
+	return tr, now
+}
+
+func TestPhiValues(t *testing.T) {
+	// Hand-computed: phi = -log10 Q(z), z = (silence - mean [- pause]) / sd,
+	// Q the standard normal upper tail, from tables: Q(-1) = 0.841345,
+	// Q(0) = 0.5, Q(1) = 0.158655, Q(2) = 0.0227501, Q(3) = 0.00134990,
+	// Q(5) = 2.86652e-7, Q(8) = 6.22096e-16; at z = 90, past what erfc can
+	// say, the asymptotic ln Q = -z²/2 - ln(z·√(2π)) + ln(1 - 1/z² + 3/z⁴).
+	steady := []int{1000, 1000, 1000, 1000} // mean 1 s, sd 0: the 100 ms floor
+	swing := []int{800, 1200, 800, 1200}    // mean 1 s, sd 200 ms
+	cfg := score.PhiConfig{MinStdDev: 100 * time.Millisecond, AcceptablePause: 500 * time.Millisecond}
+	cases := []struct {
+		name      string
+		intervals []int
+		failed    bool // a failed probe has withdrawn the pause
+		silence   time.Duration
+		phi       float64
+	}{
+		{"z=-1", steady, true, 900 * time.Millisecond, 0.0750260},
+		{"z=0", steady, true, time.Second, 0.3010300},
+		{"z=1", steady, true, 1100 * time.Millisecond, 0.7995455},
+		{"z=2", steady, true, 1200 * time.Millisecond, 1.6430161},
+		{"z=3", steady, true, 1300 * time.Millisecond, 2.8696990},
+		{"z=5", steady, true, 1500 * time.Millisecond, 6.5426457},
+		{"z=8", steady, true, 1800 * time.Millisecond, 15.2061426},
+		{"z=90 asymptotic", steady, true, 10 * time.Second, 1761.24604},
+		{"pause granted z=0", steady, false, 1500 * time.Millisecond, 0.3010300},
+		{"pause granted z=1", steady, false, 1600 * time.Millisecond, 0.7995455},
+		{"sd 200ms z=2", swing, true, 1400 * time.Millisecond, 1.6430161},
+		{"sd 200ms pause z=-1", swing, false, 1300 * time.Millisecond, 0.0750260},
+		{"long before due", steady, true, 0, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tr, last := known(t, cfg, c.intervals...)
+			if c.failed {
+				tr.Observe(score.Observation{Event: score.ProbeFailed, At: last})
+			}
+			assert.InDelta(t, c.phi, tr.Phi(last.Add(c.silence)), 1e-6*max(1, c.phi))
+		})
+	}
+
+	t.Run("continuous where the asymptote takes over", func(t *testing.T) {
+		tr, last := known(t, cfg, steady...)
+		tr.Observe(score.Observation{Event: score.ProbeFailed, At: last})
+		below := tr.Phi(last.Add(time.Second + 3500*time.Millisecond - time.Microsecond))
+		above := tr.Phi(last.Add(time.Second + 3500*time.Millisecond + time.Microsecond))
+		// z = 35 ± 1e-5, where dphi/dz = z/ln 10 ≈ 15.
+		assert.InDelta(t, 267.948882, below, 1e-3)
+		assert.InDelta(t, 2*15.2e-5, above-below, 1e-5)
+	})
+	t.Run("a year of silence", func(t *testing.T) {
+		tr, last := known(t, cfg, steady...)
+		phi := tr.Phi(last.Add(365 * 24 * time.Hour))
+		assert.False(t, math.IsNaN(phi))
+		assert.Greater(t, phi, 1e12)
+		a := tr.Assess(last.Add(365 * 24 * time.Hour))
+		assert.Equal(t, score.Assessment{Health: 0, Verdict: score.Dead}, a)
+	})
+}
+
+func TestPhiVerdicts(t *testing.T) {
+	// No pause, so silence alone moves phi: mean 1 s, sd 100 ms (the floor),
+	// threshold 8, suspect from 4, Health = 1 - phi/8 to two places.
+	cfg := score.PhiConfig{MinStdDev: 100 * time.Millisecond, AcceptablePause: -1}
+	cases := []struct {
+		silence time.Duration
+		health  float64
+		verdict score.Verdict
+	}{
+		{0, 1, score.Healthy},
+		{time.Second, 0.96, score.Healthy},             // phi 0.30
+		{1300 * time.Millisecond, 0.64, score.Healthy}, // phi 2.87
+		{1400 * time.Millisecond, 0.44, score.Suspect}, // phi 4.50
+		{1500 * time.Millisecond, 0.18, score.Suspect}, // phi 6.54
+		{1600 * time.Millisecond, 0, score.Dead},       // phi 9.00
+		{1570 * time.Millisecond, 0, score.Dead},       // phi 8.22
+		{1560 * time.Millisecond, 0, score.Suspect},    // phi 7.97: 0.004 rounds to 0
+		{1550 * time.Millisecond, 0.03, score.Suspect}, // phi 7.72
+		{24 * time.Hour, 0, score.Dead},                // beyond erfc
+		{-time.Hour, 1, score.Healthy},                 // asked about the past
+		{1000*time.Millisecond + time.Microsecond, 0.96, score.Healthy},
+	}
+	for _, c := range cases {
+		tr, last := known(t, cfg, 1000, 1000, 1000, 1000)
+		a := tr.Assess(last.Add(c.silence))
+		assert.Equal(t, score.Assessment{Health: c.health, Verdict: c.verdict}, a, "silence %v", c.silence)
+	}
+}
+
+func TestPhiProbeFailures(t *testing.T) {
+	p := score.NewPhiAccrual(score.PhiConfig{})
+	fail := func(tr score.Tracker, at time.Time) score.Assessment {
+		tr.Observe(score.Observation{Event: score.ProbeFailed, At: at})
+		return tr.Assess(at)
+	}
+	ok := func(tr score.Tracker, at time.Time) score.Assessment {
+		tr.Observe(score.Observation{Event: score.ProbeOK, At: at, RTT: time.Millisecond})
+		return tr.Assess(at)
+	}
+	// announce feeds n heartbeats a second apart after from.
+	announce := func(tr score.Tracker, from time.Time, n int) time.Time {
+		for range n {
+			from = from.Add(time.Second)
+			tr.Observe(score.Observation{Event: score.Heartbeat, At: from})
+		}
+		return from
+	}
+
+	t.Run("announcing peer: a failure makes it suspect, a success heals", func(t *testing.T) {
+		tr := p.Track(t0)
+		now := announce(tr, t0, 30)
+		assert.Equal(t, score.Assessment{Health: 0.67, Verdict: score.Suspect}, fail(tr, now))
+		now = announce(tr, now, 1)
+		assert.Equal(t, score.Assessment{Health: 0.33, Verdict: score.Suspect}, fail(tr, now))
+		assert.Equal(t, score.Assessment{Health: 1, Verdict: score.Healthy}, ok(tr, now))
+		assert.Zero(t, tr.(*score.PhiTracker).Failures())
+	})
+	t.Run("announcing peer: MaxProbeFailures in a row kill it", func(t *testing.T) {
+		tr := p.Track(t0)
+		now := announce(tr, t0, 30)
+		for range 2 {
+			now = announce(tr, now, 2)
+			require.NotEqual(t, score.Dead, fail(tr, now).Verdict)
+		}
+		now = announce(tr, now, 2)
+		assert.Equal(t, score.Assessment{Health: 0, Verdict: score.Dead}, fail(tr, now))
+	})
+	t.Run("no limit: failures alone never kill an announcing peer", func(t *testing.T) {
+		tr := score.NewPhiAccrual(score.PhiConfig{MaxProbeFailures: -1}).Track(t0)
+		now := announce(tr, t0, 30)
+		for range 100 {
+			now = announce(tr, now, 2)
+			assert.Equal(t, score.Suspect, fail(tr, now).Verdict)
+		}
+	})
+	t.Run("a failure withdraws the pause from a silent peer", func(t *testing.T) {
+		tr := p.Track(t0)
+		last := announce(tr, t0, 100)
+		// Two seconds of silence: phi against 1 s + 10 s pause is nothing,
+		// against 1 s alone with a 58 ms-or-so deviation it is huge.
+		now := last.Add(2 * time.Second)
+		assert.Equal(t, score.Assessment{Health: 1, Verdict: score.Healthy}, ok(tr, now))
+		assert.Equal(t, score.Assessment{Health: 0, Verdict: score.Dead}, fail(tr, now))
+	})
+	t.Run("a success grants the pause again", func(t *testing.T) {
+		tr := p.Track(t0)
+		last := announce(tr, t0, 100)
+		now := last.Add(1200 * time.Millisecond)
+		tr.Observe(score.Observation{Event: score.ProbeFailed, At: now})
+		withdrawn := tr.(*score.PhiTracker).Phi(now)
+		assert.Greater(t, withdrawn, 1.0)
+		ok(tr, now)
+		assert.Zero(t, tr.(*score.PhiTracker).Phi(now))
+	})
+	t.Run("PauseFailures 2: one failure keeps the pause, two withdraw it", func(t *testing.T) {
+		tr := score.NewPhiAccrual(score.PhiConfig{PauseFailures: 2}).Track(t0)
+		last := announce(tr, t0, 100)
+		assert.Equal(t, score.Suspect, fail(tr, last.Add(2*time.Second)).Verdict)
+		assert.Equal(t, score.Dead, fail(tr, last.Add(4*time.Second)).Verdict)
+	})
+}
+
+func TestPhiBootstrap(t *testing.T) {
+	p := score.NewPhiAccrual(score.PhiConfig{})
+	t.Run("a peer heard once and then silent is found out", func(t *testing.T) {
+		// The imagined window: mean 1 s, sd 250 ms. Three seconds of
+		// silence and a failed probe: z = 8, phi 15.
+		tr := p.Track(t0)
+		tr.Observe(score.Observation{Event: score.Heartbeat, At: t0})
+		at := t0.Add(3 * time.Second)
+		assert.Equal(t, score.Healthy, tr.Assess(at).Verdict, "the pause still holds")
+		tr.Observe(score.Observation{Event: score.ProbeFailed, At: at})
+		assert.Equal(t, score.Dead, tr.Assess(at).Verdict)
+		assert.InDelta(t, 15.2061426, tr.(*score.PhiTracker).Phi(at), 1e-6)
+	})
+	t.Run("without probes the pause bounds it", func(t *testing.T) {
+		tr := p.Track(t0)
+		assert.Equal(t, score.Healthy, tr.Assess(t0.Add(11*time.Second)).Verdict) // z = 0
+		assert.Equal(t, score.Dead, tr.Assess(t0.Add(13*time.Second)).Verdict)    // z = 8
+	})
+	t.Run("ExpectedInterval sets the assumption", func(t *testing.T) {
+		tr := score.NewPhiAccrual(score.PhiConfig{ExpectedInterval: 10 * time.Second}).Track(t0)
+		tr.Observe(score.Observation{Event: score.ProbeFailed, At: t0.Add(5 * time.Second)})
+		assert.Equal(t, score.Suspect, tr.Assess(t0.Add(5*time.Second)).Verdict)
+		mean, sd := tr.(*score.PhiTracker).Window()
+		assert.Equal(t, 10*time.Second, mean)
+		assert.Equal(t, 2500*time.Millisecond, sd)
+	})
+	t.Run("a new peer's first lost announcement is not its death", func(t *testing.T) {
+		// Ten announcements, then one lost: 2 s of silence and a probe
+		// that answers. Only a failed probe as well would be fatal.
+		tr := p.Track(t0)
+		now := t0
+		for range 10 {
+			now = now.Add(time.Second)
+			tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
+		}
+		tr.Observe(score.Observation{Event: score.ProbeOK, At: now.Add(2 * time.Second)})
+		assert.Equal(t, score.Healthy, tr.Assess(now.Add(2*time.Second)).Verdict)
+	})
+}
+
+func TestPhiWindow(t *testing.T) {
+	t.Run("bounded: old intervals are forgotten", func(t *testing.T) {
+		tr := score.NewPhiAccrual(score.PhiConfig{WindowSize: 10}).Track(t0).(*score.PhiTracker)
+		now := t0
+		for range 1000 {
+			now = now.Add(time.Second)
+			tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
+		}
+		for range 9 {
+			now = now.Add(2 * time.Second)
+			tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
+		}
+		mean, _ := tr.Window()
+		assert.Equal(t, 1900*time.Millisecond, mean, "nine of ten are 2 s")
+		now = now.Add(2 * time.Second)
+		tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
+		mean, sd := tr.Window()
+		assert.Equal(t, 2*time.Second, mean, "the last 1 s interval is gone")
+		assert.Zero(t, sd)
+	})
+	t.Run("copies of one announcement count once", func(t *testing.T) {
+		tr := score.NewPhiAccrual(score.PhiConfig{WindowSize: 4}).Track(t0).(*score.PhiTracker)
+		now := t0
+		for range 8 {
+			now = now.Add(time.Second)
+			tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
+			// The same announcement over IPv6, and one from before.
+			tr.Observe(score.Observation{Event: score.Heartbeat, At: now.Add(3 * time.Millisecond)})
+			tr.Observe(score.Observation{Event: score.Heartbeat, At: now.Add(-time.Second)})
+		}
+		mean, sd := tr.Window()
+		assert.Equal(t, time.Second, mean)
+		assert.Zero(t, sd)
+	})
+	t.Run("a faster peer is learned", func(t *testing.T) {
+		// Expected 1 s, but the peer announces every 100 ms: copies are
+		// judged against the learned mean, which comes down to it.
+		tr := score.NewPhiAccrual(score.PhiConfig{WindowSize: 20}).Track(t0).(*score.PhiTracker)
+		now := t0
+		for range 200 {
+			now = now.Add(100 * time.Millisecond)
+			tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
+		}
+		mean, _ := tr.Window()
+		assert.Equal(t, 100*time.Millisecond, mean)
+	})
+	t.Run("a tracker stays well under 1 KiB", func(t *testing.T) {
+		p := score.NewPhiAccrual(score.PhiConfig{})
+		const n = 1000
+		keep := make([]score.Tracker, n)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for i := range keep {
+			keep[i] = p.Track(t0)
+		}
+		runtime.ReadMemStats(&after)
+		per := float64(after.TotalAlloc-before.TotalAlloc) / n
+		t.Logf("%.0f bytes per tracker", per)
+		assert.Less(t, per, 600.0)
+		runtime.KeepAlive(keep)
+	})
+}
+
+func TestPhiNoAllocs(t *testing.T) {
+	tr := score.NewPhiAccrual(score.PhiConfig{}).Track(t0)
+	now := t0
+	hb := func() {
+		now = now.Add(time.Second)
+		tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
+	}
+	for range 200 {
+		hb()
+	}
+	assert.Zero(t, testing.AllocsPerRun(1000, hb), "Observe(Heartbeat)")
+	assert.Zero(t, testing.AllocsPerRun(1000, func() {
+		tr.Observe(score.Observation{Event: score.ProbeFailed, At: now})
+		tr.Observe(score.Observation{Event: score.ProbeOK, At: now})
+	}), "Observe(probe)")
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { tr.Assess(now.Add(1500 * time.Millisecond)) }), "Assess")
+}
+
+// TestPhiDetection checks the issue's targets under pir's defaults: a
+// killed peer (its port refuses at once) removed in at most 2 s median, a
+// vanished one (probes time out) in about 3 s. A vanished peer cannot be
+// found sooner by any policy that waits for a failed probe: half a probe
+// interval to the next probe, then its 2 s timeout; so its median is 3 s
+// give or take the sampling, and its maximum shows that every one was found
+// at its first failed probe.
+func TestPhiDetection(t *testing.T) {
+	p := score.NewPhiAccrual(score.PhiConfig{})
+	rng := rand.New(rand.NewPCG(2026, 1))
+	m := pirDefaults(0, 0)
+	for _, c := range []struct {
+		killed      bool
+		median, max time.Duration
+	}{
+		{true, 2 * time.Second, 4 * time.Second},
+		{false, 3200 * time.Millisecond, 4100 * time.Millisecond},
+	} {
+		m.Killed = c.killed
+		times, missed := detection(p, m, rng, 500)
+		assert.Zero(t, missed)
+		t.Logf("killed=%v: median %v, p95 %v, max %v", c.killed, quantile(times, 0.5), quantile(times, 0.95), quantile(times, 1))
+		assert.LessOrEqual(t, quantile(times, 0.5), c.median, "killed=%v median", c.killed)
+		assert.LessOrEqual(t, quantile(times, 1), c.max, "killed=%v max", c.killed)
+	}
+}
+
+// TestPhiNoFalseDeaths runs a live peer for 24 simulated hours of 1 s ± 10 %
+// announcements with random loss (its probes answer) and counts Dead
+// verdicts. The no-pause row shows the simulation does catch them.
+func TestPhiNoFalseDeaths(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  score.PhiConfig
+		loss float64
+		want func(t assert.TestingT, v any, msg ...any) bool
+	}{
+		{"defaults, no loss", score.PhiConfig{}, 0, assert.Zero},
+		{"defaults, 1% loss", score.PhiConfig{}, 0.01, assert.Zero},
+		{"defaults, 10% loss", score.PhiConfig{}, 0.10, assert.Zero},
+		{"defaults, 30% loss", score.PhiConfig{}, 0.30, assert.Zero},
+		{"robust, 30% loss", robust, 0.30, assert.Zero},
+		{"no pause, 10% loss", score.PhiConfig{AcceptablePause: -1}, 0.10, assert.NotZero},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(2026, uint64(i)))
+			r := simulate(score.NewPhiAccrual(c.cfg), pirDefaults(c.loss, 0), rng, 24*time.Hour)
+			t.Logf("%d false deaths", r.falseDead)
+			c.want(t, r.falseDead)
+		})
+	}
+}
+
+func BenchmarkPhiObserve(b *testing.B) {
+	tr := score.NewPhiAccrual(score.PhiConfig{}).Track(t0)
+	now := t0
+	for range 200 { // past the window: every push also evicts
+		now = now.Add(time.Second)
+		tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		now = now.Add(time.Second)
+		tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
+	}
+}
+
+func BenchmarkPhiAssess(b *testing.B) {
+	tr := score.NewPhiAccrual(score.PhiConfig{}).Track(t0)
+	now := t0
+	for range 200 {
+		now = now.Add(time.Second)
+		tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
+	}
+	at := now.Add(1500 * time.Millisecond)
+	b.ReportAllocs()
+	for b.Loop() {
+		tr.Assess(at)
+	}
+}
+
+func BenchmarkPhiTrack(b *testing.B) {
+	p := score.NewPhiAccrual(score.PhiConfig{})
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Track(t0)
+	}
+}
+
+// A peer announcing every second goes silent; its port still answers, so
+// the pause holds, until a probe fails.
+func ExamplePhiAccrual() {
+	p := score.NewPhiAccrual(score.PhiConfig{})
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tr := p.Track(start)
+	now := start
+	for range 60 {
+		now = now.Add(time.Second)
+		tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
+	}
+	silent := now.Add(2 * time.Second)
+	tr.Observe(score.Observation{Event: score.ProbeOK, At: silent, RTT: time.Millisecond})
+	fmt.Println("silent 2 s, probe ok:", tr.Assess(silent).Verdict)
+	tr.Observe(score.Observation{Event: score.ProbeFailed, At: silent})
+	fmt.Println("silent 2 s, probe failed:", tr.Assess(silent).Verdict)
+	// Output:
+	// silent 2 s, probe ok: healthy
+	// silent 2 s, probe failed: dead
+}
