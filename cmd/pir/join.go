@@ -83,11 +83,15 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	policy, err := nf.healthPolicy()
+	if err != nil {
+		return err
+	}
 	tr, err := nf.transport(log, stderr)
 	if err != nil {
 		return err
 	}
-	g, err := discovery.Join(ctx, discovery.Config{Name: nf.group, Self: self, Transport: tr, Codec: cd, Logger: log})
+	g, err := discovery.Join(ctx, discovery.Config{Name: nf.group, Self: self, Transport: tr, Codec: cd, Policy: policy, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -42,6 +42,9 @@ func TestUsage(t *testing.T) {
 	errOut.Reset()
 	assert.Equal(t, 1, run(context.Background(), []string{"join", "-4", "-6"}, &out, &errOut))
 	assert.Contains(t, errOut.String(), "exclude each other")
+	errOut.Reset()
+	assert.Equal(t, 1, run(context.Background(), []string{"watch", "-policy", "magic"}, &out, &errOut))
+	assert.Contains(t, errOut.String(), "want threshold or phi")
 }
 
 func TestDemo(t *testing.T) {

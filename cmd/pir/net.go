@@ -13,6 +13,7 @@ import (
 	"github.com/pirlan/pir/codec"
 	"github.com/pirlan/pir/codec/auth"
 	"github.com/pirlan/pir/codec/pipe"
+	"github.com/pirlan/pir/score"
 	"github.com/pirlan/pir/transport"
 	"github.com/pirlan/pir/transport/multicast"
 )
@@ -31,6 +32,7 @@ type netFlags struct {
 	json     bool
 	logLevel string
 	keyFile  string
+	policy   string
 }
 
 func (n *netFlags) register(fs *flag.FlagSet) {
@@ -44,7 +46,19 @@ func (n *netFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&n.hops, "hops", 1, "multicast TTL / hop limit")
 	fs.BoolVar(&n.json, "json", false, "print one JSON object per line")
 	fs.StringVar(&n.logLevel, "log", "off", "log level on stderr: off, error, warn, info, debug, trace")
+	fs.StringVar(&n.policy, "policy", "threshold", "health policy: threshold (the original's: remove after 3 failed probes) or phi (phi-accrual on announcements and probes: faster detection; see docs/policies.md)")
 	fs.StringVar(&n.keyFile, "key-file", "", "file of group keys (hex or base64, one per line, the first signs; see pir genkey): authenticate every message; every member needs the key")
+}
+
+// healthPolicy is the policy -policy names.
+func (n *netFlags) healthPolicy() (score.HealthPolicy, error) {
+	switch n.policy {
+	case "threshold", "":
+		return score.NewThreshold(score.DefaultThresholdConfig()), nil
+	case "phi":
+		return score.NewPhiAccrual(score.DefaultPhiConfig()), nil
+	}
+	return nil, fmt.Errorf("-policy %q: want threshold or phi", n.policy)
 }
 
 // codec is the pipe format, in an authenticated envelope when -key-file is

@@ -27,12 +27,16 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	policy, err := nf.healthPolicy()
+	if err != nil {
+		return err
+	}
 	tr, err := nf.transport(log, stderr)
 	if err != nil {
 		return err
 	}
 	g, err := discovery.Join(ctx, discovery.Config{
-		Name: nf.group, Passive: true, Transport: tr, Codec: cd, Logger: log,
+		Name: nf.group, Passive: true, Transport: tr, Codec: cd, Policy: policy, Logger: log,
 		JoinBeforeProbe: !*probe,
 	})
 	if err != nil {
