@@ -58,3 +58,22 @@ func TestModuleRoot(t *testing.T) {
 	_, err = ModuleRoot(dir)
 	assert.Error(t, err, "another module's go.mod does not count")
 }
+
+// FuzzParse: whatever pir prints, Parse never panics, and what it accepts
+// is a known event about some member.
+func FuzzParse(f *testing.F) {
+	f.Add(`{"event":"joined","id":"p1","health_uri":"tcp://198.18.0.2:1","health":1,"verdict":"healthy"}`)
+	f.Add(`{"event":"left","id":"p1","reason":"goodbye"}`)
+	f.Add(`{"event":"left","id":"p1"}`)
+	f.Add(`{"event":"nope"}`)
+	f.Add(`not json`)
+	f.Fuzz(func(t *testing.T, s string) {
+		e, err := Parse(lab.Line{Text: s})
+		if err != nil {
+			return
+		}
+		assert.Contains(t, []string{Joined, Health, Updated, Left}, e.Event)
+		assert.NotEmpty(t, e.ID)
+		assert.Equal(t, e.Event == Left, e.Reason != "")
+	})
+}
