@@ -4,7 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -114,6 +118,131 @@ func (s state) canStart() error {
 		return ErrServerClosed
 	}
 	return nil
+}
+
+// serverCore is what the TCPServer, UDPServer and HTTPServer share: the
+// config, the health flag, the life-cycle state and the bound address. Each
+// server embeds it, which gives it Addr, URI, SetHealthy and Healthy, and
+// builds its Start and Close on start and shutdown.
+type serverCore struct {
+	protocol string // "tcp", "udp" or "http": the URI's scheme, and the logs'
+	cfg      ServerConfig
+	log      hclog.Logger
+	healthy  atomic.Bool
+
+	mu    sync.Mutex
+	state state
+	addr  netip.AddrPort
+	path  string         // the URI's path: set by the HTTPServer, empty for the others
+	done  chan struct{}  // closed by Close
+	wg    sync.WaitGroup // the serving goroutine, and the TCPServer's connections
+}
+
+// prepare readies a new server for protocol: healthy, not started.
+func (s *serverCore) prepare(protocol string, cfg ServerConfig) {
+	s.protocol = protocol
+	s.cfg = cfg
+	s.done = make(chan struct{})
+	s.healthy.Store(true)
+}
+
+// start is what every Start does. Holding mu throughout, it refuses a
+// server already started or closed and an invalid config, fills in the
+// defaults, and calls bind(addr). bind opens the server's socket and
+// returns the bound address and the loop that serves it, which start runs
+// in a goroutine counted by wg once the address and state are recorded.
+// A bind error comes back wrapped.
+func (s *serverCore) start(addr string, bind func(addr string) (net.Addr, func(), error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.state.canStart(); err != nil {
+		return err
+	}
+	if err := s.cfg.Validate(); err != nil {
+		return err
+	}
+	s.cfg = s.cfg.withDefaults()
+	s.log = s.cfg.Logger
+	bound, serve, err := bind(addr)
+	if err != nil {
+		return fmt.Errorf("healthcheck: start %s server: %w", strings.ToUpper(s.protocol), err)
+	}
+	s.addr = addrPortOf(bound)
+	s.state = stateStarted
+	s.wg.Go(serve)
+	kv := []any{"protocol", s.protocol, "addr", s.addr}
+	if s.path != "" {
+		kv = append(kv, "path", s.path)
+	}
+	s.log.Info("health-check server listening", kv...)
+	return nil
+}
+
+// shutdown is what every Close does. The first call moves the server to
+// stateClosed and closes done; if the server was started it also calls
+// stop, holding mu, to close the server's sockets. Every call then waits
+// for the goroutines counted by wg. A stop error comes back wrapped.
+func (s *serverCore) shutdown(stop func() error) error {
+	s.mu.Lock()
+	var err error
+	if s.state != stateClosed {
+		if s.state == stateStarted {
+			err = stop()
+			s.log.Info("health-check server closed", "protocol", s.protocol, "addr", s.addr)
+		}
+		s.state = stateClosed
+		close(s.done)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	if err != nil {
+		return fmt.Errorf("healthcheck: close %s server: %w", strings.ToUpper(s.protocol), err)
+	}
+	return nil
+}
+
+// Addr returns the address the server is bound to, or the zero AddrPort
+// before Start.
+func (s *serverCore) Addr() netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// URI returns the URI to advertise, built from Addr: tcp://host:port for a
+// TCPServer, udp://host:port for a UDPServer, http://host:port/path for an
+// HTTPServer. It is nil before Start. A server bound to a wildcard address
+// (0.0.0.0, ::) has that address as its host: the advertiser substitutes
+// its own.
+func (s *serverCore) URI() *url.URL {
+	s.mu.Lock()
+	ap, path := s.addr, s.path
+	s.mu.Unlock()
+	if !ap.IsValid() {
+		return nil
+	}
+	return uriFor(s.protocol, ap, path, interfaceIndex)
+}
+
+// SetHealthy says whether the server answers probes as a healthy peer
+// (true) or as an unhealthy one (false): what that means for each server
+// is in its type's doc. A new server is healthy.
+func (s *serverCore) SetHealthy(healthy bool) { s.healthy.Store(healthy) }
+
+// Healthy reports what SetHealthy last set.
+func (s *serverCore) Healthy() bool { return s.healthy.Load() }
+
+// wait waits d, the backoff after a failed Accept or read, and reports
+// false if Close came first.
+func (s *serverCore) wait(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.done:
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // Backoff bounds after a failed Accept (out of file descriptors, say): the

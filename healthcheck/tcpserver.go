@@ -1,134 +1,62 @@
 package healthcheck
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"net/netip"
-	"net/url"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 )
 
 // TCPServer answers the pir probe that TCPProber sends: on each accepted
 // connection it reads one byte and, if that byte is 0x00 and the server is
 // healthy, writes 0x00 back; then it closes the connection, whatever it
-// read. One probe per connection.
+// read. One probe per connection. An unhealthy TCPServer still accepts
+// connections, but closes each one without a reply.
 //
 // Its methods are safe for concurrent use. Close stops it for good.
 type TCPServer struct {
-	cfg     ServerConfig
-	log     hclog.Logger
-	healthy atomic.Bool
-
-	mu    sync.Mutex
-	state state
+	serverCore
 	ln    net.Listener
-	addr  netip.AddrPort
-	conns map[net.Conn]struct{}
-	done  chan struct{} // closed by Close
-	wg    sync.WaitGroup
+	conns map[net.Conn]struct{} // guarded by mu
 }
 
 // NewTCPServer returns a healthy TCPServer configured by cfg. Start makes
 // it listen.
 func NewTCPServer(cfg ServerConfig) *TCPServer {
-	s := &TCPServer{
-		cfg:   cfg,
-		conns: make(map[net.Conn]struct{}),
-		done:  make(chan struct{}),
-	}
-	s.healthy.Store(true)
+	s := &TCPServer{conns: make(map[net.Conn]struct{})}
+	s.prepare("tcp", cfg)
 	return s
 }
 
 // Start listens on addr, such as "127.0.0.1:0" or "[::1]:0", and serves in
 // the background until Close. It fails if the config is invalid, the
 // address cannot be bound, or the server was already started or closed.
-func (s *TCPServer) Start(addr string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.state.canStart(); err != nil {
-		return err
-	}
-	if err := s.cfg.Validate(); err != nil {
-		return err
-	}
-	s.cfg = s.cfg.withDefaults()
-	s.log = s.cfg.Logger
-	var lc net.ListenConfig
-	ln, err := lc.Listen(context.Background(), "tcp", addr)
+func (s *TCPServer) Start(addr string) error { return s.start(addr, s.bind) }
+
+// bind is what Start hands to serverCore.start.
+func (s *TCPServer) bind(addr string) (net.Addr, func(), error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("healthcheck: start TCP server: %w", err)
+		return nil, nil, err
 	}
 	s.ln = ln
-	s.addr = addrPortOf(ln.Addr())
-	s.state = stateStarted
-	s.wg.Add(1)
-	go s.acceptLoop(ln)
-	s.log.Info("health-check server listening", "protocol", "tcp", "addr", s.addr)
-	return nil
+	return ln.Addr(), func() { s.acceptLoop(ln) }, nil
 }
-
-// Addr returns the address the server is bound to, or the zero AddrPort
-// before Start.
-func (s *TCPServer) Addr() netip.AddrPort {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.addr
-}
-
-// URI returns the URI to advertise, tcp://host:port, built from Addr. It
-// is nil before Start. A server bound to a wildcard address (0.0.0.0, ::)
-// has that address as its host: the advertiser substitutes its own.
-func (s *TCPServer) URI() *url.URL {
-	ap := s.Addr()
-	if !ap.IsValid() {
-		return nil
-	}
-	return uriFor("tcp", ap, "", interfaceIndex)
-}
-
-// SetHealthy says whether the server answers probes as healthy. An
-// unhealthy TCPServer still accepts connections, but closes each one
-// without a reply. A new server is healthy.
-func (s *TCPServer) SetHealthy(healthy bool) { s.healthy.Store(healthy) }
-
-// Healthy reports what SetHealthy last set.
-func (s *TCPServer) Healthy() bool { return s.healthy.Load() }
 
 // Close stops the listener, closes every open connection and waits for
 // every goroutine the server started. It may be called before Start, and
 // more than once; every call returns once the server has stopped.
 func (s *TCPServer) Close() error {
-	s.mu.Lock()
-	var err error
-	if s.state != stateClosed {
-		if s.state == stateStarted {
-			err = s.ln.Close()
-			for c := range s.conns {
-				_ = c.Close()
-			}
-			s.log.Info("health-check server closed", "protocol", "tcp", "addr", s.addr)
+	return s.shutdown(func() error {
+		err := s.ln.Close()
+		for c := range s.conns {
+			_ = c.Close()
 		}
-		s.state = stateClosed
-		close(s.done)
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-	if err != nil {
-		return fmt.Errorf("healthcheck: close TCP server: %w", err)
-	}
-	return nil
+		return err
+	})
 }
 
 func (s *TCPServer) acceptLoop(ln net.Listener) {
-	defer s.wg.Done()
 	var backoff time.Duration
 	for {
 		conn, err := ln.Accept()
@@ -138,12 +66,8 @@ func (s *TCPServer) acceptLoop(ln net.Listener) {
 			}
 			backoff = nextBackoff(backoff)
 			s.log.Warn("accept failed", "addr", s.addr, "error", err, "retry_in", backoff)
-			t := time.NewTimer(backoff)
-			select {
-			case <-s.done:
-				t.Stop()
+			if !s.wait(backoff) {
 				return
-			case <-t.C:
 			}
 			continue
 		}
