@@ -719,7 +719,7 @@ func (g *Group) handleProbe(r probeResult) {
 	st.probing = false
 	o := score.Observation{Event: score.ProbeOK, At: r.at, RTT: r.rtt}
 	if r.err != nil {
-		o = score.Observation{Event: score.ProbeFailed, At: r.at}
+		o.Event = score.ProbeFailed
 		g.log.Debug("probe failed", "peer", r.id, "error", r.err)
 	}
 	st.tracker.Observe(o)

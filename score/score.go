@@ -56,7 +56,9 @@ type Observation struct {
 	Event Event
 	// At is when it happened.
 	At time.Time
-	// RTT is a probe's round-trip time; zero for a heartbeat or a failure.
+	// RTT is how long a probe took: its round-trip time when it succeeded,
+	// the time to the failure when it failed (an instant refusal says more
+	// than a timeout). Zero for a heartbeat.
 	RTT time.Duration
 }
 
