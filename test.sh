@@ -13,6 +13,8 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin
 have ip || need+=(iproute2)
 { have unshare && have nsenter; } || need+=(util-linux)
 have nft || need+=(nftables)
+# mDNS interop tests run python3-zeroconf, Debian's, with the system python.
+/usr/bin/python3 -c 'import zeroconf' >/dev/null 2>&1 || need+=(python3-zeroconf)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		echo "test.sh: installing ${need[*]}"

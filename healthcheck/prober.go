@@ -49,7 +49,8 @@ type Registry struct {
 }
 
 // NewRegistry returns a Registry with the built-in probers: tcp (the pir
-// protocol), udp, http and https.
+// protocol), udp, http and https, and for services found over mDNS,
+// tcpconnect (a TCP connect) and mdns (always healthy).
 func NewRegistry() *Registry {
 	r := &Registry{probers: make(map[string]Prober)}
 	r.Register("tcp", NewTCPProber(TCPConfig{}))
@@ -57,6 +58,8 @@ func NewRegistry() *Registry {
 	hp := NewHTTPProber(HTTPConfig{})
 	r.Register("http", hp)
 	r.Register("https", hp)
+	r.Register("tcpconnect", NewTCPConnectProber(TCPConfig{}))
+	r.Register("mdns", AdvertisedProber{})
 	return r
 }
 

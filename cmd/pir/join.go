@@ -11,6 +11,7 @@ import (
 
 	"github.com/pirlan/pir/discovery"
 	"github.com/pirlan/pir/healthcheck"
+	"github.com/pirlan/pir/transport"
 )
 
 // healthServer is what join needs of the healthcheck servers.
@@ -56,6 +57,9 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	id := fs.String("id", "", "peer ID (default: a new UUID)")
 	meta := metaFlag{}
 	fs.Var(meta, "meta", "metadata key=value (repeatable)")
+	useMDNS := fs.Bool("mdns", false, "publish and discover over mDNS/DNS-SD (port 5353, service _pir._udp and the group's subtype) instead of pir multicast")
+	mdnsService := fs.String("mdns-service", "", "with -mdns: the DNS-SD service type to publish and browse, e.g. _http._tcp (default _pir._udp)")
+	mdnsName := fs.String("mdns-name", "", "with -mdns: the DNS-SD instance name (default: the peer ID)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: pir join [flags]\n\nJoin a group with a health-check server of its own, print membership events\nuntil interrupted, then leave gracefully (a goodbye the others act on at once).\n\n")
 		fs.PrintDefaults()
@@ -87,7 +91,14 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tr, err := nf.transport(log, stderr)
+	var tr transport.Transport
+	where := fmt.Sprintf("on port %d", nf.port)
+	if *useMDNS {
+		tr, err = nf.mdnsTransport(log, *mdnsService, *mdnsName)
+		where = "over mDNS"
+	} else {
+		tr, err = nf.transport(log, stderr)
+	}
 	if err != nil {
 		return err
 	}
@@ -96,7 +107,7 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	out := &printer{w: stdout, json: nf.json}
-	out.say("joined group %q on port %d as %s, health %s", nf.group, nf.port, g.Self().ID, hs.URI())
+	out.say("joined group %q %s as %s, health %s", nf.group, where, g.Self().ID, hs.URI())
 	g.AddListener(func(e discovery.Event) bool {
 		out.event("", e)
 		return true

@@ -45,6 +45,11 @@ func TestUsage(t *testing.T) {
 	errOut.Reset()
 	assert.Equal(t, 1, run(context.Background(), []string{"watch", "-policy", "magic"}, &out, &errOut))
 	assert.Contains(t, errOut.String(), "want threshold or phi")
+	errOut.Reset()
+	keyFile := t.TempDir() + "/k"
+	require.NoError(t, os.WriteFile(keyFile, []byte(strings.Repeat("ab", 32)+"\n"), 0o600))
+	assert.Equal(t, 1, run(context.Background(), []string{"watch", "-mdns", "pir", "-key-file", keyFile}, &out, &errOut))
+	assert.Contains(t, errOut.String(), "cannot be combined")
 }
 
 func TestDemo(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/score"
 	"github.com/pirlan/pir/transport"
+	"github.com/pirlan/pir/transport/mdns"
 	"github.com/pirlan/pir/transport/multicast"
 )
 
@@ -89,6 +90,41 @@ func (n *netFlags) logger(stderr io.Writer) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: "pir", Level: hclog.LevelFromString(n.logLevel), Output: stderr})
 }
 
+// interfaces returns the interfaces -iface names.
+func (n *netFlags) interfaces() []string {
+	var ifaces []string
+	for _, s := range strings.Split(n.ifaces, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			ifaces = append(ifaces, s)
+		}
+	}
+	return ifaces
+}
+
+// mdnsTransport opens the mDNS transport (port 5353; -port, -addr4, -addr6
+// and -hops do not apply) for the group, publishing and browsing service
+// type service (empty: pir's own, _pir._udp and the group's subtype), the
+// member published as instance (empty: its ID).
+func (n *netFlags) mdnsTransport(log hclog.Logger, service, instance string) (transport.Transport, error) {
+	if n.keyFile != "" {
+		// mDNS records carry no authentication: with a key, members would
+		// still meet (the envelopes travel opaquely) but be invisible to
+		// mDNS tools, which is the point of -mdns. Refuse rather than
+		// surprise.
+		return nil, fmt.Errorf("-mdns and -key-file cannot be combined: mDNS records are not authenticated")
+	}
+	cfg := mdns.Config{Group: n.group, Service: service, Instance: instance, Interfaces: n.interfaces(), Logger: log}
+	switch {
+	case n.only4 && n.only6:
+		return nil, fmt.Errorf("-4 and -6 exclude each other")
+	case n.only4:
+		cfg.Network = "udp4"
+	case n.only6:
+		cfg.Network = "udp6"
+	}
+	return mdns.New(cfg)
+}
+
 // transport opens the multicast transport the flags describe: both
 // families unless -4 or -6, falling back to IPv4 alone on a host without
 // IPv6.
@@ -107,12 +143,7 @@ func (n *netFlags) transport(log hclog.Logger, warn io.Writer) (transport.Transp
 	if err != nil || !a6.Is6() {
 		return nil, fmt.Errorf("-addr6 %q: not an IPv6 address", n.addr6)
 	}
-	var ifaces []string
-	for _, s := range strings.Split(n.ifaces, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			ifaces = append(ifaces, s)
-		}
-	}
+	ifaces := n.interfaces()
 	cfg := func(network string, a netip.Addr) multicast.Config {
 		return multicast.Config{
 			Network: network, Group: netip.AddrPortFrom(a, uint16(n.port)),

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/pirlan/pir/discovery"
+	"github.com/pirlan/pir/transport"
 )
 
 func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -15,6 +16,7 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var nf netFlags
 	nf.register(fs)
 	probe := fs.Bool("wait-probe", false, "list a member only after its first successful health probe (default: as soon as it announces)")
+	mdnsService := fs.String("mdns", "", "watch over mDNS/DNS-SD: every service of this type (e.g. _http._tcp), whatever software published it, or \"pir\" for the group's pir members")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: pir watch [flags]\n\nObserve a group without announcing: ask who is there, then print members and\ntheir events as they happen, until interrupted. Members are probed, so health\nchanges and failures show too. Original pir peers are listed like any other.\n\n")
 		fs.PrintDefaults()
@@ -31,7 +33,18 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tr, err := nf.transport(log, stderr)
+	var tr transport.Transport
+	where := fmt.Sprintf("on port %d", nf.port)
+	switch *mdnsService {
+	case "":
+		tr, err = nf.transport(log, stderr)
+	case "pir":
+		tr, err = nf.mdnsTransport(log, "", "")
+		where = "over mDNS"
+	default:
+		tr, err = nf.mdnsTransport(log, *mdnsService, "")
+		where = "over mDNS, service " + *mdnsService
+	}
 	if err != nil {
 		return err
 	}
@@ -44,7 +57,7 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer g.Close()
 	out := &printer{w: stdout, json: nf.json}
-	out.say("watching group %q on port %d", nf.group, nf.port)
+	out.say("watching group %q %s", nf.group, where)
 	g.AddListener(func(e discovery.Event) bool {
 		out.event("", e)
 		return true

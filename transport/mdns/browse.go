@@ -1,0 +1,519 @@
+package mdns
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/codec/pipe"
+)
+
+// instance is a service instance the Conn browses: one PTR record of the
+// browsed name points to it.
+type instance struct {
+	name  string // as the PTR record names it
+	key   string // name in lower case
+	id    string // the pir ID last delivered; "" before the first delivery
+	gone  bool   // a goodbye was delivered; waiting for fresh records
+	other bool   // a pir member of another group: never delivered
+
+	addr    netip.Addr        // the address chosen for its host, kept while it is valid
+	src     [2]netip.AddrPort // the latest responder of each family
+	ifIndex [2]int
+	asked   time.Time // the latest resolution query
+	asks    int       // resolution queries since the instance was last refreshed
+}
+
+// ask is a question to send in the next query.
+type ask struct {
+	name string
+	typ  uint16
+	at   time.Time
+}
+
+// ask schedules a question for time at, unless it is already due sooner.
+func (e *engine) ask(name string, typ uint16, at time.Time) {
+	k := rrKey{lower(name), typ}
+	if a, ok := e.asks[k]; ok && !a.at.After(at) {
+		return
+	}
+	e.asks[k] = ask{name: name, typ: typ, at: at}
+}
+
+// queryNow moves the next browse query to within 20-120 ms and starts its
+// backoff afresh.
+func (e *engine) queryNow(now time.Time) {
+	e.queryGap = time.Second
+	if at := now.Add(jitter(20*time.Millisecond, 120*time.Millisecond)); at.Before(e.queryAt) {
+		e.queryAt = at
+	}
+}
+
+// browseDue sends the browse query when due, with the PTR records the
+// Conn already knows as known answers (RFC 6762 §7.1), and any question
+// of resolution or cache maintenance that is due, in one query per link.
+// Browse queries repeat at intervals that double from 1 s to an hour
+// (§5.2).
+func (e *engine) browseDue(now time.Time) {
+	var qs []dns.Question
+	var known []dns.RR
+	if !e.queryAt.After(now) {
+		qs = append(qs, dns.Question{Name: e.c.browse, Qtype: dns.TypePTR, Qclass: dns.ClassINET})
+		for _, en := range e.cache.live(rrKey{lower(e.c.browse), dns.TypePTR}, now) {
+			left := en.expires.Sub(now)
+			if left > en.ttl/2 {
+				known = append(known, en.rec.rr(uint32(left/time.Second), false))
+			}
+		}
+		e.queryAt = now.Add(e.queryGap)
+		e.queryGap = min(2*e.queryGap, maxQueryGap)
+	}
+	for k, a := range e.asks {
+		if !a.at.After(now) {
+			qs = append(qs, dns.Question{Name: a.name, Qtype: a.typ, Qclass: dns.ClassINET})
+			delete(e.asks, k)
+		}
+	}
+	if len(qs) == 0 {
+		return
+	}
+	e.eachLink(func(l *iface, f *family) {
+		msgs, _ := packMessages(dns.MsgHdr{}, qs, known, nil, e.c.cfg.MaxMessage, true)
+		e.multicast(l, f, msgs, nil, now)
+	})
+}
+
+// response caches what a response says about the browsed instances and
+// hands Receive what changed.
+func (e *engine) response(in inbound, now time.Time) {
+	m := in.msg
+	recs := make([]record, 0, len(m.Answers)+len(m.Additional))
+	recs = append(append(recs, m.Answers...), m.Additional...)
+	e.checkConflicts(recs, now)
+
+	var ownInst, ownHost string
+	if p := e.pub; p != nil {
+		ownInst, ownHost = lower(p.instFQDN(e.c.svc)), lower(p.hostFQDN())
+	}
+	browse := lower(e.c.browse)
+	suffix := "." + lower(e.c.svc.fqdn())
+	targets := make(map[string]bool)
+	for i := range recs {
+		if recs[i].Type == dns.TypeSRV && strings.HasSuffix(lower(recs[i].Name), suffix) {
+			targets[lower(recs[i].Target)] = true
+		}
+	}
+	var relevant []record
+	for _, r := range recs {
+		n := lower(r.Name)
+		if n == ownInst || n == ownHost {
+			continue
+		}
+		var ok bool
+		switch r.Type {
+		case dns.TypePTR:
+			ok = n == browse
+		case dns.TypeSRV, dns.TypeTXT:
+			ok = strings.HasSuffix(n, suffix)
+		case dns.TypeA, dns.TypeAAAA:
+			ok = targets[n] || e.isTarget(n, now)
+		}
+		if ok {
+			relevant = append(relevant, r)
+		}
+	}
+	if len(relevant) == 0 {
+		return
+	}
+
+	flushed := make(map[rrKey]bool)
+	for _, r := range relevant {
+		if k := r.key(); r.Flush && r.TTL > 0 && !flushed[k] {
+			flushed[k] = true
+			var keep []record
+			for _, o := range relevant {
+				if o.key() == k {
+					keep = append(keep, o)
+				}
+			}
+			e.cache.flush(k, keep, now)
+		}
+	}
+
+	fi := famIndex(in.v6)
+	touched := make(map[string]bool)
+	byes := make(map[string]bool)
+	for _, r := range relevant {
+		if r.TTL == 0 {
+			e.cache.bye(r, now)
+			switch r.Type {
+			case dns.TypePTR:
+				byes[lower(r.Target)] = true
+			case dns.TypeSRV:
+				byes[lower(r.Name)] = true
+			}
+			continue
+		}
+		if _, ok := e.cache.put(r, in, now); !ok {
+			e.c.st.cacheFull.Add(1)
+			continue
+		}
+		switch r.Type {
+		case dns.TypePTR:
+			k := lower(r.Target)
+			inst := e.insts[k]
+			if inst == nil {
+				inst = &instance{name: r.Target, key: k}
+				e.insts[k] = inst
+			}
+			inst.asks = 0
+			inst.src[fi], inst.ifIndex[fi] = in.src, in.ifIndex
+			touched[k] = true
+		case dns.TypeSRV, dns.TypeTXT:
+			k := lower(r.Name)
+			if inst := e.insts[k]; inst != nil {
+				inst.src[fi], inst.ifIndex[fi] = in.src, in.ifIndex
+			}
+			touched[k] = true
+		case dns.TypeA, dns.TypeAAAA:
+			for k, inst := range e.insts {
+				if srv := e.cache.newest(rrKey{k, dns.TypeSRV}, now); srv != nil && strings.EqualFold(srv.rec.Target, r.Name) {
+					touched[inst.key] = true
+				}
+			}
+		}
+	}
+	for k := range byes {
+		if inst := e.insts[k]; inst != nil {
+			e.bye(inst, in.src, in.ifIndex)
+		}
+	}
+	for k := range touched {
+		if inst := e.insts[k]; inst != nil && !byes[k] {
+			e.deliver(inst, now)
+		}
+	}
+}
+
+// isTarget reports whether the host name n (lower case) is the target of
+// a browsed instance's SRV record.
+func (e *engine) isTarget(n string, now time.Time) bool {
+	for k := range e.insts {
+		if srv := e.cache.newest(rrKey{k, dns.TypeSRV}, now); srv != nil && lower(srv.rec.Target) == n {
+			return true
+		}
+	}
+	return false
+}
+
+// cacheDue expires records and sends cache-maintenance queries for those
+// that describe a browsed instance.
+func (e *engine) cacheDue(now time.Time) {
+	for _, en := range e.cache.expire(now) {
+		if en.rec.Type != dns.TypePTR || lower(en.rec.Name) != lower(e.c.browse) {
+			continue
+		}
+		k := lower(en.rec.Target)
+		inst := e.insts[k]
+		if inst == nil || e.pointsTo(k) {
+			continue
+		}
+		delete(e.insts, k)
+		if inst.id != "" && !inst.gone {
+			// No goodbye came: the Group expires the member, as it does a
+			// pir member that fell silent.
+			e.c.log.Debug("instance expired", "instance", inst.name, "id", inst.id)
+			e.event("expired", inst.name)
+		}
+	}
+	e.cache.maintain(now, func(en *entry) {
+		var wanted bool
+		switch n := lower(en.rec.Name); en.rec.Type {
+		case dns.TypePTR:
+			wanted = n == lower(e.c.browse)
+		case dns.TypeSRV, dns.TypeTXT:
+			wanted = e.insts[n] != nil
+		case dns.TypeA, dns.TypeAAAA:
+			wanted = e.isTarget(n, now)
+		}
+		if wanted {
+			e.ask(en.rec.Name, en.rec.Type, now)
+		}
+	})
+}
+
+// pointsTo reports whether a PTR record of the browsed name still points
+// to the instance k.
+func (e *engine) pointsTo(k string) bool {
+	for _, en := range e.cache.sets[rrKey{lower(e.c.browse), dns.TypePTR}] {
+		if lower(en.rec.Target) == k {
+			return true
+		}
+	}
+	return false
+}
+
+// heartbeat delivers every live instance again, so that a Group keeps it.
+func (e *engine) heartbeat(now time.Time) {
+	for _, inst := range e.insts {
+		if !inst.gone && !inst.other {
+			e.deliver(inst, now)
+		}
+	}
+}
+
+// bye hands Receive a goodbye for inst, if it was delivered.
+func (e *engine) bye(inst *instance, src netip.AddrPort, ifIndex int) {
+	if inst.id != "" && !inst.gone {
+		e.c.log.Debug("instance said goodbye", "instance", inst.name, "id", inst.id)
+		e.c.st.goodbyes.Add(1)
+		e.pushMessage(&codec.Message{Kind: codec.Goodbye, Group: e.c.cfg.Group, ID: inst.id}, src, ifIndex)
+	}
+	inst.gone = true
+}
+
+// deliver hands Receive an announcement of inst, or asks for what is
+// missing to make one.
+func (e *engine) deliver(inst *instance, now time.Time) {
+	m, src, ifIndex, ok := e.synthesize(inst, now)
+	if !ok {
+		return
+	}
+	if inst.id != "" && inst.id != m.ID && !inst.gone {
+		e.pushMessage(&codec.Message{Kind: codec.Goodbye, Group: e.c.cfg.Group, ID: inst.id}, src, ifIndex)
+	}
+	if inst.id != m.ID || inst.gone {
+		e.c.log.Debug("instance found", "instance", inst.name, "id", m.ID, "health", m.Health, "comms", m.Comms)
+	}
+	inst.id, inst.gone = m.ID, false
+	e.pushMessage(&m, src, ifIndex)
+}
+
+// pushMessage encodes m and queues it for Receive, dropping metadata,
+// longest value first, until it fits Config.SynthMax. When Receive is not
+// keeping up, the message is dropped and counted: a heartbeat repeats it.
+func (e *engine) pushMessage(m *codec.Message, src netip.AddrPort, ifIndex int) {
+	c := pipe.Codec{MaxSize: e.c.cfg.SynthMax}
+	var b []byte
+	for {
+		var err error
+		b, err = c.Encode(nil, m)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, codec.ErrTooLarge) && len(m.Meta) > 0 {
+			longest := ""
+			for k, v := range m.Meta {
+				if longest == "" || len(v)+len(k) > len(m.Meta[longest])+len(longest) {
+					longest = k
+				}
+			}
+			delete(m.Meta, longest)
+			continue
+		}
+		e.c.st.dropped.Add(1)
+		e.c.log.Debug("cannot synthesize a message", "id", m.ID, "error", err)
+		return
+	}
+	select {
+	case e.c.out <- delivery{b: b, src: src, ifIndex: ifIndex}:
+		e.c.st.synthesized.Add(1)
+	default:
+		e.c.st.dropped.Add(1)
+	}
+}
+
+// synthesize makes the pir announcement for inst from its cached SRV and
+// TXT records and its host's addresses (see the package doc). ok is false
+// when something is missing, which it then asks for, or when inst belongs
+// to another group.
+func (e *engine) synthesize(inst *instance, now time.Time) (m codec.Message, src netip.AddrPort, ifIndex int, ok bool) {
+	srv := e.cache.newest(rrKey{inst.key, dns.TypeSRV}, now)
+	txt := e.cache.newest(rrKey{inst.key, dns.TypeTXT}, now)
+	if srv == nil || txt == nil {
+		e.resolve(inst, now, dns.TypeSRV, dns.TypeTXT)
+		return m, src, 0, false
+	}
+	pairs := parseTXT(txt.rec.Txt)
+	if g, ok := pairs.get(txtGroup); ok && g != e.c.cfg.Group {
+		inst.other = true
+		return m, src, 0, false
+	}
+	inst.other = false
+	m = codec.Message{Kind: codec.Announce, Group: e.c.cfg.Group}
+	if id, isPir := pairs.get(txtID); isPir && validID(id) {
+		m.ID = id
+		for _, f := range []struct {
+			key string
+			dst *string
+		}{{txtHealth, &m.Health}, {txtComms, &m.Comms}} {
+			v, ok := pairs.get(f.key)
+			if !ok {
+				continue
+			}
+			if *f.dst, ok = e.localize(inst, v, now); !ok {
+				return m, src, 0, false
+			}
+		}
+		m.Meta = pairs.meta(true)
+	} else {
+		label, _, _ := firstLabel(inst.name)
+		m.ID = foreignID(label, inst.name)
+		m.Meta = pairs.meta(false)
+	}
+	if m.Health == "" || m.Comms == "" {
+		a, ok := e.pickAddr(inst, srv.rec.Target, now)
+		if !ok {
+			return m, src, 0, false
+		}
+		hp := netip.AddrPortFrom(a, srv.rec.Port).String()
+		if m.Health == "" {
+			scheme := SchemeTCPConnect
+			if e.c.svc.proto == "udp" {
+				scheme = SchemeAdvertised
+			}
+			m.Health = (&url.URL{Scheme: scheme, Host: hp}).String()
+		}
+		if m.Comms == "" {
+			m.Comms = (&url.URL{Scheme: e.c.svc.proto, Host: hp}).String()
+		}
+	}
+	// The responder of the family of the address chosen, else IPv4's.
+	fi := 0
+	if inst.addr.IsValid() && inst.addr.Is6() || !inst.addr.IsValid() && !inst.src[0].IsValid() {
+		fi = 1
+	}
+	if !inst.src[fi].IsValid() {
+		fi = 1 - fi
+	}
+	src, ifIndex = inst.src[fi], inst.ifIndex[fi]
+	if !src.IsValid() {
+		src, ifIndex = srv.src, srv.ifIndex
+	}
+	return m, src, ifIndex, true
+}
+
+// resolve asks for records of inst that are missing, at most once a
+// second and maxResolveAsks times until the instance is refreshed.
+func (e *engine) resolve(inst *instance, now time.Time, types ...uint16) {
+	e.resolveName(inst, inst.name, now, types...)
+}
+
+func (e *engine) resolveName(inst *instance, name string, now time.Time, types ...uint16) {
+	if inst.asks >= maxResolveAsks || now.Sub(inst.asked) < resolveGap {
+		return
+	}
+	inst.asks++
+	inst.asked = now
+	for _, t := range types {
+		e.ask(name, t, now)
+	}
+}
+
+// localize replaces a .local host name in a URI by an address of that
+// host from the cache; other URIs are returned as they are. ok is false,
+// and the address asked for, when the cache has none.
+func (e *engine) localize(inst *instance, uri string, now time.Time) (string, bool) {
+	u, err := url.Parse(uri)
+	if err != nil || u.Host == "" {
+		return uri, true // the Group judges it
+	}
+	host := u.Hostname()
+	if !strings.HasSuffix(lower(host), ".local") {
+		return uri, true
+	}
+	a, ok := e.pickAddr(inst, host+".", now)
+	if !ok {
+		return "", false
+	}
+	if p := u.Port(); p != "" {
+		u.Host = net.JoinHostPort(a.String(), p)
+	} else if a.Is6() {
+		u.Host = "[" + a.String() + "]"
+	} else {
+		u.Host = a.String()
+	}
+	return u.String(), true
+}
+
+// pickAddr chooses an address of host (a name in presentation format) for
+// inst: the one chosen before while it is still valid, so that an instance
+// heard over both families does not flap between them; else IPv4 when the
+// instance was heard over IPv4, the address's rank (global, link-local,
+// loopback) deciding within a family. A link-local IPv6 address gets the
+// zone of the interface it was heard on. ok is false, and the address
+// asked for, when the cache has none.
+func (e *engine) pickAddr(inst *instance, host string, now time.Time) (netip.Addr, bool) {
+	n := lower(host)
+	var cands []*entry
+	cands = append(cands, e.cache.live(rrKey{n, dns.TypeA}, now)...)
+	cands = append(cands, e.cache.live(rrKey{n, dns.TypeAAAA}, now)...)
+	if len(cands) == 0 {
+		e.resolveName(inst, host, now, dns.TypeA, dns.TypeAAAA)
+		return netip.Addr{}, false
+	}
+	e.c.mu.Lock()
+	links := e.c.links
+	e.c.mu.Unlock()
+	zoned := func(en *entry) netip.Addr {
+		a := en.rec.Addr
+		if a.Is6() && a.IsLinkLocalUnicast() {
+			if z := zoneName(links, en.ifIndex); z != "" {
+				a = a.WithZone(z)
+			}
+		}
+		return a
+	}
+	for _, en := range cands {
+		if inst.addr.IsValid() && en.rec.Addr == inst.addr.WithZone("") {
+			return zoned(en), true
+		}
+	}
+	prefer6 := !inst.src[0].IsValid()
+	var best *entry
+	score := func(en *entry) int {
+		s := addrRank(en.rec.Addr)
+		if en.rec.Addr.Is6() != prefer6 {
+			s += 10
+		}
+		return s
+	}
+	for _, en := range cands {
+		if best == nil || score(en) < score(best) {
+			best = en
+		}
+	}
+	a := zoned(best)
+	if lower(host) == lower(e.srvTarget(inst, now)) {
+		inst.addr = a
+	}
+	return a, true
+}
+
+// srvTarget returns the target of inst's SRV record, or "".
+func (e *engine) srvTarget(inst *instance, now time.Time) string {
+	if srv := e.cache.newest(rrKey{inst.key, dns.TypeSRV}, now); srv != nil {
+		return srv.rec.Target
+	}
+	return ""
+}
+
+// validID checks a TXT id as the pipe codec checks an ID: 1 to 128 bytes
+// of printable ASCII without '|' or space.
+func validID(s string) bool {
+	if s == "" || len(s) > pipe.MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= 0x20 || c >= 0x7f || c == '|' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,219 @@
+// Package mdns is a transport.Transport over multicast DNS (RFC 6762) and
+// DNS service discovery (RFC 6763): pir members show up in avahi-browse,
+// dns-sd, python-zeroconf and the like, and a pir Group finds services
+// that other software advertises.
+//
+// A Conn does not carry pir datagrams as they are. It reads the pir
+// messages (codec/pipe) a discovery.Group gives Send, publishes the member
+// they describe as a DNS-SD service instance and answers queries for it,
+// browses the service type, and hands Receive pir messages that it
+// synthesizes from the instances it finds. Bytes that are not a pir
+// message of its group are carried opaquely, so that the transport
+// conformance suite, and any other codec's datagrams, pass through.
+//
+// Config.Group must be the Group's name:
+//
+//	tr, err := mdns.New(mdns.Config{Group: "web"})
+//	...
+//	g, err := discovery.Join(ctx, discovery.Config{Name: "web", Transport: tr, Self: self})
+//
+// Only the pipe codec's messages are understood. With another codec (an
+// authenticated envelope, say) every datagram is carried opaquely: pir
+// members still reach each other over the mDNS group, but nothing is
+// published as DNS-SD, and other software sees nothing of them.
+//
+// # Names
+//
+// A Conn of group G publishes its member under the service type
+// Config.Service, "_pir._udp" by default, and under the subtype of its
+// group (RFC 6763 §7.1):
+//
+//	_pir._udp.local.              PTR  INSTANCE._pir._udp.local.
+//	_G._sub._pir._udp.local.      PTR  INSTANCE._pir._udp.local.
+//	INSTANCE._pir._udp.local.     SRV  0 0 PORT HOST.local.
+//	INSTANCE._pir._udp.local.     TXT  "txtvers=1" "id=ID" "g=G" "health=URI" "comms=URI" "m.KEY=VALUE"...
+//	HOST.local.                   A    each IPv4 address of the link
+//	HOST.local.                   AAAA each IPv6 address of the link
+//
+// The subtype label is "_" and the group name, bytes other than ASCII
+// letters, digits and '-' replaced by '-', in lower case; when that
+// changes the name, or makes it longer than a DNS label allows (63 bytes),
+// the label is cut and ends with '-' and eight hex digits of the SHA-256
+// of the name, so that groups "Web", "web!" and "web" get distinct labels.
+// The TXT key g holds the exact name and is what receivers match. A
+// service name (the "pir" of "_pir._udp") follows RFC 6763 §7.2: at most
+// 15 letters, digits and hyphens; Config.Validate refuses another.
+//
+// By default a Conn browses its group's subtype, so only the group's
+// members answer. With Config.Service set, say "_http._tcp", it publishes
+// its member as an _http._tcp instance (still with the group subtype) and
+// browses the whole type, so that every HTTP service on the link becomes a
+// member, whatever published it.
+//
+// INSTANCE is Config.Instance, or else the member's ID. HOST is
+// Config.HostName, or else this machine's host name, "-pir-" and eight hex
+// digits of the SHA-256 of the member's ID: each Conn claims a host name
+// of its own, never the one avahi or another responder on the host owns.
+// Both names are probed for before they are used (RFC 6762 §8.1), three
+// probes 250 ms apart. When another responder answers with different
+// records, or wins the tiebreak of simultaneous probes (§8.2), the Conn
+// takes the next name, "INSTANCE (2)", "INSTANCE (3)"... and HOST-2,
+// HOST-3..., and probes again. Then it sends two announcements a second
+// apart (§8.3). A conflict after that (another responder's records for our
+// names, §9) sends it back to probing.
+//
+// # TXT record
+//
+// Keys, in this order: txtvers=1; id, the member's ID; g, the group name;
+// health and comms, its URIs; then its metadata, sorted by key, as
+// m.KEY=VALUE. Each string is at most 255 bytes: a metadata pair longer
+// than that is not published (and logged); an ID, group or URI that does
+// not fit makes Send fail with transport.ErrTooLarge. TXT keys are
+// compared without case (RFC 6763 §6.4), so metadata keys that differ
+// only in case reach receivers as one.
+//
+// A URI whose host is a link's address, as a Group writes it for each
+// link (transport.LinkSender) when the member listens on every address
+// (0.0.0.0 or [::]), is published with HOST.local in its place, so that the
+// TXT record is the same on every link and family; receivers put back the
+// address they resolved. A member that listens on 0.0.0.0 is sent only on IPv4 links,
+// and then publishes only A records, so that receivers use IPv4.
+//
+// # Synthesized messages
+//
+// Receive returns, for each browsed instance whose SRV and TXT records
+// (and its host's addresses, where needed) are in the cache, a pipe
+// Announce GROUP|ID|HEALTH|COMMS, as a 6-field extension when it has
+// metadata:
+//
+//   - An instance whose TXT record has an id key is a pir member: ID, HEALTH
+//     and COMMS are its id, health and comms values, metadata its m.*
+//     pairs. A .local host name in a URI becomes an address of that host.
+//     An instance whose g differs from the Conn's group is ignored.
+//   - Any other instance is foreign software. ID is its instance label made
+//     printable (letters, digits, '.', '_' and '-' kept, other bytes
+//     '-'), cut to 40 bytes, then '-' and eight hex digits of the SHA-256
+//     of its full name in lower case: "My Printer" gives
+//     "My-Printer-1a2b3c4d", the same on every host and every run. COMMS
+//     is tcp://ADDR:PORT or udp://ADDR:PORT, the protocol from the service
+//     type and the port from the SRV record. HEALTH is
+//     tcpconnect://ADDR:PORT for a _tcp service (healthy when a TCP connect
+//     succeeds) and mdns://ADDR:PORT for a _udp one (healthy while
+//     advertised); a Group needs probers registered for these schemes
+//     (SchemeTCPConnect, SchemeAdvertised). Metadata is the TXT record,
+//     every key=value pair as it is.
+//
+// ADDR is an address of the SRV target: the one chosen before while it is
+// valid, else one of the family the instance was heard over (IPv4 first),
+// a global or unique-local address before a link-local one (which gets the
+// zone of the interface it was heard on). Metadata is dropped, longest
+// first, until the message fits Config.SynthMax.
+//
+// Packet.Src is the responder that last spoke for the instance (its
+// address and port 5353); Packet.IfIndex the interface that brought it.
+//
+// An instance is delivered when it appears or changes, and again every
+// Config.Heartbeat while its records live, so that a Group, which removes
+// members it does not hear for its ExpireAfter, keeps it. A goodbye of its
+// PTR or SRV record (TTL 0, RFC 6762 §10.1) is delivered at once as a pipe
+// Goodbye GROUP|ID|||bye|, so the Group removes the member with reason
+// goodbye. When its records expire without a goodbye (the responder
+// crashed or left the link), heartbeats stop and the Group expires it.
+//
+// Queries are not delivered: the Conn answers them itself.
+//
+// # What Send does with pir messages
+//
+// An Announce or Query of the Conn's group publishes the member, or
+// updates its records and announces them again when they changed (RFC
+// 6762 §8.4); a Query also queries the browsed name within 20-120 ms, so
+// that a joining Group hears existing members at once. A passive Query
+// (no URIs, from a watcher) only queries. A Goodbye withdraws the records:
+// it multicasts them all with TTL 0 (§10.1). Announces that change nothing
+// send nothing: the records are announced again after 80 % of their TTL,
+// and queriers refresh them (§5.2).
+//
+// # Opaque datagrams
+//
+// Bytes that are not a pir message of the Conn's group, up to MaxRaw
+// (8909) bytes, travel as a DNS response (ID 0, flags QR and AA) with one
+// answer: the name _pir-raw._udp.local, type 0xFF70 (private use, RFC 6895
+// §3.1), class IN, TTL 0, and the bytes as rdata. Byte by byte, 43 bytes
+// then the datagram:
+//
+//	00 00 84 00 00 00 00 01 00 00 00 00      header: ID 0, QR AA, 1 answer
+//	08 "_pir-raw" 04 "_udp" 05 "local" 00    name (21 bytes)
+//	ff 70 00 01 00 00 00 00 LL LL            type, class IN, TTL 0, length
+//	...                                      the datagram (LL LL bytes)
+//
+// A receiver accepts any ID and flags as long as QR is set and the opcode
+// and response code are zero, and a class with the cache-flush bit; the
+// counts, name, type and length must be exactly these. It is sent from an
+// ephemeral port, not 5353, so that other mDNS software ignores it (RFC
+// 6762 §11 makes them drop responses from other ports, and a private type
+// is skipped anyway), and so that Packet.Src names exactly one Conn for
+// SendTo. Receivers deliver its rdata as it is.
+//
+// # Protocol details
+//
+// The Conn joins 224.0.0.251 and ff02::fb, port 5353, on each interface,
+// sharing the port with other responders (SO_REUSEADDR, SO_REUSEPORT), and
+// sends with IP TTL 255 (RFC 6762 §11). It drops responses whose source is
+// not on the link they arrived on, or not from port 5353. It answers
+// queries for the service type, the subtype, the instance's SRV and TXT,
+// the host's A and AAAA, and service type enumeration
+// (_services._dns-sd._udp.local, RFC 6763 §9), with the additional
+// records RFC 6763 §12 lists. It omits answers the query lists as known
+// answers with at least half their TTL (§7.1), waiting 400-500 ms for the
+// rest of a query with the TC bit (§7.2). A question with the
+// unicast-response bit is answered by unicast when the record was
+// multicast on the link within a quarter of its TTL, by multicast
+// otherwise (§5.4); a query from a port other than 5353 gets a legacy
+// unicast response with its ID and question and TTLs of at most 10 s
+// (§6.7). A multicast answer holding a shared (PTR) record waits 20-120 ms;
+// no record is multicast on a link twice within a second, a quarter second
+// when defending a name against a probe (§6). Probes and queries go out
+// without the unicast-response bit: several responders share port 5353 on
+// one host and a unicast answer would reach only one of them (§15.1).
+//
+// The cache keeps records of the browsed type and its instances' hosts,
+// up to 4096, until their TTL runs out; a record with the cache-flush bit
+// expires, within a second, the records of its set received more than a
+// second earlier (§10.2); a goodbye expires its record in a second
+// (§10.1). Records of live instances are queried again at 80, 85, 90 and
+// 95 % of their TTL (§5.2); a missing SRV, TXT or address is asked for
+// (at most four times a second apart). The browse query repeats at
+// intervals doubling from 1 s to an hour, listing the instances known as
+// known answers.
+//
+// Messages are at most Config.MaxMessage bytes (1452 by default, a
+// 1500-byte frame over IPv6): larger responses are split over several
+// messages, larger queries too, with the TC bit (§7.2). Received messages
+// up to 9000 bytes are accepted; larger ones, and anything that is not a
+// DNS message, are dropped and counted in Stats, never an error.
+// Not implemented: negative responses (NSEC, §6.1), duplicate question
+// and answer suppression (§7.3, §7.4), passive observation of failures
+// (§10.5), and probing anew on an interface that appears (the Conn only
+// announces there).
+//
+// Records are published with Config.TTL, 120 s by default, which RFC 6762
+// §10 recommends for SRV and address records (it suggests 75 minutes for
+// PTR and TXT; pir uses 120 s for them too, so that a crashed member
+// leaves every cache, pir's and other software's, within two minutes).
+//
+// # Lifecycle
+//
+// New opens the sockets and starts the goroutines: a reader per socket
+// (two per address family), the engine that owns the publication, the
+// cache and the timers, and an interface check every
+// Config.RescanInterval. Close sends goodbyes for what the Conn published
+// (unless Config.SilentClose), so a Group's Close over mDNS looks like its
+// Leave to the others, then closes the sockets, which unblocks Receive
+// with an error wrapping transport.ErrClosed, and waits for every
+// goroutine. It is idempotent. All methods are safe for concurrent use.
+//
+// Synthesized messages wait for Receive in a queue of 256; when it is full
+// they are dropped and counted (a heartbeat repeats them), so that a
+// caller that does not receive never stalls the responder. Raw datagrams
+// wait for Receive as a multicast.Conn's do.
+package mdns

@@ -1,0 +1,211 @@
+package mdns
+
+import (
+	"bytes"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/miekg/dns"
+
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/codec/pipe"
+)
+
+// seedMessages are real and typical mDNS messages: python3-zeroconf's, an
+// avahi-style announcement (with NSEC and HINFO records, IPv6 addresses
+// and the type enumeration), a pir member's announcement and probe, and
+// known-bad inputs.
+func seedMessages(f *testing.F) [][]byte {
+	var seeds [][]byte
+	for _, b := range zeroconfPackets(f) {
+		seeds = append(seeds, b)
+	}
+	inst := `Avahi\ Box._ssh._tcp.local.`
+	avahi := &dns.Msg{MsgHdr: responseHdr, Answer: []dns.RR{
+		&dns.PTR{Hdr: hdr("_services._dns-sd._udp.local.", dns.TypePTR, 4500, false), Ptr: "_ssh._tcp.local."},
+		&dns.PTR{Hdr: hdr("_ssh._tcp.local.", dns.TypePTR, 4500, false), Ptr: inst},
+		&dns.SRV{Hdr: hdr(inst, dns.TypeSRV, 120, true), Port: 22, Target: "avahi-box.local."},
+		&dns.TXT{Hdr: hdr(inst, dns.TypeTXT, 4500, true), Txt: []string{""}},
+		&dns.AAAA{Hdr: hdr("avahi-box.local.", dns.TypeAAAA, 120, true), AAAA: netip.MustParseAddr("fd42::5").AsSlice()},
+		&dns.A{Hdr: hdr("avahi-box.local.", dns.TypeA, 120, true), A: netip.MustParseAddr("198.18.0.5").AsSlice()},
+		&dns.HINFO{Hdr: hdr("avahi-box.local.", dns.TypeHINFO, 120, true), Cpu: "X86_64", Os: "LINUX"},
+	}, Extra: []dns.RR{
+		&dns.NSEC{Hdr: hdr("avahi-box.local.", dns.TypeNSEC, 120, true), NextDomain: "avahi-box.local.", TypeBitMap: []uint16{dns.TypeA, dns.TypeAAAA}},
+	}}
+	if b, err := avahi.Pack(); err == nil {
+		seeds = append(seeds, b)
+	}
+	c := bareConn(f, Config{})
+	m := member("seed", 4000)
+	m.Meta = map[string]string{"role": "db"}
+	if err := c.e.publish(m, nil, time.Now()); err == nil {
+		p := c.e.pub
+		recs := c.e.records(p, c.links[1])
+		if b, err := (&dns.Msg{MsgHdr: responseHdr, Answer: c.e.rrs(recs, -1, true)}).Pack(); err == nil {
+			seeds = append(seeds, b)
+		}
+		probe := &dns.Msg{Question: []dns.Question{{Name: p.instFQDN(c.svc), Qtype: dns.TypeANY, Qclass: dns.ClassINET}},
+			Ns: c.e.rrs(c.e.uniqueRecords(p, c.links[1]), -1, false)}
+		if b, err := probe.Pack(); err == nil {
+			seeds = append(seeds, b)
+		}
+	}
+	seeds = append(seeds,
+		nil, []byte{0}, make([]byte, 12),
+		[]byte("\x00\x00\x84\x00\x00\x00\x00\x01\x00\x00\x00\x00\xc0\x0c"), // a pointer loop
+		appendRaw(nil, []byte("opaque")),
+	)
+	return seeds
+}
+
+// FuzzParseMessage: the decoder never panics, and what it returns packs
+// again and decodes to the same records.
+func FuzzParseMessage(f *testing.F) {
+	for _, s := range seedMessages(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := parseMessage(b)
+		if err != nil {
+			return
+		}
+		var rrs []dns.RR
+		all := append(append(append([]record(nil), m.Answers...), m.Authority...), m.Additional...)
+		for i := range all {
+			rr := all[i].rr(all[i].TTL, all[i].Flush)
+			if rr == nil {
+				t.Fatalf("record %+v does not convert back", all[i])
+			}
+			rrs = append(rrs, rr)
+		}
+		packed, err := (&dns.Msg{Answer: rrs}).Pack()
+		if err != nil {
+			return // names too long once escaped, and the like
+		}
+		back, err := parseMessage(packed)
+		if err != nil {
+			t.Fatalf("repacked message does not parse: %v", err)
+		}
+		if len(back.Answers) != len(all) {
+			t.Fatalf("%d records became %d", len(all), len(back.Answers))
+		}
+		for i := range all {
+			if !all[i].sameData(&back.Answers[i]) || all[i].TTL != back.Answers[i].TTL || all[i].Flush != back.Answers[i].Flush {
+				t.Fatalf("record %+v became %+v", all[i], back.Answers[i])
+			}
+		}
+	})
+}
+
+// FuzzParseRaw: the opaque framing never panics, and what it accepts it
+// frames back with the same counts, name, type and payload (the ID, the
+// flags other than QR, opcode and rcode, the cache-flush bit and the TTL
+// are not checked).
+func FuzzParseRaw(f *testing.F) {
+	for _, s := range seedMessages(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, ok := parseRaw(b)
+		if !ok {
+			return
+		}
+		again := appendRaw(nil, p)
+		typeEnd := rawOverhead - 8
+		if len(again) != len(b) || !bytes.Equal(again[4:typeEnd], b[4:typeEnd]) || !bytes.Equal(again[rawOverhead:], b[rawOverhead:]) {
+			t.Fatalf("raw message %x reframes as %x", b, again)
+		}
+	})
+}
+
+// FuzzTXT: TXT strings from the network always give metadata a pipe
+// message can carry, and what buildTXT writes reads back the same.
+func FuzzTXT(f *testing.F) {
+	f.Add("txtvers=1\x00id=a\x00g=test\x00health=tcp://h:1\x00m.role=db", "role", "db")
+	f.Add("path=/x\x00k=v\xc3\xa9\x00flag\x00=x\x00\xff=1", "k é", "v|w")
+	f.Fuzz(func(t *testing.T, joined, k, v string) {
+		p := parseTXT(strings.Split(joined, "\x00"))
+		for _, pir := range []bool{true, false} {
+			for key, val := range p.meta(pir) {
+				if key == "" || !utf8.ValidString(key) || !utf8.ValidString(val) {
+					t.Fatalf("metadata %q=%q cannot be encoded", key, val)
+				}
+			}
+		}
+		if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return
+		}
+		m := &codec.Message{ID: "i", Group: "g", Health: "tcp://h:1", Comms: "tcp://h:1", Meta: map[string]string{k: v}}
+		txt, dropped, err := buildTXT(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := parseTXT(txt).meta(true)
+		if len(dropped) == 0 && got[k] != v {
+			t.Fatalf("metadata %q=%q read back as %v", k, v, got)
+		}
+	})
+}
+
+// FuzzLabels: unescaping never panics, and escaping round-trips.
+func FuzzLabels(f *testing.F) {
+	f.Add(`My\ Printer\ \(2\)._ipp._tcp.local.`)
+	f.Add(`caf\195\169.local.`)
+	f.Add(`bad\`)
+	f.Fuzz(func(t *testing.T, s string) {
+		_, _, _ = firstLabel(s)
+		_, _ = unescapeString(s)
+		l, _, err := firstLabel(escapeLabel(s) + ".local.")
+		if err != nil || l != s {
+			t.Fatalf("label %q round-trips as %q, %v", s, l, err)
+		}
+		if u, err := unescapeString(escapeString(s)); err != nil || u != s {
+			t.Fatalf("string %q round-trips as %q, %v", s, u, err)
+		}
+	})
+}
+
+// FuzzReceive feeds any bytes to a Conn's engine as a message from the
+// mDNS port or from elsewhere, while it publishes a member: it never
+// panics, and every datagram it hands Receive is a pir message of its
+// group that the pipe codec decodes.
+func FuzzReceive(f *testing.F) {
+	for _, s := range seedMessages(f) {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, b []byte, mdnsPort bool) {
+		for _, svc := range []string{"", "_http._tcp"} {
+			c := bareConn(t, Config{Service: svc})
+			now := time.Now()
+			if err := c.e.publish(member("self", 4000), nil, now); err != nil {
+				t.Fatal(err)
+			}
+			c.e.pub.state = published
+			m, err := parseMessage(b)
+			if err != nil {
+				return
+			}
+			src := netip.MustParseAddrPort("198.18.0.9:5353")
+			if !mdnsPort {
+				src = netip.MustParseAddrPort("198.18.0.9:40000")
+			}
+			c.e.handle(inbound{msg: m, src: src, ifIndex: 1, at: now})
+			c.e.due(now.Add(time.Second))
+			c.e.heartbeat(now.Add(2 * time.Second))
+			c.e.due(now.Add(time.Hour))
+			for _, d := range drain(c) {
+				var msg codec.Message
+				if err := (pipe.Codec{}).Decode(d.b, &msg); err != nil {
+					t.Fatalf("synthesized %q does not decode: %v", d.b, err)
+				}
+				if msg.Group != "test" || msg.ID == "self" {
+					t.Fatalf("synthesized %+v", msg)
+				}
+			}
+		}
+	})
+}

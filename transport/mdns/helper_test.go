@@ -1,0 +1,144 @@
+package mdns
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/pirlan/pir/discovery"
+	"github.com/pirlan/pir/healthcheck"
+)
+
+// helperEnv makes the test binary run a helper program instead of the
+// tests: a pir member or watcher over this transport on one interface of a
+// lab host, printing what happens as JSON lines (helperLine). SIGINT makes
+// a member leave (a goodbye) and a watcher close; either then exits 0.
+const helperEnv = "PIR_MDNS_HELPER"
+
+// helperLine is one line the helper prints.
+type helperLine struct {
+	Event  string            `json:"event"` // ready, joined, left, updated, health, leaving, done
+	ID     string            `json:"id,omitempty"`
+	Health string            `json:"health,omitempty"`
+	Comms  string            `json:"comms,omitempty"`
+	Meta   map[string]string `json:"meta,omitempty"`
+	Reason string            `json:"reason,omitempty"`
+	Error  string            `json:"error,omitempty"`
+}
+
+func helper(args []string) int {
+	fs := flag.NewFlagSet("mdns-helper", flag.ContinueOnError)
+	mode := fs.String("mode", "member", "member or watch")
+	group := fs.String("group", "web", "group name")
+	id := fs.String("id", "", "member ID")
+	network := fs.String("network", "", "udp4, udp6 or empty for both")
+	service := fs.String("service", "", "DNS-SD service type (Config.Service)")
+	ifName := fs.String("iface", "eth0", "interface")
+	meta := fs.String("meta", "", "metadata k=v,k=v")
+	logLevel := fs.String("log", "off", "log level on stderr")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var mu sync.Mutex
+	enc := json.NewEncoder(os.Stdout)
+	say := func(l helperLine) {
+		mu.Lock()
+		defer mu.Unlock()
+		_ = enc.Encode(l)
+	}
+	fail := func(err error) int {
+		say(helperLine{Event: "error", Error: err.Error()})
+		return 1
+	}
+	log := hclog.NewNullLogger()
+	if *logLevel != "off" {
+		log = hclog.New(&hclog.LoggerOptions{Level: hclog.LevelFromString(*logLevel), Output: os.Stderr})
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	tr, err := New(Config{Group: *group, Network: *network, Service: *service, Interfaces: []string{*ifName}, Logger: log})
+	if err != nil {
+		return fail(err)
+	}
+	cfg := discovery.Config{Name: *group, Transport: tr, Logger: log}
+	if *mode == "watch" {
+		cfg.Passive = true
+		probers := healthcheck.NewRegistry()
+		probers.Register(SchemeTCPConnect, healthcheck.ProberFunc(tcpConnect))
+		probers.Register(SchemeAdvertised, healthcheck.ProberFunc(func(context.Context, *url.URL) error { return nil }))
+		cfg.Prober = probers
+	} else {
+		hs := healthcheck.NewTCPServer(healthcheck.ServerConfig{})
+		listen := "[::]:0"
+		if *network == "udp4" {
+			listen = "0.0.0.0:0"
+		}
+		if err := hs.Start(listen); err != nil {
+			return fail(err)
+		}
+		defer hs.Close()
+		m := map[string]string{}
+		for _, kv := range strings.Split(*meta, ",") {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				m[k] = v
+			}
+		}
+		cfg.Self = discovery.Peer{ID: *id, HealthURI: hs.URI(), Meta: m}
+	}
+	g, err := discovery.Join(context.Background(), cfg)
+	if err != nil {
+		return fail(err)
+	}
+	say(helperLine{Event: "ready", ID: g.Self().ID})
+	g.AddListener(func(e discovery.Event) bool {
+		l := helperLine{Event: strings.ToLower(e.Type.String()), ID: e.Member.ID, Meta: e.Member.Meta}
+		if e.Member.HealthURI != nil {
+			l.Health = e.Member.HealthURI.String()
+		}
+		if e.Member.CommsURI != nil {
+			l.Comms = e.Member.CommsURI.String()
+		}
+		if e.Type == discovery.Left {
+			l.Reason = e.Reason.String()
+		}
+		say(l)
+		return true
+	})
+	<-ctx.Done()
+	if cfg.Passive {
+		err = g.Close()
+	} else {
+		say(helperLine{Event: "leaving"})
+		lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err = g.Leave(lctx)
+		cancel()
+	}
+	if err != nil {
+		return fail(err)
+	}
+	say(helperLine{Event: "done"})
+	return 0
+}
+
+// tcpConnect is the prober of SchemeTCPConnect a Group needs for foreign
+// _tcp services: healthy when a TCP connection succeeds.
+func tcpConnect(ctx context.Context, u *url.URL) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return fmt.Errorf("tcpconnect: %w", err)
+	}
+	return c.Close()
+}

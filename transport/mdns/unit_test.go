@@ -1,0 +1,371 @@
+package mdns
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/codec/pipe"
+	"github.com/pirlan/pir/transport"
+)
+
+// bareConn is a Conn without sockets or goroutines, with one fake link,
+// for tests that drive its engine directly. It sends nothing: it has no
+// address family open.
+func bareConn(t testing.TB, cfg Config) *Conn {
+	t.Helper()
+	if cfg.Group == "" {
+		cfg.Group = "test"
+	}
+	explicit := cfg.Service != ""
+	cfg = cfg.withDefaults()
+	cfg.Logger = hclog.NewNullLogger()
+	svc, err := parseServiceType(cfg.Service)
+	require.NoError(t, err)
+	c := &Conn{
+		cfg: cfg, svc: svc, log: cfg.Logger,
+		sub:  escapeLabel(groupSubtype(cfg.Group)) + "._sub." + svc.fqdn(),
+		out:  make(chan delivery, outQueue),
+		done: make(chan struct{}),
+		links: map[int]*iface{1: {
+			ifi: net.Interface{Index: 1, Name: "lo0", Flags: net.FlagUp | net.FlagMulticast},
+			v4:  []netip.Addr{netip.MustParseAddr("198.18.255.1")},
+			v6:  []netip.Addr{netip.MustParseAddr("fd42::1"), netip.MustParseAddr("fe80::1")},
+			prefixes: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/15"), netip.MustParsePrefix("fd42::/64"),
+				netip.MustParsePrefix("fe80::/64")},
+			on:   [2]bool{true, true},
+			best: [2]netip.Addr{netip.MustParseAddr("198.18.255.1"), netip.MustParseAddr("fd42::1")},
+		}},
+	}
+	c.browse = c.sub
+	if explicit {
+		c.browse = svc.fqdn()
+	}
+	c.e.init(c, time.Now())
+	return c
+}
+
+// drain returns what the Conn queued for Receive.
+func drain(c *Conn) []delivery {
+	var out []delivery
+	for {
+		select {
+		case d := <-c.out:
+			out = append(out, d)
+		default:
+			return out
+		}
+	}
+}
+
+func TestParseServiceType(t *testing.T) {
+	for _, ok := range []string{"_http._tcp", "_http._tcp.local", "_http._tcp.local.", "_pir._udp", "_a1._tcp", "_x-y-z._udp", "_123456789abcdef._tcp"} {
+		_, err := parseServiceType(ok)
+		assert.NoError(t, err, ok)
+	}
+	for _, bad := range []string{"", "_http", "http._tcp", "_._tcp", "_http._sctp", "_http._tcp.example.", "_-a._tcp", "_a-._tcp",
+		"_a--b._tcp", "_123._tcp", "_a_b._tcp", "_123456789abcdefg._tcp", "_a.b._tcp"} {
+		_, err := parseServiceType(bad)
+		assert.Error(t, err, bad)
+	}
+	st, _ := parseServiceType("_http._tcp.local.")
+	assert.Equal(t, "_http._tcp.local.", st.fqdn())
+}
+
+func TestGroupSubtype(t *testing.T) {
+	assert.Equal(t, "_web", groupSubtype("web"))
+	assert.Equal(t, "_my-group-2", groupSubtype("my-group-2"))
+	for _, g := range []string{"Web", "web!", "web farm", "gruppe-ä", strings.Repeat("x", 80)} {
+		s := groupSubtype(g)
+		assert.LessOrEqual(t, len(s), maxLabel, g)
+		assert.True(t, strings.HasSuffix(s, "-"+shortHash(g)), "%q -> %q", g, s)
+		assert.Equal(t, s, strings.ToLower(s))
+	}
+	assert.NotEqual(t, groupSubtype("Web"), groupSubtype("web"))
+	assert.NotEqual(t, groupSubtype(strings.Repeat("x", 80)), groupSubtype(strings.Repeat("x", 81)))
+}
+
+func TestLabels(t *testing.T) {
+	for _, raw := range []string{"plain", "My Printer (2)", `a.b\c"d`, "café", "\x00\x7f\xff", ""} {
+		esc := escapeLabel(raw)
+		l, rest, err := firstLabel(esc + "._pir._udp.local.")
+		require.NoError(t, err)
+		assert.Equal(t, raw, l)
+		assert.Equal(t, "_pir._udp.local.", rest)
+		// github.com/miekg/dns packs and unpacks it the same way.
+		if raw == "" {
+			continue
+		}
+		rr := &dns.PTR{Hdr: dns.RR_Header{Name: "x.local.", Rrtype: dns.TypePTR, Class: dns.ClassINET}, Ptr: esc + ".local."}
+		b := make([]byte, 512)
+		n, err := dns.PackRR(rr, b, 0, nil, false)
+		require.NoError(t, err)
+		back, _, err := dns.UnpackRR(b[:n], 0)
+		require.NoError(t, err)
+		assert.Equal(t, esc+".local.", back.(*dns.PTR).Ptr)
+	}
+	_, _, err := firstLabel(`bad\`)
+	assert.Error(t, err)
+	_, _, err = firstLabel(`bad\999`)
+	assert.Error(t, err, "no byte is 999")
+
+	assert.Equal(t, "svc (2)", renamed("svc", 1, false))
+	assert.Equal(t, "host-3", renamed("host", 2, true))
+	long := strings.Repeat("é", 40) // 80 bytes
+	r := renamed(long, 1, false)
+	assert.LessOrEqual(t, len(r), maxLabel)
+	assert.True(t, strings.HasSuffix(r, " (2)"))
+	assert.Equal(t, "my-host-1", hostLabel("My_Host.1", 63))
+	assert.Equal(t, "My-Printer-"+shortHash(`my\ printer._ipp._tcp.local.`), foreignID("My Printer", `My\ Printer._ipp._tcp.local.`))
+}
+
+func TestTXT(t *testing.T) {
+	m := &codec.Message{ID: "id1", Group: "g", Health: "tcp://h:1", Comms: "tcp://c:2",
+		Meta: map[string]string{"b": "2", "a": "1", "long": strings.Repeat("x", 300), "sp ace": "v=w"}}
+	txt, dropped, err := buildTXT(m)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"txtvers=1", "id=id1", "g=g", "health=tcp://h:1", "comms=tcp://c:2", "m.a=1", "m.b=2", "m.sp ace=v=w"}, txt)
+	assert.Equal(t, []string{"long"}, dropped)
+
+	p := parseTXT(append(txt, "ID=second", "=empty", "flag", "bad=\xff"))
+	id, _ := p.get("id")
+	assert.Equal(t, "id1", id, "the first occurrence of a key wins, whatever its case")
+	assert.Equal(t, map[string]string{"a": "1", "b": "2", "sp ace": "v=w"}, p.meta(true))
+	foreignMeta := p.meta(false)
+	assert.Equal(t, "", foreignMeta["flag"])
+	assert.Equal(t, "\uFFFD", foreignMeta["bad"])
+	assert.NotContains(t, foreignMeta, "")
+
+	_, _, err = buildTXT(&codec.Message{ID: "i", Group: "g", Health: "tcp://" + strings.Repeat("h", 260)})
+	assert.ErrorIs(t, err, transport.ErrTooLarge)
+}
+
+func TestRecordsRoundTrip(t *testing.T) {
+	for _, r := range []record{
+		{Name: "_pir._udp.local.", Type: dns.TypePTR, Target: `a\ b._pir._udp.local.`, TTL: 120},
+		{Name: "a._pir._udp.local.", Type: dns.TypeSRV, Target: "h.local.", Port: 80, Flush: true, TTL: 120},
+		{Name: "a._pir._udp.local.", Type: dns.TypeTXT, Txt: []string{`back\slash`, `"quote"`, "é", ""}, Flush: true, TTL: 120},
+		{Name: "h.local.", Type: dns.TypeA, Addr: netip.MustParseAddr("198.18.0.1"), TTL: 120},
+		{Name: "h.local.", Type: dns.TypeAAAA, Addr: netip.MustParseAddr("fe80::1"), TTL: 120},
+	} {
+		b, err := (&dns.Msg{Answer: []dns.RR{r.rr(r.TTL, r.Flush)}}).Pack()
+		require.NoError(t, err)
+		m, err := parseMessage(b)
+		require.NoError(t, err)
+		require.Len(t, m.Answers, 1)
+		back := m.Answers[0]
+		assert.True(t, back.sameData(&r), "%+v -> %+v", r, back)
+		assert.Equal(t, r.Flush, back.Flush)
+		assert.Equal(t, r.TTL, back.TTL)
+	}
+}
+
+// RFC 6762 §8.2: records compare by class, type, then rdata bytes; the
+// longer list wins a tie.
+func TestCompareProbeRecords(t *testing.T) {
+	a1 := record{Name: "h.local.", Type: dns.TypeA, Addr: netip.MustParseAddr("169.254.99.200")}
+	a2 := record{Name: "h.local.", Type: dns.TypeA, Addr: netip.MustParseAddr("169.254.200.50")}
+	assert.Equal(t, -1, compareProbeRecords([]record{a1}, []record{a2}))
+	assert.Equal(t, 1, compareProbeRecords([]record{a2}, []record{a1}))
+	assert.Equal(t, 0, compareProbeRecords([]record{a1, a2}, []record{a2, a1}))
+	assert.Equal(t, 1, compareProbeRecords([]record{a1, a2}, []record{a1}))
+	aaaa := record{Name: "h.local.", Type: dns.TypeAAAA, Addr: netip.MustParseAddr("fe80::1")}
+	assert.Equal(t, -1, compareProbeRecords([]record{a2}, []record{aaaa}), "type A (1) < AAAA (28)")
+}
+
+func TestPackMessagesSplits(t *testing.T) {
+	var rrs []dns.RR
+	for i := range 40 {
+		r := record{Name: "n" + strings.Repeat("x", i) + ".local.", Type: dns.TypeA, Addr: netip.MustParseAddr("198.18.0.1")}
+		rrs = append(rrs, r.rr(120, true))
+	}
+	msgs, dropped := packMessages(dns.MsgHdr{}, []dns.Question{{Name: "q.local.", Qtype: dns.TypePTR, Qclass: dns.ClassINET}}, rrs, nil, 512, true)
+	assert.Zero(t, dropped)
+	require.Greater(t, len(msgs), 2)
+	total := 0
+	for i, b := range msgs {
+		assert.LessOrEqual(t, len(b), 512)
+		var m dns.Msg
+		require.NoError(t, m.Unpack(b))
+		assert.Equal(t, i < len(msgs)-1, m.Truncated, "TC on all but the last")
+		assert.Equal(t, i == 0, len(m.Question) == 1, "the question in the first only")
+		total += len(m.Answer)
+	}
+	assert.Equal(t, 40, total)
+
+	huge := (&record{Name: "t.local.", Type: dns.TypeTXT, Txt: []string{strings.Repeat("x", 255), strings.Repeat("y", 255), strings.Repeat("z", 255)}}).rr(1, false)
+	msgs, dropped = packMessages(responseHdr, nil, []dns.RR{rrs[0], huge}, nil, 512, false)
+	assert.Zero(t, dropped, "a record larger than the limit goes alone")
+	assert.Len(t, msgs, 2)
+}
+
+func TestCacheFlushAndGoodbye(t *testing.T) {
+	var c cache
+	c.init(10)
+	now := time.Now()
+	in := inbound{src: netip.MustParseAddrPort("198.18.0.1:5353")}
+	old := record{Name: "h.local.", Type: dns.TypeA, Addr: netip.MustParseAddr("198.18.0.1"), TTL: 120}
+	fresh := record{Name: "h.local.", Type: dns.TypeA, Addr: netip.MustParseAddr("198.18.0.2"), TTL: 120, Flush: true}
+	c.put(old, in, now)
+	c.put(fresh, in, now.Add(500*time.Millisecond))
+	c.flush(fresh.key(), []record{fresh}, now.Add(500*time.Millisecond))
+	assert.Len(t, c.live(old.key(), now.Add(1600*time.Millisecond)), 2, "a record received within the last second is not flushed")
+
+	later := now.Add(3 * time.Second)
+	c.put(fresh, in, later)
+	c.flush(fresh.key(), []record{fresh}, later)
+	assert.Len(t, c.live(old.key(), later.Add(900*time.Millisecond)), 2, "flushed records live one more second")
+	live := c.live(old.key(), later.Add(1100*time.Millisecond))
+	require.Len(t, live, 1)
+	assert.Equal(t, fresh.Addr, live[0].rec.Addr)
+
+	c.bye(fresh, later)
+	for _, e := range c.live(fresh.key(), later) {
+		assert.NotEqual(t, fresh.Addr, e.rec.Addr, "a goodbye hides the record at once")
+	}
+	assert.Len(t, c.expire(later.Add(1100*time.Millisecond)), 2)
+	assert.Zero(t, c.n)
+
+	for i := range 11 {
+		_, ok := c.put(record{Name: "n.local.", Type: dns.TypeA, Addr: netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}), TTL: 1}, in, now)
+		assert.Equal(t, i < 10, ok)
+	}
+}
+
+// An instance whose host is known only by name in its TXT URIs (a member
+// listening on every address) gets the address of the host; one that
+// appears over both families keeps the address chosen first.
+func TestSynthesizeLocalHost(t *testing.T) {
+	c := bareConn(t, Config{})
+	e := &c.e
+	inst := "m1._pir._udp.local."
+	rrs := []dns.RR{
+		&dns.PTR{Hdr: hdr(c.browse, dns.TypePTR, 120, false), Ptr: inst},
+		&dns.SRV{Hdr: hdr(inst, dns.TypeSRV, 120, true), Port: 4000, Target: "box-pir-1.local."},
+		&dns.TXT{Hdr: hdr(inst, dns.TypeTXT, 120, true), Txt: []string{"txtvers=1", "id=m1", "g=test", "health=tcp://box-pir-1.local:4000", "comms=http://box-pir-1.local:8080/x"}},
+		&dns.AAAA{Hdr: hdr("box-pir-1.local.", dns.TypeAAAA, 120, true), AAAA: netip.MustParseAddr("fe80::2").AsSlice()},
+		&dns.A{Hdr: hdr("box-pir-1.local.", dns.TypeA, 120, true), A: netip.MustParseAddr("198.18.0.7").AsSlice()},
+	}
+	b, err := (&dns.Msg{MsgHdr: responseHdr, Answer: rrs}).Pack()
+	require.NoError(t, err)
+	m, err := parseMessage(b)
+	require.NoError(t, err)
+	e.response(inbound{msg: m, src: netip.MustParseAddrPort("[fe80::2%lo0]:5353"), ifIndex: 1, v6: true}, time.Now())
+	out := drain(c)
+	require.Len(t, out, 1)
+	var msg codec.Message
+	require.NoError(t, (pipe.Codec{}).Decode(out[0].b, &msg))
+	assert.Equal(t, "m1", msg.ID)
+	assert.Equal(t, "tcp://[fe80::2%25lo0]:4000", msg.Health, "heard over IPv6 only: its link-local address, zoned")
+	assert.Equal(t, "http://[fe80::2%25lo0]:8080/x", msg.Comms)
+
+	// The same over IPv4: the address chosen stays.
+	e.response(inbound{msg: m, src: netip.MustParseAddrPort("198.18.0.7:5353"), ifIndex: 1}, time.Now())
+	out = drain(c)
+	require.Len(t, out, 1)
+	require.NoError(t, (pipe.Codec{}).Decode(out[0].b, &msg))
+	assert.Equal(t, "tcp://[fe80::2%25lo0]:4000", msg.Health)
+	assert.Equal(t, netip.MustParseAddrPort("[fe80::2%lo0]:5353"), out[0].src, "the source of the family of the address")
+}
+
+// Metadata of a foreign service is dropped, longest first, until the
+// synthesized message fits SynthMax.
+func TestSynthesizeTrimsMetadata(t *testing.T) {
+	c := bareConn(t, Config{Service: "_http._tcp", SynthMax: 200})
+	inst := "w._http._tcp.local."
+	rrs := []dns.RR{
+		&dns.PTR{Hdr: hdr("_http._tcp.local.", dns.TypePTR, 120, false), Ptr: inst},
+		&dns.SRV{Hdr: hdr(inst, dns.TypeSRV, 120, true), Port: 80, Target: "w.local."},
+		&dns.TXT{Hdr: hdr(inst, dns.TypeTXT, 120, true), Txt: []string{"a=1", "big=" + strings.Repeat("b", 150), "c=3"}},
+		&dns.A{Hdr: hdr("w.local.", dns.TypeA, 120, true), A: netip.MustParseAddr("198.18.0.9").AsSlice()},
+	}
+	b, err := (&dns.Msg{MsgHdr: responseHdr, Answer: rrs}).Pack()
+	require.NoError(t, err)
+	m, err := parseMessage(b)
+	require.NoError(t, err)
+	c.e.response(inbound{msg: m, src: netip.MustParseAddrPort("198.18.0.9:5353"), ifIndex: 1}, time.Now())
+	out := drain(c)
+	require.Len(t, out, 1)
+	var msg codec.Message
+	require.NoError(t, (pipe.Codec{MaxSize: 200}).Decode(out[0].b, &msg))
+	assert.Equal(t, map[string]string{"a": "1", "c": "3"}, msg.Meta)
+	assert.Equal(t, "tcpconnect://198.18.0.9:80", msg.Health)
+	assert.Equal(t, "tcp://198.18.0.9:80", msg.Comms)
+}
+
+// Packets python3-zeroconf 0.47.3 sent, captured in a private namespace:
+// its probe, announcement, browse queries and goodbye.
+func zeroconfPackets(t testing.TB) map[string][]byte {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "zeroconf-*.bin"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	out := make(map[string][]byte)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		out[filepath.Base(f)] = b
+	}
+	return out
+}
+
+// A real zeroconf announcement and goodbye make an announcement and a
+// goodbye.
+func TestZeroconfPackets(t *testing.T) {
+	pkts := zeroconfPackets(t)
+	c := bareConn(t, Config{Service: "_http._tcp"})
+	src := netip.MustParseAddrPort("198.18.255.1:5353")
+	feed := func(name string) []delivery {
+		m, err := parseMessage(pkts[name])
+		require.NoError(t, err, name)
+		c.e.response(inbound{msg: m, src: src, ifIndex: 1}, time.Now())
+		return drain(c)
+	}
+	out := feed("zeroconf-announce.bin")
+	require.Len(t, out, 1)
+	var msg codec.Message
+	require.NoError(t, (pipe.Codec{}).Decode(out[0].b, &msg))
+	assert.Equal(t, "Zc-Web-Server-"+shortHash(`zc\ web\ server._http._tcp.local.`), msg.ID)
+	assert.Equal(t, "tcpconnect://198.18.255.1:8080", msg.Health)
+	assert.Equal(t, map[string]string{"path": "/x", "k": "vé", "flag": ""}, msg.Meta)
+
+	out = feed("zeroconf-goodbye.bin")
+	require.Len(t, out, 1)
+	require.NoError(t, (pipe.Codec{}).Decode(out[0].b, &msg))
+	assert.Equal(t, codec.Goodbye, msg.Kind)
+
+	for _, q := range []string{"zeroconf-probe.bin", "zeroconf-browse-qu.bin", "zeroconf-browse-known-answer.bin"} {
+		m, err := parseMessage(pkts[q])
+		require.NoError(t, err)
+		assert.True(t, m.Query, q)
+	}
+}
+
+func TestRawFraming(t *testing.T) {
+	for _, p := range [][]byte{nil, []byte("x"), make([]byte, MaxRaw)} {
+		b := appendRaw(nil, p)
+		assert.Len(t, b, len(p)+rawOverhead)
+		got, ok := parseRaw(b)
+		require.True(t, ok)
+		assert.Equal(t, len(p), len(got))
+		// It is a DNS message too, which other software can skip.
+		var m dns.Msg
+		require.NoError(t, m.Unpack(b))
+		assert.Equal(t, rawName, m.Answer[0].Header().Name)
+	}
+	b := appendRaw(nil, []byte("abc"))
+	_, ok := parseRaw(b[:len(b)-1])
+	assert.False(t, ok, "a cut raw message")
+	_, ok = parseRaw(zeroconfPackets(t)["zeroconf-announce.bin"])
+	assert.False(t, ok)
+}
