@@ -15,6 +15,8 @@ import (
 
 	"github.com/pirlan/pir/internal/netlab"
 	"github.com/pirlan/pir/transport"
+
+	"github.com/pirlan/pir/internal/sockopt"
 )
 
 // querier is a test socket that speaks DNS to a Conn: bound to lo's IPv4
@@ -28,7 +30,7 @@ type querier struct {
 
 func newQuerier(t *testing.T, port uint16) *querier {
 	t.Helper()
-	lc := net.ListenConfig{Control: sharedPortControl}
+	lc := net.ListenConfig{Control: sockopt.SharedPort}
 	pc, err := lc.ListenPacket(context.Background(), "udp4", netip.AddrPortFrom(netlab.LoopbackV4, port).String())
 	require.NoError(t, err)
 	t.Cleanup(func() { pc.Close() })

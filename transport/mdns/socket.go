@@ -10,6 +10,8 @@ import (
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+
+	"github.com/pirlan/pir/internal/sockopt"
 )
 
 // hopLimit is the IP TTL of everything a Conn sends (RFC 6762 §11).
@@ -36,7 +38,7 @@ type socket struct {
 func listen(v6 bool, port uint16, shared, loopback bool) (*socket, error) {
 	var lc net.ListenConfig
 	if shared {
-		lc.Control = sharedPortControl
+		lc.Control = sockopt.SharedPort
 	}
 	network, host := "udp4", "0.0.0.0"
 	if v6 {

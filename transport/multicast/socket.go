@@ -8,6 +8,8 @@ import (
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+
+	"github.com/pirlan/pir/internal/sockopt"
 )
 
 // socket is one UDP socket of either family, with the multicast options
@@ -34,7 +36,7 @@ type socket interface {
 func listen(network string, port uint16, shared bool) (socket, error) {
 	var lc net.ListenConfig
 	if shared {
-		lc.Control = sharedPortControl
+		lc.Control = sockopt.SharedPort
 	}
 	host := "0.0.0.0"
 	if network == "udp6" {

@@ -1,10 +1,10 @@
-package mdns
+package sockopt
 
 import "syscall"
 
-// sharedPortControl lets several sockets bind the mDNS port
+// SharedPort lets several sockets bind the group port
 // (SO_REUSEADDR, as Go's net.ListenMulticastUDP sets).
-func sharedPortControl(_, _ string, c syscall.RawConn) error {
+func SharedPort(_, _ string, c syscall.RawConn) error {
 	var err error
 	cerr := c.Control(func(fd uintptr) {
 		err = syscall.SetsockoptInt(syscall.Handle(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)

@@ -1,13 +1,13 @@
 //go:build darwin || dragonfly || freebsd || netbsd || openbsd
 
-package mdns
+package sockopt
 
 import "syscall"
 
-// sharedPortControl lets several sockets bind the mDNS port and all
+// SharedPort lets several sockets bind the group port and all
 // receive its multicast: BSDs need both SO_REUSEADDR and SO_REUSEPORT, as
 // Go's net.ListenMulticastUDP sets.
-func sharedPortControl(_, _ string, c syscall.RawConn) error {
+func SharedPort(_, _ string, c syscall.RawConn) error {
 	var err error
 	cerr := c.Control(func(fd uintptr) {
 		if err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
