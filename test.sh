@@ -31,5 +31,11 @@ echo "== go vet"
 go vet ./...
 echo "== cross-builds (darwin, windows)"
 for os in darwin windows; do GOOS=$os go build ./...; done
-echo "== go test -race"
-go test -race -count=1 ./...
+# The lab and stress tests run many processes and time real failure
+# detection: they run after the rest, one package at a time, so that other
+# packages' tests do not starve them of the machine's CPU.
+heavy="github.com/pirlan/pir/e2e github.com/pirlan/pir/internal/stress"
+echo "== go test -race (unit, conformance, loopback namespace)"
+go test -race -count=1 $(go list ./... | grep -v -x -F -e ${heavy// / -e })
+echo "== go test -race (network lab, stress)"
+go test -race -count=1 -p 1 $heavy

@@ -47,3 +47,49 @@ func TestUDPProbeResendsLostDatagrams(t *testing.T) {
 	err := once.Probe(context.Background(), lossyUDP(t, 1))
 	assert.ErrorIs(t, err, os.ErrDeadlineExceeded, "sent once, lost once")
 }
+
+// lossyTCP is a pir health server that swallows the probe on its first n
+// connections (as if the byte or its reply were lost) and answers the rest.
+func lossyTCP(t *testing.T, n int) *url.URL {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan struct{})
+	var held []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	go func() {
+		defer close(done)
+		for seen := 0; ; seen++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if seen < n {
+				held = append(held, c) // never answered
+				continue
+			}
+			b := make([]byte, 1)
+			if _, err := c.Read(b); err == nil {
+				c.Write([]byte{0})
+			}
+			c.Close()
+		}
+	}()
+	return &url.URL{Scheme: "tcp", Host: ln.Addr().String()}
+}
+
+// A probe whose byte or reply is lost after the connection is made is
+// hedged by another attempt on a new connection.
+func TestTCPProbeHedgesLostExchange(t *testing.T) {
+	p := healthcheck.NewTCPProber(healthcheck.TCPConfig{Timeout: time.Second, Retry: 50 * time.Millisecond})
+	require.NoError(t, p.Probe(context.Background(), lossyTCP(t, 2)), "the third connection answers")
+
+	once := healthcheck.NewTCPProber(healthcheck.TCPConfig{Timeout: 300 * time.Millisecond, Retry: -1})
+	assert.ErrorIs(t, once.Probe(context.Background(), lossyTCP(t, 1)), os.ErrDeadlineExceeded)
+}

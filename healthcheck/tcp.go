@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"time"
 )
 
@@ -16,12 +17,13 @@ type TCPConfig struct {
 	// probe's context has an earlier deadline, that one wins. Zero or
 	// negative means DefaultTimeout (2s).
 	Timeout time.Duration
-	// Retry is how long one connection attempt may go unanswered before
-	// another starts beside it (the first keeps going; the first to
-	// connect wins). On a lossy LAN a lost SYN would otherwise cost the
-	// kernel's 1 s retransmission, half of the default timeout. A refused
-	// or unreachable answer ends the probe at once. Zero means
-	// DefaultRetry (250ms); negative means one attempt only.
+	// Retry is how long one attempt at the probe (connect, 0x00 each way)
+	// may go unanswered before another starts beside it, on a connection of
+	// its own (the first keeps going; the first to succeed wins). On a
+	// lossy LAN a lost SYN or byte would otherwise cost the kernel's 1 s
+	// retransmission, half of the default timeout. A refusal or an
+	// unhealthy reply ends the probe at once. Zero means DefaultRetry
+	// (250ms); negative means one attempt only.
 	Retry time.Duration
 }
 
@@ -64,15 +66,20 @@ func (p *TCPProber) Probe(ctx context.Context, target *url.URL) error {
 	if err := ctxErr(ctx); err != nil {
 		return fmt.Errorf("healthcheck: probe %s: %w", addr, err)
 	}
-	deadline := deadlineFor(ctx, p.timeout)
-	conn, err := p.dial(ctx, addr, deadline)
+	return hedge(ctx, deadlineFor(ctx, p.timeout), p.retry, func(ctx context.Context) error {
+		return exchange(ctx, addr)
+	})
+}
+
+// exchange is one attempt at the pir probe: connect, write 0x00, read one
+// byte. ctx bounds it.
+func exchange(ctx context.Context, addr string) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return probeError(ctx, "connect to", addr, err)
 	}
 	defer conn.Close()
-	if err := conn.SetDeadline(deadline); err != nil {
-		return probeError(ctx, "probe", addr, err)
-	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
@@ -89,54 +96,57 @@ func (p *TCPProber) Probe(ctx context.Context, target *url.URL) error {
 	return checkReply(addr, reply[:])
 }
 
-// dial connects to addr by the deadline, starting a new attempt beside the
-// others every p.retry while none has answered. It returns the first
-// connection made, or the first error answered (refused, unreachable), or
-// the deadline's. Every attempt has ended when it returns.
-func (p *TCPProber) dial(ctx context.Context, addr string, deadline time.Time) (net.Conn, error) {
-	ctx, cancel := context.WithDeadline(ctx, deadline)
+// hedge runs try until the deadline, starting another try beside the
+// running ones every `every` (never, if every <= 0) while none has
+// finished. The first success wins. An answer that settles the matter (a
+// refusal, an unhealthy reply) ends it at once; a try that merely ran out
+// of time leaves the others running. Every try has ended when hedge
+// returns. On a lossy link one lost packet then costs a quarter second,
+// not the kernel's one-second retransmission, nor the whole probe.
+func hedge(parent context.Context, deadline time.Time, every time.Duration, try func(context.Context) error) error {
+	ctx, cancel := context.WithDeadline(parent, deadline)
 	defer cancel()
-	type result struct {
-		conn net.Conn
-		err  error
+	err := hedged(ctx, cancel, every, try)
+	if err != nil && parent.Err() == nil && isTimeout(err) && !errors.Is(err, os.ErrDeadlineExceeded) {
+		// Our own deadline, not the caller's: say so as the contract does.
+		err = fmt.Errorf("%w (%w)", err, os.ErrDeadlineExceeded)
 	}
-	results := make(chan result, 16)
-	running := 0
-	attempt := func() {
+	return err
+}
+
+func hedged(ctx context.Context, cancel context.CancelFunc, every time.Duration, try func(context.Context) error) error {
+	const maxTries = 16
+	results := make(chan error, maxTries)
+	running, started := 0, 0
+	start := func() {
 		running++
-		go func() {
-			var d net.Dialer
-			c, err := d.DialContext(ctx, "tcp", addr)
-			results <- result{c, err}
-		}()
+		started++
+		go func() { results <- try(ctx) }()
 	}
-	// finish cancels the attempts still running and waits for them,
-	// closing any that connected after all.
-	finish := func() {
-		cancel()
-		for ; running > 0; running-- {
-			if r := <-results; r.conn != nil {
-				r.conn.Close()
-			}
-		}
-	}
-	attempt()
+	start()
 	var tick <-chan time.Time
-	if p.retry > 0 {
-		t := time.NewTicker(p.retry)
+	if every > 0 {
+		t := time.NewTicker(every)
 		defer t.Stop()
 		tick = t.C
 	}
-	for {
+	var err error
+	for running > 0 {
 		select {
-		case r := <-results:
+		case err = <-results:
 			running--
-			finish()
-			return r.conn, r.err
+			if err == nil || !isTimeout(err) || ctx.Err() != nil {
+				cancel()
+				for ; running > 0; running-- {
+					<-results
+				}
+				return err
+			}
 		case <-tick:
-			if running < cap(results) {
-				attempt()
+			if started < maxTries {
+				start()
 			}
 		}
 	}
+	return err
 }

@@ -3,6 +3,7 @@ package healthcheck
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 )
 
@@ -32,11 +33,14 @@ func (p *TCPConnectProber) Probe(ctx context.Context, target *url.URL) error {
 	if err := ctxErr(ctx); err != nil {
 		return fmt.Errorf("healthcheck: probe %s: %w", addr, err)
 	}
-	conn, err := p.tcp.dial(ctx, addr, deadlineFor(ctx, p.tcp.timeout))
-	if err != nil {
-		return probeError(ctx, "connect to", addr, err)
-	}
-	return conn.Close()
+	return hedge(ctx, deadlineFor(ctx, p.tcp.timeout), p.tcp.retry, func(ctx context.Context) error {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return probeError(ctx, "connect to", addr, err)
+		}
+		return conn.Close()
+	})
 }
 
 // AdvertisedProber is the prober of mdns://HOST:PORT, the health URI
