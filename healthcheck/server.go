@@ -27,7 +27,7 @@ type ServerConfig struct {
 	// connection beyond the cap as soon as it accepts it; the HTTPServer
 	// leaves it waiting in the listen queue until a connection closes. The
 	// UDPServer ignores it: it answers datagrams one by one. Zero means
-	// DefaultMaxConns (64).
+	// DefaultMaxConns (256).
 	MaxConns int
 
 	// Path is where the HTTPServer serves the health handler; it must
@@ -43,7 +43,7 @@ type ServerConfig struct {
 // Defaults for the zero fields of a ServerConfig.
 const (
 	DefaultReadTimeout = 2 * time.Second
-	DefaultMaxConns    = 64
+	DefaultMaxConns    = 256
 	DefaultPath        = "/healthz"
 )
 

@@ -115,7 +115,10 @@ func hedge(parent context.Context, deadline time.Time, every time.Duration, try 
 }
 
 func hedged(ctx context.Context, cancel context.CancelFunc, every time.Duration, try func(context.Context) error) error {
-	const maxTries = 16
+	// At most 6 tries: enough to ride out a few lost packets within the
+	// default 2 s, few enough that a member probed by many others at once
+	// does not run out of connections.
+	const maxTries = 6
 	results := make(chan error, maxTries)
 	running, started := 0, 0
 	start := func() {
