@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -97,10 +98,10 @@ func exchange(ctx context.Context, addr string) error {
 }
 
 // hedge runs try until the deadline, starting another try beside the
-// running ones every `every` (never, if every <= 0) while none has
-// finished. The first success wins. An answer that settles the matter (a
-// refusal, an unhealthy reply) ends it at once; a try that merely ran out
-// of time leaves the others running. Every try has ended when hedge
+// running ones every `every` (never, if every <= 0), at most six in all,
+// while none has succeeded. The first success wins. An answer that settles
+// the matter (a refusal, an unhealthy reply) ends it at once; a try that
+// timed out or found the host unreachable leaves the others going. Every try has ended when hedge
 // returns. On a lossy link one lost packet then costs a quarter second,
 // not the kernel's one-second retransmission, nor the whole probe.
 func hedge(parent context.Context, deadline time.Time, every time.Duration, try func(context.Context) error) error {
@@ -126,6 +127,23 @@ func hedged(ctx context.Context, cancel context.CancelFunc, every time.Duration,
 		started++
 		go func() { results <- try(ctx) }()
 	}
+	// finish cancels the tries still running and waits for them; any of
+	// them that succeeded meanwhile still counts.
+	finish := func(err error) error {
+		cancel()
+		ok := false
+		for ; running > 0; running-- {
+			e := <-results
+			ok = ok || e == nil
+			if err == nil {
+				err = e
+			}
+		}
+		if ok {
+			return nil
+		}
+		return err
+	}
 	start()
 	var tick <-chan time.Time
 	if every > 0 {
@@ -133,23 +151,39 @@ func hedged(ctx context.Context, cancel context.CancelFunc, every time.Duration,
 		defer t.Stop()
 		tick = t.C
 	}
-	var err error
-	for running > 0 {
+	var last error
+	for {
+		if running == 0 && (every <= 0 || started >= maxTries) {
+			return last
+		}
 		select {
-		case err = <-results:
+		case err := <-results:
 			running--
-			if err == nil || !isTimeout(err) || ctx.Err() != nil {
+			last = err
+			if err == nil {
 				cancel()
 				for ; running > 0; running-- {
 					<-results
 				}
-				return err
+				return nil
+			}
+			if settled(err) {
+				return finish(err)
 			}
 		case <-tick:
 			if started < maxTries {
 				start()
 			}
+		case <-ctx.Done():
+			return finish(last)
 		}
 	}
-	return err
+}
+
+// settled reports whether a try's error answers the probe: a refused
+// connection (nothing listens: the member is gone) or an unhealthy reply.
+// Anything else (a timeout, a host or network unreachable while a lossy
+// link fails neighbour discovery) may go away on the next try.
+func settled(err error) bool {
+	return errors.Is(err, ErrUnhealthy) || errors.Is(err, syscall.ECONNREFUSED)
 }
