@@ -69,24 +69,37 @@ func (p *UDPProber) Probe(ctx context.Context, target *url.URL) error {
 
 	var reply [udpReplyBuf]byte
 	for {
-		if _, err := conn.Write([]byte{0x00}); err != nil {
-			return probeError(ctx, "send to", addr, err)
-		}
 		wait := deadline
 		if p.retry > 0 {
 			if next := time.Now().Add(p.retry); next.Before(deadline) {
 				wait = next
 			}
 		}
-		if err := conn.SetReadDeadline(wait); err != nil {
-			return probeError(ctx, "probe", addr, err)
+		step, err := "send to", error(nil)
+		if _, err = conn.Write([]byte{0x00}); err == nil {
+			if err = conn.SetReadDeadline(wait); err != nil {
+				return probeError(ctx, "probe", addr, err)
+			}
+			var n int
+			step = "receive from"
+			if n, err = conn.Read(reply[:]); err == nil {
+				return checkReply(addr, reply[:n])
+			}
 		}
-		n, err := conn.Read(reply[:])
-		if err == nil {
-			return checkReply(addr, reply[:n])
+		// A refusal is final; a timeout, or a host unreachable while a
+		// lossy link fails neighbour discovery, may pass: try again until
+		// the deadline.
+		if settled(err) || p.retry <= 0 || ctxErr(ctx) != nil || !time.Now().Before(deadline) {
+			return probeError(ctx, step, addr, err)
 		}
-		if !isTimeout(err) || ctxErr(ctx) != nil || !time.Now().Before(deadline) {
-			return probeError(ctx, "receive from", addr, err)
+		if !isTimeout(err) {
+			t := time.NewTimer(time.Until(wait))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return probeError(ctx, step, addr, err)
+			}
 		}
 	}
 }
