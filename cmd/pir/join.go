@@ -83,11 +83,7 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("-comms: %w", err)
 		}
 	}
-	cd, err := nf.codec(stderr)
-	if err != nil {
-		return err
-	}
-	policy, err := nf.healthPolicy()
+	cfg, err := nf.groupConfig(log, stderr)
 	if err != nil {
 		return err
 	}
@@ -102,7 +98,8 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	g, err := discovery.Join(ctx, discovery.Config{Name: nf.group, Self: self, Transport: tr, Codec: cd, Policy: policy, Logger: log})
+	cfg.Self, cfg.Transport = self, tr
+	g, err := discovery.Join(ctx, cfg)
 	if err != nil {
 		return err
 	}

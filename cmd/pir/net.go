@@ -13,6 +13,7 @@ import (
 	"github.com/pirlan/pir/codec"
 	"github.com/pirlan/pir/codec/auth"
 	"github.com/pirlan/pir/codec/pipe"
+	"github.com/pirlan/pir/discovery"
 	"github.com/pirlan/pir/score"
 	"github.com/pirlan/pir/transport"
 	"github.com/pirlan/pir/transport/mdns"
@@ -49,6 +50,20 @@ func (n *netFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&n.logLevel, "log", "off", "log level on stderr: off, error, warn, info, debug, trace")
 	fs.StringVar(&n.policy, "policy", "threshold", "health policy: threshold (the original's: remove after 3 failed probes) or phi (phi-accrual on announcements and probes: faster detection; see docs/policies.md)")
 	fs.StringVar(&n.keyFile, "key-file", "", "file of group keys (hex or base64, one per line, the first signs; see pir genkey): authenticate every message; every member needs the key")
+}
+
+// groupConfig is the part of a Group's config the shared flags decide:
+// name, codec, health policy and logger.
+func (n *netFlags) groupConfig(log hclog.Logger, warn io.Writer) (discovery.Config, error) {
+	cd, err := n.codec(warn)
+	if err != nil {
+		return discovery.Config{}, err
+	}
+	policy, err := n.healthPolicy()
+	if err != nil {
+		return discovery.Config{}, err
+	}
+	return discovery.Config{Name: n.group, Codec: cd, Policy: policy, Logger: log}, nil
 }
 
 // healthPolicy is the policy -policy names.

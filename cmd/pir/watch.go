@@ -25,11 +25,7 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := nf.logger(stderr)
-	cd, err := nf.codec(stderr)
-	if err != nil {
-		return err
-	}
-	policy, err := nf.healthPolicy()
+	cfg, err := nf.groupConfig(log, stderr)
 	if err != nil {
 		return err
 	}
@@ -48,10 +44,8 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	g, err := discovery.Join(ctx, discovery.Config{
-		Name: nf.group, Passive: true, Transport: tr, Codec: cd, Policy: policy, Logger: log,
-		JoinBeforeProbe: !*probe,
-	})
+	cfg.Passive, cfg.Transport, cfg.JoinBeforeProbe = true, tr, !*probe
+	g, err := discovery.Join(ctx, cfg)
 	if err != nil {
 		return err
 	}
