@@ -15,6 +15,8 @@ have ip || need+=(iproute2)
 have nft || need+=(nftables)
 # mDNS interop tests run python3-zeroconf, Debian's, with the system python.
 /usr/bin/python3 -c 'import zeroconf' >/dev/null 2>&1 || need+=(python3-zeroconf)
+# plugins/etcd tests against a real etcd server, Debian's (started by the test).
+have etcd || need+=(etcd-server)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		echo "test.sh: installing ${need[*]}"
@@ -39,3 +41,11 @@ echo "== go test -race (unit, conformance, loopback namespace)"
 go test -race -count=1 $(go list ./... | grep -v -x -F -e ${heavy// / -e })
 echo "== go test -race (network lab, stress)"
 go test -race -count=1 -p 1 $heavy
+# Each plugin is a Go module of its own (plugins/*/go.mod), with heavier
+# dependencies than the core: vet and test each one in its own directory.
+for mod in plugins/*/go.mod; do
+	[ -e "$mod" ] || continue
+	dir=$(dirname "$mod")
+	echo "== $dir: go vet, go test -race"
+	(cd "$dir" && go vet ./... && go test -race -count=1 -p 1 ./...)
+done

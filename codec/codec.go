@@ -3,6 +3,7 @@ package codec
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind says what a message asks of its receivers.
@@ -18,6 +19,16 @@ const (
 	Query
 	// Goodbye says the sender is leaving the group now.
 	Goodbye
+	// Confirm asks the member it is sent to (by unicast) what it knows of
+	// Target, which the sender is about to declare dead: the receiver
+	// answers with an Evidence. It is the indirect confirmation of SWIM.
+	Confirm
+	// Evidence answers a Confirm: when the sender last heard Target and
+	// last probed it successfully.
+	Evidence
+	// Obituary tells the group that Target failed: it stopped announcing,
+	// a probe of it failed and no member asked could vouch for it.
+	Obituary
 )
 
 func (k Kind) String() string {
@@ -28,6 +39,12 @@ func (k Kind) String() string {
 		return "query"
 	case Goodbye:
 		return "goodbye"
+	case Confirm:
+		return "confirm"
+	case Evidence:
+		return "evidence"
+	case Obituary:
+		return "obituary"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -50,9 +67,31 @@ type Message struct {
 	Comms string
 	// Meta is the sender's metadata. Nil when it has none. A decoder
 	// allocates a new map for each message that carries metadata; the
-	// receiver may keep it.
+	// receiver may keep it. Always nil in a Confirm, an Evidence and an
+	// Obituary.
 	Meta map[string]string
+
+	// Target is the member a Confirm, an Evidence or an Obituary is about;
+	// empty in the other kinds, which leave Health and Comms empty.
+	Target string
+	// Since, in a Confirm, is how recent evidence must be to count: the
+	// sender's probe that failed started this long before it sent the
+	// Confirm. Whole milliseconds on the wire.
+	Since time.Duration
+	// Probe, in a Confirm, asks the receiver to probe Target at once when
+	// its own evidence is older than Since, and to send a second Evidence
+	// when that probe succeeds.
+	Probe bool
+	// Heard and Probed, in an Evidence, are how long before sending it the
+	// sender last heard an announcement of Target and last probed Target
+	// successfully; negative when it never has (or does not know Target).
+	// Whole milliseconds on the wire.
+	Heard, Probed time.Duration
 }
+
+// HasTarget reports whether messages of kind k are about another member,
+// Message.Target, rather than about their sender.
+func (k Kind) HasTarget() bool { return k == Confirm || k == Evidence || k == Obituary }
 
 // Codec turns messages into datagrams and back.
 //

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pirlan/pir/discovery"
 	"github.com/pirlan/pir/healthcheck"
+	"github.com/pirlan/pir/score"
 	"github.com/pirlan/pir/transport/mem"
 )
 
@@ -26,7 +27,7 @@ func BenchmarkMemoryPerPeer(b *testing.B) {
 		}
 		ok := healthcheck.ProberFunc(func(context.Context, *url.URL) error { return nil })
 		g, err := discovery.Join(context.Background(), discovery.Config{
-			Name: "web", Transport: lan.Join(), Prober: ok, MaxPeers: 2 * peers,
+			Name: "web", Transport: lan.Join(), Prober: ok, MaxPeers: 2 * peers, Policy: benchPolicy,
 			// One source introduces them all, as fast as it can: lift the
 			// limits that are there to stop exactly that.
 			MaxPending: 2 * peers, NewPeerRate: -1, MaxProbeRate: -1,
@@ -88,3 +89,5 @@ func waitFor(b *testing.B, cond func() bool) {
 		runtime.Gosched()
 	}
 }
+
+var benchPolicy score.HealthPolicy

@@ -46,8 +46,12 @@ type Config struct {
 	// healthcheck.NewRegistry(): tcp (the pir protocol), udp, http, https.
 	Prober healthcheck.Prober
 
-	// Policy judges members' health. Nil means score.NewThreshold with the
-	// original pir's numbers (remove after 3 net failures).
+	// Policy judges members' health. Nil means score.NewPhiAccrual with
+	// score.DefaultPhiConfig, its ExpectedInterval set to AnnounceInterval:
+	// a member is dead when its silence is unlikely and its probe fails, or
+	// after 3 failed probes in a row. score.NewThreshold gives the original
+	// pir's rule (remove after 3 net failures); docs/policies.md compares
+	// them.
 	Policy score.HealthPolicy
 
 	// AnnounceInterval is the time between announcements. Zero means 1 s,
@@ -72,6 +76,46 @@ type Config struct {
 	// dead (or alive) sooner. Zero means ProbeInterval/4 (500 ms by
 	// default); set it to ProbeInterval for the original's steady pace.
 	SuspectProbeInterval time.Duration
+
+	// LateAfter is how long a member may stay silent before it is probed
+	// at once, out of turn: a member that vanished (cable pulled, power
+	// cut) is then found about one probe timeout after its announcements
+	// stop, not whenever its next probe was due. Zero means AnnounceInterval
+	// × (1 + 2 × AnnounceJitter), 1.2 s by default, just past the latest an
+	// announcement on time can come; negative means never.
+	LateAfter time.Duration
+
+	// Confirmers is how many other members are asked to confirm a member's
+	// death before it is removed, as SWIM's indirect probes do: each
+	// answers at once with when it last heard the member and last probed
+	// it successfully, and any of them that has seen it alive since the
+	// probe that failed here keeps it. This shields members from a path
+	// that fails between two hosts only (a lossy port, a neighbour
+	// discovery failure). Zero means 3; negative means none: the policy's
+	// verdict removes the member at once. Only healthy joined members are
+	// asked; with none, the verdict stands.
+	Confirmers int
+
+	// ConfirmTimeout bounds a confirmation: members that have not answered
+	// by then (the request is sent twice) are taken as having nothing to
+	// say. Zero means 500 ms.
+	ConfirmTimeout time.Duration
+
+	// ProbeAllUpTo is the largest group (joined members, this one not
+	// counted) in which each member probes every other one every
+	// ProbeInterval. Above it, each member probes only ProbeFanout members
+	// per ProbeInterval, in a shuffled round as SWIM does, and relies on
+	// announcements as heartbeats for the rest: its probe load then stays
+	// constant as the group grows. A late member is then probed by a
+	// ProbeFanout/N share of the members, deaths are confirmed by members
+	// that probe on request, and the member that removes a dead one tells
+	// the others (an Obituary). Zero means 32 (docs/performance.md says
+	// why); negative means always all of them.
+	ProbeAllUpTo int
+
+	// ProbeFanout is how many members each member probes per
+	// ProbeInterval in a group larger than ProbeAllUpTo. Zero means 4.
+	ProbeFanout int
 
 	// ExpireAfter removes a member that has not announced for this long,
 	// even if its probes still answer. Zero means 10 s (ten announce
@@ -152,11 +196,13 @@ func (c *Config) setDefaults() {
 	if c.Prober == nil {
 		c.Prober = healthcheck.NewRegistry()
 	}
-	if c.Policy == nil {
-		c.Policy = score.NewThreshold(score.DefaultThresholdConfig())
-	}
 	if c.AnnounceInterval == 0 {
 		c.AnnounceInterval = time.Second
+	}
+	if c.Policy == nil {
+		pc := score.DefaultPhiConfig()
+		pc.ExpectedInterval = c.AnnounceInterval
+		c.Policy = score.NewPhiAccrual(pc)
 	}
 	if c.AnnounceJitter == 0 {
 		c.AnnounceJitter = 0.1
@@ -169,6 +215,22 @@ func (c *Config) setDefaults() {
 	}
 	if c.SuspectProbeInterval == 0 {
 		c.SuspectProbeInterval = c.ProbeInterval / 4
+	}
+	if c.LateAfter == 0 {
+		j := max(c.AnnounceJitter, 0)
+		c.LateAfter = time.Duration(float64(c.AnnounceInterval) * (1 + 2*j))
+	}
+	if c.Confirmers == 0 {
+		c.Confirmers = 3
+	}
+	if c.ConfirmTimeout == 0 {
+		c.ConfirmTimeout = 500 * time.Millisecond
+	}
+	if c.ProbeAllUpTo == 0 {
+		c.ProbeAllUpTo = 32
+	}
+	if c.ProbeFanout == 0 {
+		c.ProbeFanout = 4
 	}
 	if c.ExpireAfter == 0 {
 		c.ExpireAfter = 10 * time.Second
@@ -229,14 +291,14 @@ func (c Config) Validate() error {
 			bad("Self.Meta has an empty key")
 		}
 	}
-	if c.AnnounceInterval < 0 || c.ProbeInterval < 0 || c.ProbeTimeout < 0 || c.SuspectProbeInterval < 0 {
+	if c.AnnounceInterval < 0 || c.ProbeInterval < 0 || c.ProbeTimeout < 0 || c.SuspectProbeInterval < 0 || c.ConfirmTimeout < 0 {
 		bad("intervals and timeouts must not be negative")
 	}
 	if c.AnnounceJitter >= 1 {
 		bad("AnnounceJitter %v must be below 1", c.AnnounceJitter)
 	}
-	if c.MaxPeers < 0 || c.MaxProbes < 0 || c.MaxPending < 0 || c.NewPeerBurst < 0 {
-		bad("MaxPeers, MaxPending, MaxProbes and NewPeerBurst must not be negative")
+	if c.MaxPeers < 0 || c.MaxProbes < 0 || c.MaxPending < 0 || c.NewPeerBurst < 0 || c.ProbeFanout < 0 {
+		bad("MaxPeers, MaxPending, MaxProbes, NewPeerBurst and ProbeFanout must not be negative")
 	}
 	return errors.Join(errs...)
 }

@@ -69,9 +69,15 @@ type Group struct {
 	probeRate bucket      // Config.MaxProbeRate
 	slotArmed bool        // a taskProbeSlot is scheduled
 	sources   sourceLimiter
-	pending   int         // peers tracked but not joined
-	noRoom    atomic.Bool // MaxPeers or MaxPending reached: see full
-	announce  []byte      // our encoded announcement, nil when not announcing
+	pending   int                         // peers tracked but not joined
+	noRoom    atomic.Bool                 // MaxPeers or MaxPending reached: see full
+	announce  []byte                      // our encoded announcement, nil when not announcing
+	bounded   bool                        // more members than ProbeAllUpTo: probe a few per round
+	round     []string                    // bounded probing: the members left in this round
+	roundOn   bool                        // a taskRound is scheduled
+	seq       uint64                      // numbers confirmations
+	refuted   time.Time                   // when we last answered an obituary about ourselves
+	askers    map[string][]netip.AddrPort // members waiting for our probe of a peer (a Confirm with Probe)
 
 	// links is set when our URIs name no host (0.0.0.0, [::]): each link
 	// then gets an announcement carrying its own address.
@@ -97,6 +103,13 @@ type peerState struct {
 	lastHeard  time.Time
 	path       path      // the way the current URIs came
 	pathHeard  time.Time // when that way last brought a message
+
+	nextProbe   time.Time     // when the chain's next probe is due; other probe tasks are stale
+	lastProbeOK time.Time     // when our latest successful probe ended
+	failedStart time.Time     // when our latest failed probe started
+	silenceAt   time.Time     // when the silence check is due; other silence tasks are stale
+	lateProbed  bool          // probed for this silence already
+	confirm     *confirmation // other members are being asked whether it is dead
 }
 
 type inbound struct {
@@ -403,16 +416,28 @@ func (g *Group) runDue(now time.Time) {
 			}
 			g.sched.push(task{at: now.Add(g.announceDelay()), kind: taskAnnounce})
 		case taskProbe:
-			if st := g.peers[t.id]; st != nil && st.gen == t.gen {
+			if st := g.peers[t.id]; st != nil && st.gen == t.gen && t.at.Equal(st.nextProbe) {
+				st.nextProbe = time.Time{}
 				g.probe(t.id, st, now)
 			}
+		case taskSilence:
+			if st := g.peers[t.id]; st != nil && st.gen == t.gen && t.at.Equal(st.silenceAt) {
+				g.silence(t.id, st, now)
+			}
+		case taskConfirm, taskConfirmed:
+			if st := g.peers[t.id]; st != nil && st.gen == t.gen && st.confirm != nil && st.confirm.seq == t.seq {
+				if t.kind == taskConfirm {
+					g.askAgain(t.id, st)
+				} else {
+					g.confirmed(t.id, st, now)
+				}
+			}
+		case taskRound:
+			g.roundOn = false
+			g.nextInRound(now)
 		case taskProbeSlot:
 			g.slotArmed = false
 			g.startWaiting(now)
-		case taskExpire:
-			if st := g.peers[t.id]; st != nil && st.gen == t.gen {
-				g.expire(t.id, st, now)
-			}
 		}
 	}
 }
@@ -431,6 +456,15 @@ func (g *Group) handle(in inbound) {
 		if m.Health == "" && m.Comms == "" {
 			return // a watcher's query: nobody to track
 		}
+	case codec.Confirm:
+		g.answerConfirm(in)
+		return
+	case codec.Evidence:
+		g.takeEvidence(in)
+		return
+	case codec.Obituary:
+		g.takeObituary(in)
+		return
 	}
 
 	if st == nil {
@@ -440,6 +474,9 @@ func (g *Group) handle(in inbound) {
 	// A known peer: the hot path. No allocation unless something changed.
 	st.lastHeard = in.at
 	st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
+	if st.lateProbed {
+		g.armSilence(m.ID, st, in.at) // a new silence may be late again
+	}
 	p := pathOf(in)
 	primary := p == st.path
 	if primary {
@@ -573,10 +610,8 @@ func (g *Group) track(in inbound) {
 	}
 	g.mu.Unlock()
 	g.log.Debug("tracking peer", "peer", p.ID, "health", p.HealthURI, "from", in.src)
+	g.armSilence(in.msg.ID, st, in.at)
 	g.probe(in.msg.ID, st, in.at)
-	if g.cfg.ExpireAfter > 0 {
-		g.sched.push(task{at: in.at.Add(g.cfg.ExpireAfter), kind: taskExpire, id: in.msg.ID, gen: st.gen})
-	}
 }
 
 // update applies new URIs or metadata from a known peer.
@@ -601,13 +636,13 @@ func (g *Group) update(st *peerState, in inbound) {
 		// A new address is a new endpoint: judge it afresh, at once.
 		// Probes of the old one still in flight are ignored.
 		st.gen++
-		st.probing = false
+		st.probing, st.confirm = false, nil
+		delete(g.askers, in.msg.ID)
+		st.nextProbe, st.lastProbeOK, st.failedStart = time.Time{}, time.Time{}, time.Time{}
 		st.tracker = g.cfg.Policy.Track(in.at)
 		st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
+		g.armSilence(in.msg.ID, st, in.at)
 		g.probe(in.msg.ID, st, in.at)
-		if g.cfg.ExpireAfter > 0 {
-			g.sched.push(task{at: in.at.Add(g.cfg.ExpireAfter), kind: taskExpire, id: in.msg.ID, gen: st.gen})
-		}
 	}
 }
 
@@ -720,35 +755,55 @@ func (g *Group) handleProbe(r probeResult) {
 	o := score.Observation{Event: score.ProbeOK, At: r.at, RTT: r.rtt}
 	if r.err != nil {
 		o.Event = score.ProbeFailed
+		st.failedStart = st.probeStart
+		delete(g.askers, r.id)
 		g.log.Debug("probe failed", "peer", r.id, "error", r.err)
+	} else {
+		st.lastProbeOK = r.at
+		g.tellAskers(r.id, st, r.at)
 	}
 	st.tracker.Observe(o)
 	if !g.assess(r.id, st, r.at) {
 		return
 	}
-	interval := g.cfg.ProbeInterval
-	if st.member.Verdict == score.Suspect {
-		interval = g.cfg.SuspectProbeInterval
+	if g.chained(st) {
+		interval := g.cfg.ProbeInterval
+		if st.member.Verdict != score.Healthy {
+			interval = g.cfg.SuspectProbeInterval
+		}
+		next := st.probeStart.Add(interval)
+		if next.Before(r.at) {
+			next = r.at
+		}
+		g.probeAt(r.id, st, next)
 	}
-	next := st.probeStart.Add(interval)
-	if next.Before(r.at) {
-		next = r.at
-	}
-	g.sched.push(task{at: next, kind: taskProbe, id: r.id, gen: st.gen})
 	if r.err == nil && !st.joined {
 		g.mu.Lock()
 		g.join(st, r.at)
 		g.mu.Unlock()
+		g.updateMode(r.at)
 	}
+}
+
+// probeAt schedules st's next probe in its chain; an earlier one still
+// scheduled becomes stale.
+func (g *Group) probeAt(id string, st *peerState, at time.Time) {
+	st.nextProbe = at
+	g.sched.push(task{at: at, kind: taskProbe, id: id, gen: st.gen})
 }
 
 // assess asks the policy about st and acts on the answer. It reports
 // whether st is still tracked.
 func (g *Group) assess(id string, st *peerState, now time.Time) bool {
 	a := st.tracker.Assess(now)
-	if a.Verdict == score.Dead {
+	switch {
+	case a.Verdict == score.Dead && st.confirm == nil && !g.startConfirm(id, st, now):
 		g.remove(id, st, Failed, now)
 		return false
+	case a.Verdict == score.Dead:
+		a.Verdict = score.Suspect // until the other members have answered
+	case st.confirm != nil:
+		st.confirm = nil // the policy changed its mind: a probe answered
 	}
 	if a.Health == st.member.Health && a.Verdict == st.member.Verdict {
 		return true
@@ -761,16 +816,6 @@ func (g *Group) assess(id string, st *peerState, now time.Time) bool {
 	}
 	g.mu.Unlock()
 	return true
-}
-
-func (g *Group) expire(id string, st *peerState, now time.Time) {
-	deadline := st.lastHeard.Add(g.cfg.ExpireAfter)
-	if deadline.After(now) {
-		g.sched.push(task{at: deadline, kind: taskExpire, id: id, gen: st.gen})
-		return
-	}
-	g.log.Debug("peer expired", "peer", id, "silent", now.Sub(st.lastHeard))
-	g.remove(id, st, Expired, now)
 }
 
 // join marks st joined and emits Joined. g.mu must be held.
@@ -795,6 +840,9 @@ func (g *Group) remove(id string, st *peerState, why Reason, now time.Time) {
 	}
 	g.mu.Unlock()
 	g.log.Debug("peer removed", "peer", id, "reason", why, "joined", st.joined)
+	st.confirm = nil
+	delete(g.askers, id)
+	g.updateMode(now)
 }
 
 // emit queues e for every listener. g.mu must be held.
@@ -882,14 +930,17 @@ func (g *Group) Self() Peer { return g.self.clone() }
 // Stats returns a snapshot of the Group's counters.
 func (g *Group) Stats() Stats {
 	s := Stats{
-		Received:     g.stats.received.Load(),
-		Decoded:      g.stats.decoded.Load(),
-		Dropped:      make(map[DropReason]uint64, numDropReasons),
-		Sent:         g.stats.sent.Load(),
-		SendErrors:   g.stats.sendErrors.Load(),
-		ProbesOK:     g.stats.probesOK.Load(),
-		ProbesFailed: g.stats.probesKO.Load(),
-		Events:       g.stats.events.Load(),
+		Received:      g.stats.received.Load(),
+		Decoded:       g.stats.decoded.Load(),
+		Dropped:       make(map[DropReason]uint64, numDropReasons),
+		Sent:          g.stats.sent.Load(),
+		SendErrors:    g.stats.sendErrors.Load(),
+		ProbesOK:      g.stats.probesOK.Load(),
+		ProbesFailed:  g.stats.probesKO.Load(),
+		Events:        g.stats.events.Load(),
+		Confirmations: g.stats.confirms.Load(),
+		Refutations:   g.stats.refutes.Load(),
+		Obituaries:    g.stats.obits.Load(),
 	}
 	for r := range numDropReasons {
 		s.Dropped[r] = g.stats.dropped[r].Load()

@@ -75,13 +75,13 @@ func TestGoodbyeRemovesAtOnce(t *testing.T) {
 	})
 }
 
-// With the default policy a member is removed after exactly three failed
+// With the Threshold policy a member is removed after exactly three failed
 // probes, the original pir's threshold, and health changes on the way.
 func TestRemovedAtThreshold(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t)
 		l.join("a")
-		b, _ := l.join("b")
+		b, _ := l.join("b", thresholdPolicy)
 		synctest.Wait()
 		rb := record(b)
 		l.health.set("a:1", refuse)
@@ -191,7 +191,8 @@ func TestExpiryDisabled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t)
 		_, epA := l.join("a")
-		b, epB := l.join("b", func(c *discovery.Config) { c.ExpireAfter = -1 })
+		// Threshold: the default policy judges silence by itself.
+		b, epB := l.join("b", thresholdPolicy, func(c *discovery.Config) { c.ExpireAfter = -1 })
 		synctest.Wait()
 		l.lan.Partition([]*mem.Endpoint{epA}, []*mem.Endpoint{epB})
 		advance(60 * time.Second)

@@ -15,6 +15,7 @@ import (
 	"github.com/pirlan/pir/codec"
 	"github.com/pirlan/pir/discovery"
 	"github.com/pirlan/pir/healthcheck"
+	"github.com/pirlan/pir/score"
 	"github.com/pirlan/pir/transport/mem"
 )
 
@@ -54,6 +55,11 @@ func (l *lab) join(name string, mutate ...func(*discovery.Config)) (*discovery.G
 	require.NoError(l.t, err)
 	l.t.Cleanup(func() { g.Close() })
 	return g, ep
+}
+
+// thresholdPolicy gives a member the original pir's rule.
+func thresholdPolicy(c *discovery.Config) {
+	c.Policy = score.NewThreshold(score.DefaultThresholdConfig())
 }
 
 func healthURI(name string) *url.URL { return &url.URL{Scheme: "tcp", Host: name + ":1"} }

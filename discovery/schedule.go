@@ -7,8 +7,11 @@ type taskKind uint8
 const (
 	taskAnnounce taskKind = iota + 1
 	taskProbe
-	taskExpire
 	taskProbeSlot // a probe token is due: start waiting probes
+	taskSilence   // a peer may be late (probe it) or silent too long (expire it)
+	taskConfirm   // a confirmation's requests are sent again
+	taskConfirmed // a confirmation ends: the peer is dead
+	taskRound     // bounded probing: the next member of the round
 )
 
 // task is one timed job of the Group's goroutine. Probe and expiry tasks
@@ -19,6 +22,7 @@ type task struct {
 	kind taskKind
 	id   string
 	gen  uint64
+	seq  uint64 // a confirmation's, for confirmation tasks
 }
 
 // schedule is a min-heap of tasks by time. Tasks are never removed early:

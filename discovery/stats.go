@@ -95,6 +95,13 @@ type Stats struct {
 	ProbesOK, ProbesFailed uint64
 	// Events counts membership events emitted.
 	Events uint64
+	// Confirmations counts the deaths put to other members before a
+	// removal (Config.Confirmers); Refutations those of them that a member
+	// refuted, having seen the peer alive, so that it stayed.
+	Confirmations, Refutations uint64
+	// Obituaries counts the removals of a member on another member's word
+	// (bounded probing, see Config.ProbeAllUpTo).
+	Obituaries uint64
 	// Members is the number of joined members; Pending the peers heard
 	// but not yet joined (waiting for a first successful probe).
 	Members, Pending int
@@ -106,6 +113,8 @@ type counters struct {
 	sent, sendErrors   atomic.Uint64
 	probesOK, probesKO atomic.Uint64
 	events             atomic.Uint64
+	confirms, refutes  atomic.Uint64
+	obits              atomic.Uint64
 }
 
 func (c *counters) drop(r DropReason) { c.dropped[r].Add(1) }

@@ -22,7 +22,7 @@ type PhiConfig struct {
 
 	// WindowSize is how many inter-arrival times of announcements are
 	// kept to learn their distribution; the oldest is forgotten first.
-	// Each costs 4 bytes per tracked peer. Zero means 100; values below 2
+	// Each costs 2 bytes per tracked peer. Zero means 100; values below 2
 	// mean 2 and values above 10000 mean 10000.
 	WindowSize int
 
@@ -51,8 +51,9 @@ type PhiConfig struct {
 
 	// ExpectedInterval is the announcement interval assumed until the
 	// window has learned the real one: set it to the senders'
-	// AnnounceInterval. Intervals are kept in whole milliseconds, at most
-	// an hour. Zero or negative means 1 s.
+	// AnnounceInterval. It also sets the window's unit: a thousandth of
+	// it, at least 1 ms; intervals beyond 65 times it are kept as 65 times
+	// it. Zero or negative means 1 s.
 	ExpectedInterval time.Duration
 
 	// MaxProbeFailures is the number of consecutive failed probes that
@@ -61,13 +62,11 @@ type PhiConfig struct {
 	MaxProbeFailures int
 }
 
-// The limits on the window: an interval is kept in whole milliseconds, at
-// most an hour, so that the running sums are exact integers that cannot
-// overflow.
+// The limits on the window. An interval is kept in 16-bit ticks, so the
+// running sums are exact integers that cannot overflow.
 const (
-	minWindow     = 2
-	maxWindow     = 10000
-	maxIntervalMs = 3600 * 1000
+	minWindow = 2
+	maxWindow = 10000
 )
 
 // DefaultPhiConfig returns the defaults: dead at phi 8, suspect from phi 4,
@@ -108,7 +107,8 @@ type PhiAccrual struct {
 	// The same numbers, ready for the arithmetic.
 	minSD    float64 // ms
 	pause    float64 // ms
-	expected uint32  // ms
+	expected uint16  // ticks
+	tick     float64 // ms: the unit of the window's intervals
 }
 
 var _ HealthPolicy = (*PhiAccrual)(nil)
@@ -147,12 +147,28 @@ func NewPhiAccrual(cfg PhiConfig) *PhiAccrual {
 	if cfg.MaxProbeFailures == 0 {
 		cfg.MaxProbeFailures = d.MaxProbeFailures
 	}
-	return &PhiAccrual{
-		cfg:      cfg,
-		minSD:    toMs(cfg.MinStdDev),
-		pause:    max(toMs(cfg.AcceptablePause), 0),
-		expected: clampMs(cfg.ExpectedInterval),
+	p := &PhiAccrual{
+		cfg:   cfg,
+		minSD: toMs(cfg.MinStdDev),
+		pause: max(toMs(cfg.AcceptablePause), 0),
+		tick:  tickOf(cfg.ExpectedInterval),
 	}
+	p.expected = p.ticks(cfg.ExpectedInterval)
+	return p
+}
+
+// tickOf is the unit in which a window keeps its intervals, in ms: a
+// thousandth of the expected interval, at least 1 ms, so that intervals
+// up to 65 times the expected one fit in 16 bits with a resolution far
+// below the announcements' jitter.
+func tickOf(expected time.Duration) float64 {
+	return max(1, math.Round(toMs(expected)/1000))
+}
+
+// ticks rounds d to whole ticks, within what 16 bits hold.
+func (p *PhiAccrual) ticks(d time.Duration) uint16 {
+	t := math.Round(toMs(d) / p.tick)
+	return uint16(min(max(t, 0), math.MaxUint16))
 }
 
 // Config returns the policy's numbers, defaults filled in.
@@ -163,7 +179,7 @@ func (p *PhiAccrual) Config() PhiConfig { return p.cfg }
 // assumes ExpectedInterval, so a new peer that falls silent at once is
 // still found out.
 func (p *PhiAccrual) Track(now time.Time) Tracker {
-	t := &PhiTracker{p: p, last: now, win: make([]uint32, p.cfg.WindowSize)}
+	t := &PhiTracker{p: p, last: now, win: make([]uint16, p.cfg.WindowSize)}
 	// Two imagined intervals, a quarter of the expected one either side of
 	// it, give the first real ones a mean and a deviation to be judged by;
 	// real intervals push them out of the window like any other.
@@ -181,7 +197,7 @@ func (p *PhiAccrual) Track(now time.Time) Tracker {
 type PhiTracker struct {
 	p     *PhiAccrual
 	last  time.Time // the latest announcement (or Track)
-	win   []uint32  // inter-arrival times in ms, a ring
+	win   []uint16  // inter-arrival times in ticks (PhiAccrual.tick), a ring
 	next  int       // where the next interval goes
 	n     int       // intervals held, up to len(win)
 	sum   int64     // of win, ms
@@ -204,7 +220,7 @@ func (t *PhiTracker) Observe(o Observation) {
 		if d < 0 || toMs(d)*8 < t.mean() {
 			return
 		}
-		t.push(clampMs(d))
+		t.push(t.p.ticks(d))
 		t.last = o.At
 	case ProbeOK:
 		t.fails = 0
@@ -257,7 +273,7 @@ func (t *PhiTracker) Window() (mean, stdDev time.Duration) {
 	return fromMs(m), fromMs(t.stdDev(m))
 }
 
-func (t *PhiTracker) push(ms uint32) {
+func (t *PhiTracker) push(ticks uint16) {
 	if t.n == len(t.win) {
 		old := int64(t.win[t.next])
 		t.sum -= old
@@ -265,8 +281,8 @@ func (t *PhiTracker) push(ms uint32) {
 	} else {
 		t.n++
 	}
-	v := int64(ms)
-	t.win[t.next] = ms
+	v := int64(ticks)
+	t.win[t.next] = ticks
 	t.sum += v
 	t.sumSq += v * v
 	if t.next++; t.next == len(t.win) {
@@ -276,13 +292,14 @@ func (t *PhiTracker) push(ms uint32) {
 
 // mean is the mean interval in ms. The window always holds at least the
 // two imagined intervals, so n > 0.
-func (t *PhiTracker) mean() float64 { return float64(t.sum) / float64(t.n) }
+func (t *PhiTracker) mean() float64 { return t.p.tick * float64(t.sum) / float64(t.n) }
 
 // stdDev is the population standard deviation of the window in ms. The
 // sums are exact integers, so nothing drifts however long the peer lives.
 func (t *PhiTracker) stdDev(mean float64) float64 {
-	v := float64(t.sumSq)/float64(t.n) - mean*mean
-	return math.Sqrt(max(v, 0))
+	m := mean / t.p.tick
+	v := float64(t.sumSq)/float64(t.n) - m*m
+	return t.p.tick * math.Sqrt(max(v, 0))
 }
 
 // phiOf is -log10 of the upper tail of the standard normal distribution at
@@ -304,9 +321,3 @@ func healthOf(ratio float64) float64 {
 func toMs(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func fromMs(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }
-
-// clampMs rounds d to whole milliseconds within [0, maxIntervalMs].
-func clampMs(d time.Duration) uint32 {
-	ms := (d + time.Millisecond/2) / time.Millisecond
-	return uint32(min(max(ms, 0), maxIntervalMs))
-}

@@ -35,6 +35,8 @@ type netFlags struct {
 	logLevel string
 	keyFile  string
 	policy   string
+	allUpTo  int
+	fanout   int
 }
 
 func (n *netFlags) register(fs *flag.FlagSet) {
@@ -48,7 +50,9 @@ func (n *netFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&n.hops, "hops", 1, "multicast TTL / hop limit")
 	fs.BoolVar(&n.json, "json", false, "print one JSON object per line")
 	fs.StringVar(&n.logLevel, "log", "off", "log level on stderr: off, error, warn, info, debug, trace")
-	fs.StringVar(&n.policy, "policy", "threshold", "health policy: threshold (the original's: remove after 3 failed probes) or phi (phi-accrual on announcements and probes: faster detection; see docs/policies.md)")
+	fs.StringVar(&n.policy, "policy", "phi", "health policy: phi (phi-accrual on announcements, corroborated by probes) or threshold (the original's: remove after 3 failed probes); see docs/policies.md")
+	fs.IntVar(&n.allUpTo, "probe-all-up-to", 0, "largest group in which every member probes every other; above it each probes -probe-fanout per interval (0: the default, 32; -1: always all)")
+	fs.IntVar(&n.fanout, "probe-fanout", 0, "members probed per probe interval in larger groups (0: the default, 4)")
 	fs.StringVar(&n.keyFile, "key-file", "", "file of group keys (hex or base64, one per line, the first signs; see pir genkey): authenticate every message; every member needs the key")
 }
 
@@ -63,16 +67,16 @@ func (n *netFlags) groupConfig(log hclog.Logger, warn io.Writer) (discovery.Conf
 	if err != nil {
 		return discovery.Config{}, err
 	}
-	return discovery.Config{Name: n.group, Codec: cd, Policy: policy, Logger: log}, nil
+	return discovery.Config{Name: n.group, Codec: cd, Policy: policy, Logger: log, ProbeAllUpTo: n.allUpTo, ProbeFanout: n.fanout}, nil
 }
 
 // healthPolicy is the policy -policy names.
 func (n *netFlags) healthPolicy() (score.HealthPolicy, error) {
 	switch n.policy {
-	case "threshold", "":
+	case "phi", "":
+		return nil, nil // the Group's default
+	case "threshold":
 		return score.NewThreshold(score.DefaultThresholdConfig()), nil
-	case "phi":
-		return score.NewPhiAccrual(score.DefaultPhiConfig()), nil
 	}
 	return nil, fmt.Errorf("-policy %q: want threshold or phi", n.policy)
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -34,6 +35,13 @@ func Messages() []codec.Message {
 		{Kind: codec.Query, Group: "web", ID: "watcher"},
 		{Kind: codec.Goodbye, Group: "web", ID: "c"},
 		{Kind: codec.Goodbye, Group: "web", ID: "c", Meta: map[string]string{"reason": "shutdown"}},
+		{Kind: codec.Confirm, Group: "web", ID: "d", Target: "4972084b-10a3-4d9d-8523-7e25b7e50141",
+			Since: 2750 * time.Millisecond, Probe: true, Heard: -1, Probed: -1},
+		{Kind: codec.Confirm, Group: "web", ID: "d", Target: "e", Heard: -1, Probed: -1},
+		{Kind: codec.Evidence, Group: "web", ID: "e", Target: "f", Heard: 120 * time.Millisecond, Probed: 0},
+		{Kind: codec.Evidence, Group: "web", ID: "e", Target: "f", Heard: -1, Probed: 1830 * time.Millisecond},
+		{Kind: codec.Evidence, Group: "web", ID: "e", Target: "unknown", Heard: -1, Probed: -1},
+		{Kind: codec.Obituary, Group: "web", ID: "g", Target: "h", Heard: -1, Probed: -1},
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/pirlan/pir/codec"
@@ -25,7 +27,14 @@ const (
 	tokAnnounce = "ann"
 	tokQuery    = "qry"
 	tokGoodbye  = "bye"
+	tokConfirm  = "cfm"
+	tokEvidence = "evd"
+	tokObituary = "obit"
 )
+
+// maxAgeMs bounds the durations of Confirm and Evidence messages on the
+// wire, in milliseconds: about 24 days, far beyond any use.
+const maxAgeMs = 1<<31 - 1
 
 // Codec is the pipe format: GROUP|ID|HEALTH-URI|COMMS-URI, the format of the
 // original pir, plus extension messages of six fields that an original peer
@@ -60,6 +69,9 @@ func (c Codec) Encode(dst []byte, m *codec.Message) ([]byte, error) {
 	}
 	if err := validID(m.ID); err != nil {
 		return dst, fmt.Errorf("%w: id: %v", codec.ErrInvalid, err)
+	}
+	if m.Kind.HasTarget() {
+		return c.encodeTargeted(dst, m)
 	}
 	health := escapePipe(m.Health)
 	comms := escapePipe(m.Comms)
@@ -111,6 +123,92 @@ func (c Codec) Encode(dst []byte, m *codec.Message) ([]byte, error) {
 	return dst, nil
 }
 
+// encodeTargeted encodes the kinds about another member:
+// GROUP|ID|TARGET||KIND|ARGS, the arguments written like metadata.
+func (c Codec) encodeTargeted(dst []byte, m *codec.Message) ([]byte, error) {
+	if err := validID(m.Target); err != nil {
+		return dst, fmt.Errorf("%w: target: %v", codec.ErrInvalid, err)
+	}
+	start := len(dst)
+	dst = append(dst, m.Group...)
+	dst = append(dst, '|')
+	dst = append(dst, m.ID...)
+	dst = append(dst, '|')
+	dst = append(dst, m.Target...)
+	dst = append(dst, "||"...)
+	switch m.Kind {
+	case codec.Confirm:
+		dst = append(dst, tokConfirm+"|"...)
+		if m.Probe {
+			dst = append(dst, "probe=1&"...)
+		}
+		dst = append(dst, "since="...)
+		dst = strconv.AppendInt(dst, ageMs(m.Since), 10)
+	case codec.Evidence:
+		dst = append(dst, tokEvidence+"|"...)
+		sep := ""
+		if m.Heard >= 0 {
+			dst = append(dst, "heard="...)
+			dst = strconv.AppendInt(dst, ageMs(m.Heard), 10)
+			sep = "&"
+		}
+		if m.Probed >= 0 {
+			dst = append(dst, sep+"probed="...)
+			dst = strconv.AppendInt(dst, ageMs(m.Probed), 10)
+		}
+	case codec.Obituary:
+		dst = append(dst, tokObituary+"|"...)
+	}
+	if n := len(dst) - start; n > c.maxSize() {
+		return dst[:start], fmt.Errorf("%w: %d bytes, limit %d", codec.ErrTooLarge, n, c.maxSize())
+	}
+	return dst, nil
+}
+
+// ageMs is d in whole milliseconds, within [0, maxAgeMs].
+func ageMs(d time.Duration) int64 {
+	return min(max(d.Milliseconds(), 0), maxAgeMs)
+}
+
+// decodeTargeted fills the fields of the kinds about another member from
+// fields 3, 4 and 6 of the datagram. Arguments it does not know are
+// ignored, so that later versions can add some.
+func decodeTargeted(m *codec.Message, target, empty, args string) error {
+	if err := validID(target); err != nil {
+		return fmt.Errorf("%w: target: %v", codec.ErrMalformed, err)
+	}
+	if empty != "" {
+		return fmt.Errorf("%w: field 4 of a %v must be empty", codec.ErrMalformed, m.Kind)
+	}
+	m.Target, m.Health, m.Comms = target, "", ""
+	m.Heard, m.Probed = -1, -1
+	for args != "" {
+		var pair string
+		pair, args, _ = strings.Cut(args, "&")
+		k, v, _ := strings.Cut(pair, "=")
+		var dst *time.Duration
+		switch {
+		case m.Kind == codec.Confirm && k == "since":
+			dst = &m.Since
+		case m.Kind == codec.Confirm && k == "probe":
+			m.Probe = v == "1"
+			continue
+		case m.Kind == codec.Evidence && k == "heard":
+			dst = &m.Heard
+		case m.Kind == codec.Evidence && k == "probed":
+			dst = &m.Probed
+		default:
+			continue
+		}
+		ms, err := strconv.ParseUint(v, 10, 31)
+		if err != nil {
+			return fmt.Errorf("%w: %v argument %.16q: want milliseconds", codec.ErrMalformed, m.Kind, pair)
+		}
+		*dst = time.Duration(ms) * time.Millisecond
+	}
+	return nil
+}
+
 // Decode parses one datagram into m. It accepts the original four-field
 // announcement and the six-field extensions; fields after the sixth are
 // ignored, so that later versions can add some. Decode allocates one string
@@ -153,6 +251,15 @@ func (c Codec) Decode(b []byte, m *codec.Message) error {
 			m.Kind = codec.Query
 		case tokGoodbye:
 			m.Kind = codec.Goodbye
+		case tokConfirm:
+			m.Kind = codec.Confirm
+			return decodeTargeted(m, f[2], f[3], f[5])
+		case tokEvidence:
+			m.Kind = codec.Evidence
+			return decodeTargeted(m, f[2], f[3], f[5])
+		case tokObituary:
+			m.Kind = codec.Obituary
+			return decodeTargeted(m, f[2], f[3], f[5])
 		default:
 			return fmt.Errorf("%w: unknown kind %.16q", codec.ErrMalformed, f[4])
 		}

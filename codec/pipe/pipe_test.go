@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -159,5 +160,52 @@ func BenchmarkEncode(b *testing.B) {
 		if buf, err = (pipe.Codec{}).Encode(buf[:0], &m); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The kinds about another member, byte for byte as docs/wire.md gives them.
+func TestTargetedWire(t *testing.T) {
+	ms := time.Millisecond
+	cases := []struct {
+		m    codec.Message
+		wire string
+	}{
+		{codec.Message{Kind: codec.Confirm, Group: "web", ID: "a", Target: "b", Since: 2750 * ms, Probe: true},
+			"web|a|b||cfm|probe=1&since=2750"},
+		{codec.Message{Kind: codec.Confirm, Group: "web", ID: "a", Target: "b", Since: -time.Second},
+			"web|a|b||cfm|since=0"},
+		{codec.Message{Kind: codec.Evidence, Group: "web", ID: "c", Target: "b", Heard: 120 * ms, Probed: 30 * ms},
+			"web|c|b||evd|heard=120&probed=30"},
+		{codec.Message{Kind: codec.Evidence, Group: "web", ID: "c", Target: "b", Heard: -1, Probed: 40 * 24 * time.Hour},
+			"web|c|b||evd|probed=2147483647"},
+		{codec.Message{Kind: codec.Obituary, Group: "web", ID: "c", Target: "b"},
+			"web|c|b||obit|"},
+	}
+	for _, tc := range cases {
+		b, err := pipe.Codec{}.Encode(nil, &tc.m)
+		require.NoError(t, err)
+		assert.Equal(t, tc.wire, string(b))
+		var got codec.Message
+		require.NoError(t, pipe.Codec{}.Decode(b, &got))
+		assert.Equal(t, tc.m.Kind, got.Kind)
+		assert.Equal(t, tc.m.Target, got.Target)
+		assert.Empty(t, got.Health)
+	}
+
+	var m codec.Message
+	require.NoError(t, pipe.Codec{}.Decode([]byte("web|c|b||evd|heard=5&future=x&probe=1"), &m))
+	assert.Equal(t, codec.Message{Kind: codec.Evidence, Group: "web", ID: "c", Target: "b", Heard: 5 * ms, Probed: -1}, m,
+		"unknown arguments are ignored, and Evidence has no probe flag")
+
+	for _, bad := range []string{
+		"web|c|b|x|evd|",                  // field 4 not empty
+		"web|c||x|obit|",                  // no target
+		"web|c|b c||cfm|since=1",          // target not an ID
+		"web|c|b||cfm|since=-1",           // negative
+		"web|c|b||evd|heard=2147483648",   // beyond 31 bits
+		"web|c|b||evd|heard=1.5",          // not whole milliseconds
+		"web|c|tcp://x:1|tcp://y:2|obit|", // a URI where the target goes
+	} {
+		require.ErrorIs(t, pipe.Codec{}.Decode([]byte(bad), &m), codec.ErrMalformed, "%q", bad)
 	}
 }

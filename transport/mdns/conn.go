@@ -243,7 +243,8 @@ func (c *Conn) LocalAddr(v6 bool) netip.AddrPort {
 // publishes it (probing for a unique name first) or updates its records,
 // a Query also asks who is there, a passive Query only asks, and a Goodbye
 // withdraws the records with TTL 0. Any other bytes, up to MaxRaw, are
-// multicast opaquely. Send fails only when the Conn is closed, b is too
+// multicast opaquely: pir's messages about another member (confirmations,
+// evidence, obituaries) among them. Send fails only when the Conn is closed, b is too
 // large, or the datagram could be sent on no interface.
 func (c *Conn) Send(b []byte) error {
 	if c.isClosed() {
@@ -294,6 +295,11 @@ func (c *Conn) SendTo(b []byte, dst netip.AddrPort) error {
 func (c *Conn) ours(b []byte, m *codec.Message) bool {
 	if len(b) > MaxRaw || (pipe.Codec{MaxSize: MaxRaw}).Decode(b, m) != nil {
 		return false
+	}
+	switch m.Kind {
+	case codec.Announce, codec.Query, codec.Goodbye:
+	default:
+		return false // about another member: carried opaquely
 	}
 	if m.Group != c.cfg.Group {
 		if c.warnedGroup.CompareAndSwap(false, true) {

@@ -3,6 +3,7 @@ package multicast
 import (
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +29,13 @@ func addVeth(t *testing.T, beforeUp ...[]string) int {
 	}
 	netlab.MustIP(t, "link", "set", "pirv0", "up")
 	netlab.MustIP(t, "link", "set", "pirv1", "up")
+	// The carrier comes up a moment later (the kernel's link watch runs
+	// at most once a second per device): until then sends fail with
+	// "network is unreachable".
+	require.Eventually(t, func() bool {
+		out, err := netlab.IP("-br", "link", "show", "dev", "pirv0")
+		return err == nil && strings.Contains(out, "LOWER_UP")
+	}, 5*time.Second, 10*time.Millisecond, "pirv0 has no carrier")
 	ifi, err := net.InterfaceByName("pirv0")
 	require.NoError(t, err)
 	return ifi.Index

@@ -1,0 +1,381 @@
+package discovery
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/score"
+)
+
+// This file holds what the Group does beyond probing each member on its
+// own schedule: it probes a member whose announcements stop at once (late
+// probes), asks other members before removing one (confirmations, SWIM's
+// indirect probes), and in large groups probes only a few members per
+// interval (bounded probing) and tells the others of deaths (obituaries).
+// docs/architecture.md describes the whole.
+
+// confirmation is a death put to other members: the policy found the peer
+// dead, and the Group waits for what the members asked have seen.
+type confirmation struct {
+	seq uint64
+	// since is the time evidence must be newer than to count: the start of
+	// our latest failed probe (or our last announcement heard, if no probe
+	// failed).
+	since time.Time
+	// probeOnly: the peer still announces, so only a successful probe
+	// counts (it announces but does not answer).
+	probeOnly bool
+	// probe: the members asked probe the peer themselves when what they
+	// have is older than since (bounded probing). Their answers to the
+	// request then do not settle it: only the deadline does.
+	probe    bool
+	asked    []string // member IDs
+	answered []bool
+}
+
+// armSilence schedules the next silence check of st: when its next
+// announcement is late (LateAfter), or else when it expires (ExpireAfter).
+// A check that finds the peer heard since re-arms itself, so the hot path
+// pushes no task; only an announcement that ends a late silence does.
+func (g *Group) armSilence(id string, st *peerState, now time.Time) {
+	st.lateProbed = false
+	var at time.Time
+	if g.cfg.LateAfter > 0 {
+		at = st.lastHeard.Add(g.cfg.LateAfter)
+	}
+	g.pushSilence(id, st, at)
+}
+
+// pushSilence schedules st's silence check at, or at its expiry if that is
+// sooner or at is zero; any other silence task becomes stale.
+func (g *Group) pushSilence(id string, st *peerState, at time.Time) {
+	if g.cfg.ExpireAfter > 0 {
+		if exp := st.lastHeard.Add(g.cfg.ExpireAfter); at.IsZero() || exp.Before(at) {
+			at = exp
+		}
+	}
+	if at.IsZero() {
+		return // neither late probes nor expiry
+	}
+	st.silenceAt = at
+	g.sched.push(task{at: at, kind: taskSilence, id: id, gen: st.gen})
+}
+
+// silence runs when st may have gone silent. A member silent for
+// ExpireAfter is removed. One silent for LateAfter is probed at once, once
+// per silence; under bounded probing only a ProbeFanout/N share of the
+// members do so, so that a lost announcement does not bring a probe from
+// everyone.
+func (g *Group) silence(id string, st *peerState, now time.Time) {
+	silent := now.Sub(st.lastHeard)
+	if g.cfg.ExpireAfter > 0 && silent >= g.cfg.ExpireAfter {
+		g.log.Debug("peer expired", "peer", id, "silent", silent)
+		g.remove(id, st, Expired, now)
+		return
+	}
+	late := g.cfg.LateAfter
+	if late <= 0 || st.lateProbed {
+		g.pushSilence(id, st, time.Time{})
+		return
+	}
+	if silent < late {
+		g.pushSilence(id, st, st.lastHeard.Add(late))
+		return
+	}
+	st.lateProbed = true
+	g.pushSilence(id, st, time.Time{})
+	if g.bounded && rand.Float64()*float64(g.members()) >= float64(g.cfg.ProbeFanout) {
+		return
+	}
+	g.log.Trace("late", "peer", id, "silent", silent)
+	g.probe(id, st, now)
+}
+
+// members is the number of joined members.
+func (g *Group) members() int { return len(g.peers) - g.pending }
+
+// chained reports whether st's probe chain goes on after a result: always
+// unless probing is bounded, where a healthy joined member waits for its
+// turn in the round.
+func (g *Group) chained(st *peerState) bool {
+	return !g.bounded || !st.joined || st.member.Verdict != score.Healthy || st.confirm != nil
+}
+
+// startConfirm asks up to Confirmers healthy members whether they have
+// seen st alive since our failed probe, and reports whether it did: false
+// means there is nobody to ask, or st never joined, and the verdict
+// stands. Only members are worth a confirmation: a flood of forged peers
+// must not become a flood of requests.
+func (g *Group) startConfirm(id string, st *peerState, now time.Time) bool {
+	if g.cfg.Confirmers < 0 || !st.joined {
+		return false // a peer never healthy goes without asking anyone
+	}
+	helpers := g.pickHelpers(id, g.cfg.Confirmers)
+	if len(helpers) == 0 {
+		return false
+	}
+	g.seq++
+	c := &confirmation{seq: g.seq, since: st.failedStart, probe: g.bounded, asked: helpers, answered: make([]bool, len(helpers))}
+	if c.since.IsZero() {
+		c.since = st.lastHeard
+	} else {
+		c.probeOnly = st.lastHeard.After(st.failedStart)
+	}
+	st.confirm = c
+	g.stats.confirms.Add(1)
+	g.log.Debug("confirming death", "peer", id, "asking", helpers, "probe_only", c.probeOnly)
+	g.ask(id, st, now)
+	g.sched.push(task{at: now.Add(g.cfg.ConfirmTimeout / 2), kind: taskConfirm, id: id, gen: st.gen, seq: c.seq})
+	g.sched.push(task{at: now.Add(g.cfg.ConfirmTimeout), kind: taskConfirmed, id: id, gen: st.gen, seq: c.seq})
+	return true
+}
+
+// pickHelpers chooses up to k healthy joined members other than id, at
+// random (reservoir sampling), that can be reached by unicast.
+func (g *Group) pickHelpers(id string, k int) []string {
+	var picked []string
+	n := 0
+	for hid, h := range g.peers {
+		if hid == id || !h.joined || h.member.Verdict != score.Healthy || h.confirm != nil || !h.member.Addr.IsValid() {
+			continue
+		}
+		n++
+		if len(picked) < k {
+			picked = append(picked, hid)
+		} else if j := rand.IntN(n); j < k {
+			picked[j] = hid
+		}
+	}
+	return picked
+}
+
+// ask sends the Confirm to every member asked that has not answered.
+func (g *Group) ask(id string, st *peerState, now time.Time) {
+	c := st.confirm
+	m := codec.Message{Kind: codec.Confirm, Group: g.cfg.Name, ID: g.self.ID, Target: id, Since: now.Sub(c.since), Probe: c.probe}
+	b, err := g.cfg.Codec.Encode(nil, &m)
+	if err != nil {
+		g.log.Debug("encode confirm failed", "error", err)
+		return
+	}
+	for i, hid := range c.asked {
+		if h := g.peers[hid]; h != nil && !c.answered[i] {
+			g.sendTo(b, h.member.Addr)
+		}
+	}
+}
+
+// askAgain resends the requests not answered yet, halfway to the deadline.
+func (g *Group) askAgain(id string, st *peerState) { g.ask(id, st, time.Now()) }
+
+func (g *Group) sendTo(b []byte, dst netip.AddrPort) {
+	err := g.cfg.Transport.SendTo(b, dst)
+	g.countSend(err)
+	if err != nil {
+		g.log.Debug("send failed", "to", dst, "error", err)
+	}
+}
+
+// confirmed ends a confirmation nobody refuted: the peer is dead. Under
+// bounded probing most members do not probe it, so we tell them.
+func (g *Group) confirmed(id string, st *peerState, now time.Time) {
+	st.confirm = nil
+	bounded := g.bounded
+	g.remove(id, st, Failed, now)
+	if !bounded {
+		return
+	}
+	b, err := g.cfg.Codec.Encode(nil, &codec.Message{Kind: codec.Obituary, Group: g.cfg.Name, ID: g.self.ID, Target: id})
+	if err == nil {
+		err = g.send(b)
+	}
+	if err != nil {
+		g.log.Debug("obituary failed", "peer", id, "error", err)
+	}
+}
+
+// takeEvidence weighs a member's answer to our Confirm. Evidence newer than
+// our failed probe keeps the peer: what failed was our path to it, not the
+// peer. Answers from members not asked are ignored.
+func (g *Group) takeEvidence(in inbound) {
+	m := &in.msg
+	st := g.peers[m.Target]
+	if st == nil || st.confirm == nil {
+		return
+	}
+	c := st.confirm
+	i := slices.Index(c.asked, m.ID)
+	if i < 0 {
+		return
+	}
+	alive := m.Probed >= 0 && in.at.Add(-m.Probed).After(c.since) ||
+		!c.probeOnly && m.Heard >= 0 && in.at.Add(-m.Heard).After(c.since)
+	if alive {
+		g.log.Debug("death refuted", "peer", m.Target, "by", m.ID, "heard", m.Heard, "probed", m.Probed)
+		g.stats.refutes.Add(1)
+		st.confirm = nil
+		// Another member's successful probe counts as ours would.
+		st.tracker.Observe(score.Observation{Event: score.ProbeOK, At: in.at})
+		if g.assess(m.Target, st, in.at) && st.nextProbe.IsZero() && !st.probing && !st.queued && g.chained(st) {
+			g.probeAt(m.Target, st, in.at.Add(g.cfg.SuspectProbeInterval))
+		}
+		return
+	}
+	c.answered[i] = true
+	if !c.probe && !slices.Contains(c.answered, false) {
+		g.confirmed(m.Target, st, in.at)
+	}
+}
+
+// answerConfirm tells the member that asked what we know of the target. If
+// it asks us to probe and what we have is older than it needs, we probe the
+// target now and tell it again if the probe succeeds. A member we do not
+// track gets an answer that says so.
+func (g *Group) answerConfirm(in inbound) {
+	m := &in.msg
+	if !in.src.IsValid() || g.cfg.Passive {
+		return
+	}
+	reply := codec.Message{Kind: codec.Evidence, Group: g.cfg.Name, ID: g.self.ID, Target: m.Target, Heard: -1, Probed: -1}
+	if m.Target == g.self.ID {
+		reply.Heard, reply.Probed = 0, 0
+	} else if st := g.peers[m.Target]; st != nil {
+		reply.Heard = in.at.Sub(st.lastHeard)
+		if !st.lastProbeOK.IsZero() {
+			reply.Probed = in.at.Sub(st.lastProbeOK)
+		}
+		if m.Probe && (reply.Probed < 0 || reply.Probed >= m.Since) {
+			if as := g.askers[m.Target]; len(as) < maxAskers && !slices.Contains(as, in.src) {
+				if g.askers == nil {
+					g.askers = make(map[string][]netip.AddrPort)
+				}
+				g.askers[m.Target] = append(as, in.src)
+			}
+			defer g.probe(m.Target, st, in.at)
+		}
+	}
+	b, err := g.cfg.Codec.Encode(nil, &reply)
+	if err != nil {
+		g.log.Debug("encode evidence failed", "error", err)
+		return
+	}
+	g.sendTo(b, in.src)
+}
+
+// maxAskers bounds the members waiting for our probe of one peer.
+const maxAskers = 8
+
+// tellAskers sends the members that asked us to probe st the news of a
+// successful probe.
+func (g *Group) tellAskers(id string, st *peerState, now time.Time) {
+	as := g.askers[id]
+	if len(as) == 0 {
+		return
+	}
+	m := codec.Message{Kind: codec.Evidence, Group: g.cfg.Name, ID: g.self.ID, Target: id, Heard: now.Sub(st.lastHeard), Probed: 0}
+	b, err := g.cfg.Codec.Encode(nil, &m)
+	if err == nil {
+		for _, a := range as {
+			g.sendTo(b, a)
+		}
+	}
+	delete(g.askers, id)
+}
+
+// takeObituary removes a member another member found dead, unless we have
+// heard or probed it within LateAfter: an obituary cannot remove a member
+// that announces. One about ourselves is answered with an announcement at
+// once, so that members that took it hear us again.
+func (g *Group) takeObituary(in inbound) {
+	m := &in.msg
+	if m.Target == g.self.ID {
+		if g.announce != nil && in.at.Sub(g.refuted) > g.cfg.AnnounceInterval/4 {
+			g.refuted = in.at
+			if err := g.sendSelf(codec.Announce); err != nil {
+				g.log.Debug("announce failed", "error", err)
+			}
+		}
+		return
+	}
+	st := g.peers[m.Target]
+	if st == nil {
+		return
+	}
+	latest := st.lastHeard
+	if st.lastProbeOK.After(latest) {
+		latest = st.lastProbeOK
+	}
+	late := g.cfg.LateAfter
+	if late <= 0 {
+		late = g.cfg.AnnounceInterval
+	}
+	if in.at.Sub(latest) < late {
+		return
+	}
+	g.log.Debug("obituary", "peer", m.Target, "from", m.ID)
+	g.stats.obits.Add(1)
+	g.remove(m.Target, st, Failed, in.at)
+}
+
+// updateMode switches between probing every member and bounded probing
+// when the number of members crosses ProbeAllUpTo.
+func (g *Group) updateMode(now time.Time) {
+	b := g.cfg.ProbeAllUpTo >= 0 && g.members() > g.cfg.ProbeAllUpTo
+	if b == g.bounded {
+		return
+	}
+	g.bounded = b
+	g.log.Debug("probing mode", "bounded", b, "members", g.members())
+	if b {
+		g.round = nil
+		g.armRound(now)
+		return
+	}
+	// Back to probing everyone: restart the chains that bounded probing
+	// let end, spread over one interval.
+	for id, st := range g.peers {
+		if st.nextProbe.IsZero() && !st.probing && !st.queued {
+			g.probeAt(id, st, now.Add(rand.N(g.cfg.ProbeInterval)))
+		}
+	}
+}
+
+func (g *Group) armRound(now time.Time) {
+	if g.roundOn || !g.bounded {
+		return
+	}
+	g.roundOn = true
+	every := g.cfg.ProbeInterval / time.Duration(max(g.cfg.ProbeFanout, 1))
+	g.sched.push(task{at: now.Add(every), kind: taskRound})
+}
+
+// nextInRound probes the next member of the round, SWIM's way: every
+// member once per round, in an order shuffled anew for each round, so that
+// each is probed within two rounds and the load is even.
+func (g *Group) nextInRound(now time.Time) {
+	if !g.bounded {
+		return
+	}
+	defer g.armRound(now)
+	for range 2 {
+		for len(g.round) > 0 {
+			id := g.round[len(g.round)-1]
+			g.round = g.round[:len(g.round)-1]
+			st := g.peers[id]
+			if st == nil || !st.joined || st.probing || st.queued {
+				continue
+			}
+			g.probe(id, st, now)
+			return
+		}
+		for id, st := range g.peers {
+			if st.joined {
+				g.round = append(g.round, id)
+			}
+		}
+		rand.Shuffle(len(g.round), func(i, j int) { g.round[i], g.round[j] = g.round[j], g.round[i] })
+	}
+}
