@@ -924,6 +924,14 @@ func (g *Group) Member(id string) (Member, bool) {
 	return st.member, true
 }
 
+// Name returns the group's name.
+func (g *Group) Name() string { return g.cfg.Name }
+
+// Done returns a channel that is closed once the Group has closed (Close
+// or Leave) and its goroutines have stopped, for code that must follow the
+// Group's life, such as a plugin's.
+func (g *Group) Done() <-chan struct{} { return g.closed }
+
 // Self returns this member as it announces itself.
 func (g *Group) Self() Peer { return g.self.clone() }
 

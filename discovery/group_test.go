@@ -552,3 +552,22 @@ func TestSuspectProbedSooner(t *testing.T) {
 		})
 	}
 }
+
+func TestNameAndDone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		g, _ := l.join("a")
+		assert.Equal(t, "web", g.Name())
+		select {
+		case <-g.Done():
+			t.Fatal("done before Close")
+		default:
+		}
+		require.NoError(t, g.Close())
+		select {
+		case <-g.Done():
+		default:
+			t.Fatal("not done after Close")
+		}
+	})
+}
