@@ -3,6 +3,7 @@ package discovery_test
 import (
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -53,5 +54,25 @@ func TestAuthenticatedGroup(t *testing.T) {
 		assert.Zero(t, s.Dropped[discovery.DropMalformed])
 		_, ok := a.Member("b")
 		assert.True(t, ok)
+	})
+}
+
+// An authenticated group stays together: every announcement is encoded
+// anew, so none is taken for a replay of the one before, and nobody
+// expires.
+func TestAuthenticatedGroupStaysTogether(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		key := auth.NewKey()
+		a, _ := l.join("a", func(c *discovery.Config) { c.Codec = authCodec(t, key) })
+		b, _ := l.join("b", func(c *discovery.Config) { c.Codec = authCodec(t, key) })
+		ra := record(a)
+		advance(30 * time.Second) // three times ExpireAfter
+		assert.Equal(t, []string{"b"}, ids(a.Members()))
+		assert.Equal(t, []string{"a"}, ids(b.Members()))
+		assert.Empty(t, ra.of(discovery.Left, "b"))
+		s := a.Stats()
+		assert.Zero(t, s.Dropped[discovery.DropReplay], "no announcement of b was a copy")
+		assert.Greater(t, s.Decoded, uint64(25), "b's announcements kept coming")
 	})
 }

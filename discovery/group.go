@@ -71,7 +71,7 @@ type Group struct {
 	sources   sourceLimiter
 	pending   int                         // peers tracked but not joined
 	noRoom    atomic.Bool                 // MaxPeers or MaxPending reached: see full
-	announce  []byte                      // our encoded announcement, nil when not announcing
+	announce  []byte                      // our announcement, encoded once to check it; nil when not announcing
 	bounded   bool                        // more members than ProbeAllUpTo: probe a few per round
 	round     []string                    // bounded probing: the members left in this round
 	roundOn   bool                        // a taskRound is scheduled
@@ -81,9 +81,8 @@ type Group struct {
 
 	// links is set when our URIs name no host (0.0.0.0, [::]): each link
 	// then gets an announcement carrying its own address.
-	links     transport.LinkSender
-	v4Only    bool // the unspecified host was 0.0.0.0
-	linkCache map[linkKey][]byte
+	links  transport.LinkSender
+	v4Only bool // the unspecified host was 0.0.0.0
 
 	closeOnce sync.Once
 	closeErr  error
@@ -203,7 +202,7 @@ func (g *Group) prepareAnnouncements() error {
 			return fmt.Errorf("%w: Self.HealthURI %s names no host, and the transport cannot say which address each interface has; give an address",
 				ErrInvalidConfig, g.self.HealthURI)
 		}
-		g.links, g.v4Only, g.linkCache = ls, v4, make(map[linkKey][]byte)
+		g.links, g.v4Only = ls, v4
 	}
 	b, err := g.encodeSelf(codec.Announce)
 	if err != nil {

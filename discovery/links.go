@@ -41,27 +41,16 @@ func withAddr(u *url.URL, addr netip.Addr) *url.URL {
 	return c
 }
 
-// linkKey identifies the announcement cached for one link.
-type linkKey struct {
-	index int
-	addr  netip.Addr
-}
-
 // usable reports whether the Group can advertise link l's address.
 func (g *Group) usable(l transport.Link) bool {
 	return l.Addr.IsValid() && (!g.v4Only || l.Addr.Is4())
 }
 
 // encodeFor encodes our message of the given kind as seen through link l:
-// unspecified hosts replaced by the link's address. Announcements are
-// cached per link; the owner goroutine alone uses the cache.
+// unspecified hosts replaced by the link's address. Like every message, it
+// is encoded anew for each send: a codec may make each encoding unique
+// (codec/auth numbers them), and a receiver drops a copy as a replay.
 func (g *Group) encodeFor(kind codec.Kind, l transport.Link) ([]byte, error) {
-	key := linkKey{l.Index, l.Addr}
-	if kind == codec.Announce {
-		if b, ok := g.linkCache[key]; ok {
-			return b, nil
-		}
-	}
 	p := g.self
 	if u, _ := unspecifiedHost(p.HealthURI); u {
 		p.HealthURI = withAddr(p.HealthURI, l.Addr)
@@ -69,29 +58,19 @@ func (g *Group) encodeFor(kind codec.Kind, l transport.Link) ([]byte, error) {
 	if u, _ := unspecifiedHost(p.CommsURI); u {
 		p.CommsURI = withAddr(p.CommsURI, l.Addr)
 	}
-	b, err := g.cfg.Codec.Encode(nil, &codec.Message{
+	return g.cfg.Codec.Encode(nil, &codec.Message{
 		Kind: kind, Group: g.cfg.Name, ID: p.ID,
 		Health: p.HealthURI.String(), Comms: p.CommsURI.String(), Meta: p.Meta,
 	})
-	if err == nil && kind == codec.Announce {
-		if len(g.linkCache) > 64 {
-			clear(g.linkCache) // links changed many times; start afresh
-		}
-		g.linkCache[key] = b
-	}
-	return b, err
 }
 
 // sendSelf multicasts our announcement or query. When our URIs name no
 // address, each link gets its own, carrying that link's address.
 func (g *Group) sendSelf(kind codec.Kind) error {
 	if g.links == nil {
-		b := g.announce
-		if kind != codec.Announce {
-			var err error
-			if b, err = g.encodeSelf(kind); err != nil {
-				return err
-			}
+		b, err := g.encodeSelf(kind)
+		if err != nil {
+			return err
 		}
 		return g.send(b)
 	}
@@ -125,7 +104,7 @@ func (g *Group) sendSelf(kind codec.Kind) error {
 // interface ifIndex from src.
 func (g *Group) answerFor(ifIndex int, src netip.AddrPort) ([]byte, error) {
 	if g.links == nil {
-		return g.announce, nil
+		return g.encodeSelf(codec.Announce)
 	}
 	var fallback *transport.Link
 	for _, l := range g.links.Links() {
