@@ -50,6 +50,13 @@
 // which AvailableLoss checks. The kernel here has no netem qdisc, hence
 // nftables.
 //
+// # Routed labs
+//
+// NewRouted makes a lab of several LANs, each a bridge of its own, joined by
+// a router: the switch namespace routes between the bridges, so unicast
+// crosses from LAN to LAN and multicast does not. Routed embeds the Lab, so
+// every method above works on it; LAN, Net and Router tell its topology.
+//
 // # Requirements
 //
 // Linux, root (or CAP_SYS_ADMIN and CAP_NET_ADMIN), ip(8) from iproute2 and

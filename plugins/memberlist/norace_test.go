@@ -1,0 +1,5 @@
+//go:build !race
+
+package memberlist_test
+
+const raceEnabled = false
