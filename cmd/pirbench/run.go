@@ -4,109 +4,135 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
+	"maps"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pirlan/pir/internal/lab"
 	"github.com/pirlan/pir/internal/lab/pircli"
 )
 
-// The measurements, in the order they are made and printed.
-const (
-	mNewSeesAll = "join, new sees all"
-	mAllSeeNew  = "join, all see new"
-	mGoodbye    = "goodbye"
-	mCrash      = "crash"
-	mLinkDown   = "link down"
-)
-
-var measurements = []struct{ name, what string }{
-	{mNewSeesAll, "process start → its last `joined`"},
-	{mAllSeeNew, "process start → last `joined` about it"},
-	{mGoodbye, "SIGINT → last `left (goodbye)`"},
-	{mCrash, "SIGKILL → last `left`"},
-	{mLinkDown, "cable pulled → last `left`"},
-}
-
 // phaseSpread is the longest random wait before a removal: pir's default
 // probe interval.
 const phaseSpread = 2 * time.Second
 
-// sample is one measurement of one run.
-type sample struct {
-	Run  int    `json:"run"`
-	Name string `json:"name"`
-	// Read is the time from the action to the last line read.
-	Read time.Duration `json:"read_ns"`
-	// Event is the time from the action to the time field of that line.
-	Event time.Duration `json:"event_ns"`
-	// Reasons counts the reasons of the left lines.
-	Reasons map[string]int `json:"reasons,omitempty"`
+// settle is the wait between all members seeing each other and the
+// steady-state window: one probe interval, so that the probes that
+// followed the joins are over.
+const settle = 2 * time.Second
+
+// waitTimeout bounds each wait of a run of n hosts: far beyond what pir
+// needs, and more for more hosts, which share the machine's cores.
+func waitTimeout(n int) time.Duration {
+	return 60*time.Second + time.Duration(n)*300*time.Millisecond
 }
 
-// oneRun makes a lab, starts the members and makes the five
-// measurements.
-func oneRun(ctx context.Context, o options, pir string, run int, progress func(string, ...any)) (samples []sample, err error) {
-	l, err := lab.New(lab.Config{Hosts: o.hosts})
+// runResult is what one run measured.
+type runResult struct {
+	samples []sample
+	hosts   []hostSample
+	// steadyLeft counts the left lines printed during the steady-state
+	// window: members wrongly removed while nothing happened.
+	steadyLeft int
+}
+
+// oneRun makes a lab of n hosts, starts the members and makes the
+// measurements. When it fails half-way it returns what it measured so far
+// with the error.
+func oneRun(ctx context.Context, o options, pir string, n, run int, progress func(string, ...any)) (r runResult, err error) {
+	began := time.Now()
+	l, err := lab.New(lab.Config{Hosts: n})
 	if err != nil {
-		return nil, err
+		return r, err
 	}
 	defer func() {
 		if cerr := l.Close(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
 	}()
-	ctx, cancel := context.WithTimeout(ctx, 5*waitTimeout)
-	defer cancel()
-
-	var args []string
-	if o.family != "" {
-		args = []string{"-" + o.family}
-	}
+	progress("  lab of %d hosts made in %v", n, time.Since(began).Round(time.Millisecond))
+	timeout := waitTimeout(n)
+	args := o.joinArgs()
 	hosts := l.Hosts()
+	var started []*pircli.Peer
+	defer func() {
+		if err != nil && len(started) > 0 {
+			dir, lerr := os.MkdirTemp("", fmt.Sprintf("pirbench-%dhosts-run%d-", n, run))
+			if lerr == nil {
+				lerr = writeLogs(dir, started)
+			}
+			if lerr != nil {
+				err = errors.Join(err, lerr)
+			} else {
+				err = fmt.Errorf("%w (each member's output is in %s)", err, dir)
+			}
+		}
+	}()
+
+	// The first n-1 members, one at a time: each starts once the one
+	// before it has seen all the others, which paces the starts to what
+	// the machine can take.
+	began = time.Now()
 	var members []*pircli.Peer
-	for _, h := range hosts[:len(hosts)-1] {
+	for _, h := range hosts[:n-1] {
 		p, err := pircli.Join(h, pir, "pir-"+h.Name, args...)
 		if err != nil {
-			return nil, err
+			return r, err
+		}
+		started = append(started, p)
+		if _, err := waitAll(ctx, timeout, p, 0, pircli.Joined, ids(members)); err != nil {
+			return r, fmt.Errorf("starting the first members: %w", err)
 		}
 		members = append(members, p)
 	}
 	for _, p := range members {
-		if _, _, err := lastSeen(ctx, members, nil, p.ID, pircli.Joined); err != nil {
-			return nil, fmt.Errorf("the first members meeting: %w", err)
+		if _, err := waitAll(ctx, timeout, p, 0, pircli.Joined, ids(members)); err != nil {
+			return r, fmt.Errorf("the first members meeting: %w", err)
 		}
 	}
-	progress("  %d members meet", len(members))
+	progress("  %d members meet, in %v", len(members), time.Since(began).Round(time.Millisecond))
 
 	// Join: a new member; both directions from its process start.
 	before := marks(members)
-	h := hosts[len(hosts)-1]
+	h := hosts[n-1]
 	newcomer, err := pircli.Join(h, pir, "pir-"+h.Name, args...)
 	if err != nil {
-		return nil, err
+		return r, err
 	}
+	started = append(started, newcomer)
 	start := newcomer.Started()
-	var last pircli.Event
-	for _, p := range members {
-		e, err := newcomer.WaitEvent(ctx, 0, pircli.Is(pircli.Joined, p.ID))
-		if err != nil {
-			return nil, err
-		}
-		if e.Line.At.After(last.Line.At) {
-			last = e
-		}
-	}
-	samples = append(samples, sample{Run: run, Name: mNewSeesAll, Read: last.Line.At.Sub(start), Event: last.Time.Sub(start)})
-	read, event, err := lastSeen(ctx, members, before, newcomer.ID, pircli.Joined)
+	last, err := waitAll(ctx, timeout, newcomer, 0, pircli.Joined, ids(members))
 	if err != nil {
-		return nil, err
+		return r, fmt.Errorf("%s: %w", mNewSeesAll, err)
 	}
-	samples = append(samples, sample{Run: run, Name: mAllSeeNew, Read: read.Sub(start), Event: event.Sub(start)})
+	r.samples = append(r.samples, sample{Hosts: n, Run: run, Name: mNewSeesAll, Read: last.Line.At.Sub(start), Event: last.Time.Sub(start)})
+	read, event, err := lastSeen(ctx, timeout, members, before, newcomer.ID, pircli.Joined)
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", mAllSeeNew, err)
+	}
+	r.samples = append(r.samples, sample{Hosts: n, Run: run, Name: mAllSeeNew, Read: read.Sub(start), Event: event.Sub(start)})
 	members = append(members, newcomer)
-	progress("  joined")
+	progress("  joined: new sees all %v, all see new %v", r.samples[0].Read.Round(time.Millisecond), r.samples[1].Read.Round(time.Millisecond))
+
+	// Steady state: all n members see each other now.
+	if o.steady > 0 {
+		if err := sleep(ctx, settle); err != nil {
+			return r, err
+		}
+		hs, left, err := steadyState(ctx, l, members, o.steady)
+		if err != nil {
+			return r, fmt.Errorf("steady state: %w", err)
+		}
+		for i := range hs {
+			hs[i].Hosts, hs[i].Run = n, run
+		}
+		r.hosts, r.steadyLeft = hs, left
+		progress("  steady state over %v measured", o.steady)
+	}
 
 	// Removals: members[0] says goodbye, members[1] crashes, members[2]
 	// loses its link; the others observe.
@@ -122,31 +148,120 @@ func oneRun(ctx context.Context, o options, pir string, run int, progress func(s
 		// Start at a random point of the members' probe cycles: right
 		// after the join they all probe in step with the newcomer, which
 		// would make every crash take the longest (three whole intervals).
-		select {
-		case <-time.After(rand.N(phaseSpread)):
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if err := sleep(ctx, rand.N(phaseSpread)); err != nil {
+			return r, err
 		}
 		gone, observers := members[0], members[1:]
 		before := marks(observers)
 		start := time.Now()
 		if err := m.act(gone); err != nil {
-			return nil, err
+			return r, err
+		}
+		read, event, err := lastSeen(ctx, timeout, observers, before, gone.ID, pircli.Left, m.reason...)
+		if err != nil {
+			return r, fmt.Errorf("%s: %w", m.name, err)
 		}
 		reasons := make(map[string]int)
-		read, event, err := lastSeen(ctx, observers, before, gone.ID, pircli.Left, m.reason...)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", m.name, err)
-		}
 		for _, o := range observers {
 			e, _ := o.WaitEvent(ctx, before[o], pircli.Is(pircli.Left, gone.ID))
 			reasons[e.Reason]++
 		}
-		samples = append(samples, sample{Run: run, Name: m.name, Read: read.Sub(start), Event: event.Sub(start), Reasons: reasons})
+		r.samples = append(r.samples, sample{Hosts: n, Run: run, Name: m.name, Read: read.Sub(start), Event: event.Sub(start), Reasons: reasons})
 		members = observers
 		progress("  %s: %v", m.name, read.Sub(start).Round(time.Millisecond))
 	}
-	return samples, nil
+	return r, nil
+}
+
+// steadyState measures each member's traffic, CPU and memory over a window
+// of d, and counts the left lines printed meanwhile.
+func steadyState(ctx context.Context, l *lab.Lab, members []*pircli.Peer, d time.Duration) ([]hostSample, int, error) {
+	from := marks(members)
+	read := func() ([]lab.Counters, []lab.ProcStats, error) {
+		c, err := l.AllCounters()
+		if err != nil {
+			return nil, nil, err
+		}
+		ps := make([]lab.ProcStats, len(members))
+		for i, p := range members {
+			if ps[i], err = p.Stats(); err != nil {
+				return nil, nil, err
+			}
+		}
+		return c, ps, nil
+	}
+	c0, p0, err := read()
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := sleep(ctx, d); err != nil {
+		return nil, 0, err
+	}
+	c1, p1, err := read()
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []hostSample
+	for i, p := range members {
+		h := p.Host().Index
+		dc, secs := c1[h].Sub(c0[h]), c1[h].At.Sub(c0[h].At).Seconds()
+		cpu := (p1[i].CPU - p0[i].CPU).Seconds() / p1[i].At.Sub(p0[i].At).Seconds()
+		out = append(out, hostSample{
+			Host:      p.Host().Name,
+			TxPackets: float64(dc.TxPackets) / secs,
+			RxPackets: float64(dc.RxPackets) / secs,
+			TxBytes:   float64(dc.TxBytes) / secs,
+			RxBytes:   float64(dc.RxBytes) / secs,
+			CPU:       100 * cpu,
+			RSS:       p1[i].RSS,
+		})
+	}
+	left := 0
+	for _, p := range members {
+		for _, line := range p.Lines()[from[p]:] {
+			if e, err := pircli.Parse(line); err == nil && e.Event == pircli.Left {
+				left++
+			}
+		}
+	}
+	return out, left, nil
+}
+
+// writeLogs writes each member's output into dir, one file per host: its
+// stdout lines with the time pirbench read them, then the end of its
+// stderr (where pir join -log writes).
+func writeLogs(dir string, peers []*pircli.Peer) error {
+	for _, p := range peers {
+		var b strings.Builder
+		fmt.Fprintf(&b, "# %s, started %s\n# stdout:\n", p.Name(), p.Started().Format(time.RFC3339Nano))
+		for _, l := range p.Lines() {
+			fmt.Fprintf(&b, "%s %s\n", l.At.Format("15:04:05.000000"), l.Text)
+		}
+		fmt.Fprintf(&b, "# stderr (the last 64 KiB):\n%s", p.Stderr())
+		if err := os.WriteFile(filepath.Join(dir, p.Host().Name+".log"), []byte(b.String()), 0o644); err != nil {
+			return fmt.Errorf("writing the members' logs: %w", err)
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func ids(peers []*pircli.Peer) []string {
+	out := make([]string, len(peers))
+	for i, p := range peers {
+		out[i] = p.ID
+	}
+	return out
 }
 
 func marks(peers []*pircli.Peer) map[*pircli.Peer]int {
@@ -157,10 +272,55 @@ func marks(peers []*pircli.Peer) map[*pircli.Peer]int {
 	return m
 }
 
-// lastSeen waits until every observer but id itself has printed an event of
-// type typ about id (with one of reasons, if given) after its mark, and
-// returns when the last such line was read and its time field.
-func lastSeen(ctx context.Context, observers []*pircli.Peer, from map[*pircli.Peer]int, id, typ string, reasons ...string) (read, event time.Time, err error) {
+// waitAll waits, for at most timeout, until p has printed an event of type
+// typ about every one of ids but itself, on lines from index from on, and
+// returns the last of those events.
+func waitAll(ctx context.Context, timeout time.Duration, p *pircli.Peer, from int, typ string, ids []string) (pircli.Event, error) {
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if id != p.ID {
+			want[id] = true
+		}
+	}
+	var last pircli.Event
+	if len(want) == 0 {
+		return last, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var bad error
+	_, _, err := p.WaitLine(ctx, from, func(l lab.Line) bool {
+		e, err := pircli.Parse(l)
+		if err != nil {
+			bad = err
+			return true
+		}
+		if e.Event == typ && want[e.ID] {
+			delete(want, e.ID)
+			last = e
+		}
+		return len(want) == 0
+	})
+	if err == nil {
+		err = bad
+	}
+	if err != nil {
+		missing := slices.Sorted(maps.Keys(want))
+		if len(missing) > 5 {
+			missing = append(missing[:5], "...")
+		}
+		return last, fmt.Errorf("%s: %d %s lines missing, about %s: %w", p.Name(), len(want), typ, strings.Join(missing, ", "), err)
+	}
+	return last, nil
+}
+
+// lastSeen waits, for at most timeout, until every observer but id itself
+// has printed an event of type typ about id (with one of reasons, if
+// given) after its mark, and returns when the last such line was read and
+// its time field.
+func lastSeen(ctx context.Context, timeout time.Duration, observers []*pircli.Peer, from map[*pircli.Peer]int, id, typ string, reasons ...string) (read, event time.Time, err error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	for _, o := range observers {
 		if o.ID == id {
 			continue
@@ -174,52 +334,4 @@ func lastSeen(ctx context.Context, observers []*pircli.Peer, from map[*pircli.Pe
 		}
 	}
 	return read, event, nil
-}
-
-// summary is the statistics of one measurement over the runs.
-type summary struct {
-	Name        string         `json:"name"`
-	What        string         `json:"what"`
-	N           int            `json:"n"`
-	Median      time.Duration  `json:"median_ns"`
-	P90         time.Duration  `json:"p90_ns"`
-	Max         time.Duration  `json:"max_ns"`
-	EventMedian time.Duration  `json:"event_median_ns"`
-	Reasons     map[string]int `json:"reasons,omitempty"`
-}
-
-func summarize(samples []sample) []summary {
-	var out []summary
-	for _, m := range measurements {
-		s := summary{Name: m.name, What: m.what}
-		var read, event []time.Duration
-		for _, x := range samples {
-			if x.Name != m.name {
-				continue
-			}
-			read, event = append(read, x.Read), append(event, x.Event)
-			for r, n := range x.Reasons {
-				if s.Reasons == nil {
-					s.Reasons = make(map[string]int)
-				}
-				s.Reasons[r] += n
-			}
-		}
-		s.N = len(read)
-		s.Median, s.P90, s.Max = quantile(read, 0.5), quantile(read, 0.9), quantile(read, 1)
-		s.EventMedian = quantile(event, 0.5)
-		out = append(out, s)
-	}
-	return out
-}
-
-// quantile returns the q-quantile of d by the nearest-rank method: the
-// smallest value with at least q of the values at or below it.
-func quantile(d []time.Duration, q float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	d = slices.Sorted(slices.Values(d))
-	rank := int(math.Ceil(q * float64(len(d))))
-	return d[min(max(rank, 1), len(d))-1]
 }
