@@ -43,7 +43,8 @@ type sizeResult struct {
 	// windows of all runs: members removed while nothing happened.
 	SteadyLeft int `json:"steady_left"`
 	// Load is the machine's load average over 1 minute at the end of
-	// each run: above the number of cores, the runs competed for the CPU.
+	// each run, the lab's own processes included: far above the number
+	// of cores, the members (or other programs) competed for the CPU.
 	Load        []float64       `json:"load"`
 	Times       []summary       `json:"times"`
 	Steady      []steadySummary `json:"steady,omitempty"`
