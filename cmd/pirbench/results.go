@@ -208,7 +208,7 @@ func chartNote(res results) string {
 	if len(res.Settings.PirArgs) > 0 {
 		flags = "pir join " + strings.Join(res.Settings.PirArgs, " ")
 	}
-	return fmt.Sprintf("%s · %d runs per size · %s · %s", flags, res.Settings.Runs, machineShort(res.Machine), dateOnly(res.Date))
+	return fmt.Sprintf("%s · %s per size · %s · %s", flags, runsText(res), machineShort(res.Machine), dateOnly(res.Date))
 }
 
 func machineShort(m machine) string {
