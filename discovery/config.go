@@ -150,6 +150,14 @@ type Config struct {
 	// NewPeerBurst is the burst NewPeerRate allows. Zero means 32.
 	NewPeerBurst int
 
+	// AnswerRate limits the unicast answers (to queries and confirmation
+	// requests) sent to one source address, in answers per second, with
+	// bursts of 32. Beyond it, requests from that address go unanswered
+	// (DropAnswerLimited). A member's join costs one query; a spoofed
+	// source asking again and again gets no more than this. Zero means 10
+	// per second; negative means no limit.
+	AnswerRate float64
+
 	// MaxProbes caps the probes in flight at once. Zero means 64.
 	MaxProbes int
 
@@ -237,6 +245,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxPeers == 0 {
 		c.MaxPeers = 4096
+	}
+	if c.AnswerRate == 0 {
+		c.AnswerRate = 10
 	}
 	if c.MaxProbes == 0 {
 		c.MaxProbes = 64

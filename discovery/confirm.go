@@ -236,7 +236,7 @@ func (g *Group) takeEvidence(in inbound) {
 // track gets an answer that says so.
 func (g *Group) answerConfirm(in inbound) {
 	m := &in.msg
-	if !in.src.IsValid() || g.cfg.Passive {
+	if !in.src.IsValid() || g.cfg.Passive || !g.mayAnswer(in) {
 		return
 	}
 	reply := codec.Message{Kind: codec.Evidence, Group: g.cfg.Name, ID: g.self.ID, Target: m.Target, Heard: -1, Probed: -1}

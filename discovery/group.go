@@ -69,6 +69,7 @@ type Group struct {
 	probeRate bucket      // Config.MaxProbeRate
 	slotArmed bool        // a taskProbeSlot is scheduled
 	sources   sourceLimiter
+	answers   sourceLimiter               // Config.AnswerRate
 	pending   int                         // peers tracked but not joined
 	noRoom    atomic.Bool                 // MaxPeers or MaxPending reached: see full
 	announce  []byte                      // our announcement, encoded once to check it; nil when not announcing
@@ -183,6 +184,7 @@ func newGroup(cfg Config) *Group {
 		results: make(chan probeResult, 64),
 		peers:   make(map[string]*peerState),
 		sources: sourceLimiter{rate: cfg.NewPeerRate, burst: float64(cfg.NewPeerBurst), buckets: make(map[netip.Addr]*bucket)},
+		answers: sourceLimiter{rate: cfg.AnswerRate, burst: answerBurst, buckets: make(map[netip.Addr]*bucket)},
 		subs:    make(map[*subscriber]struct{}),
 		closed:  make(chan struct{}),
 	}
@@ -510,7 +512,7 @@ func pathOf(in inbound) path { return path{in.ifIndex, in.src.Addr().Unmap().Is4
 // answer replies to a Query with our announcement, by unicast to its
 // sender.
 func (g *Group) answer(in inbound) {
-	if g.announce == nil || !in.src.IsValid() {
+	if g.announce == nil || !in.src.IsValid() || !g.mayAnswer(in) {
 		return
 	}
 	b, err := g.answerFor(in.ifIndex, in.src)
@@ -523,6 +525,19 @@ func (g *Group) answer(in inbound) {
 	if err != nil {
 		g.log.Debug("answer failed", "to", in.src, "error", err)
 	}
+}
+
+// answerBurst is the burst Config.AnswerRate allows.
+const answerBurst = 32
+
+// mayAnswer reports whether the source of in may have an answer now, and
+// counts the request when it may not.
+func (g *Group) mayAnswer(in inbound) bool {
+	if g.answers.allow(in.src.Addr(), in.at) {
+		return true
+	}
+	g.stats.drop(DropAnswerLimited)
+	return false
 }
 
 // parsePeer checks a message's URIs for use: they parse, and the health

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -138,5 +139,55 @@ func TestCodecRejectionsCounted(t *testing.T) {
 		assert.Empty(t, a.Members())
 		assert.Positive(t, a.Stats().Dropped[discovery.DropRejected])
 		assert.Zero(t, a.Stats().Dropped[discovery.DropMalformed])
+	})
+}
+
+// A source that asks again and again (a query, a confirmation request:
+// each answered by unicast to the source, which may be spoofed) gets at
+// most the burst, then AnswerRate answers a second; the rest are counted.
+func TestAnswersRateLimited(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		b, _ := l.join("b")
+		x := l.lan.Join()
+		t.Cleanup(func() { x.Close() })
+		var answers atomic.Int64 // unicast datagrams x receives from b
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				p, err := x.Receive(buf)
+				if err != nil {
+					return
+				}
+				var m codec.Message
+				var pc pipe.Codec
+				if p.Src != x.Addr() && pc.Decode(buf[:p.N], &m) == nil && m.Kind == codec.Announce {
+					answers.Add(1) // an answer to a query, or b's own announcement
+				}
+			}
+		}()
+		synctest.Wait()
+		query, err := pipe.Codec{}.Encode(nil, &codec.Message{Kind: codec.Query, Group: "web", ID: "watcher"})
+		require.NoError(t, err)
+		confirm, err := pipe.Codec{}.Encode(nil, &codec.Message{Kind: codec.Confirm, Group: "web", ID: "watcher", Target: "b"})
+		require.NoError(t, err)
+		base := answers.Load()
+		for range 50 {
+			require.NoError(t, x.Send(query))
+		}
+		for range 50 {
+			require.NoError(t, x.Send(confirm))
+		}
+		synctest.Wait()
+		assert.Equal(t, int64(32), answers.Load()-base, "the burst, all to queries, which came first")
+		assert.Equal(t, uint64(68), b.Stats().Dropped[discovery.DropAnswerLimited])
+
+		advance(time.Second) // 10 more tokens; b also announces once
+		base = answers.Load()
+		for range 20 {
+			require.NoError(t, x.Send(query))
+		}
+		synctest.Wait()
+		assert.Equal(t, int64(10), answers.Load()-base, "then AnswerRate a second")
 	})
 }

@@ -50,6 +50,12 @@ const (
 	// DropStale: an authentic envelope outside the time window: an old
 	// replay, or a sender whose clock is off.
 	DropStale
+	// DropAnswerLimited: a query or a confirmation whose unicast answer
+	// was not sent because its source address asked too often
+	// (Config.AnswerRate), so that spoofed requests cannot turn members
+	// into a flood aimed at a victim. A query is still taken as its
+	// sender's announcement.
+	DropAnswerLimited
 
 	numDropReasons
 )
@@ -70,6 +76,7 @@ var dropNames = [numDropReasons]string{
 	DropUnknownKey:      "unknown_key",
 	DropReplay:          "replay",
 	DropStale:           "stale",
+	DropAnswerLimited:   "answer_limited",
 }
 
 func (r DropReason) String() string {
