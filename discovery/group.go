@@ -863,7 +863,7 @@ func (g *Group) remove(id string, st *peerState, why Reason, now time.Time) {
 func (g *Group) emit(e Event) {
 	g.stats.events.Add(1)
 	for s := range g.subs {
-		s.push(e)
+		s.Push(e)
 	}
 }
 
@@ -886,16 +886,16 @@ func (g *Group) AddListener(l Listener) (remove func()) {
 	default:
 	}
 	for _, m := range g.membersLocked() {
-		s.push(Event{Type: Joined, Member: m, At: m.Joined})
+		s.Push(Event{Type: Joined, Member: m, At: m.Joined})
 	}
 	g.subs[s] = struct{}{}
 	g.subWG.Add(1)
 	go func() {
 		defer g.subWG.Done()
-		s.run(removeOnce)
+		s.Run(removeOnce)
 	}()
 	return func() {
-		s.stop()
+		s.Stop()
 		removeOnce()
 	}
 }
@@ -1032,7 +1032,7 @@ func (g *Group) Close() error {
 		subs := slices.Collect(maps.Keys(g.subs))
 		g.mu.Unlock()
 		for _, s := range subs {
-			s.finish()
+			s.Finish()
 		}
 		g.subWG.Wait()
 		g.log.Debug("closed")

@@ -331,7 +331,7 @@ func (w *Watcher) removeLocked(id string, why discovery.Reason, now time.Time) {
 func (w *Watcher) emitLocked(e discovery.Event) {
 	w.events.Add(1)
 	for s := range w.subs {
-		s.push(e)
+		s.Push(e)
 	}
 }
 
@@ -389,16 +389,16 @@ func (w *Watcher) AddListener(l discovery.Listener) (remove func()) {
 	}
 	for _, id := range slices.Sorted(maps.Keys(w.members)) {
 		m := w.members[id]
-		s.push(discovery.Event{Type: discovery.Joined, Member: m, At: m.Joined})
+		s.Push(discovery.Event{Type: discovery.Joined, Member: m, At: m.Joined})
 	}
 	w.subs[s] = struct{}{}
 	w.subWG.Add(1)
 	go func() {
 		defer w.subWG.Done()
-		s.run(removeOnce)
+		s.Run(removeOnce)
 	}()
 	return func() {
-		s.stop()
+		s.Stop()
 		removeOnce()
 	}
 }
@@ -430,7 +430,7 @@ func (w *Watcher) Close() error {
 		subs := slices.Collect(maps.Keys(w.subs))
 		w.mu.Unlock()
 		for _, s := range subs {
-			s.finish()
+			s.Finish()
 		}
 		w.subWG.Wait()
 		w.log.Debug("closed", "group", w.cfg.Group)
