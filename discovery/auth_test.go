@@ -74,5 +74,14 @@ func TestAuthenticatedGroupStaysTogether(t *testing.T) {
 		s := a.Stats()
 		assert.Zero(t, s.Dropped[discovery.DropReplay], "no announcement of b was a copy")
 		assert.Greater(t, s.Decoded, uint64(25), "b's announcements kept coming")
+
+		// b's goodbye goes twice, each encoded anew: a removes b, and
+		// takes neither copy for a replay.
+		require.NoError(t, b.Leave(t.Context()))
+		synctest.Wait()
+		left := ra.of(discovery.Left, "b")
+		require.Len(t, left, 1)
+		assert.Equal(t, discovery.Goodbye, left[0].Reason)
+		assert.Zero(t, a.Stats().Dropped[discovery.DropReplay])
 	})
 }

@@ -996,17 +996,18 @@ func (g *Group) Leave(ctx context.Context) error {
 }
 
 func (g *Group) goodbye(ctx context.Context) error {
-	b, err := g.cfg.Codec.Encode(nil, &codec.Message{Kind: codec.Goodbye, Group: g.cfg.Name, ID: g.self.ID})
-	if err != nil {
-		return fmt.Errorf("discovery: encode goodbye: %w", err)
-	}
 	// Twice, so that one lost datagram does not turn a goodbye into a
-	// slow failure detection.
+	// slow failure detection; each encoded anew, so that an authenticated
+	// group does not take the second for a replay of the first.
 	var errs []error
 	for range 2 {
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, err)
 			break
+		}
+		b, err := g.cfg.Codec.Encode(nil, &codec.Message{Kind: codec.Goodbye, Group: g.cfg.Name, ID: g.self.ID})
+		if err != nil {
+			return fmt.Errorf("discovery: encode goodbye: %w", err)
 		}
 		if err := g.send(b); err != nil {
 			errs = append(errs, err)
