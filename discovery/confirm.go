@@ -168,9 +168,6 @@ func (g *Group) ask(id string, st *peerState, now time.Time) {
 	}
 }
 
-// askAgain resends the requests not answered yet, halfway to the deadline.
-func (g *Group) askAgain(id string, st *peerState) { g.ask(id, st, time.Now()) }
-
 func (g *Group) sendTo(b []byte, dst netip.AddrPort) {
 	err := g.cfg.Transport.SendTo(b, dst)
 	g.countSend(err)

@@ -428,7 +428,7 @@ func (g *Group) runDue(now time.Time) {
 		case taskConfirm, taskConfirmed:
 			if st := g.peers[t.id]; st != nil && st.gen == t.gen && st.confirm != nil && st.confirm.seq == t.seq {
 				if t.kind == taskConfirm {
-					g.askAgain(t.id, st)
+					g.ask(t.id, st, now) // those not answered yet, halfway to the deadline
 				} else {
 					g.confirmed(t.id, st, now)
 				}

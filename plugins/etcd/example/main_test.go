@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,13 +24,13 @@ func TestJoinAndWatch(t *testing.T) {
 
 	wctx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
-	var wout syncBuffer
+	var wout etcdtest.SyncBuffer
 	wdone := make(chan error, 1)
 	go func() { wdone <- run(wctx, append(common, "watch"), &wout) }()
 	require.Eventually(t, func() bool { return strings.Contains(wout.String(), "watching demo: 0 members") }, 20*time.Second, 10*time.Millisecond, wout.String())
 
 	jctx, stopJoin := context.WithCancel(context.Background())
-	var jout syncBuffer
+	var jout etcdtest.SyncBuffer
 	jdone := make(chan error, 1)
 	go func() {
 		jdone <- run(jctx, append(common, "-lan", "mem", "-id", "m1", "-ttl", "5s", "join"), &jout)
@@ -52,21 +51,4 @@ func TestUsage(t *testing.T) {
 	var out bytes.Buffer
 	require.Error(t, run(context.Background(), []string{"sing"}, &out))
 	assert.Contains(t, out.String(), "usage: example [flags] join|watch")
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -34,7 +34,7 @@ type Server struct {
 
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited
-	out  *syncBuffer
+	out  *SyncBuffer
 }
 
 // Binary returns the etcd binary's path. If there is none, it skips t, or
@@ -104,7 +104,7 @@ func start(bin, dir string) (*Server, error) {
 		"--log-level", "warn",
 	)
 	cmd.Env = env()
-	out := &syncBuffer{}
+	out := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	setSysProcAttr(cmd)
 	if err := cmd.Start(); err != nil {
@@ -340,19 +340,19 @@ func (p *Proxy) Close() {
 	p.wg.Wait()
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent use.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
