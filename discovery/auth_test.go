@@ -38,11 +38,16 @@ func TestAuthenticatedGroup(t *testing.T) {
 
 		raw := l.lan.Join()
 		t.Cleanup(func() { raw.Close() })
-		// A forged goodbye for b, and a replay of a genuine datagram.
+		// A forged goodbye for b; a genuine datagram, a copy of it at once
+		// (as by IPv6 after IPv4), and a replay of it two seconds later.
 		require.NoError(t, raw.Send([]byte("pa1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")))
 		genuine, err := authCodec(t, key).Encode(nil, announce("web", "ghost"))
 		require.NoError(t, err)
 		require.NoError(t, raw.Send(genuine))
+		require.NoError(t, raw.Send(genuine))
+		synctest.Wait()
+		assert.Equal(t, uint64(1), a.Stats().Dropped[discovery.DropDuplicate], "the copy")
+		advance(2 * time.Second)
 		require.NoError(t, raw.Send(genuine))
 		synctest.Wait()
 
@@ -51,6 +56,7 @@ func TestAuthenticatedGroup(t *testing.T) {
 		assert.Positive(t, s.Dropped[discovery.DropUnauthenticated], "the plain member")
 		assert.Positive(t, s.Dropped[discovery.DropBadTag]+s.Dropped[discovery.DropUnknownKey], "the forgery")
 		assert.Equal(t, uint64(1), s.Dropped[discovery.DropReplay], "the replay")
+		assert.Equal(t, uint64(1), s.Dropped[discovery.DropDuplicate], "the copy, not counted again")
 		assert.Zero(t, s.Dropped[discovery.DropMalformed])
 		_, ok := a.Member("b")
 		assert.True(t, ok)
@@ -72,7 +78,7 @@ func TestAuthenticatedGroupStaysTogether(t *testing.T) {
 		assert.Equal(t, []string{"a"}, ids(b.Members()))
 		assert.Empty(t, ra.of(discovery.Left, "b"))
 		s := a.Stats()
-		assert.Zero(t, s.Dropped[discovery.DropReplay], "no announcement of b was a copy")
+		assert.Zero(t, s.Dropped[discovery.DropReplay]+s.Dropped[discovery.DropDuplicate], "no announcement of b was a copy")
 		assert.Greater(t, s.Decoded, uint64(25), "b's announcements kept coming")
 
 		// b's goodbye goes twice, each encoded anew: a removes b, and
@@ -82,6 +88,6 @@ func TestAuthenticatedGroupStaysTogether(t *testing.T) {
 		left := ra.of(discovery.Left, "b")
 		require.Len(t, left, 1)
 		assert.Equal(t, discovery.Goodbye, left[0].Reason)
-		assert.Zero(t, a.Stats().Dropped[discovery.DropReplay])
+		assert.Zero(t, a.Stats().Dropped[discovery.DropReplay]+a.Stats().Dropped[discovery.DropDuplicate])
 	})
 }

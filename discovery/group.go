@@ -360,6 +360,8 @@ func dropReason(err error) DropReason {
 		return DropUnknownKey
 	case errors.Is(err, auth.ErrReplay):
 		return DropReplay
+	case errors.Is(err, auth.ErrDuplicate):
+		return DropDuplicate
 	case errors.Is(err, auth.ErrStale):
 		return DropStale
 	}

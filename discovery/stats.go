@@ -44,8 +44,7 @@ const (
 	// DropUnknownKey: an envelope signed with a key this member does not
 	// hold (misconfiguration, or rotation lag).
 	DropUnknownKey
-	// DropReplay: an authentic envelope accepted before; includes the
-	// second copy of a datagram arriving by another path (IPv4 and IPv6).
+	// DropReplay: an authentic envelope accepted before.
 	DropReplay
 	// DropStale: an authentic envelope outside the time window: an old
 	// replay, or a sender whose clock is off.
@@ -56,6 +55,10 @@ const (
 	// into a flood aimed at a victim. A query is still taken as its
 	// sender's announcement.
 	DropAnswerLimited
+	// DropDuplicate: the second copy of an authentic envelope, heard by
+	// another path (IPv4 and IPv6, two interfaces) within a second of the
+	// first. Normal on a dual-stack or multi-homed LAN; not an attack.
+	DropDuplicate
 
 	numDropReasons
 )
@@ -76,6 +79,7 @@ var dropNames = [numDropReasons]string{
 	DropUnknownKey:      "unknown_key",
 	DropReplay:          "replay",
 	DropStale:           "stale",
+	DropDuplicate:       "duplicate",
 	DropAnswerLimited:   "answer_limited",
 }
 

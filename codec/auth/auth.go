@@ -56,6 +56,12 @@ var (
 	// its sender's latest that it cannot be told from one received
 	// before).
 	ErrReplay = errors.New("auth: replayed message")
+	// ErrDuplicate: a second copy of an authentic envelope, arriving
+	// within a second of its sender's latest: the same datagram heard by
+	// another path (IPv4 and IPv6, two interfaces). It is normal on a
+	// dual-stack or multi-homed LAN, and refused only because the first
+	// copy has been taken.
+	ErrDuplicate = errors.New("auth: duplicate message (a copy by another path)")
 	// ErrStale: an authentic envelope whose timestamp is further from the
 	// receiver's clock than Config.Window.
 	ErrStale = errors.New("auth: timestamp outside the window")
@@ -262,7 +268,7 @@ func appendTag(b []byte, k *key) []byte {
 // The checks run cheapest first, and nothing about a sender is remembered
 // until its datagram has passed the tag and the time window: a datagram
 // that fails is refused with one of ErrUnauthenticated, ErrBadTag,
-// ErrUnknownKey, ErrStale, ErrReplay or codec.ErrTooLarge, and an authentic
+// ErrUnknownKey, ErrStale, ErrReplay, ErrDuplicate or codec.ErrTooLarge, and an authentic
 // one whose inner message does not decode with the inner codec's error.
 func (c *Codec) Decode(b []byte, m *codec.Message) error {
 	if len(b) > c.cfg.MaxSize {
@@ -310,7 +316,11 @@ func (c *Codec) Decode(b []byte, m *codec.Message) error {
 		c.stats.stale.Add(1)
 		return fmt.Errorf("%w: sent %v from now", ErrStale, time.Duration(ms-now)*time.Millisecond)
 	}
-	if !c.replay.accept(sender, seq, now, 2*window) {
+	switch c.replay.accept(sender, seq, now, 2*window) {
+	case duplicate:
+		c.stats.duplicates.Add(1)
+		return fmt.Errorf("%w: sender %016x sequence %d", ErrDuplicate, sender, seq)
+	case replayed:
 		c.stats.replayed.Add(1)
 		return fmt.Errorf("%w: sender %016x sequence %d", ErrReplay, sender, seq)
 	}
@@ -331,6 +341,9 @@ type Stats struct {
 	Decoded uint64
 	// The datagrams refused, by reason (the error Decode returned).
 	Unauthenticated, BadTag, UnknownKey, Stale, Replayed, TooLarge uint64
+	// Duplicates counts second copies of a datagram heard by another
+	// path (ErrDuplicate), apart from Replayed: they are not attacks.
+	Duplicates uint64
 	// Malformed counts authentic datagrams the inner codec refused.
 	Malformed uint64
 	// Senders is the number of senders remembered for replay protection,
@@ -354,6 +367,7 @@ func (c *Codec) Stats() Stats {
 		UnknownKey:      c.stats.unknownKey.Load(),
 		Stale:           c.stats.stale.Load(),
 		Replayed:        c.stats.replayed.Load(),
+		Duplicates:      c.stats.duplicates.Load(),
 		TooLarge:        c.stats.tooLarge.Load(),
 		Malformed:       c.stats.malformed.Load(),
 	}
@@ -364,5 +378,5 @@ func (c *Codec) Stats() Stats {
 type counters struct {
 	encoded, encodeErrors, decoded                       atomic.Uint64
 	unauthenticated, badTag, unknownKey, stale, replayed atomic.Uint64
-	tooLarge, malformed                                  atomic.Uint64
+	duplicates, tooLarge, malformed                      atomic.Uint64
 }

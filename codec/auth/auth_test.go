@@ -175,7 +175,7 @@ func TestTamperedEnvelopeRejected(t *testing.T) {
 	// Nothing was remembered of them: the genuine datagram still passes,
 	// once.
 	require.NoError(t, decode(rx, b))
-	require.ErrorIs(t, decode(rx, b), auth.ErrReplay)
+	require.ErrorIs(t, decode(rx, b), auth.ErrDuplicate)
 	st := rx.Stats()
 	assert.Equal(t, uint64(len(cases)), st.Unauthenticated+st.BadTag+st.UnknownKey)
 	assert.NotZero(t, st.Unauthenticated)
@@ -280,7 +280,7 @@ func TestWrongKeyRejected(t *testing.T) {
 
 func TestSentinelsAreDistinct(t *testing.T) {
 	all := []error{auth.ErrUnauthenticated, auth.ErrBadTag, auth.ErrUnknownKey, auth.ErrReplay, auth.ErrStale,
-		codec.ErrMalformed, codec.ErrTooLarge}
+		auth.ErrDuplicate, codec.ErrMalformed, codec.ErrTooLarge}
 	for i, a := range all {
 		for j, b := range all {
 			assert.Equal(t, i == j, errors.Is(a, b), "%v vs %v", a, b)
@@ -328,14 +328,44 @@ func TestReplayRejected(t *testing.T) {
 	rx := newCodec(t, auth.Config{Keys: keys, Now: clk.Now})
 	b := encode(t, tx, announce("p1"))
 	require.NoError(t, decode(rx, b))
+	clk.Add(1001 * time.Millisecond)
 	err := decode(rx, b)
 	require.ErrorIs(t, err, auth.ErrReplay)
+	assert.NotErrorIs(t, err, auth.ErrDuplicate)
 	assert.NotErrorIs(t, err, codec.ErrMalformed)
 	// Still refused later in the window.
-	clk.Add(29 * time.Second)
+	clk.Add(28 * time.Second)
 	require.ErrorIs(t, decode(rx, b), auth.ErrReplay)
 	assert.Equal(t, uint64(2), rx.Stats().Replayed)
 	assert.Equal(t, uint64(1), rx.Stats().Decoded)
+	assert.Zero(t, rx.Stats().Duplicates)
+}
+
+// A second copy of a datagram within a second of its sender's latest is
+// one heard by another path (IPv4 and IPv6): refused, and counted apart
+// from replays. Later, the same copy is a replay.
+func TestCopyByAnotherPathIsDuplicate(t *testing.T) {
+	clk := newClock()
+	keys := ring(t, keyA)
+	tx := newCodec(t, auth.Config{Keys: keys, Now: clk.Now})
+	rx := newCodec(t, auth.Config{Keys: keys, Now: clk.Now})
+	first := encode(t, tx, announce("p1"))
+	second := encode(t, tx, announce("p1"))
+	require.NoError(t, decode(rx, first))
+	clk.Add(3 * time.Millisecond)
+	require.ErrorIs(t, decode(rx, first), auth.ErrDuplicate, "the IPv6 copy, 3 ms later")
+	clk.Add(997 * time.Millisecond)
+	require.NoError(t, decode(rx, second), "a second after the first")
+	clk.Add(time.Second)
+	require.ErrorIs(t, decode(rx, second), auth.ErrDuplicate, "a second after the latest accepted")
+	clk.Add(time.Millisecond)
+	err := decode(rx, second)
+	require.ErrorIs(t, err, auth.ErrReplay, "more than a second after the latest accepted")
+	assert.NotErrorIs(t, err, auth.ErrDuplicate)
+	st := rx.Stats()
+	assert.Equal(t, uint64(2), st.Duplicates)
+	assert.Equal(t, uint64(1), st.Replayed)
+	assert.Equal(t, uint64(2), st.Decoded)
 }
 
 func TestReorderingWithinWindowAccepted(t *testing.T) {
@@ -352,6 +382,7 @@ func TestReorderingWithinWindowAccepted(t *testing.T) {
 	for i := window - 1; i >= 0; i-- {
 		require.NoError(t, decode(rx, sent[i]), "datagram %d", i)
 	}
+	clk.Add(2 * time.Second) // past the copy window: replays, not duplicates
 	for i := range window {
 		require.ErrorIs(t, decode(rx, sent[i]), auth.ErrReplay, "datagram %d again", i)
 	}
@@ -432,6 +463,7 @@ func TestRestartedSenderAccepted(t *testing.T) {
 	after := newCodec(t, auth.Config{Keys: ring(t, keyA), Now: clk.Now})
 	require.NoError(t, decode(rx, encode(t, after, announce("p1"))))
 	require.NoError(t, decode(rx, encode(t, after, announce("p1"))))
+	clk.Add(2 * time.Second) // past the copy window: a replay, not a duplicate
 	require.ErrorIs(t, decode(rx, old), auth.ErrReplay)
 	assert.Equal(t, 2, rx.Stats().Senders)
 }
@@ -464,7 +496,7 @@ func TestSenderTableBounded(t *testing.T) {
 	// What eviction costs: the first flooder was forgotten, so its datagram
 	// can be replayed once more within the window.
 	require.NoError(t, decode(rx, first))
-	require.ErrorIs(t, decode(rx, first), auth.ErrReplay)
+	require.ErrorIs(t, decode(rx, first), auth.ErrDuplicate)
 
 	// Senders quiet for more than twice the window are forgotten without
 	// counting: their datagrams are stale by then.

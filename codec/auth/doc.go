@@ -23,8 +23,9 @@
 // Config.Window of the receiver's clock (ErrStale). Each Codec is a sender
 // with a random 64-bit ID and numbers its datagrams from 1; a receiver
 // remembers, per sender, the highest number accepted and which of the 64
-// below it were, so a duplicate is refused (ErrReplay) while modest
-// reordering is not. A restarted process is a new sender and is accepted
+// below it were, so a datagram accepted before is refused (ErrReplay, or
+// ErrDuplicate for a second copy heard by another path within a second)
+// while modest reordering is not. A restarted process is a new sender and is accepted
 // at once. The receiver remembers at most Config.MaxSenders senders,
 // forgetting the least recently heard when full.
 //

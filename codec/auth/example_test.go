@@ -44,7 +44,7 @@ func Example() {
 	fmt.Println("eve:", errors.Is(err, auth.ErrUnknownKey))
 
 	err = bob.Decode(b, &m)
-	fmt.Println("bob again:", errors.Is(err, auth.ErrReplay))
+	fmt.Println("bob again:", errors.Is(err, auth.ErrDuplicate)) // at once: a copy; later: ErrReplay
 
 	// A peer without authentication is not heard either.
 	plain, _ := pipe.Codec{}.Encode(nil, &codec.Message{Kind: codec.Announce, Group: "web", ID: "mallory",

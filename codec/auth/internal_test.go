@@ -22,7 +22,7 @@ var (
 	fixedNow  = func() time.Time { return testTime }
 	senderTx  = uint64(0x0123456789abcdef)
 	otherKey  = []byte(strings.Repeat("O", 32))
-	reasonErr = []error{ErrUnauthenticated, ErrBadTag, ErrUnknownKey, ErrReplay, ErrStale, codec.ErrMalformed, codec.ErrTooLarge}
+	reasonErr = []error{ErrUnauthenticated, ErrBadTag, ErrUnknownKey, ErrReplay, ErrDuplicate, ErrStale, codec.ErrMalformed, codec.ErrTooLarge}
 )
 
 // seal makes an envelope around any payload, with any header.
@@ -86,7 +86,7 @@ func TestReplayWindowMatchesModel(t *testing.T) {
 			seq = m.max + 8 - uint64(rng.IntN(80)) // around the window's edge
 		}
 		want := m == nil || seq > m.max || m.max-seq < windowSize && !m.seen[seq]
-		require.Equal(t, want, tab.accept(id, seq, 0, 1), "sender %d seq %d", id, seq)
+		require.Equal(t, want, tab.fresh(id, seq, 0, 1), "sender %d seq %d", id, seq)
 		if want {
 			if m == nil {
 				m = &model{max: seq, seen: map[uint64]bool{}}
@@ -100,13 +100,13 @@ func TestReplayWindowMatchesModel(t *testing.T) {
 
 func TestReplayWindowExtremes(t *testing.T) {
 	tab := newReplayTable(4)
-	assert.True(t, tab.accept(1, 0, 0, 1))
-	assert.False(t, tab.accept(1, 0, 0, 1))
-	assert.True(t, tab.accept(1, math.MaxUint64, 0, 1))
-	assert.False(t, tab.accept(1, 0, 0, 1), "far behind")
-	assert.True(t, tab.accept(1, math.MaxUint64-63, 0, 1))
-	assert.False(t, tab.accept(1, math.MaxUint64-64, 0, 1))
-	assert.False(t, tab.accept(1, math.MaxUint64, 0, 1))
+	assert.True(t, tab.fresh(1, 0, 0, 1))
+	assert.False(t, tab.fresh(1, 0, 0, 1))
+	assert.True(t, tab.fresh(1, math.MaxUint64, 0, 1))
+	assert.False(t, tab.fresh(1, 0, 0, 1), "far behind")
+	assert.True(t, tab.fresh(1, math.MaxUint64-63, 0, 1))
+	assert.False(t, tab.fresh(1, math.MaxUint64-64, 0, 1))
+	assert.False(t, tab.fresh(1, math.MaxUint64, 0, 1))
 }
 
 // The least recently heard sender is the one forgotten, whatever the order
@@ -120,7 +120,7 @@ func TestReplayTableEvictsLeastRecent(t *testing.T) {
 	for range 20000 {
 		id := uint64(rng.IntN(3 * size))
 		next[id]++
-		require.True(t, tab.accept(id, next[id], 0, 1))
+		require.True(t, tab.fresh(id, next[id], 0, 1))
 		for i, x := range lru {
 			if x == id {
 				lru = append(lru[:i], lru[i+1:]...)
@@ -169,7 +169,7 @@ func TestAuthenticButMalformed(t *testing.T) {
 	err := rx.Decode(b, new(codec.Message))
 	require.ErrorIs(t, err, codec.ErrMalformed)
 	assert.Equal(t, uint64(1), rx.Stats().Malformed)
-	require.ErrorIs(t, rx.Decode(b, new(codec.Message)), ErrReplay)
+	require.ErrorIs(t, rx.Decode(b, new(codec.Message)), ErrDuplicate)
 }
 
 func TestTimestampExtremes(t *testing.T) {
@@ -262,7 +262,12 @@ func FuzzSealed(f *testing.F) {
 			}
 			return
 		}
-		require.ErrorIs(t, rx.Decode(b, &m), ErrReplay)
+		require.ErrorIs(t, rx.Decode(b, &m), ErrDuplicate, "the same datagram again at once")
 		codectest.Check(t, newTestCodecRing(t, keys), b)
 	})
+}
+
+// fresh is accept, as a yes or no.
+func (t *replayTable) fresh(id, seq uint64, now, forgetAfter int64) bool {
+	return t.accept(id, seq, now, forgetAfter) == fresh
 }

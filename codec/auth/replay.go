@@ -39,12 +39,28 @@ func newReplayTable(max int) *replayTable {
 	return &replayTable{max: max, index: make(map[uint64]int32), head: -1, tail: -1}
 }
 
+// copyWindow is how soon, in ms, after a sender's latest accepted datagram
+// a second copy of one of its datagrams counts as a copy that came by
+// another path (IPv4 and IPv6, two interfaces) rather than as a replay.
+const copyWindow = 1000
+
+// verdict is what the table says of a datagram.
+type verdict uint8
+
+const (
+	fresh     verdict = iota // new: accept it
+	duplicate                // accepted already, within copyWindow of the sender's latest
+	replayed                 // accepted already, or too far behind to tell
+)
+
 // accept records datagram seq of sender id, received at now (unix ms), and
-// reports whether it is new: false for a sequence number accepted before or
-// more than windowSize below the highest seen. A sender last seen more than
-// forgetAfter ms ago can be forgotten safely (replays of its datagrams are
-// stale by then); forgetting one seen more recently counts as an eviction.
-func (t *replayTable) accept(id, seq uint64, now, forgetAfter int64) bool {
+// says whether it is new. It is not when its sequence number was accepted
+// before (a duplicate if the sender was heard within copyWindow, else a
+// replay) or is more than windowSize below the highest seen (a replay). A
+// sender last seen more than forgetAfter ms ago can be forgotten safely
+// (replays of its datagrams are stale by then); forgetting one seen more
+// recently counts as an eviction.
+func (t *replayTable) accept(id, seq uint64, now, forgetAfter int64) verdict {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if i, ok := t.index[id]; ok {
@@ -58,15 +74,18 @@ func (t *replayTable) accept(id, seq uint64, now, forgetAfter int64) bool {
 			}
 			s.max = seq
 		case s.max-seq >= windowSize:
-			return false // too old to tell
+			return replayed // too old to tell
 		case s.bits&(1<<(s.max-seq)) != 0:
-			return false // seen
+			if now-s.seen <= copyWindow {
+				return duplicate
+			}
+			return replayed
 		default:
 			s.bits |= 1 << (s.max - seq)
 		}
 		s.seen = now
 		t.moveToFront(i)
-		return true
+		return fresh
 	}
 	var i int32
 	if len(t.senders) < t.max {
@@ -84,7 +103,7 @@ func (t *replayTable) accept(id, seq uint64, now, forgetAfter int64) bool {
 	s.id, s.max, s.bits, s.seen = id, seq, 1, now
 	t.index[id] = i
 	t.moveToFront(i)
-	return true
+	return fresh
 }
 
 func (t *replayTable) unlink(i int32) {
