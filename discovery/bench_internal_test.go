@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"net/url"
 	"testing"
+	"unsafe"
 
 	"github.com/pirlan/pir/healthcheck"
 	"github.com/pirlan/pir/transport"
@@ -47,5 +48,20 @@ func BenchmarkHandleAnnouncement(b *testing.B) {
 			b.Fatal("dropped")
 		}
 		g.handle(*next)
+	}
+}
+
+// TestStateSize keeps what the owner holds per peer within its size class:
+// a field more in peerState would cost 32 bytes for each tracked peer
+// (BenchmarkMemoryPerPeer), and every peer has a task or two scheduled.
+func TestStateSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the sizes are a 64-bit platform's")
+	}
+	if n := unsafe.Sizeof(peerState{}); n > 288 {
+		t.Errorf("peerState is %d bytes, over the 288-byte size class", n)
+	}
+	if n := unsafe.Sizeof(task{}); n > 32 {
+		t.Errorf("task is %d bytes, over 32", n)
 	}
 }

@@ -20,7 +20,7 @@ import (
 // confirmation is a death put to other members: the policy found the peer
 // dead, and the Group waits for what the members asked have seen.
 type confirmation struct {
-	seq uint64
+	seq uint32
 	// since is the time evidence must be newer than to count: the start of
 	// our latest failed probe (or our last announcement heard, if no probe
 	// failed).
@@ -44,7 +44,7 @@ func (g *Group) armSilence(id string, st *peerState, now time.Time) {
 	st.lateProbed = false
 	var at time.Time
 	if g.cfg.LateAfter > 0 {
-		at = st.lastHeard.Add(g.cfg.LateAfter)
+		at = g.time(st.lastHeard).Add(g.cfg.LateAfter)
 	}
 	g.pushSilence(id, st, at)
 }
@@ -53,15 +53,15 @@ func (g *Group) armSilence(id string, st *peerState, now time.Time) {
 // sooner or at is zero; any other silence task becomes stale.
 func (g *Group) pushSilence(id string, st *peerState, at time.Time) {
 	if g.cfg.ExpireAfter > 0 {
-		if exp := st.lastHeard.Add(g.cfg.ExpireAfter); at.IsZero() || exp.Before(at) {
+		if exp := g.time(st.lastHeard).Add(g.cfg.ExpireAfter); at.IsZero() || exp.Before(at) {
 			at = exp
 		}
 	}
 	if at.IsZero() {
 		return // neither late probes nor expiry
 	}
-	st.silenceAt = at
-	g.sched.push(task{at: at, kind: taskSilence, id: id, gen: st.gen})
+	st.silenceAt = g.at(at)
+	g.sched.push(task{at: st.silenceAt, kind: taskSilence, id: id, gen: st.gen})
 }
 
 // silence runs when st may have gone silent. A member silent for
@@ -70,7 +70,7 @@ func (g *Group) pushSilence(id string, st *peerState, at time.Time) {
 // members do so, so that a lost announcement does not bring a probe from
 // everyone.
 func (g *Group) silence(id string, st *peerState, now time.Time) {
-	silent := now.Sub(st.lastHeard)
+	silent := now.Sub(g.time(st.lastHeard))
 	if g.cfg.ExpireAfter > 0 && silent >= g.cfg.ExpireAfter {
 		g.log.Debug("peer expired", "peer", id, "silent", silent)
 		g.remove(id, st, Expired, now)
@@ -82,7 +82,7 @@ func (g *Group) silence(id string, st *peerState, now time.Time) {
 		return
 	}
 	if silent < late {
-		g.pushSilence(id, st, st.lastHeard.Add(late))
+		g.pushSilence(id, st, g.time(st.lastHeard).Add(late))
 		return
 	}
 	st.lateProbed = true
@@ -118,18 +118,19 @@ func (g *Group) startConfirm(id string, st *peerState, now time.Time) bool {
 		return false
 	}
 	g.seq++
-	c := &confirmation{seq: g.seq, since: st.failedStart, probe: g.bounded, asked: helpers, answered: make([]bool, len(helpers))}
-	if c.since.IsZero() {
-		c.since = st.lastHeard
+	c := &confirmation{seq: g.seq, probe: g.bounded, asked: helpers, answered: make([]bool, len(helpers))}
+	if st.failedStart == 0 {
+		c.since = g.time(st.lastHeard)
 	} else {
-		c.probeOnly = st.lastHeard.After(st.failedStart)
+		c.since = g.time(st.failedStart)
+		c.probeOnly = st.lastHeard > st.failedStart
 	}
 	st.confirm = c
 	g.stats.confirms.Add(1)
 	g.log.Debug("confirming death", "peer", id, "asking", helpers, "probe_only", c.probeOnly)
 	g.ask(id, st, now)
-	g.sched.push(task{at: now.Add(g.cfg.ConfirmTimeout / 2), kind: taskConfirm, id: id, gen: st.gen, seq: c.seq})
-	g.sched.push(task{at: now.Add(g.cfg.ConfirmTimeout), kind: taskConfirmed, id: id, gen: st.gen, seq: c.seq})
+	g.sched.push(task{at: g.at(now.Add(g.cfg.ConfirmTimeout / 2)), kind: taskConfirm, id: id, gen: c.seq})
+	g.sched.push(task{at: g.at(now.Add(g.cfg.ConfirmTimeout)), kind: taskConfirmed, id: id, gen: c.seq})
 	return true
 }
 
@@ -216,7 +217,7 @@ func (g *Group) takeEvidence(in inbound) {
 		st.confirm = nil
 		// Another member's successful probe counts as ours would.
 		st.tracker.Observe(score.Observation{Event: score.ProbeOK, At: in.at})
-		if g.assess(m.Target, st, in.at) && st.nextProbe.IsZero() && !st.probing && !st.queued && g.chained(st) {
+		if g.assess(m.Target, st, in.at) && st.nextProbe == 0 && !st.probing && !st.queued && g.chained(st) {
 			g.probeAt(m.Target, st, in.at.Add(g.cfg.SuspectProbeInterval))
 		}
 		return
@@ -240,9 +241,9 @@ func (g *Group) answerConfirm(in inbound) {
 	if m.Target == g.self.ID {
 		reply.Heard, reply.Probed = 0, 0
 	} else if st := g.peers[m.Target]; st != nil {
-		reply.Heard = in.at.Sub(st.lastHeard)
-		if !st.lastProbeOK.IsZero() {
-			reply.Probed = in.at.Sub(st.lastProbeOK)
+		reply.Heard = in.at.Sub(g.time(st.lastHeard))
+		if st.lastProbeOK != 0 {
+			reply.Probed = in.at.Sub(g.time(st.lastProbeOK))
 		}
 		if m.Probe && (reply.Probed < 0 || reply.Probed >= m.Since) {
 			if as := g.askers[m.Target]; len(as) < maxAskers && !slices.Contains(as, in.src) {
@@ -272,7 +273,7 @@ func (g *Group) tellAskers(id string, st *peerState, now time.Time) {
 	if len(as) == 0 {
 		return
 	}
-	m := codec.Message{Kind: codec.Evidence, Group: g.cfg.Name, ID: g.self.ID, Target: id, Heard: now.Sub(st.lastHeard), Probed: 0}
+	m := codec.Message{Kind: codec.Evidence, Group: g.cfg.Name, ID: g.self.ID, Target: id, Heard: now.Sub(g.time(st.lastHeard)), Probed: 0}
 	b, err := g.cfg.Codec.Encode(nil, &m)
 	if err == nil {
 		for _, a := range as {
@@ -301,15 +302,12 @@ func (g *Group) takeObituary(in inbound) {
 	if st == nil {
 		return
 	}
-	latest := st.lastHeard
-	if st.lastProbeOK.After(latest) {
-		latest = st.lastProbeOK
-	}
+	latest := max(st.lastHeard, st.lastProbeOK)
 	late := g.cfg.LateAfter
 	if late <= 0 {
 		late = g.cfg.AnnounceInterval
 	}
-	if in.at.Sub(latest) < late {
+	if in.at.Sub(g.time(latest)) < late {
 		return
 	}
 	g.log.Debug("obituary", "peer", m.Target, "from", m.ID)
@@ -334,7 +332,7 @@ func (g *Group) updateMode(now time.Time) {
 	// Back to probing everyone: restart the chains that bounded probing
 	// let end, spread over one interval.
 	for id, st := range g.peers {
-		if st.nextProbe.IsZero() && !st.probing && !st.queued {
+		if st.nextProbe == 0 && !st.probing && !st.queued {
 			g.probeAt(id, st, now.Add(rand.N(g.cfg.ProbeInterval)))
 		}
 	}
@@ -346,7 +344,7 @@ func (g *Group) armRound(now time.Time) {
 	}
 	g.roundOn = true
 	every := g.cfg.ProbeInterval / time.Duration(max(g.cfg.ProbeFanout, 1))
-	g.sched.push(task{at: now.Add(every), kind: taskRound})
+	g.sched.push(task{at: g.at(now.Add(every)), kind: taskRound})
 }
 
 // nextInRound probes the next member of the round, SWIM's way: every

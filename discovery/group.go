@@ -76,7 +76,8 @@ type Group struct {
 	bounded   bool                        // more members than ProbeAllUpTo: probe a few per round
 	round     []string                    // bounded probing: the members left in this round
 	roundOn   bool                        // a taskRound is scheduled
-	seq       uint64                      // numbers confirmations
+	seq       uint32                      // numbers confirmations
+	gens      uint32                      // numbers peer states' generations (peerState.gen)
 	refuted   time.Time                   // when we last answered an obituary about ourselves
 	askers    map[string][]netip.AddrPort // members waiting for our probe of a peer (a Confirm with Probe)
 
@@ -88,28 +89,37 @@ type Group struct {
 	closeOnce sync.Once
 	closeErr  error
 	closed    chan struct{}
+
+	// epoch is the origin of the owner's instants (see instant): a second
+	// before the Group was made, so that nothing it records is zero.
+	epoch time.Time
 }
 
+// peerState is what the owner keeps of one peer: 280 bytes, in the 288-byte
+// size class, besides the Member's URIs and the policy's tracker. Its
+// times are instants (8 bytes; zero means never), and its flags sit
+// together.
 type peerState struct {
-	member     Member
-	health     string // the raw URIs as last announced, to spot updates
-	comms      string
-	tracker    score.Tracker
-	joined     bool      // the Joined event has fired
-	gen        uint64    // bumped when the health URI changes
-	probing    bool      // a probe is in flight
-	probeStart time.Time // when the latest probe started
-	queued     bool      // waiting in Group.waiting for a free probe slot
-	lastHeard  time.Time
-	path       path      // the way the current URIs came
-	pathHeard  time.Time // when that way last brought a message
+	member  Member
+	health  string // the raw URIs as last announced, to spot updates
+	comms   string
+	tracker score.Tracker
+	confirm *confirmation // other members are being asked whether it is dead
+	path    path          // the way the current URIs came
 
-	nextProbe   time.Time     // when the chain's next probe is due; other probe tasks are stale
-	lastProbeOK time.Time     // when our latest successful probe ended
-	failedStart time.Time     // when our latest failed probe started
-	silenceAt   time.Time     // when the silence check is due; other silence tasks are stale
-	lateProbed  bool          // probed for this silence already
-	confirm     *confirmation // other members are being asked whether it is dead
+	lastHeard   instant
+	pathHeard   instant // when path last brought a message
+	probeStart  instant // when the latest probe started
+	nextProbe   instant // when the chain's next probe is due; other probe tasks are stale
+	lastProbeOK instant // when our latest successful probe ended
+	failedStart instant // when our latest failed probe started
+	silenceAt   instant // when the silence check is due; other silence tasks are stale
+
+	gen        uint32 // Group-wide unique, renewed when the health URI changes (see task)
+	joined     bool   // the Joined event has fired
+	probing    bool   // a probe is in flight
+	queued     bool   // waiting in Group.waiting for a free probe slot
+	lateProbed bool   // probed for this silence already
 }
 
 type inbound struct {
@@ -121,7 +131,7 @@ type inbound struct {
 
 type probeResult struct {
 	id  string
-	gen uint64
+	gen uint32
 	err error
 	rtt time.Duration
 	at  time.Time
@@ -187,6 +197,7 @@ func newGroup(cfg Config) *Group {
 		answers: sourceLimiter{rate: cfg.AnswerRate, burst: answerBurst, buckets: make(map[netip.Addr]*bucket)},
 		subs:    make(map[*subscriber]struct{}),
 		closed:  make(chan struct{}),
+		epoch:   time.Now().Add(-time.Second),
 	}
 }
 
@@ -374,13 +385,13 @@ func (g *Group) own() {
 	defer g.wg.Done()
 	now := time.Now()
 	if g.announce != nil {
-		g.sched.push(task{at: now.Add(g.announceDelay()), kind: taskAnnounce})
+		g.sched.push(task{at: g.at(now.Add(g.announceDelay())), kind: taskAnnounce})
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		if at, ok := g.sched.next(); ok {
-			timer.Reset(time.Until(at))
+			timer.Reset(time.Until(g.time(at)))
 		} else {
 			timer.Stop()
 		}
@@ -406,9 +417,10 @@ func (g *Group) announceDelay() time.Duration {
 }
 
 func (g *Group) runDue(now time.Time) {
+	due := g.at(now)
 	for {
 		at, ok := g.sched.next()
-		if !ok || at.After(now) {
+		if !ok || at > due {
 			return
 		}
 		t := g.sched.pop()
@@ -417,18 +429,18 @@ func (g *Group) runDue(now time.Time) {
 			if err := g.sendSelf(codec.Announce); err != nil {
 				g.log.Debug("announce failed", "error", err)
 			}
-			g.sched.push(task{at: now.Add(g.announceDelay()), kind: taskAnnounce})
+			g.sched.push(task{at: g.at(now.Add(g.announceDelay())), kind: taskAnnounce})
 		case taskProbe:
-			if st := g.peers[t.id]; st != nil && st.gen == t.gen && t.at.Equal(st.nextProbe) {
-				st.nextProbe = time.Time{}
+			if st := g.peers[t.id]; st != nil && st.gen == t.gen && t.at == st.nextProbe {
+				st.nextProbe = 0
 				g.probe(t.id, st, now)
 			}
 		case taskSilence:
-			if st := g.peers[t.id]; st != nil && st.gen == t.gen && t.at.Equal(st.silenceAt) {
+			if st := g.peers[t.id]; st != nil && st.gen == t.gen && t.at == st.silenceAt {
 				g.silence(t.id, st, now)
 			}
 		case taskConfirm, taskConfirmed:
-			if st := g.peers[t.id]; st != nil && st.gen == t.gen && st.confirm != nil && st.confirm.seq == t.seq {
+			if st := g.peers[t.id]; st != nil && st.confirm != nil && st.confirm.seq == t.gen {
 				if t.kind == taskConfirm {
 					g.ask(t.id, st, now) // those not answered yet, halfway to the deadline
 				} else {
@@ -475,7 +487,8 @@ func (g *Group) handle(in inbound) {
 		return
 	}
 	// A known peer: the hot path. No allocation unless something changed.
-	st.lastHeard = in.at
+	heard := g.at(in.at)
+	st.lastHeard = heard
 	st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
 	if st.lateProbed {
 		g.armSilence(m.ID, st, in.at) // a new silence may be late again
@@ -483,11 +496,11 @@ func (g *Group) handle(in inbound) {
 	p := pathOf(in)
 	primary := p == st.path
 	if primary {
-		st.pathHeard = in.at
+		st.pathHeard = heard
 	}
 	changed := m.Health != st.health || m.Comms != st.comms || !maps.Equal(m.Meta, st.member.Meta)
-	if changed && (primary || in.at.Sub(st.pathHeard) > 3*g.cfg.AnnounceInterval) {
-		st.path, st.pathHeard = p, in.at
+	if changed && (primary || in.at.Sub(g.time(st.pathHeard)) > 3*g.cfg.AnnounceInterval) {
+		st.path, st.pathHeard = p, heard
 		g.update(st, in)
 		return
 	}
@@ -610,9 +623,10 @@ func (g *Group) track(in inbound) {
 		health:    in.msg.Health,
 		comms:     in.msg.Comms,
 		tracker:   g.cfg.Policy.Track(in.at),
-		lastHeard: in.at,
+		lastHeard: g.at(in.at),
 		path:      pathOf(in),
-		pathHeard: in.at,
+		pathHeard: g.at(in.at),
+		gen:       g.newGen(),
 	}
 	st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
 	a := st.tracker.Assess(in.at)
@@ -651,10 +665,10 @@ func (g *Group) update(st *peerState, in inbound) {
 	if newHealth {
 		// A new address is a new endpoint: judge it afresh, at once.
 		// Probes of the old one still in flight are ignored.
-		st.gen++
+		st.gen = g.newGen()
 		st.probing, st.confirm = false, nil
 		delete(g.askers, in.msg.ID)
-		st.nextProbe, st.lastProbeOK, st.failedStart = time.Time{}, time.Time{}, time.Time{}
+		st.nextProbe, st.lastProbeOK, st.failedStart = 0, 0, 0
 		st.tracker = g.cfg.Policy.Track(in.at)
 		st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
 		g.armSilence(in.msg.ID, st, in.at)
@@ -702,13 +716,13 @@ func (g *Group) mayStartProbe(now time.Time) bool {
 	}
 	if !g.slotArmed { // wake when the next token is due
 		g.slotArmed = true
-		g.sched.push(task{at: now.Add(g.probeRate.wait(g.cfg.MaxProbeRate)), kind: taskProbeSlot})
+		g.sched.push(task{at: g.at(now.Add(g.probeRate.wait(g.cfg.MaxProbeRate))), kind: taskProbeSlot})
 	}
 	return false
 }
 
 func (g *Group) startProbe(id string, st *peerState) {
-	st.probeStart = time.Now()
+	st.probeStart = g.at(time.Now())
 	st.probing = true
 	g.inflight++
 	g.wg.Add(1)
@@ -742,7 +756,7 @@ func (g *Group) startWaiting(now time.Time) {
 	}
 }
 
-func (g *Group) runProbe(id string, gen uint64, target *url.URL) {
+func (g *Group) runProbe(id string, gen uint32, target *url.URL) {
 	defer g.wg.Done()
 	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.ProbeTimeout)
 	start := time.Now()
@@ -775,7 +789,7 @@ func (g *Group) handleProbe(r probeResult) {
 		delete(g.askers, r.id)
 		g.log.Debug("probe failed", "peer", r.id, "error", r.err)
 	} else {
-		st.lastProbeOK = r.at
+		st.lastProbeOK = g.at(r.at)
 		g.tellAskers(r.id, st, r.at)
 	}
 	st.tracker.Observe(o)
@@ -787,7 +801,7 @@ func (g *Group) handleProbe(r probeResult) {
 		if st.member.Verdict != score.Healthy {
 			interval = g.cfg.SuspectProbeInterval
 		}
-		next := st.probeStart.Add(interval)
+		next := g.time(st.probeStart).Add(interval)
 		if next.Before(r.at) {
 			next = r.at
 		}
@@ -804,8 +818,8 @@ func (g *Group) handleProbe(r probeResult) {
 // probeAt schedules st's next probe in its chain; an earlier one still
 // scheduled becomes stale.
 func (g *Group) probeAt(id string, st *peerState, at time.Time) {
-	st.nextProbe = at
-	g.sched.push(task{at: at, kind: taskProbe, id: id, gen: st.gen})
+	st.nextProbe = g.at(at)
+	g.sched.push(task{at: st.nextProbe, kind: taskProbe, id: id, gen: st.gen})
 }
 
 // assess asks the policy about st and acts on the answer. It reports
@@ -843,6 +857,14 @@ func (g *Group) join(st *peerState, now time.Time) {
 	g.emit(Event{Type: Joined, Member: st.member, At: now})
 }
 
+// newGen returns a generation no peer state has had: a peer removed and
+// heard again must not take the results of probes started in its earlier
+// life for its own.
+func (g *Group) newGen() uint32 {
+	g.gens++
+	return g.gens
+}
+
 func (g *Group) remove(id string, st *peerState, why Reason, now time.Time) {
 	g.mu.Lock()
 	delete(g.peers, id)
@@ -850,7 +872,7 @@ func (g *Group) remove(id string, st *peerState, why Reason, now time.Time) {
 		g.pending--
 	}
 	g.updateRoom()
-	st.gen++ // its tasks and probes in flight are now stale
+	st.gen = g.newGen() // its tasks and probes in flight are now stale
 	if st.joined {
 		g.emit(Event{Type: Left, Member: st.member, Reason: why, At: now})
 	}

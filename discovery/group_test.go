@@ -75,6 +75,34 @@ func TestGoodbyeRemovesAtOnce(t *testing.T) {
 	})
 }
 
+// A member that leaves and comes back under the same ID while a probe of
+// its earlier life is still running is judged by its new probes only: the
+// old probe's failure, when it times out, is not taken for the new
+// member's.
+func TestRejoinIgnoresProbeOfEarlierLife(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		l.health.set("b:1", silent) // b's first probe hangs until its timeout
+		a, _ := l.join("a")
+		ra := record(a)
+		b, _ := l.join("b")
+		advance(100 * time.Millisecond)
+		require.Equal(t, 1, l.health.count("b:1"), "a's probe of b is running")
+		require.NoError(t, b.Leave(context.Background()))
+		synctest.Wait()
+
+		l.health.set("b:1", up)
+		l.join("b")
+		synctest.Wait()
+		require.Len(t, ra.of(discovery.Joined, "b"), 1, "b, back, is probed anew and joins")
+		advance(3 * time.Second) // the first probe timed out at 2 s
+		assert.Empty(t, ra.of(discovery.HealthChanged, "b"))
+		m, ok := a.Member("b")
+		require.True(t, ok)
+		assert.Equal(t, score.Healthy, m.Verdict)
+	})
+}
+
 // With the Threshold policy a member is removed after exactly three failed
 // probes, the original pir's threshold, and health changes on the way.
 func TestRemovedAtThreshold(t *testing.T) {

@@ -14,16 +14,35 @@ const (
 	taskRound     // bounded probing: the next member of the round
 )
 
-// task is one timed job of the Group's goroutine. Probe and expiry tasks
-// name a peer and the generation of its state they were scheduled for; a
-// task whose peer has gone or changed is stale and skipped.
+// task is one timed job of the Group's goroutine: 32 bytes. Probe and
+// expiry tasks name a peer and the generation of its state they were
+// scheduled for; a task whose peer has gone or changed is stale and
+// skipped. A confirmation's tasks carry its seq in gen instead: seqs are
+// never reused, and a new generation drops the confirmation, so the seq
+// alone says whether they are stale. Both are only ever compared for
+// equality, and a task is stale long before 2³² more of either could
+// come, so 32 bits do.
 type task struct {
-	at   time.Time
-	kind taskKind
+	at   instant
 	id   string
-	gen  uint64
-	seq  uint64 // a confirmation's, for confirmation tasks
+	gen  uint32 // the peer state's gen; for taskConfirm and taskConfirmed, the confirmation's seq
+	kind taskKind
 }
+
+// instant is a time as the owner goroutine keeps it, in peer state and in
+// tasks: nanoseconds since the Group's epoch, 8 bytes where a time.Time
+// takes 24. The epoch lies before anything the Group records, so zero
+// means "never" or "none". Arithmetic on durations goes through
+// time.Time (Group.time, then Group.at), which saturates rather than
+// overflows.
+type instant int64
+
+// at is t as an instant.
+func (g *Group) at(t time.Time) instant { return instant(t.Sub(g.epoch)) }
+
+// time is i as a time.Time, with a monotonic reading when the epoch has
+// one, as time.Now's do.
+func (g *Group) time(i instant) time.Time { return g.epoch.Add(time.Duration(i)) }
 
 // schedule is a min-heap of tasks by time. Tasks are never removed early:
 // stale ones are skipped when they come due, which keeps the hot path (an
@@ -35,7 +54,7 @@ func (s *schedule) push(t task) {
 	h := *s
 	for i := len(h) - 1; i > 0; {
 		p := (i - 1) / 2
-		if !h[i].at.Before(h[p].at) {
+		if h[i].at >= h[p].at {
 			break
 		}
 		h[i], h[p] = h[p], h[i]
@@ -44,9 +63,9 @@ func (s *schedule) push(t task) {
 }
 
 // next returns the earliest task's time, and false when there is none.
-func (s schedule) next() (time.Time, bool) {
+func (s schedule) next() (instant, bool) {
 	if len(s) == 0 {
-		return time.Time{}, false
+		return 0, false
 	}
 	return s[0].at, true
 }
@@ -61,10 +80,10 @@ func (s *schedule) pop() task {
 	h = h[:last]
 	for i := 0; ; {
 		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(h) && h[l].at.Before(h[m].at) {
+		if l < len(h) && h[l].at < h[m].at {
 			m = l
 		}
-		if r < len(h) && h[r].at.Before(h[m].at) {
+		if r < len(h) && h[r].at < h[m].at {
 			m = r
 		}
 		if m == i {

@@ -3,10 +3,11 @@
 //
 // HealthPolicy is the contract. Two policies come with it:
 //
-//   - Threshold, the default, counts probe failures the way the original
-//     pir did and ignores announcements: simple, and found out after about
-//     three probe intervals.
-//   - PhiAccrual, a phi-accrual failure detector, learns each peer's
+//   - Threshold counts probe failures the way the original pir did and
+//     ignores announcements: simple, and found out after about three probe
+//     intervals.
+//   - PhiAccrual, discovery's default, a phi-accrual failure detector,
+//     learns each peer's
 //     announcement intervals and is corroborated by its probes: a peer
 //     that stops announcing and fails a probe is found out in 2 to 3 s
 //     under pir's default timings, while lost announcements alone are

@@ -20,10 +20,16 @@ type PhiConfig struct {
 	// Threshold/2; a value above Threshold means Threshold.
 	SuspectThreshold float64
 
-	// WindowSize is how many inter-arrival times of announcements are
-	// kept to learn their distribution; the oldest is forgotten first.
-	// Each costs 2 bytes per tracked peer. Zero means 100; values below 2
-	// mean 2 and values above 10000 mean 10000.
+	// WindowSize is the span, in announcement intervals, of the moving
+	// average that learns their distribution. The first WindowSize
+	// intervals (counting the two that Track assumes) weigh the same: the
+	// mean and standard deviation are exactly those of every interval so
+	// far, as a window of that size would give. From then on each new
+	// interval weighs 2/(WindowSize+1) and the weight of all before it
+	// shrinks by that share, so the latest WindowSize intervals carry 86 %
+	// of the weight and older ones fade. The memory per peer does not
+	// depend on it. Zero means 100; values below 2 mean 2 and values
+	// above 10000 mean 10000.
 	WindowSize int
 
 	// MinStdDev is the floor under the standard deviation of the
@@ -50,10 +56,10 @@ type PhiConfig struct {
 	PauseFailures int
 
 	// ExpectedInterval is the announcement interval assumed until the
-	// window has learned the real one: set it to the senders'
-	// AnnounceInterval. It also sets the window's unit: a thousandth of
-	// it, at least 1 ms; intervals beyond 65 times it are kept as 65 times
-	// it. Zero or negative means 1 s.
+	// real one has been learned: set it to the senders'
+	// AnnounceInterval. An interval longer than 65 times it (or than 65 s,
+	// if that is more) counts as that long, so that one long silence does
+	// not swamp what was learned. Zero or negative means 1 s.
 	ExpectedInterval time.Duration
 
 	// MaxProbeFailures is the number of consecutive failed probes that
@@ -62,17 +68,16 @@ type PhiConfig struct {
 	MaxProbeFailures int
 }
 
-// The limits on the window. An interval is kept in 16-bit ticks, so the
-// running sums are exact integers that cannot overflow.
+// The limits on WindowSize.
 const (
 	minWindow = 2
 	maxWindow = 10000
 )
 
 // DefaultPhiConfig returns the defaults: dead at phi 8, suspect from phi 4,
-// a window of 100 intervals, a 50 ms deviation floor, a 10 s pause while
-// probes answer (withdrawn by one failed probe), a 1 s expected interval
-// and death after 3 failed probes in a row.
+// intervals learned over a span of 100, a 50 ms deviation floor, a 10 s
+// pause while probes answer (withdrawn by one failed probe), a 1 s expected
+// interval and death after 3 failed probes in a row.
 func DefaultPhiConfig() PhiConfig {
 	return PhiConfig{
 		Threshold:        8,
@@ -89,15 +94,15 @@ func DefaultPhiConfig() PhiConfig {
 // PhiAccrual is the phi-accrual failure detector of Hayashibara et al.
 // (2004), fed by announcements and corroborated by probes.
 //
-// Each peer's announcement inter-arrival times, over a sliding window, give
-// a mean and a standard deviation; phi is -log10 of the probability, under
-// a normal distribution with those numbers, that a live peer stays silent
-// as long as it has. While the peer answers its probes, phi is measured
-// against the mean plus AcceptablePause, which absorbs lost announcements;
-// a failed probe (PauseFailures of them in a row) withdraws the pause, so a
-// peer that has both gone silent and stopped answering is dead as soon as
-// its silence is unlikely. A run of MaxProbeFailures failed probes is dead
-// regardless.
+// Each peer's announcement inter-arrival times, in a moving average over
+// about WindowSize of them, give a mean and a standard deviation; phi is
+// -log10 of the probability, under a normal distribution with those
+// numbers, that a live peer stays silent as long as it has. While the peer
+// answers its probes, phi is measured against the mean plus
+// AcceptablePause, which absorbs lost announcements; a failed probe
+// (PauseFailures of them in a row) withdraws the pause, so a peer that has
+// both gone silent and stopped answering is dead as soon as its silence is
+// unlikely. A run of MaxProbeFailures failed probes is dead regardless.
 //
 // Health is 1 - max(phi/Threshold, failures/MaxProbeFailures), in steps of
 // 0.01 so that noise far from any threshold does not count as a change.
@@ -105,10 +110,11 @@ type PhiAccrual struct {
 	cfg PhiConfig
 
 	// The same numbers, ready for the arithmetic.
-	minSD    float64 // ms
-	pause    float64 // ms
-	expected uint16  // ticks
-	tick     float64 // ms: the unit of the window's intervals
+	minSD       float64 // ms
+	pause       float64 // ms
+	expected    float64 // ms
+	maxInterval float64 // ms: longer intervals count as this long
+	alpha       float64 // the weight of a new interval once n reaches WindowSize
 }
 
 var _ HealthPolicy = (*PhiAccrual)(nil)
@@ -147,80 +153,64 @@ func NewPhiAccrual(cfg PhiConfig) *PhiAccrual {
 	if cfg.MaxProbeFailures == 0 {
 		cfg.MaxProbeFailures = d.MaxProbeFailures
 	}
-	p := &PhiAccrual{
-		cfg:   cfg,
-		minSD: toMs(cfg.MinStdDev),
-		pause: max(toMs(cfg.AcceptablePause), 0),
-		tick:  tickOf(cfg.ExpectedInterval),
+	expected := toMs(cfg.ExpectedInterval)
+	return &PhiAccrual{
+		cfg:         cfg,
+		minSD:       toMs(cfg.MinStdDev),
+		pause:       max(toMs(cfg.AcceptablePause), 0),
+		expected:    expected,
+		maxInterval: max(65*expected, 65000),
+		alpha:       2 / float64(cfg.WindowSize+1),
 	}
-	p.expected = p.ticks(cfg.ExpectedInterval)
-	return p
-}
-
-// tickOf is the unit in which a window keeps its intervals, in ms: a
-// thousandth of the expected interval, at least 1 ms, so that intervals
-// up to 65 times the expected one fit in 16 bits with a resolution far
-// below the announcements' jitter.
-func tickOf(expected time.Duration) float64 {
-	return max(1, math.Round(toMs(expected)/1000))
-}
-
-// ticks rounds d to whole ticks, within what 16 bits hold.
-func (p *PhiAccrual) ticks(d time.Duration) uint16 {
-	t := math.Round(toMs(d) / p.tick)
-	return uint16(min(max(t, 0), math.MaxUint16))
 }
 
 // Config returns the policy's numbers, defaults filled in.
 func (p *PhiAccrual) Config() PhiConfig { return p.cfg }
 
 // Track starts learning one peer, first heard at now; the Tracker is a
-// *PhiTracker. Until the window has learned the peer's own interval it
-// assumes ExpectedInterval, so a new peer that falls silent at once is
-// still found out.
+// *PhiTracker, its one allocation. Until it has learned the peer's own
+// interval it assumes ExpectedInterval, so a new peer that falls silent at
+// once is still found out.
 func (p *PhiAccrual) Track(now time.Time) Tracker {
-	t := &PhiTracker{p: p, last: now, win: make([]uint16, p.cfg.WindowSize)}
 	// Two imagined intervals, a quarter of the expected one either side of
 	// it, give the first real ones a mean and a deviation to be judged by;
-	// real intervals push them out of the window like any other.
+	// they weigh like real ones, so they fade as real ones come.
 	q := p.expected / 4
-	t.push(p.expected - q)
-	t.push(p.expected + q)
-	return t
+	return &PhiTracker{p: p, last: now, n: 2, mean: float32(p.expected), vari: float32(q * q)}
 }
 
-// PhiTracker is one peer's state under PhiAccrual: a ring of inter-arrival
-// times with running sums, the last arrival and the current run of failed
-// probes: about 500 bytes with the default window. Observe and Assess take
-// constant time and allocate nothing. Like every Tracker it is used by one
-// goroutine at a time.
+// PhiTracker is one peer's state under PhiAccrual: the mean and variance
+// of its inter-arrival times, how many intervals they hold (up to
+// WindowSize), the last arrival and the current run of failed probes: 48
+// bytes, whatever the WindowSize. The mean and variance are float32s,
+// precise to a few parts in 10⁸, far below any jitter. Observe and Assess
+// take constant time and allocate nothing. Like every Tracker it is used by
+// one goroutine at a time.
 type PhiTracker struct {
 	p     *PhiAccrual
 	last  time.Time // the latest announcement (or Track)
-	win   []uint16  // inter-arrival times in ticks (PhiAccrual.tick), a ring
-	next  int       // where the next interval goes
-	n     int       // intervals held, up to len(win)
-	sum   int64     // of win, ms
-	sumSq int64     // of the squares, ms²
-	fails int       // failed probes since the last successful one
+	mean  float32   // of the intervals, ms
+	vari  float32   // their variance, ms²: never negative
+	n     uint32    // intervals learned, the two imagined ones included, up to WindowSize
+	fails uint32    // failed probes since the last successful one
 }
 
 var _ Tracker = (*PhiTracker)(nil)
 
 // Observe records one event. A heartbeat adds the time since the previous
-// one to the window, except a copy: one arriving within an eighth of the
-// mean interval of the previous (the same announcement heard over IPv4 and
-// IPv6, or on two interfaces) or before it. A failed probe lengthens the
-// run of failures (which withdraws the pause once it reaches
+// one to what is learned, except a copy: one arriving within an eighth of
+// the mean interval of the previous (the same announcement heard over IPv4
+// and IPv6, or on two interfaces) or before it. A failed probe lengthens
+// the run of failures (which withdraws the pause once it reaches
 // PauseFailures); a successful one ends the run.
 func (t *PhiTracker) Observe(o Observation) {
 	switch o.Event {
 	case Heartbeat:
 		d := o.At.Sub(t.last)
-		if d < 0 || toMs(d)*8 < t.mean() {
+		if d < 0 || toMs(d)*8 < float64(t.mean) {
 			return
 		}
-		t.push(t.p.ticks(d))
+		t.learn(min(toMs(d), t.p.maxInterval))
 		t.last = o.At
 	case ProbeOK:
 		t.fails = 0
@@ -231,14 +221,40 @@ func (t *PhiTracker) Observe(o Observation) {
 	}
 }
 
+// learn adds one interval x (ms) to the mean and variance. Each step is
+// the exponentially weighted update (West 1979; Finch 2009)
+//
+//	mean += a·d,  var = (1-a)·(var + a·d²),  d = x - mean
+//
+// which, for weights that sum to 1, is exact: the new mean and variance
+// are those of the old intervals, their weights scaled by 1-a, and x,
+// weighted a. With a = 1/n for the n-th interval every interval weighs the
+// same, so up to WindowSize intervals this is the exact (population) mean
+// and variance of them all, computed as Welford's stable algorithm does;
+// after that a = 2/(WindowSize+1), a moving average of that span. var
+// stays non-negative by construction, and the error of each step decays
+// with the old weights, so nothing drifts however long the peer lives.
+func (t *PhiTracker) learn(x float64) {
+	a := t.p.alpha
+	if t.n < uint32(t.p.cfg.WindowSize) {
+		t.n++
+		a = 1 / float64(t.n)
+	}
+	mean, vari := float64(t.mean), float64(t.vari)
+	d := x - mean
+	t.mean = float32(mean + a*d)
+	t.vari = float32((1 - a) * (vari + a*d*d))
+}
+
 // Assess reports the peer's health at now.
 func (t *PhiTracker) Assess(now time.Time) Assessment {
 	cfg := &t.p.cfg
 	phi := t.Phi(now)
 	ratio := phi / cfg.Threshold
-	failing := cfg.MaxProbeFailures > 0 && t.fails >= cfg.MaxProbeFailures
+	fails := t.Failures()
+	failing := cfg.MaxProbeFailures > 0 && fails >= cfg.MaxProbeFailures
 	if cfg.MaxProbeFailures > 0 {
-		ratio = max(ratio, float64(t.fails)/float64(cfg.MaxProbeFailures))
+		ratio = max(ratio, float64(fails)/float64(cfg.MaxProbeFailures))
 	}
 	switch {
 	case phi >= cfg.Threshold || failing:
@@ -255,52 +271,25 @@ func (t *PhiTracker) Assess(now time.Time) Assessment {
 // the deviation floor. It is 0 for no suspicion and grows without bound;
 // +Inf only if the silence is beyond anything a float64 can express.
 func (t *PhiTracker) Phi(now time.Time) float64 {
-	mean := t.mean()
-	sd := max(t.stdDev(mean), t.p.minSD)
-	if t.fails < t.p.cfg.PauseFailures {
+	mean := float64(t.mean)
+	sd := max(t.stdDev(), t.p.minSD)
+	if t.Failures() < t.p.cfg.PauseFailures {
 		mean += t.p.pause
 	}
 	return phiOf((toMs(now.Sub(t.last)) - mean) / sd)
 }
 
 // Failures returns the current run of failed probes.
-func (t *PhiTracker) Failures() int { return t.fails }
+func (t *PhiTracker) Failures() int { return int(t.fails) }
 
 // Window returns the learned mean and standard deviation of the
 // inter-arrival times, before the floor and the pause.
 func (t *PhiTracker) Window() (mean, stdDev time.Duration) {
-	m := t.mean()
-	return fromMs(m), fromMs(t.stdDev(m))
+	return fromMs(float64(t.mean)), fromMs(t.stdDev())
 }
 
-func (t *PhiTracker) push(ticks uint16) {
-	if t.n == len(t.win) {
-		old := int64(t.win[t.next])
-		t.sum -= old
-		t.sumSq -= old * old
-	} else {
-		t.n++
-	}
-	v := int64(ticks)
-	t.win[t.next] = ticks
-	t.sum += v
-	t.sumSq += v * v
-	if t.next++; t.next == len(t.win) {
-		t.next = 0
-	}
-}
-
-// mean is the mean interval in ms. The window always holds at least the
-// two imagined intervals, so n > 0.
-func (t *PhiTracker) mean() float64 { return t.p.tick * float64(t.sum) / float64(t.n) }
-
-// stdDev is the population standard deviation of the window in ms. The
-// sums are exact integers, so nothing drifts however long the peer lives.
-func (t *PhiTracker) stdDev(mean float64) float64 {
-	m := mean / t.p.tick
-	v := float64(t.sumSq)/float64(t.n) - m*m
-	return t.p.tick * math.Sqrt(max(v, 0))
-}
+// stdDev is the learned standard deviation in ms.
+func (t *PhiTracker) stdDev() float64 { return math.Sqrt(max(float64(t.vari), 0)) }
 
 // phiOf is -log10 of the upper tail of the standard normal distribution at
 // z. Past z = 35 the tail underflows a float64's erfc; there the asymptotic

@@ -5,8 +5,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -43,13 +45,16 @@ func TestPhiConfig(t *testing.T) {
 	assert.Equal(t, 10000, score.NewPhiAccrual(score.PhiConfig{WindowSize: 1 << 20}).Config().WindowSize, "window at most 10000")
 }
 
-// known returns a tracker whose window holds exactly the given intervals
-// (ms; the imagined bootstrap ones pushed out) and the time of the last
-// heartbeat.
+// known returns a tracker that has learned the given intervals (ms) after
+// the two imagined ones (750 and 1250 ms: ExpectedInterval is 1 s), all of
+// them weighing the same (there are fewer than WindowSize), and the time of
+// the last heartbeat.
 func known(t *testing.T, cfg score.PhiConfig, intervals ...int) (*score.PhiTracker, time.Time) {
 	t.Helper()
-	cfg.WindowSize = len(intervals)
-	tr := score.NewPhiAccrual(cfg).Track(t0).(*score.PhiTracker)
+	p := score.NewPhiAccrual(cfg)
+	require.LessOrEqual(t, len(intervals)+2, p.Config().WindowSize)
+	require.Equal(t, time.Second, p.Config().ExpectedInterval)
+	tr := p.Track(t0).(*score.PhiTracker)
 	now := t0
 	for _, ms := range intervals {
 		now = now.Add(time.Duration(ms) * time.Millisecond)
@@ -64,9 +69,22 @@ func TestPhiValues(t *testing.T) {
 	// Q(0) = 0.5, Q(1) = 0.158655, Q(2) = 0.0227501, Q(3) = 0.00134990,
 	// Q(5) = 2.86652e-7, Q(8) = 6.22096e-16; at z = 90, past what erfc can
 	// say, the asymptotic ln Q = -z²/2 - ln(z·√(2π)) + ln(1 - 1/z² + 3/z⁴).
-	steady := []int{1000, 1000, 1000, 1000} // mean 1 s, sd 0: the 100 ms floor
-	swing := []int{800, 1200, 800, 1200}    // mean 1 s, sd 200 ms
+	//
+	// With the imagined 750 and 1250 ms: steady has mean 1 s and sd
+	// √(2·250²/22) = 75 ms, under the 100 ms floor; swing has mean 1 s and
+	// sd 250 ms.
+	steady := slices.Repeat([]int{1000}, 20)
+	swing := slices.Repeat([]int{750, 1250}, 10)
 	cfg := score.PhiConfig{MinStdDev: 100 * time.Millisecond, AcceptablePause: 500 * time.Millisecond}
+	for _, c := range []struct {
+		intervals []int
+		sd        time.Duration
+	}{{steady, 75377836}, {swing, 250 * time.Millisecond}} {
+		tr, _ := known(t, cfg, c.intervals...)
+		mean, sd := tr.Window()
+		require.InDelta(t, time.Second, mean, 1e3, "mean within 1 µs")
+		require.InDelta(t, c.sd, sd, 1e3, "sd within 1 µs")
+	}
 	cases := []struct {
 		name      string
 		intervals []int
@@ -84,8 +102,8 @@ func TestPhiValues(t *testing.T) {
 		{"z=90 asymptotic", steady, true, 10 * time.Second, 1761.24604},
 		{"pause granted z=0", steady, false, 1500 * time.Millisecond, 0.3010300},
 		{"pause granted z=1", steady, false, 1600 * time.Millisecond, 0.7995455},
-		{"sd 200ms z=2", swing, true, 1400 * time.Millisecond, 1.6430161},
-		{"sd 200ms pause z=-1", swing, false, 1300 * time.Millisecond, 0.0750260},
+		{"sd 250ms z=2", swing, true, 1500 * time.Millisecond, 1.6430161},
+		{"sd 250ms pause z=-1", swing, false, 1250 * time.Millisecond, 0.0750260},
 		{"long before due", steady, true, 0, 0},
 	}
 	for _, c := range cases {
@@ -118,7 +136,8 @@ func TestPhiValues(t *testing.T) {
 }
 
 func TestPhiVerdicts(t *testing.T) {
-	// No pause, so silence alone moves phi: mean 1 s, sd 100 ms (the floor),
+	// No pause, so silence alone moves phi: mean 1 s, sd 100 ms (the floor
+	// over the learned 75 ms),
 	// threshold 8, suspect from 4, Health = 1 - phi/8 to two places.
 	cfg := score.PhiConfig{MinStdDev: 100 * time.Millisecond, AcceptablePause: -1}
 	cases := []struct {
@@ -140,7 +159,7 @@ func TestPhiVerdicts(t *testing.T) {
 		{1000*time.Millisecond + time.Microsecond, 0.96, score.Healthy},
 	}
 	for _, c := range cases {
-		tr, last := known(t, cfg, 1000, 1000, 1000, 1000)
+		tr, last := known(t, cfg, slices.Repeat([]int{1000}, 20)...)
 		a := tr.Assess(last.Add(c.silence))
 		assert.Equal(t, score.Assessment{Health: c.health, Verdict: c.verdict}, a, "silence %v", c.silence)
 	}
@@ -222,7 +241,7 @@ func TestPhiProbeFailures(t *testing.T) {
 func TestPhiBootstrap(t *testing.T) {
 	p := score.NewPhiAccrual(score.PhiConfig{})
 	t.Run("a peer heard once and then silent is found out", func(t *testing.T) {
-		// The imagined window: mean 1 s, sd 250 ms. Three seconds of
+		// The imagined intervals: mean 1 s, sd 250 ms. Three seconds of
 		// silence and a failed probe: z = 8, phi 15.
 		tr := p.Track(t0)
 		tr.Observe(score.Observation{Event: score.Heartbeat, At: t0})
@@ -259,39 +278,132 @@ func TestPhiBootstrap(t *testing.T) {
 	})
 }
 
-func TestPhiWindow(t *testing.T) {
-	t.Run("bounded: old intervals are forgotten", func(t *testing.T) {
-		tr := score.NewPhiAccrual(score.PhiConfig{WindowSize: 10}).Track(t0).(*score.PhiTracker)
+// reference learns intervals the slow, obvious way, to check PhiTracker
+// against: every interval with its weight, the mean and the variance
+// computed from them in two passes.
+type reference struct {
+	window int
+	x, w   []float64 // intervals (ms) and their weights, which sum to 1
+}
+
+// newReference starts as Track does: the two imagined intervals.
+func newReference(window int) *reference {
+	r := &reference{window: window}
+	r.add(750)
+	r.add(1250)
+	return r
+}
+
+// add learns x. Up to window intervals all weigh the same, as in a window
+// that holds them all; after that x weighs a = 2/(window+1) and every
+// older weight shrinks by 1-a.
+func (r *reference) add(x float64) {
+	if len(r.x) < r.window {
+		r.x = append(r.x, x)
+		r.w = append(r.w, 0)
+		for i := range r.w {
+			r.w[i] = 1 / float64(len(r.w))
+		}
+		return
+	}
+	a := 2 / float64(r.window+1)
+	for i := range r.w {
+		r.w[i] *= 1 - a
+	}
+	r.x, r.w = append(r.x, x), append(r.w, a)
+}
+
+func (r *reference) meanSD() (mean, sd float64) {
+	for i, x := range r.x {
+		mean += r.w[i] * x
+	}
+	var v float64
+	for i, x := range r.x {
+		v += r.w[i] * (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(v)
+}
+
+// refPhi is phi from its definition, -log10 of the normal upper tail.
+func refPhi(silence, mean, sd float64) float64 {
+	return -math.Log10(0.5 * math.Erfc((silence-mean)/sd/math.Sqrt2))
+}
+
+func TestPhiLearning(t *testing.T) {
+	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+
+	t.Run("exact over the first WindowSize intervals, then a moving average of that span", func(t *testing.T) {
+		// Whole milliseconds, as the 16-bit window of earlier versions kept
+		// them: up to WindowSize the reference is exactly what that window
+		// gave (it held them all), and so must the tracker be.
+		const window = 50
+		cfg := score.PhiConfig{WindowSize: window, AcceptablePause: -1, MinStdDev: time.Millisecond}
+		tr := score.NewPhiAccrual(cfg).Track(t0).(*score.PhiTracker)
+		ref := newReference(window)
+		rng := rand.New(rand.NewPCG(6, 1))
+		now := t0
+		for i := range 600 {
+			iv := 900 + rng.IntN(201) // 1 s ± 10 %
+			if i%7 == 3 {
+				iv *= 2 // a lost announcement now and then
+			}
+			now = now.Add(time.Duration(iv) * time.Millisecond)
+			tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
+			ref.add(float64(iv))
+
+			wantMean, wantSD := ref.meanSD()
+			mean, sd := tr.Window()
+			require.InDelta(t, wantMean, ms(mean), 1e-3, "mean after %d intervals", i+1)
+			require.InDelta(t, wantSD, ms(sd), 1e-3, "sd after %d intervals", i+1)
+			for _, silence := range []float64{wantMean, wantMean + 2*wantSD, wantMean + 5*wantSD} {
+				at := now.Add(time.Duration(silence * 1e6))
+				want := refPhi(silence, wantMean, wantSD)
+				require.InDelta(t, want, tr.Phi(at), 1e-4*max(1, want), "phi after %d intervals, %.0f ms silent", i+1, silence)
+			}
+		}
+	})
+	t.Run("a change of interval is followed", func(t *testing.T) {
+		// Once past the window, the mean moves a = 2/(W+1) of the way to
+		// each new interval: after k intervals of 2 s, 2 s - 1 s·(1-a)^k.
+		// The latest W intervals weigh 1 - (1-a)^W, 86 %.
+		const window = 10
+		a := 2.0 / (window + 1)
+		tr := score.NewPhiAccrual(score.PhiConfig{WindowSize: window}).Track(t0).(*score.PhiTracker)
 		now := t0
 		for range 1000 {
 			now = now.Add(time.Second)
 			tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
 		}
-		for range 9 {
+		mean, sd := tr.Window()
+		require.InDelta(t, 1000, ms(mean), 1e-3)
+		require.InDelta(t, 0, ms(sd), 1e-3, "the imagined intervals are forgotten")
+		for k := 1; k <= 5*window; k++ {
 			now = now.Add(2 * time.Second)
 			tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
+			mean, _ = tr.Window()
+			require.InDelta(t, 2000-1000*math.Pow(1-a, float64(k)), ms(mean), 1e-3, "after %d intervals of 2 s", k)
+			if k == window {
+				assert.InDelta(t, 1865, ms(mean), 1, "86 % of the way after W intervals")
+			}
 		}
-		mean, _ := tr.Window()
-		assert.Equal(t, 1900*time.Millisecond, mean, "nine of ten are 2 s")
-		now = now.Add(2 * time.Second)
-		tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
-		mean, sd := tr.Window()
-		assert.Equal(t, 2*time.Second, mean, "the last 1 s interval is gone")
-		assert.Zero(t, sd)
+		mean, sd = tr.Window()
+		assert.InDelta(t, 2000, ms(mean), 0.1)
+		assert.Less(t, ms(sd), 10.0)
 	})
 	t.Run("copies of one announcement count once", func(t *testing.T) {
-		tr := score.NewPhiAccrual(score.PhiConfig{WindowSize: 4}).Track(t0).(*score.PhiTracker)
+		p := score.NewPhiAccrual(score.PhiConfig{WindowSize: 4})
+		tr, plain := p.Track(t0).(*score.PhiTracker), p.Track(t0).(*score.PhiTracker)
 		now := t0
-		for range 8 {
-			now = now.Add(time.Second)
+		for i := range 8 { // within the window and past it
+			now = now.Add(time.Second + time.Duration(i)*10*time.Millisecond)
+			plain.Observe(score.Observation{Event: score.Heartbeat, At: now})
 			tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
 			// The same announcement over IPv6, and one from before.
 			tr.Observe(score.Observation{Event: score.Heartbeat, At: now.Add(3 * time.Millisecond)})
 			tr.Observe(score.Observation{Event: score.Heartbeat, At: now.Add(-time.Second)})
+			require.Equal(t, fmt.Sprint(plain.Window()), fmt.Sprint(tr.Window()))
 		}
-		mean, sd := tr.Window()
-		assert.Equal(t, time.Second, mean)
-		assert.Zero(t, sd)
+		assert.Equal(t, plain.Phi(now.Add(1500*time.Millisecond)), tr.Phi(now.Add(1500*time.Millisecond)))
 	})
 	t.Run("a faster peer is learned", func(t *testing.T) {
 		// Expected 1 s, but the peer announces every 100 ms: copies are
@@ -302,13 +414,61 @@ func TestPhiWindow(t *testing.T) {
 			now = now.Add(100 * time.Millisecond)
 			tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
 		}
-		mean, _ := tr.Window()
-		assert.Equal(t, 100*time.Millisecond, mean)
+		mean, sd := tr.Window()
+		assert.InDelta(t, 100, ms(mean), 0.01)
+		assert.Less(t, ms(sd), 1.0)
 	})
-	t.Run("a tracker stays well under 1 KiB", func(t *testing.T) {
-		p := score.NewPhiAccrual(score.PhiConfig{})
+	t.Run("one long silence counts as 65 times ExpectedInterval at most", func(t *testing.T) {
+		// WindowSize 2: the imagined intervals fill it, so a = 2/3 at once.
+		for _, c := range []struct {
+			expected time.Duration
+			capped   float64 // ms
+		}{{time.Second, 65000}, {10 * time.Millisecond, 65000}, {10 * time.Second, 650000}} {
+			p := score.NewPhiAccrual(score.PhiConfig{WindowSize: 2, ExpectedInterval: c.expected})
+			tr := p.Track(t0).(*score.PhiTracker)
+			tr.Observe(score.Observation{Event: score.Heartbeat, At: t0.Add(365 * 24 * time.Hour)})
+			mean, _ := tr.Window()
+			e := ms(c.expected)
+			assert.InDelta(t, e+2.0/3*(c.capped-e), ms(mean), 1e-3*c.capped, "expected %v", c.expected)
+		}
+	})
+	t.Run("no drift, no NaN, however long the peer lives", func(t *testing.T) {
+		tr := score.NewPhiAccrual(score.PhiConfig{}).Track(t0).(*score.PhiTracker)
+		rng := rand.New(rand.NewPCG(6, 2))
+		now := t0
+		for i := range 1_000_000 {
+			d := time.Duration(float64(time.Second) * (0.9 + 0.2*rng.Float64()))
+			switch i % 100_000 {
+			case 1:
+				d = 30 * 24 * time.Hour // a month asleep
+			case 2:
+				d = 0 // heard twice at once
+			}
+			now = now.Add(d)
+			tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
+			if i%1000 == 0 {
+				mean, sd := tr.Window()
+				require.Positive(t, mean)
+				require.GreaterOrEqual(t, sd, time.Duration(0))
+				require.False(t, math.IsNaN(tr.Phi(now.Add(time.Second))))
+			}
+		}
+		// Then a steady second: whatever came before has faded, and only
+		// float32 rounding is left.
+		for range 2000 {
+			now = now.Add(time.Second)
+			tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
+		}
+		mean, sd := tr.Window()
+		assert.InDelta(t, 1000, ms(mean), 0.01)
+		assert.Less(t, ms(sd), 0.01)
+	})
+	t.Run("48 bytes per tracker, one allocation", func(t *testing.T) {
+		assert.EqualValues(t, 48, unsafe.Sizeof(score.PhiTracker{}))
+		p := score.NewPhiAccrual(score.PhiConfig{WindowSize: 10000})
 		const n = 1000
 		keep := make([]score.Tracker, n)
+		assert.Equal(t, 1.0, testing.AllocsPerRun(n, func() { keep[0] = p.Track(t0) }))
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		for i := range keep {
@@ -317,7 +477,7 @@ func TestPhiWindow(t *testing.T) {
 		runtime.ReadMemStats(&after)
 		per := float64(after.TotalAlloc-before.TotalAlloc) / n
 		t.Logf("%.0f bytes per tracker", per)
-		assert.Less(t, per, 600.0)
+		assert.LessOrEqual(t, per, 48.0, "whatever the WindowSize")
 		runtime.KeepAlive(keep)
 	})
 }
@@ -397,7 +557,7 @@ func TestPhiNoFalseDeaths(t *testing.T) {
 func BenchmarkPhiObserve(b *testing.B) {
 	tr := score.NewPhiAccrual(score.PhiConfig{}).Track(t0)
 	now := t0
-	for range 200 { // past the window: every push also evicts
+	for range 200 { // past WindowSize: the moving average
 		now = now.Add(time.Second)
 		tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
 	}
@@ -422,11 +582,15 @@ func BenchmarkPhiAssess(b *testing.B) {
 	}
 }
 
+// trackSink keeps what BenchmarkPhiTrack makes on the heap, as a Group's
+// map does: a tracker nobody keeps may live on the stack.
+var trackSink score.Tracker
+
 func BenchmarkPhiTrack(b *testing.B) {
 	p := score.NewPhiAccrual(score.PhiConfig{})
 	b.ReportAllocs()
 	for b.Loop() {
-		p.Track(t0)
+		trackSink = p.Track(t0)
 	}
 }
 

@@ -148,7 +148,7 @@ func simulate(p score.HealthPolicy, m peerModel, rng *rand.Rand, length time.Dur
 }
 
 // detection runs trials of a peer that dies after a random warm-up of 2 to
-// 5 minutes (the window full) and returns the detection times, sorted, and
+// 5 minutes (past WindowSize) and returns the detection times, sorted, and
 // how many trials were never detected within a minute.
 func detection(p score.HealthPolicy, m peerModel, rng *rand.Rand, trials int) (times []time.Duration, missed int) {
 	for range trials {
