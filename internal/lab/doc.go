@@ -34,10 +34,12 @@
 //
 // Host.Command runs a program in a host's namespace (through
 // nsenter --net, which execs the program, so the process ID is the
-// program's). Host.Start also keeps the process's stdout as lines stamped
-// with the time the lab read them, which a test waits on with
-// Proc.WaitLine, and lets the test interrupt it (SIGINT), kill it
-// (SIGKILL) or wait for it. On Linux every such process gets SIGKILL if
+// program's). Host.Start and Host.StartCommand fork the program straight
+// into the namespace instead, from a thread that enters it for the
+// moment, so that a process's start is timed without nsenter's. They also
+// keep the process's stdout as lines stamped with the time the lab read
+// them, which a test waits on with Proc.WaitLine, and let the test
+// interrupt it (SIGINT), kill it (SIGKILL) or wait for it. On Linux every such process gets SIGKILL if
 // the process that started it dies.
 //
 // # Faults

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -460,4 +461,41 @@ func TestAddrAt(t *testing.T) {
 	assert.Equal(t, "198.18.1.0", addrAt(netV4, 256).String())
 	assert.Equal(t, "198.18.3.232", addrAt(netV4, 1000).String())
 	assert.Equal(t, "fd42::3e8", addrAt(netV6, 1000).String())
+}
+
+// Start forks the program straight into the host's namespace, and leaves
+// every thread of the caller in its own.
+func TestStartRunsInHostNamespace(t *testing.T) {
+	l := newLab(t, Config{Hosts: 2})
+	ours := threadNamespaces(t)
+	require.Len(t, ours, 1, "the test's threads share one namespace")
+	for _, h := range l.Hosts() {
+		var st syscall.Stat_t
+		require.NoError(t, syscall.Stat(filepath.Join(netnsDir, h.NS), &st))
+		for range 20 {
+			p, err := h.Start("readlink", "/proc/self/ns/net")
+			require.NoError(t, err)
+			require.NoError(t, p.Wait(context.Background()))
+			lines := p.Lines()
+			require.Len(t, lines, 1)
+			assert.Equal(t, fmt.Sprintf("net:[%d]", st.Ino), lines[0].Text, "%s runs in %s's namespace", p.name(), h.Name)
+			assert.Equal(t, "readlink", p.name())
+		}
+	}
+	assert.Equal(t, ours, threadNamespaces(t), "every thread is back in its own namespace")
+}
+
+// threadNamespaces returns the network namespaces of this process's
+// threads.
+func threadNamespaces(t *testing.T) map[string]bool {
+	t.Helper()
+	tasks, err := filepath.Glob("/proc/self/task/*/ns/net")
+	require.NoError(t, err)
+	out := map[string]bool{}
+	for _, f := range tasks {
+		if ns, err := os.Readlink(f); err == nil { // a thread may have gone
+			out[ns] = true
+		}
+	}
+	return out
 }

@@ -46,7 +46,9 @@ func (h *Host) Start(name string, args ...string) (*Proc, error) {
 
 // StartCommand starts cmd, which h.Command made and whose Stdout and
 // Stderr are unset, as a Proc. The caller may have set its Env, Dir or
-// Stdin. Close kills it if it still runs.
+// Stdin. It starts the program directly in h's namespace, without nsenter
+// (see startIn), so that Proc.Started times the program alone. Close kills
+// it if it still runs.
 func (h *Host) StartCommand(cmd *exec.Cmd) (*Proc, error) {
 	if err := h.lab.check(h); err != nil {
 		return nil, err
@@ -69,14 +71,23 @@ func (h *Host) StartCommand(cmd *exec.Cmd) (*Proc, error) {
 		l.mu.Unlock()
 		return nil, ErrClosed
 	}
+	// Run the program itself, not nsenter, in the host's namespace.
+	ns := strings.TrimPrefix(cmd.Args[1], "--net=")
+	cmd.Path, cmd.Args, cmd.Err = cmd.Args[3], cmd.Args[3:], nil
+	if filepath.Base(cmd.Path) == cmd.Path {
+		if cmd.Path, cmd.Err = exec.LookPath(cmd.Path); cmd.Err != nil {
+			l.mu.Unlock()
+			return nil, fmt.Errorf("lab: starting %s on %s: %w", strings.Join(cmd.Args, " "), h.Name, cmd.Err)
+		}
+	}
 	p.started = time.Now()
-	if err := cmd.Start(); err != nil {
+	if err := startIn(cmd, ns); err != nil {
 		l.mu.Unlock()
-		return nil, fmt.Errorf("lab: starting %s on %s: %w", strings.Join(cmd.Args[3:], " "), h.Name, err)
+		return nil, fmt.Errorf("lab: starting %s on %s: %w", strings.Join(cmd.Args, " "), h.Name, err)
 	}
 	l.procs[p] = struct{}{}
 	l.mu.Unlock()
-	l.logf("lab: %s: started pid %d: %s", h.Name, cmd.Process.Pid, strings.Join(cmd.Args[3:], " "))
+	l.logf("lab: %s: started pid %d: %s", h.Name, cmd.Process.Pid, strings.Join(cmd.Args, " "))
 
 	go func() {
 		err := cmd.Wait()
@@ -209,7 +220,7 @@ func (p *Proc) Wait(ctx context.Context) error {
 // Stderr returns what the process has written to stderr (the last 64 KiB).
 func (p *Proc) Stderr() string { return p.stderr.String() }
 
-func (p *Proc) name() string { return filepath.Base(p.cmd.Args[3]) }
+func (p *Proc) name() string { return filepath.Base(p.cmd.Args[0]) }
 
 func (p *Proc) exitError() error {
 	p.mu.Lock()

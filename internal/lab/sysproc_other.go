@@ -2,7 +2,13 @@
 
 package lab
 
-import "os/exec"
+import (
+	"errors"
+	"os/exec"
+)
 
 // setDeathSignal does nothing: there are no labs outside Linux.
 func setDeathSignal(*exec.Cmd) {}
+
+// startIn fails: there are no labs outside Linux.
+func startIn(*exec.Cmd, string) error { return errors.New("lab: network namespaces need Linux") }
