@@ -80,6 +80,8 @@ type Group struct {
 	gens      uint32                      // numbers peer states' generations (peerState.gen)
 	refuted   time.Time                   // when we last answered an obituary about ourselves
 	askers    map[string][]netip.AddrPort // members waiting for our probe of a peer (a Confirm with Probe)
+	queries   [4]queryHeard               // the latest queries answered, to answer each once (see answer)
+	nextQuery int                         // where in queries the next one goes
 
 	// links is set when our URIs name no host (0.0.0.0, [::]): each link
 	// then gets an announcement carrying its own address.
@@ -524,10 +526,23 @@ type path struct {
 
 func pathOf(in inbound) path { return path{in.ifIndex, in.src.Addr().Unmap().Is4()} }
 
+// queryHeard is a query answered: from whom, and when.
+type queryHeard struct {
+	id string
+	at time.Time
+}
+
+// queryCopies is how soon after a query another from the same member is
+// taken for a copy of it, heard by another path (IPv4 and IPv6, a second
+// interface): a member sends one query, when it starts.
+const queryCopies = 100 * time.Millisecond
+
 // answer replies to a Query with our announcement, by unicast to its
-// sender.
+// sender. It answers one copy of a query: the first to arrive, by the path
+// that works best, so that a newcomer on a dual-stack LAN gets one answer
+// from each member rather than two, when every member answers at once.
 func (g *Group) answer(in inbound) {
-	if g.announce == nil || !in.src.IsValid() || !g.mayAnswer(in) {
+	if g.announce == nil || !in.src.IsValid() || g.answeredCopy(in) || !g.mayAnswer(in) {
 		return
 	}
 	b, err := g.answerFor(in.ifIndex, in.src)
@@ -540,6 +555,19 @@ func (g *Group) answer(in inbound) {
 	if err != nil {
 		g.log.Debug("answer failed", "to", in.src, "error", err)
 	}
+}
+
+// answeredCopy reports whether in is a copy of a query answered already,
+// and if not, remembers it.
+func (g *Group) answeredCopy(in inbound) bool {
+	for _, q := range g.queries {
+		if q.id == in.msg.ID && in.at.Sub(q.at) < queryCopies {
+			return true
+		}
+	}
+	g.queries[g.nextQuery] = queryHeard{id: in.msg.ID, at: in.at}
+	g.nextQuery = (g.nextQuery + 1) % len(g.queries)
+	return false
 }
 
 // answerBurst is the burst Config.AnswerRate allows.

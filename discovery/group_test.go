@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/discovery"
 	"github.com/pirlan/pir/score"
 	"github.com/pirlan/pir/transport"
@@ -597,5 +600,50 @@ func TestNameAndDone(t *testing.T) {
 		default:
 			t.Fatal("not done after Close")
 		}
+	})
+}
+
+// A newcomer's query heard twice, by IPv4 and by IPv6, is answered once:
+// by the path it came first. A query again later is answered again.
+func TestQueryCopyAnsweredOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		l.join("a", func(c *discovery.Config) { c.AnnounceJitter = -1 })
+		// Two endpoints of one newcomer, as its IPv4 and IPv6 sockets.
+		var v4, v6 atomic.Int64 // answers from a
+		listen := func(ep *mem.Endpoint, answers *atomic.Int64) {
+			t.Cleanup(func() { ep.Close() })
+			go func() {
+				buf := make([]byte, 2048)
+				for {
+					p, err := ep.Receive(buf)
+					if err != nil {
+						return
+					}
+					var m codec.Message
+					if (pipe.Codec{}).Decode(buf[:p.N], &m) == nil && m.ID == "a" {
+						answers.Add(1)
+					}
+				}
+			}()
+		}
+		e4, e6 := l.lan.Join(), l.lan.Join()
+		listen(e4, &v4)
+		listen(e6, &v6)
+		l.health.set("n:1", up)
+		q, err := pipe.Codec{}.Encode(nil, &codec.Message{Kind: codec.Query, Group: "web", ID: "n", Health: "tcp://n:1", Comms: "tcp://n:1"})
+		require.NoError(t, err)
+
+		require.NoError(t, e4.Send(q))
+		advance(time.Millisecond)
+		require.NoError(t, e6.Send(q))
+		synctest.Wait()
+		assert.Equal(t, int64(1), v4.Load(), "the first copy is answered")
+		assert.Zero(t, v6.Load(), "the second is not")
+
+		advance(200 * time.Millisecond) // still before a's first announcement
+		require.NoError(t, e6.Send(q))
+		synctest.Wait()
+		assert.Equal(t, int64(1), v6.Load(), "a query later is a new one")
 	})
 }

@@ -167,13 +167,20 @@ func TestAnswersRateLimited(t *testing.T) {
 			}
 		}()
 		synctest.Wait()
-		query, err := pipe.Codec{}.Encode(nil, &codec.Message{Kind: codec.Query, Group: "web", ID: "watcher"})
-		require.NoError(t, err)
+		// Each query from another ID: copies of one query are answered
+		// once whatever the limit.
+		n := 0
+		query := func() []byte {
+			n++
+			b, err := pipe.Codec{}.Encode(nil, &codec.Message{Kind: codec.Query, Group: "web", ID: fmt.Sprint("watcher-", n)})
+			require.NoError(t, err)
+			return b
+		}
 		confirm, err := pipe.Codec{}.Encode(nil, &codec.Message{Kind: codec.Confirm, Group: "web", ID: "watcher", Target: "b"})
 		require.NoError(t, err)
 		base := answers.Load()
 		for range 50 {
-			require.NoError(t, x.Send(query))
+			require.NoError(t, x.Send(query()))
 		}
 		for range 50 {
 			require.NoError(t, x.Send(confirm))
@@ -185,7 +192,7 @@ func TestAnswersRateLimited(t *testing.T) {
 		advance(time.Second) // 10 more tokens; b also announces once
 		base = answers.Load()
 		for range 20 {
-			require.NoError(t, x.Send(query))
+			require.NoError(t, x.Send(query()))
 		}
 		synctest.Wait()
 		assert.Equal(t, int64(10), answers.Load()-base, "then AnswerRate a second")
