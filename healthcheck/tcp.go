@@ -80,7 +80,7 @@ func exchange(ctx context.Context, addr string) error {
 	if err != nil {
 		return probeError(ctx, "connect to", addr, err)
 	}
-	defer conn.Close()
+	defer abort(conn)
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
@@ -95,6 +95,17 @@ func exchange(ctx context.Context, addr string) error {
 		return probeError(ctx, "read from", addr, err)
 	}
 	return checkReply(addr, reply[:])
+}
+
+// abort closes a probe's connection with a reset rather than a FIN: the
+// probe has nothing more to say or hear. Neither side then keeps a socket
+// in TIME_WAIT for it (the server, which closes first, would keep one for a
+// minute per probe it answered), and the probe is 9 packets, not 10.
+func abort(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
 }
 
 // hedge runs try until the deadline, starting another try beside the
