@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 )
 
@@ -48,6 +49,15 @@ are seen and probed like any other.
 `
 
 func main() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		// One thread runs Go code unless GOMAXPROCS says otherwise. pir's
+		// work is small and comes in bursts: when a member joins, every
+		// other answers and probes it at once. With one thread the runtime
+		// hands work between goroutines without waking idle threads to
+		// look for it; a member spends a fifth less CPU on a join
+		// (docs/performance.md).
+		runtime.GOMAXPROCS(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
