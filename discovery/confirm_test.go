@@ -175,21 +175,8 @@ func TestObituaries(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t)
 		b, _ := l.join("b", func(c *discovery.Config) { c.AnnounceJitter = -1 })
-		x := l.lan.Join()
-		t.Cleanup(func() { x.Close() })
 		var heard atomic.Int64 // datagrams x receives from b
-		go func() {
-			buf := make([]byte, 2048)
-			for {
-				p, err := x.Receive(buf)
-				if err != nil {
-					return
-				}
-				if p.Src != x.Addr() {
-					heard.Add(1)
-				}
-			}
-		}()
+		x := l.listen(func(*codec.Message) { heard.Add(1) })
 		send := func(m *codec.Message) {
 			t.Helper()
 			bs, err := pipe.Codec{}.Encode(nil, m)

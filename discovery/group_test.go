@@ -611,25 +611,14 @@ func TestQueryCopyAnsweredOnce(t *testing.T) {
 		l.join("a", func(c *discovery.Config) { c.AnnounceJitter = -1 })
 		// Two endpoints of one newcomer, as its IPv4 and IPv6 sockets.
 		var v4, v6 atomic.Int64 // answers from a
-		listen := func(ep *mem.Endpoint, answers *atomic.Int64) {
-			t.Cleanup(func() { ep.Close() })
-			go func() {
-				buf := make([]byte, 2048)
-				for {
-					p, err := ep.Receive(buf)
-					if err != nil {
-						return
-					}
-					var m codec.Message
-					if (pipe.Codec{}).Decode(buf[:p.N], &m) == nil && m.ID == "a" {
-						answers.Add(1)
-					}
+		answers := func(n *atomic.Int64) func(*codec.Message) {
+			return func(m *codec.Message) {
+				if m.ID == "a" {
+					n.Add(1)
 				}
-			}()
+			}
 		}
-		e4, e6 := l.lan.Join(), l.lan.Join()
-		listen(e4, &v4)
-		listen(e6, &v6)
+		e4, e6 := l.listen(answers(&v4)), l.listen(answers(&v6))
 		l.health.set("n:1", up)
 		q, err := pipe.Codec{}.Encode(nil, &codec.Message{Kind: codec.Query, Group: "web", ID: "n", Health: "tcp://n:1", Comms: "tcp://n:1"})
 		require.NoError(t, err)

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/discovery"
 	"github.com/pirlan/pir/healthcheck"
 	"github.com/pirlan/pir/score"
@@ -55,6 +56,28 @@ func (l *lab) join(name string, mutate ...func(*discovery.Config)) (*discovery.G
 	require.NoError(l.t, err)
 	l.t.Cleanup(func() { g.Close() })
 	return g, ep
+}
+
+// listen joins the LAN with an endpoint of the test's own, and calls f
+// with every datagram that endpoint receives from others and that decodes,
+// until the test ends. The test sends from the endpoint as it likes.
+func (l *lab) listen(f func(m *codec.Message)) *mem.Endpoint {
+	ep := l.lan.Join()
+	l.t.Cleanup(func() { ep.Close() })
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			p, err := ep.Receive(buf)
+			if err != nil {
+				return
+			}
+			var m codec.Message
+			if p.Src != ep.Addr() && (pipe.Codec{}).Decode(buf[:p.N], &m) == nil {
+				f(&m)
+			}
+		}
+	}()
+	return ep
 }
 
 // thresholdPolicy gives a member the original pir's rule.

@@ -149,23 +149,12 @@ func TestAnswersRateLimited(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t)
 		b, _ := l.join("b")
-		x := l.lan.Join()
-		t.Cleanup(func() { x.Close() })
-		var answers atomic.Int64 // unicast datagrams x receives from b
-		go func() {
-			buf := make([]byte, 2048)
-			for {
-				p, err := x.Receive(buf)
-				if err != nil {
-					return
-				}
-				var m codec.Message
-				var pc pipe.Codec
-				if p.Src != x.Addr() && pc.Decode(buf[:p.N], &m) == nil && m.Kind == codec.Announce {
-					answers.Add(1) // an answer to a query, or b's own announcement
-				}
+		var answers atomic.Int64 // announcements x receives from b
+		x := l.listen(func(m *codec.Message) {
+			if m.Kind == codec.Announce {
+				answers.Add(1) // an answer to a query, or b's own announcement
 			}
-		}()
+		})
 		synctest.Wait()
 		// Each query from another ID: copies of one query are answered
 		// once whatever the limit.
