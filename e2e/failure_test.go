@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -69,4 +71,34 @@ func TestLinkDown(t *testing.T) {
 	require.NoError(t, l.LinkUp(cut.Host()))
 	requireMesh(t, others, []*pircli.Peer{cut}, from)
 	requireMesh(t, []*pircli.Peer{cut}, others, from)
+}
+
+// TestRepeatedInterrupts sends a member SIGINT again and again, as an
+// impatient operator or a supervisor might, until it exits: the first
+// starts its goodbye, the others change nothing, and it exits with status
+// 0, not killed by a signal that came while it was exiting.
+func TestRepeatedInterrupts(t *testing.T) {
+	l := newLab(t, lab.Config{Hosts: 2})
+	hosts := l.Hosts()
+	a, b := join(t, hosts[0]), join(t, hosts[1])
+	requireMesh(t, []*pircli.Peer{a, b}, []*pircli.Peer{a, b}, nil)
+
+	ctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
+	defer cancel()
+	from := mark(b)
+	for done := false; !done; {
+		select {
+		case <-a.Done():
+			done = true
+		case <-ctx.Done():
+			t.Fatal("pir join did not exit")
+		default:
+			if err := a.Interrupt(); err != nil {
+				require.ErrorIs(t, err, os.ErrProcessDone)
+			}
+			runtime.Gosched()
+		}
+	}
+	require.NoError(t, a.Wait(ctx), "pir join exits with status 0; stderr:\n%s", a.Stderr())
+	requireSeen(t, ctx, []*pircli.Peer{b}, from, a.ID, pircli.Left, pircli.Goodbye)
 }

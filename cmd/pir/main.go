@@ -58,10 +58,12 @@ func main() {
 		// (docs/performance.md).
 		runtime.GOMAXPROCS(1)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	// The signals stay caught until the process ends: one that comes
+	// while pir is leaving or exiting (a second Ctrl-C, a supervisor that
+	// sends SIGTERM twice) changes nothing, where the default action would
+	// end pir with a signal status instead of its own.
+	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // run runs one command until it ends or ctx is done, and returns the exit
