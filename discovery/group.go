@@ -900,7 +900,6 @@ func (g *Group) remove(id string, st *peerState, why Reason, now time.Time) {
 		g.pending--
 	}
 	g.updateRoom()
-	st.gen = g.newGen() // its tasks and probes in flight are now stale
 	if st.joined {
 		g.emit(Event{Type: Left, Member: st.member, Reason: why, At: now})
 	}

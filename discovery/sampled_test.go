@@ -2,6 +2,7 @@ package discovery_test
 
 import (
 	"bytes"
+	minheap "container/heap"
 	"context"
 	"fmt"
 	"math"
@@ -908,45 +909,22 @@ type crowdEvent struct {
 	heard time.Time // evSilence, evExpire: the arrival they follow
 }
 
-// crowdEvents is a min-heap by time.
+// crowdEvents is a min-heap by time (container/heap).
 type crowdEvents []crowdEvent
 
-func (h *crowdEvents) push(e crowdEvent) {
-	*h = append(*h, e)
+func (h crowdEvents) Len() int           { return len(h) }
+func (h crowdEvents) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h crowdEvents) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *crowdEvents) Push(e any)        { *h = append(*h, e.(crowdEvent)) }
+func (h *crowdEvents) Pop() any {
 	s := *h
-	for i := len(s) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !s[i].at.Before(s[p].at) {
-			break
-		}
-		s[i], s[p] = s[p], s[i]
-		i = p
-	}
+	e := s[len(s)-1]
+	*h = s[:len(s)-1]
+	return e
 }
 
-func (h *crowdEvents) pop() crowdEvent {
-	s := *h
-	top := s[0]
-	last := len(s) - 1
-	s[0] = s[last]
-	s = s[:last]
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(s) && s[l].at.Before(s[m].at) {
-			m = l
-		}
-		if r < len(s) && s[r].at.Before(s[m].at) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		s[i], s[m] = s[m], s[i]
-		i = m
-	}
-	*h = s
-	return top
-}
+func (h *crowdEvents) push(e crowdEvent) { minheap.Push(h, e) }
+func (h *crowdEvents) pop() crowdEvent   { return minheap.Pop(h).(crowdEvent) }
 
 // newCrowd makes members first to n-1, each announcing from a random
 // point of its interval and with a random round phase, as members that
