@@ -35,8 +35,14 @@ func TestJoinAndWatch(t *testing.T) {
 	go func() {
 		jdone <- run(jctx, append(common, "-lan", "mem", "-id", "m1", "-ttl", "5s", "join"), &jout)
 	}()
+	// join prints its line once StartMirror has returned, and the watcher
+	// can see the key before that (the Put is applied before its reply
+	// reaches join): wait for both before stopping join, or the stop
+	// cancels the start while its Put is in flight.
 	require.Eventually(t, func() bool { return strings.Contains(wout.String(), "etcd: joined m1 ") }, 20*time.Second, 10*time.Millisecond, wout.String())
-	assert.Contains(t, jout.String(), "joined demo as m1, mirrored at /example/demo/m1")
+	require.Eventually(t, func() bool {
+		return strings.Contains(jout.String(), "joined demo as m1, mirrored at /example/demo/m1")
+	}, 20*time.Second, 10*time.Millisecond, jout.String())
 
 	stopJoin()
 	require.NoError(t, <-jdone)
