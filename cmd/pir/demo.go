@@ -70,7 +70,8 @@ checks are real TCP probes either way.
 		return nil // the demo ran in the namespace; where holds its exit status
 	}
 	out.say("pir demo: %d peers in group %q, %s", *n, "demo", where)
-	out.say("defaults: announce every 1s, probe every 2s (timeout 2s; every 0.5s once a probe failed), remove after 3 net failed probes")
+	out.say("defaults: announce every 1s, probe every 2s (timeout 2s; every 0.5s once a probe failed)")
+	out.say("removal (phi-accrual): a failed probe while the peer's announcements are unusually late, or 3 failed probes in a row; then up to 3 other peers confirm")
 
 	events := make(chan seen, 1024)
 	var peers []*demoPeer
@@ -196,7 +197,11 @@ checks are real TCP probes either way.
 	for i, p := range rest {
 		names[i] = p.name
 	}
-	out.say("done: %s remain; closing", strings.Join(names, ", "))
+	if len(names) == 1 {
+		out.say("done: %s is the last peer in the group; closing", names[0])
+	} else {
+		out.say("done: %s and %s are still in the group; closing", strings.Join(names[:len(names)-1], ", "), names[len(names)-1])
+	}
 	return nil
 }
 
