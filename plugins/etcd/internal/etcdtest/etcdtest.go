@@ -357,3 +357,25 @@ func (b *SyncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// StartProcess starts an etcd server as Start does, for a caller without a
+// testing.TB (an Example): its data goes under dir, and the caller stops it
+// with Kill. It fails when no etcd binary is found.
+func StartProcess(dir string) (*Server, error) {
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		if _, serr := os.Stat("/usr/bin/etcd"); serr != nil {
+			return nil, errors.New("etcd not found on PATH or at /usr/bin/etcd: install it (Debian: apt-get install etcd-server; ./test.sh does)")
+		}
+		bin = "/usr/bin/etcd"
+	}
+	var lastErr error
+	for i := range 3 { // a free port may be taken between picking and binding
+		s, err := start(bin, fmt.Sprintf("%s/%d", dir, i))
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("start etcd: %w", lastErr)
+}
