@@ -3,6 +3,7 @@ package multicast
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,33 @@ func addVeth(t *testing.T, beforeUp ...[]string) int {
 		out, err := netlab.IP("-br", "link", "show", "dev", "pirv0")
 		return err == nil && strings.Contains(out, "LOWER_UP")
 	}, 5*time.Second, 10*time.Millisecond, "pirv0 has no carrier")
+	// The kernel makes an IPv6 address usable in a work queue after the ip
+	// command has returned, even with nodad: until then the address has
+	// no local route, and a datagram sent to it goes out pirv0 to a
+	// neighbour that never answers, and is lost. Wait for the local route
+	// of every IPv6 address pirv0 has.
+	require.Eventually(t, func() bool {
+		addrs, err := netlab.IP("-6", "-o", "addr", "show", "dev", "pirv0")
+		if err != nil {
+			return false
+		}
+		routes, err := netlab.IP("-6", "route", "show", "table", "local", "dev", "pirv0")
+		if err != nil {
+			return false
+		}
+		for _, line := range strings.Split(addrs, "\n") {
+			f := strings.Fields(line)
+			i := slices.Index(f, "inet6")
+			if i < 0 || i+1 >= len(f) {
+				continue
+			}
+			a, _, _ := strings.Cut(f[i+1], "/")
+			if !strings.Contains(routes, "local "+a+" ") {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, 10*time.Millisecond, "pirv0's IPv6 addresses have no local route")
 	ifi, err := net.InterfaceByName("pirv0")
 	require.NoError(t, err)
 	return ifi.Index
