@@ -43,7 +43,15 @@ type Config struct {
 	Codec codec.Codec
 
 	// Prober probes members' health URIs. Nil means
-	// healthcheck.NewRegistry(): tcp (the pir protocol), udp, http, https.
+	// healthcheck.NewRegistry(): tcp (the pir protocol), udp, http, https,
+	// plus the probers the Transport provides when it implements
+	// healthcheck.SchemeProvider (transport/mdns: tcpconnect and mdns, for
+	// the services of other software it finds, passing only those). A
+	// Prober of your own replaces all of this: over transport/mdns,
+	// register the Conn's Probers() in it if foreign services should join.
+	// Never register a prober that passes a target without asking it
+	// (always healthy, any open port) for every peer: anyone who can send
+	// an announcement would join with it.
 	Prober healthcheck.Prober
 
 	// Policy judges members' health. Nil means score.NewPhiAccrual with
@@ -202,7 +210,13 @@ func (c *Config) setDefaults() {
 		c.Codec = pipe.Codec{}
 	}
 	if c.Prober == nil {
-		c.Prober = healthcheck.NewRegistry()
+		r := healthcheck.NewRegistry()
+		if sp, ok := c.Transport.(healthcheck.SchemeProvider); ok {
+			for scheme, p := range sp.Probers() {
+				r.Register(scheme, p)
+			}
+		}
+		c.Prober = r
 	}
 	if c.AnnounceInterval == 0 {
 		c.AnnounceInterval = time.Second

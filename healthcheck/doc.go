@@ -16,6 +16,14 @@
 // with a TCPProber of another Timeout. A scheme nobody registered fails
 // with ErrUnsupportedScheme.
 //
+// Every built-in prober checks that the peer answers as a pir member
+// does. NewRegistry holds nothing that would pass a peer without such an
+// answer: a TCPConnectProber (any open port passes) and the mdns:// scheme
+// of services found over mDNS (which cannot be probed at all) are the
+// transport/mdns Conn's. It provides them through the optional
+// SchemeProvider interface, and its probers pass only services it found
+// itself; a discovery.Group with no Prober of its own registers them.
+//
 // What an error wraps tells the caller what happened, through errors.Is:
 //
 //   - ErrUnhealthy: the peer answered, but not as a healthy peer.

@@ -27,6 +27,18 @@ type SchemeSupporter interface {
 	Supports(scheme string) bool
 }
 
+// SchemeProvider is an optional interface of transports that find peers
+// whose health URIs no built-in prober serves, and that provide the
+// probers for them: transport/mdns gives services of other software
+// tcpconnect:// and mdns:// URIs, and probes only those it found. A
+// discovery.Group whose Config.Prober is nil registers the probers its
+// transport provides, by scheme, beside NewRegistry's. Probers returns a
+// new map each call; the probers in it are safe for concurrent use and
+// refuse targets that are not the transport's own.
+type SchemeProvider interface {
+	Probers() map[string]Prober
+}
+
 // ProberFunc adapts an ordinary function to a Prober.
 type ProberFunc func(ctx context.Context, target *url.URL) error
 
@@ -49,8 +61,12 @@ type Registry struct {
 }
 
 // NewRegistry returns a Registry with the built-in probers: tcp (the pir
-// protocol), udp, http and https, and for services found over mDNS,
-// tcpconnect (a TCP connect) and mdns (always healthy).
+// protocol), udp, http and https. Each of them checks that the peer answers
+// as a pir member would. It holds no prober for tcpconnect:// (a bare TCP
+// connect) or mdns:// (no probe at all): served to every peer, they would
+// let anyone who can send an announcement join without answering a probe.
+// Those schemes are the transport/mdns Conn's, for the services it finds,
+// and come from its Probers (SchemeProvider).
 func NewRegistry() *Registry {
 	r := &Registry{probers: make(map[string]Prober)}
 	r.Register("tcp", NewTCPProber(TCPConfig{}))
@@ -58,8 +74,6 @@ func NewRegistry() *Registry {
 	hp := NewHTTPProber(HTTPConfig{})
 	r.Register("http", hp)
 	r.Register("https", hp)
-	r.Register("tcpconnect", NewTCPConnectProber(TCPConfig{}))
-	r.Register("mdns", AdvertisedProber{})
 	return r
 }
 

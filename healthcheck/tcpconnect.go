@@ -12,6 +12,11 @@ import (
 // tcpconnect://HOST:PORT is healthy when a TCP connection to HOST:PORT
 // succeeds. Nothing is written; the connection is closed at once. Like
 // TCPProber, it starts a second attempt beside the first every Retry.
+//
+// Any open port passes, so it proves only that something listens there:
+// NewRegistry does not hold it. transport/mdns wraps it in a prober that
+// first checks the target is a service it found (SchemeProvider); register
+// it yourself only for peers you trust to name their own address.
 type TCPConnectProber struct {
 	tcp *TCPProber
 }
@@ -41,20 +46,4 @@ func (p *TCPConnectProber) Probe(ctx context.Context, target *url.URL) error {
 		}
 		return conn.Close()
 	})
-}
-
-// AdvertisedProber is the prober of mdns://HOST:PORT, the health URI
-// transport/mdns gives services of other software that cannot be probed
-// (_udp ones): it is always healthy. Such a member's membership ends with
-// its mDNS goodbye, or when its records expire.
-type AdvertisedProber struct{}
-
-var _ Prober = AdvertisedProber{}
-
-// Probe returns nil, or ctx's error when ctx is done.
-func (AdvertisedProber) Probe(ctx context.Context, target *url.URL) error {
-	if err := ctxErr(ctx); err != nil {
-		return fmt.Errorf("healthcheck: probe %s: %w", target.Redacted(), err)
-	}
-	return nil
 }

@@ -62,7 +62,7 @@ type Conn struct {
 	remote atomic.Pointer[[]netip.AddrPort] // relay addresses of the nodes Send relays to
 
 	stats struct {
-		relaySent, relayErrors, relayReceived, badMeta, joins, joinErrors atomic.Uint64
+		relaySent, relayErrors, relayReceived, relayDropped, badMeta, joins, joinErrors atomic.Uint64
 	}
 
 	closeOnce sync.Once
@@ -100,8 +100,11 @@ type Stats struct {
 	Nodes, Remote int
 	// RelaySent counts datagrams relayed to other nodes (one per node per
 	// datagram); RelayErrors the relays that failed; RelayReceived the
-	// datagrams received on the relay socket.
-	RelaySent, RelayErrors, RelayReceived uint64
+	// datagrams received on the relay socket from known nodes, handed to
+	// Receive; RelayDropped those received on the relay socket from any
+	// other address (not the relay address of a node memberlist knows
+	// alive), dropped.
+	RelaySent, RelayErrors, RelayReceived, RelayDropped uint64
 	// BadMeta counts node updates ignored because their metadata did not
 	// parse (a node of another program, or of a later version).
 	BadMeta uint64
@@ -419,7 +422,9 @@ func (c *Conn) deliver(it item) bool {
 	}
 }
 
-// readRelay receives relayed datagrams until Close.
+// readRelay receives relayed datagrams until Close. It hands Receive only
+// those whose source is the relay address of a node memberlist knows
+// alive, and drops and counts the rest.
 func (c *Conn) readRelay() {
 	defer c.wg.Done()
 	buf := make([]byte, readBuffer)
@@ -432,8 +437,16 @@ func (c *Conn) readRelay() {
 			c.log.Debug("relay receive failed", "error", err)
 			continue
 		}
-		c.stats.relayReceived.Add(1)
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+		if !c.isRelay(src) {
+			// Only nodes memberlist knows relay to us: anything else on
+			// this socket is a forgery, or a node we do not know yet
+			// (its next announcement comes after memberlist's gossip).
+			c.stats.relayDropped.Add(1)
+			c.log.Trace("dropped a datagram from an unknown relay address", "from", src, "bytes", n)
+			continue
+		}
+		c.stats.relayReceived.Add(1)
 		if !c.deliver(item{data: slices.Clone(buf[:n]), src: src}) {
 			return
 		}
@@ -611,6 +624,7 @@ func (c *Conn) Stats() Stats {
 		RelaySent:     c.stats.relaySent.Load(),
 		RelayErrors:   c.stats.relayErrors.Load(),
 		RelayReceived: c.stats.relayReceived.Load(),
+		RelayDropped:  c.stats.relayDropped.Load(),
 		BadMeta:       c.stats.badMeta.Load(),
 		Joins:         c.stats.joins.Load(),
 		JoinErrors:    c.stats.joinErrors.Load(),

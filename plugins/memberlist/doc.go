@@ -29,7 +29,13 @@
 // LAN), so a datagram reaches each member once. A relayed datagram's
 // source (Packet.Src) is the sender's relay address: its own IP address,
 // so discovery.Config.HealthMustMatchSource works when members advertise
-// that address. A Group answers a query by SendTo to its source: SendTo
+// that address. The relay socket accepts datagrams only from the relay
+// address of a node memberlist knows alive: anything else arriving there
+// is dropped and counted (Stats.RelayDropped), so that a host that is not
+// a memberlist node cannot inject members through it. (Joining memberlist
+// is open to anyone who reaches it unless Config.SecretKey is set: set it
+// where the network between sites is not trusted.) A Group answers a
+// query by SendTo to its source: SendTo
 // sends through the relay socket when the destination is a node's relay
 // address, and through Inner otherwise.
 //

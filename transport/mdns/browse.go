@@ -17,11 +17,12 @@ import (
 // instance is a service instance the Conn browses: one PTR record of the
 // browsed name points to it.
 type instance struct {
-	name  string // as the PTR record names it
-	key   string // name in lower case
-	id    string // the pir ID last delivered; "" before the first delivery
-	gone  bool   // a goodbye was delivered; waiting for fresh records
-	other bool   // a pir member of another group: never delivered
+	name   string   // as the PTR record names it
+	key    string   // name in lower case
+	id     string   // the pir ID last delivered; "" before the first delivery
+	gone   bool     // a goodbye was delivered; waiting for fresh records
+	other  bool     // a pir member of another group: never delivered
+	health foundKey // the health URI synthesized for it (SchemeTCPConnect, SchemeAdvertised); zero for a pir member's own
 
 	addr    netip.Addr        // the address chosen for its host, kept while it is valid
 	src     [2]netip.AddrPort // the latest responder of each family
@@ -346,6 +347,7 @@ func (e *engine) synthesize(inst *instance, now time.Time) (m codec.Message, src
 		return m, src, 0, false
 	}
 	inst.other = false
+	inst.health = foundKey{}
 	m = codec.Message{Kind: codec.Announce, Group: e.c.cfg.Group}
 	if id, isPir := pairs.get(txtID); isPir && validID(id) {
 		m.ID = id
@@ -379,6 +381,7 @@ func (e *engine) synthesize(inst *instance, now time.Time) (m codec.Message, src
 				scheme = SchemeAdvertised
 			}
 			m.Health = (&url.URL{Scheme: scheme, Host: hp}).String()
+			inst.health, _ = keyOf(m.Health) // what Probers pass
 		}
 		if m.Comms == "" {
 			m.Comms = (&url.URL{Scheme: e.c.svc.proto, Host: hp}).String()

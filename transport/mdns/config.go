@@ -54,8 +54,10 @@ var (
 )
 
 // Health URI schemes of instances published by software other than pir,
-// which has no health-check endpoint of pir's kind. A discovery.Group
-// needs a prober registered for each (healthcheck.Registry.Register).
+// which has no health-check endpoint of pir's kind. Conn.Probers provides
+// a prober for each, which passes only the services the Conn found; a
+// discovery.Group whose Config.Prober is nil registers them. No default
+// prober serves these schemes anywhere else.
 const (
 	// SchemeTCPConnect is the health scheme of a foreign _tcp service:
 	// tcpconnect://HOST:PORT is healthy when a TCP connection to HOST:PORT
@@ -63,7 +65,8 @@ const (
 	SchemeTCPConnect = "tcpconnect"
 	// SchemeAdvertised is the health scheme of a foreign _udp service,
 	// which cannot be probed in general: mdns://HOST:PORT is healthy while
-	// the service is advertised. Its prober always succeeds; the
+	// the service is advertised. Its prober (Conn.Probers) sends nothing
+	// and succeeds while the Conn has the service in its cache; the
 	// instance's goodbye or the expiry of its records ends its
 	// membership.
 	SchemeAdvertised = "mdns"

@@ -99,9 +99,8 @@
 //     type and the port from the SRV record. HEALTH is
 //     tcpconnect://ADDR:PORT for a _tcp service (healthy when a TCP connect
 //     succeeds) and mdns://ADDR:PORT for a _udp one (healthy while
-//     advertised); a Group needs probers registered for these schemes
-//     (SchemeTCPConnect, SchemeAdvertised). Metadata is the TXT record,
-//     every key=value pair as it is.
+//     advertised). Metadata is the TXT record, every key=value pair as it
+//     is.
 //
 // ADDR is an address of the SRV target: the one chosen before while it is
 // valid, else one of the family the instance was heard over (IPv4 first),
@@ -121,6 +120,21 @@
 // crashed or left the link), heartbeats stop and the Group expires it.
 //
 // Queries are not delivered: the Conn answers them itself.
+//
+// # Probing foreign services
+//
+// No default prober serves tcpconnect:// or mdns://: a bare connect, or
+// no probe at all, would let anyone who can send a pir announcement on
+// some other transport join with them. Conn.Probers returns the probers
+// of both schemes, and a discovery.Group whose Config.Prober is nil
+// registers them (the Conn implements healthcheck.SchemeProvider). They
+// pass only a target that is the health URI the Conn synthesized for a
+// foreign instance it delivered, that has not said goodbye and whose SRV
+// record is alive, and fail with ErrNotFound otherwise, without touching
+// the network; tcpconnect then connects. An application that gives the
+// Group a Prober of its own registers Conn.Probers in it to admit foreign
+// services; pir members found over mDNS announce their own tcp://, udp://
+// or http:// URIs and need nothing more.
 //
 // # What Send does with pir messages
 //

@@ -20,16 +20,18 @@ const (
 	cmdSendTo                      // the same, and answer dst by unicast
 	cmdClose                       // send goodbyes for what is published
 	cmdInstance                    // report the instance name
+	cmdFound                       // is target a found service's health URI?
 )
 
 // command is a request from a caller's goroutine to the engine.
 type command struct {
-	kind  cmdKind
-	msg   codec.Message
-	via   *transport.Link
-	dst   netip.AddrPort
-	name  chan<- string
-	reply chan error
+	kind   cmdKind
+	msg    codec.Message
+	via    *transport.Link
+	dst    netip.AddrPort
+	name   chan<- string
+	target foundKey
+	reply  chan error
 }
 
 // engine is the state the engine goroutine owns: what the Conn publishes,
@@ -191,6 +193,10 @@ func (e *engine) command(cmd command, now time.Time) error {
 			name = e.pub.instFQDN(e.c.svc)
 		}
 		cmd.name <- name
+	case cmdFound:
+		if !e.found(cmd.target, now) {
+			return ErrNotFound
+		}
 	}
 	return nil
 }

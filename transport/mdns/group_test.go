@@ -177,16 +177,8 @@ func TestMDNSGroupForeignService(t *testing.T) {
 	}()
 	svcPort := uint16(svc.Addr().(*net.TCPAddr).Port)
 
-	probers := healthcheck.NewRegistry()
-	probers.Register(mdns.SchemeTCPConnect, healthcheck.ProberFunc(func(ctx context.Context, u *url.URL) error {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", u.Host)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	}))
-	w := join(t, discovery.Config{Name: "web", Passive: true, Prober: probers},
+	// The default Prober: the Conn's Probers serve tcpconnect.
+	w := join(t, discovery.Config{Name: "web", Passive: true},
 		mdns.Config{Port: port, Network: "udp4", Service: "_http._tcp"}, "")
 
 	// The foreign responder: it shares the mDNS port, as real ones do (a

@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -74,11 +71,7 @@ func helper(args []string) int {
 	}
 	cfg := discovery.Config{Name: *group, Transport: tr, Logger: log}
 	if *mode == "watch" {
-		cfg.Passive = true
-		probers := healthcheck.NewRegistry()
-		probers.Register(SchemeTCPConnect, healthcheck.ProberFunc(tcpConnect))
-		probers.Register(SchemeAdvertised, healthcheck.ProberFunc(func(context.Context, *url.URL) error { return nil }))
-		cfg.Prober = probers
+		cfg.Passive = true // the default Prober: tr's Probers for foreign services
 	} else {
 		hs := healthcheck.NewTCPServer(healthcheck.ServerConfig{})
 		listen := "[::]:0"
@@ -130,15 +123,4 @@ func helper(args []string) int {
 	}
 	say(helperLine{Event: "done"})
 	return 0
-}
-
-// tcpConnect is the prober of SchemeTCPConnect a Group needs for foreign
-// _tcp services: healthy when a TCP connection succeeds.
-func tcpConnect(ctx context.Context, u *url.URL) error {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", u.Host)
-	if err != nil {
-		return fmt.Errorf("tcpconnect: %w", err)
-	}
-	return c.Close()
 }
