@@ -18,7 +18,11 @@ import (
 )
 
 // Config configures a Group. The zero value of every field but Name,
-// Transport and Self.HealthURI means its default; DefaultConfig shows them.
+// Transport and Self.HealthURI means its default. Some defaults are fixed
+// (DefaultConfig fills those in); others are derived from other fields
+// (LateAfter and ExpireAfter from AnnounceInterval, say), and Join derives
+// them from the Config it is given, so that changing AnnounceInterval in
+// DefaultConfig's result changes them too. WithDefaults shows both.
 // Join takes the Config by value and never changes the caller's copy.
 type Config struct {
 	// Name is the group's name: non-empty UTF-8, at most 255 bytes, no
@@ -55,7 +59,8 @@ type Config struct {
 	Prober healthcheck.Prober
 
 	// Policy judges members' health. Nil means score.NewPhiAccrual with
-	// score.DefaultPhiConfig, its ExpectedInterval set to AnnounceInterval:
+	// score.DefaultPhiConfig, its ExpectedInterval set to AnnounceInterval
+	// (derived at Join):
 	// a member is dead when its silence is unlikely and its probe fails, or
 	// after 3 failed probes in a row. score.NewThreshold gives the original
 	// pir's rule (remove after 3 net failures); docs/policies.md compares
@@ -82,14 +87,16 @@ type Config struct {
 	// SuspectProbeInterval replaces ProbeInterval while the policy holds a
 	// member Suspect, so that a member that has failed a probe is confirmed
 	// dead (or alive) sooner. Zero means ProbeInterval/4 (500 ms by
-	// default); set it to ProbeInterval for the original's steady pace.
+	// default; derived at Join); set it to ProbeInterval for the
+	// original's steady pace.
 	SuspectProbeInterval time.Duration
 
 	// LateAfter is how long a member may stay silent before it is probed
 	// at once, out of turn: a member that vanished (cable pulled, power
 	// cut) is then found about one probe timeout after its announcements
 	// stop, not whenever its next probe was due. Zero means AnnounceInterval
-	// × (1 + 2 × AnnounceJitter), 1.2 s by default, just past the latest an
+	// × (1 + 2 × AnnounceJitter) (derived at Join: 1.2 s with the default
+	// interval and jitter, 6 s with a 5 s interval), just past the latest an
 	// announcement on time can come; negative means never.
 	LateAfter time.Duration
 
@@ -126,8 +133,8 @@ type Config struct {
 	ProbeFanout int
 
 	// ExpireAfter removes a member that has not announced for this long,
-	// even if its probes still answer. Zero means 10 s (ten announce
-	// intervals); negative means never.
+	// even if its probes still answer. Zero means ten announce intervals
+	// (derived at Join: 10 s by default); negative means never.
 	ExpireAfter time.Duration
 
 	// JoinBeforeProbe reports a member as Joined on its first
@@ -146,7 +153,7 @@ type Config struct {
 	// first successful probe), so that a flood of forged announcements
 	// fills this pool, not the whole table: new peers beyond it are dropped
 	// (DropPeerCap) while joined members and their probes are untouched.
-	// Zero means MaxPeers/4, at least 16.
+	// Zero means MaxPeers/4, at least 16 (derived at Join).
 	MaxPending int
 
 	// NewPeerRate limits how many new peers one source address may
@@ -195,17 +202,50 @@ type Config struct {
 	// Logger receives the Group's logs. Nil means no logging.
 	// Per-datagram events log at Debug or Trace only.
 	Logger hclog.Logger
+
+	// MaxListenerQueue caps the events queued for one listener. A
+	// listener's queue merges the Updated and HealthChanged events of a
+	// member (at most one of each pending, the newest winning), so it
+	// grows only with Joined and Left events; beyond the cap, events are
+	// dropped and counted (Stats.EventsDropped), and a listener that
+	// missed some can read Members. Zero means 4 × MaxPeers (derived at
+	// Join), which holds the Joined events AddListener replays and some
+	// churn besides.
+	MaxListenerQueue int
+
+	// CloseTimeout bounds Close: how long it waits for the Group's
+	// goroutines and its listeners before it abandons them and returns a
+	// *ShutdownError (Shutdown takes a context instead). Zero means 5 s;
+	// negative means Close waits for as long as they take.
+	CloseTimeout time.Duration
 }
 
-// DefaultConfig returns a Config with every default filled in, for the
-// group name and the transport given.
+// DefaultConfig returns a Config for the group name and the transport
+// given, with every fixed default filled in. The defaults derived from
+// other fields (Policy, SuspectProbeInterval, LateAfter, ExpireAfter,
+// MaxPending, MaxListenerQueue) stay zero: Join derives them from the
+// final Config. WithDefaults fills them in too.
 func DefaultConfig(name string, t transport.Transport) Config {
 	c := Config{Name: name, Transport: t}
+	c.setFixed()
+	return c
+}
+
+// WithDefaults returns c with every default filled in, the derived ones
+// computed from c's other fields: the Config Join runs with (but for an
+// empty Self.ID, which Join replaces with a new one).
+func (c Config) WithDefaults() Config {
 	c.setDefaults()
 	return c
 }
 
 func (c *Config) setDefaults() {
+	c.setFixed()
+	c.setDerived()
+}
+
+// setFixed fills in the defaults that do not depend on other fields.
+func (c *Config) setFixed() {
 	if c.Codec == nil {
 		c.Codec = pipe.Codec{}
 	}
@@ -221,11 +261,6 @@ func (c *Config) setDefaults() {
 	if c.AnnounceInterval == 0 {
 		c.AnnounceInterval = time.Second
 	}
-	if c.Policy == nil {
-		pc := score.DefaultPhiConfig()
-		pc.ExpectedInterval = c.AnnounceInterval
-		c.Policy = score.NewPhiAccrual(pc)
-	}
 	if c.AnnounceJitter == 0 {
 		c.AnnounceJitter = 0.1
 	}
@@ -234,13 +269,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.ProbeTimeout == 0 {
 		c.ProbeTimeout = 2 * time.Second
-	}
-	if c.SuspectProbeInterval == 0 {
-		c.SuspectProbeInterval = c.ProbeInterval / 4
-	}
-	if c.LateAfter == 0 {
-		j := max(c.AnnounceJitter, 0)
-		c.LateAfter = time.Duration(float64(c.AnnounceInterval) * (1 + 2*j))
 	}
 	if c.Confirmers == 0 {
 		c.Confirmers = 3
@@ -254,9 +282,6 @@ func (c *Config) setDefaults() {
 	if c.ProbeFanout == 0 {
 		c.ProbeFanout = 4
 	}
-	if c.ExpireAfter == 0 {
-		c.ExpireAfter = 10 * time.Second
-	}
 	if c.MaxPeers == 0 {
 		c.MaxPeers = 4096
 	}
@@ -265,9 +290,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxProbes == 0 {
 		c.MaxProbes = 64
-	}
-	if c.MaxPending == 0 {
-		c.MaxPending = max(16, c.MaxPeers/4)
 	}
 	if c.NewPeerRate == 0 {
 		c.NewPeerRate = 10
@@ -278,8 +300,37 @@ func (c *Config) setDefaults() {
 	if c.MaxProbeRate == 0 {
 		c.MaxProbeRate = 200
 	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = 5 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
+	}
+}
+
+// setDerived fills in the defaults derived from other fields, which
+// setFixed must have filled in.
+func (c *Config) setDerived() {
+	if c.Policy == nil {
+		pc := score.DefaultPhiConfig()
+		pc.ExpectedInterval = c.AnnounceInterval
+		c.Policy = score.NewPhiAccrual(pc)
+	}
+	if c.SuspectProbeInterval == 0 {
+		c.SuspectProbeInterval = c.ProbeInterval / 4
+	}
+	if c.LateAfter == 0 {
+		j := max(c.AnnounceJitter, 0)
+		c.LateAfter = time.Duration(float64(c.AnnounceInterval) * (1 + 2*j))
+	}
+	if c.ExpireAfter == 0 {
+		c.ExpireAfter = 10 * c.AnnounceInterval
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = max(16, c.MaxPeers/4)
+	}
+	if c.MaxListenerQueue == 0 {
+		c.MaxListenerQueue = 4 * c.MaxPeers
 	}
 }
 
@@ -301,8 +352,11 @@ func (c Config) Validate() error {
 	if c.Transport == nil {
 		bad("Transport is nil")
 	}
-	if strings.ContainsAny(c.Self.ID, "| \t\r\n") || len(c.Self.ID) > pipe.MaxIDLen {
-		bad("Self.ID %q must be printable ASCII without '|', at most %d bytes", c.Self.ID, pipe.MaxIDLen)
+	if len(c.Self.ID) > pipe.MaxIDLen {
+		bad("Self.ID is longer than %d bytes", pipe.MaxIDLen)
+	}
+	if i := strings.IndexFunc(c.Self.ID, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == '|' }); i >= 0 {
+		bad("Self.ID %q has %q at byte %d: it must be printable ASCII (no space, no '|')", c.Self.ID, c.Self.ID[i:i+1], i)
 	}
 	if !c.Passive {
 		if c.Self.HealthURI == nil {
@@ -316,14 +370,37 @@ func (c Config) Validate() error {
 			bad("Self.Meta has an empty key")
 		}
 	}
-	if c.AnnounceInterval < 0 || c.ProbeInterval < 0 || c.ProbeTimeout < 0 || c.SuspectProbeInterval < 0 || c.ConfirmTimeout < 0 {
-		bad("intervals and timeouts must not be negative")
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"AnnounceInterval", c.AnnounceInterval},
+		{"ProbeInterval", c.ProbeInterval},
+		{"ProbeTimeout", c.ProbeTimeout},
+		{"SuspectProbeInterval", c.SuspectProbeInterval},
+		{"ConfirmTimeout", c.ConfirmTimeout},
+	} {
+		if d.v < 0 {
+			bad("%s %v is negative", d.name, d.v)
+		}
 	}
 	if c.AnnounceJitter >= 1 {
 		bad("AnnounceJitter %v must be below 1", c.AnnounceJitter)
 	}
-	if c.MaxPeers < 0 || c.MaxProbes < 0 || c.MaxPending < 0 || c.NewPeerBurst < 0 || c.ProbeFanout < 0 {
-		bad("MaxPeers, MaxPending, MaxProbes, NewPeerBurst and ProbeFanout must not be negative")
+	for _, n := range []struct {
+		name string
+		v    int
+	}{
+		{"MaxPeers", c.MaxPeers},
+		{"MaxPending", c.MaxPending},
+		{"MaxProbes", c.MaxProbes},
+		{"NewPeerBurst", c.NewPeerBurst},
+		{"ProbeFanout", c.ProbeFanout},
+		{"MaxListenerQueue", c.MaxListenerQueue},
+	} {
+		if n.v < 0 {
+			bad("%s %d is negative", n.name, n.v)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -77,7 +77,7 @@ func TestVanishedMemberFoundAfterOneTimeout(t *testing.T) {
 		m, _ := b.Member("a")
 		last := m.LastSeen
 		took := waitLeft(t, b, "a", last, 10*time.Second)
-		cfg := discovery.DefaultConfig("web", nil)
+		cfg := discovery.DefaultConfig("web", nil).WithDefaults()
 		assert.Greater(t, took, cfg.ProbeTimeout, "no sooner than one timed-out probe")
 		assert.LessOrEqual(t, took, cfg.LateAfter+cfg.ProbeTimeout+200*time.Millisecond,
 			"found by the probe started when its announcement was late")
@@ -163,7 +163,7 @@ func TestKilledMemberFoundFast(t *testing.T) {
 		l.health.set("a:1", refuse)
 		start := time.Now()
 		took := waitLeft(t, b, "a", start, 10*time.Second)
-		cfg := discovery.DefaultConfig("web", nil)
+		cfg := discovery.DefaultConfig("web", nil).WithDefaults()
 		assert.LessOrEqual(t, took, cfg.ProbeInterval+cfg.SuspectProbeInterval+100*time.Millisecond)
 	})
 }

@@ -88,13 +88,26 @@ type Group struct {
 	links  transport.LinkSender
 	v4Only bool // the unspecified host was 0.0.0.0
 
-	closeOnce sync.Once
-	closeErr  error
+	// Lifecycle (lifecycle.go). closed is closed, with mu held, once no
+	// listener can be added; running holds every listener goroutine not
+	// yet ended, guarded by mu.
+	stopOnce  sync.Once
+	stopErr   error         // the transport's Close, set before stopping closes
+	stopping  chan struct{} // closed when Shutdown (Close, Leave) starts
+	ownedDone chan struct{} // closed when the Group's own goroutines have stopped
+	done      chan struct{} // closed when they and every listener have stopped
 	closed    chan struct{}
+	left      atomic.Bool // a goodbye was sent
+	running   map[*subscriber]*listenerRun
 
 	// epoch is the origin of the owner's instants (see instant): a second
 	// before the Group was made, so that nothing it records is zero.
 	epoch time.Time
+
+	// Owned by the owner goroutine: the members whose Updated events are
+	// rate limited now (listeners.go).
+	holds   map[string]*updateHold
+	holdSeq uint32
 }
 
 // peerState is what the owner keeps of one peer: 280 bytes, in the 288-byte
@@ -200,6 +213,11 @@ func newGroup(cfg Config) *Group {
 		subs:    make(map[*subscriber]struct{}),
 		closed:  make(chan struct{}),
 		epoch:   time.Now().Add(-time.Second),
+
+		stopping:  make(chan struct{}),
+		ownedDone: make(chan struct{}),
+		done:      make(chan struct{}),
+		running:   make(map[*subscriber]*listenerRun),
 	}
 }
 
@@ -455,6 +473,8 @@ func (g *Group) runDue(now time.Time) {
 		case taskProbeSlot:
 			g.slotArmed = false
 			g.startWaiting(now)
+		case taskUpdate:
+			g.releaseUpdates(t.id, t.gen, now)
 		}
 	}
 }
@@ -687,7 +707,7 @@ func (g *Group) update(st *peerState, in inbound) {
 	st.member.Addr, st.member.IfIndex, st.member.LastSeen = in.src, in.ifIndex, in.at
 	st.health, st.comms = in.msg.Health, in.msg.Comms
 	if st.joined {
-		g.emit(Event{Type: Updated, Member: st.member, Prev: prev, At: in.at})
+		g.updated(in.msg.ID, st, prev, in.at)
 	}
 	g.mu.Unlock()
 	if newHealth {
@@ -912,6 +932,9 @@ func (g *Group) remove(id string, st *peerState, why Reason, now time.Time) {
 
 // emit queues e for every listener. g.mu must be held.
 func (g *Group) emit(e Event) {
+	if e.Type == Left {
+		delete(g.holds, e.Member.ID) // its rate limit ends with it
+	}
 	g.stats.events.Add(1)
 	for s := range g.subs {
 		s.Push(e)
@@ -920,10 +943,11 @@ func (g *Group) emit(e Event) {
 
 // AddListener subscribes l to membership events and returns a function that
 // unsubscribes it. l first receives a Joined event for every current
-// member, then every change after, so it never misses one. After Close,
-// AddListener does nothing.
+// member, then every change after, so it never misses one unless its queue
+// overflows (Config.MaxListenerQueue; see Listener for how events queue).
+// After Close, Leave or Shutdown, AddListener does nothing.
 func (g *Group) AddListener(l Listener) (remove func()) {
-	s := newSubscriber(l)
+	s := g.newSubscriber(l)
 	removeOnce := sync.OnceFunc(func() {
 		g.mu.Lock()
 		delete(g.subs, s)
@@ -940,10 +964,14 @@ func (g *Group) AddListener(l Listener) (remove func()) {
 		s.Push(Event{Type: Joined, Member: m, At: m.Joined})
 	}
 	g.subs[s] = struct{}{}
+	g.running[s] = &listenerRun{name: listenerName(l)}
 	g.subWG.Add(1)
 	go func() {
 		defer g.subWG.Done()
 		s.Run(removeOnce)
+		g.mu.Lock()
+		delete(g.running, s)
+		g.mu.Unlock()
 	}()
 	return func() {
 		s.Stop()
@@ -992,10 +1020,13 @@ func (g *Group) Member(id string) (Member, bool) {
 // Name returns the group's name.
 func (g *Group) Name() string { return g.cfg.Name }
 
-// Done returns a channel that is closed once the Group has closed (Close
-// or Leave) and its goroutines have stopped, for code that must follow the
-// Group's life, such as a plugin's.
-func (g *Group) Done() <-chan struct{} { return g.closed }
+// Done returns a channel that is closed once the Group has stopped (Close,
+// Leave or Shutdown) and nothing of it runs any more: its goroutines have
+// ended and every listener has returned from its last event. A listener
+// that Shutdown abandoned (see ShutdownError) keeps Done open until it
+// returns; if it never returns, Done never closes. For code that must
+// follow the Group's life, such as a plugin's.
+func (g *Group) Done() <-chan struct{} { return g.done }
 
 // Self returns this member as it announces itself.
 func (g *Group) Self() Peer { return g.self.clone() }
@@ -1011,6 +1042,9 @@ func (g *Group) Stats() Stats {
 		ProbesOK:      g.stats.probesOK.Load(),
 		ProbesFailed:  g.stats.probesKO.Load(),
 		Events:        g.stats.events.Load(),
+		EventsMerged:  g.stats.eventsMerged.Load(),
+		EventsDropped: g.stats.eventsDropped.Load(),
+		UpdatesHeld:   g.stats.updatesHeld.Load(),
 		Confirmations: g.stats.confirms.Load(),
 		Refutations:   g.stats.refutes.Load(),
 		Obituaries:    g.stats.obits.Load(),
@@ -1028,66 +1062,4 @@ func (g *Group) Stats() Stats {
 	}
 	g.mu.RUnlock()
 	return s
-}
-
-// Leave says goodbye to the group, so that members remove this one at once
-// rather than after failed probes, then closes the Group. ctx bounds the
-// goodbye. A Passive group just closes.
-func (g *Group) Leave(ctx context.Context) error {
-	var err error
-	select {
-	case <-g.closed:
-		return ErrClosed
-	default:
-	}
-	if !g.cfg.Passive {
-		err = g.goodbye(ctx)
-	}
-	return errors.Join(err, g.Close())
-}
-
-func (g *Group) goodbye(ctx context.Context) error {
-	// Twice, so that one lost datagram does not turn a goodbye into a
-	// slow failure detection; each encoded anew, so that an authenticated
-	// group does not take the second for a replay of the first.
-	var errs []error
-	for range 2 {
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, err)
-			break
-		}
-		b, err := g.cfg.Codec.Encode(nil, &codec.Message{Kind: codec.Goodbye, Group: g.cfg.Name, ID: g.self.ID})
-		if err != nil {
-			return fmt.Errorf("discovery: encode goodbye: %w", err)
-		}
-		if err := g.send(b); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) == 2 || (len(errs) == 1 && ctx.Err() != nil) {
-		return fmt.Errorf("discovery: send goodbye: %w", errors.Join(errs...))
-	}
-	return nil
-}
-
-// Close stops the Group without a goodbye: it closes the transport, stops
-// every goroutine the Group started and waits for them, then lets each
-// listener finish the events already queued for it and waits for that too.
-// Close is idempotent; later calls return the first call's result.
-func (g *Group) Close() error {
-	g.closeOnce.Do(func() {
-		g.cancel()
-		g.closeErr = g.cfg.Transport.Close()
-		g.wg.Wait()
-		g.mu.Lock()
-		close(g.closed)
-		subs := slices.Collect(maps.Keys(g.subs))
-		g.mu.Unlock()
-		for _, s := range subs {
-			s.Finish()
-		}
-		g.subWG.Wait()
-		g.log.Debug("closed")
-	})
-	return g.closeErr
 }

@@ -2,8 +2,6 @@ package discovery_test
 
 import (
 	"context"
-	"errors"
-	"net"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -74,7 +72,7 @@ func TestGoodbyeRemovesAtOnce(t *testing.T) {
 		assert.Equal(t, discovery.Goodbye, left[0].Reason)
 		assert.Zero(t, time.Since(start))
 		assert.Empty(t, b.Members())
-		assert.ErrorIs(t, a.Leave(context.Background()), discovery.ErrClosed)
+		assert.NoError(t, a.Leave(context.Background()), "Leave is idempotent")
 	})
 }
 
@@ -487,7 +485,8 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Equal(t, 2*time.Second, c.ProbeTimeout)
 	assert.NotNil(t, c.Codec)
 	assert.NotNil(t, c.Prober)
-	assert.NotNil(t, c.Policy)
+	assert.Nil(t, c.Policy, "derived at Join")
+	assert.NotNil(t, c.WithDefaults().Policy)
 }
 
 // Close, with real time and probes in flight, leaves nothing running.
@@ -518,7 +517,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 	for _, g := range groups {
 		require.NoError(t, g.Close())
 		require.NoError(t, g.Close(), "Close is idempotent")
-		assert.True(t, errors.Is(g.Leave(context.Background()), net.ErrClosed))
+		assert.NoError(t, g.Leave(context.Background()), "Leave after Close does nothing")
 	}
 }
 

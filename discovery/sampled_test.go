@@ -930,7 +930,7 @@ func (h *crowdEvents) pop() crowdEvent   { return minheap.Pop(h).(crowdEvent) }
 // point of its interval and with a random round phase, as members that
 // have been there a while. It must run inside the bubble.
 func newCrowd(t *testing.T, lan *simLAN, health *fakeHealth, first, n int) *crowd {
-	cfg := discovery.DefaultConfig("web", nil)
+	cfg := discovery.DefaultConfig("web", nil).WithDefaults()
 	require.Greater(t, n-1, cfg.ProbeAllUpTo, "the crowd models bounded probing only: N-1 must exceed ProbeAllUpTo")
 	size := n - first
 	c := &crowd{

@@ -106,6 +106,17 @@ type Stats struct {
 	ProbesOK, ProbesFailed uint64
 	// Events counts membership events emitted.
 	Events uint64
+	// EventsMerged counts events a listener never received because a newer
+	// one replaced them while queued: an Updated or HealthChanged merged
+	// into the next of the same member (one per listener), or dropped when
+	// the member left. EventsDropped counts events dropped because a
+	// listener's queue held Config.MaxListenerQueue events: that listener
+	// lags so far that it missed changes (Members tells it the state).
+	EventsMerged, EventsDropped uint64
+	// UpdatesHeld counts changes to a member that came within half an
+	// announce interval of its previous Updated event: they are applied at
+	// once, and reported by one Updated event when that time is up.
+	UpdatesHeld uint64
 	// Confirmations counts the deaths put to other members before a
 	// removal (Config.Confirmers); Refutations those of them that a member
 	// refuted, having seen the peer alive, so that it stayed.
@@ -124,6 +135,9 @@ type counters struct {
 	sent, sendErrors   atomic.Uint64
 	probesOK, probesKO atomic.Uint64
 	events             atomic.Uint64
+	eventsMerged       atomic.Uint64
+	eventsDropped      atomic.Uint64
+	updatesHeld        atomic.Uint64
 	confirms, refutes  atomic.Uint64
 	obits              atomic.Uint64
 }

@@ -6,9 +6,12 @@ import (
 )
 
 // subscriber delivers events to one discovery.Listener from a goroutine of
-// its own, as discovery.Group does (internal/eventq): events queue without
-// bound (their number is bounded by membership churn) and a slow listener
-// delays only itself.
+// its own, as discovery.Group does (internal/eventq). Its queue has no
+// bound: events come from etcd, written by the group's own Mirrors, and
+// their number is bounded by the group's churn; a slow listener delays only
+// itself.
 type subscriber = eventq.Subscriber[discovery.Event]
 
-func newSubscriber(l discovery.Listener) *subscriber { return eventq.New[discovery.Event](l) }
+func newSubscriber(l discovery.Listener) *subscriber {
+	return eventq.New(l, eventq.Policy[discovery.Event]{})
+}
