@@ -53,6 +53,7 @@ type admission struct {
 	// tokens from for their hedged attempts.
 	rateMu   sync.Mutex
 	inflight int                          // probes of pending peers running
+	suspects int                          // of which of peers from suspect sources
 	sources  map[netip.Addr]*sourceRecord // by source address; bounded by maxSources plus MaxProbes
 	order    []string                     // pending peers, oldest first (some may have joined or gone since)
 	lines    [3][]string                  // pending peers waiting for a probe slot, by tier (see tier)
@@ -236,8 +237,8 @@ func (g *Group) tracked(id string) {
 	g.adm.order = append(g.adm.order, id)
 }
 
-// queuePending puts the pending peer st in line for a probe, by its
-// source address's record, and starts what may start.
+// queuePending puts the pending peer st in line for a probe, and starts
+// what may start.
 func (g *Group) queuePending(id string, st *peerState, now time.Time) {
 	st.queued = true
 	t := g.tier(st.member.Addr.Addr(), now)
@@ -245,35 +246,50 @@ func (g *Group) queuePending(id string, st *peerState, now time.Time) {
 	g.startWaiting(now)
 }
 
-// tier is the line a pending peer from src waits in: 0 when its latest
-// probe outcome answered, 2 when it failed within recentFailure, 1 when
-// it has none.
+// Lines of pending peers, by what their source address has done.
+const (
+	tierAnswered = iota // its latest probe outcome was a success: a member's host, say
+	tierUnknown         // nothing yet, or only failures older than recentFailure
+	tierSuspect         // a failure within recentFailure, or a probe running and none answered yet
+)
+
+// tier is the line a pending peer heard from src waits in.
 func (g *Group) tier(src netip.Addr, now time.Time) int {
 	r := g.adm.sources[src]
 	switch {
 	case r == nil:
-		return 1
+		return tierUnknown
 	case r.ok != 0 && r.ok >= r.failed:
-		return 0
+		return tierAnswered
 	case r.failed != 0 && now.Sub(g.time(r.failed)) < recentFailure:
-		return 2
+		return tierSuspect
+	case r.inflight > 0 && r.ok == 0:
+		return tierSuspect
 	}
-	return 1
+	return tierUnknown
 }
 
 // pendingCap is the number of probes of pending peers that may run at
-// once: half of MaxProbes, the rest kept for members.
+// once: half of MaxProbes, the rest kept for members. Peers from suspect
+// sources may use half of that, so that a flood from a few addresses
+// leaves room for a newcomer from another.
 func (g *Group) pendingCap() int { return max(1, g.cfg.MaxProbes/2) }
 
+func (g *Group) suspectCap() int { return max(1, g.cfg.MaxProbes/4) }
+
 // startPending starts the probes of pending peers that wait, line by line,
-// while the caps allow. It reports whether it stopped for want of a probe
-// token or slot (false: every line was gone through).
-func (g *Group) startPending(now time.Time) bool {
+// while the caps allow. A peer whose source has fallen to a later line
+// since it was queued moves there.
+func (g *Group) startPending(now time.Time) {
 	for t := range g.adm.lines {
 		line := g.adm.lines[t]
 		kept := line[:0]
 		stopped := false
 		for i, id := range line {
+			if stopped {
+				kept = append(kept, line[i:]...)
+				break
+			}
 			st := g.peers[id]
 			if st == nil || !st.queued || st.probing {
 				if st != nil && !st.probing {
@@ -281,22 +297,32 @@ func (g *Group) startPending(now time.Time) bool {
 				}
 				continue // gone, or probing already: drop its place
 			}
-			if g.adm.inflight >= g.pendingCap() || g.inflight >= g.cfg.MaxProbes {
-				kept = append(kept, line[i:]...)
-				stopped = true
-				break
+			src := st.member.Addr.Addr()
+			if nt := g.tier(src, now); nt > t {
+				g.adm.lines[nt] = append(g.adm.lines[nt], id)
+				continue
 			}
-			if r := g.adm.sources[st.member.Addr.Addr()]; r != nil && r.inflight >= pendingPerSource {
+			switch {
+			case g.adm.inflight >= g.pendingCap() || g.inflight >= g.cfg.MaxProbes:
+				stopped = true
+			case t == tierSuspect && g.adm.suspects >= g.suspectCap():
+				stopped = true
+			}
+			if stopped {
+				kept = append(kept, id)
+				continue
+			}
+			if r := g.adm.sources[src]; r != nil && r.inflight >= pendingPerSource {
 				kept = append(kept, id) // its source's other peers first
 				continue
 			}
 			if !g.mayStartProbe(now) {
-				kept = append(kept, line[i:]...)
 				stopped = true
-				break
+				kept = append(kept, id)
+				continue
 			}
 			st.queued = false
-			g.startProbe(id, st)
+			g.startProbe(id, st, t == tierSuspect)
 		}
 		clear(line[len(kept):])
 		if len(kept) == 0 {
@@ -304,10 +330,9 @@ func (g *Group) startPending(now time.Time) bool {
 		}
 		g.adm.lines[t] = kept
 		if stopped {
-			return true
+			return
 		}
 	}
-	return false
 }
 
 // source returns src's record, making one. The table is bounded: past
@@ -350,6 +375,9 @@ func (g *Group) probeDone(r probeResult) {
 	if r.pending {
 		g.adm.inflight--
 		s.inflight--
+	}
+	if r.suspect {
+		g.adm.suspects--
 	}
 	if r.err == nil {
 		s.ok = g.at(r.at)

@@ -142,6 +142,7 @@ type probeResult struct {
 	at      time.Time
 	src     netip.Addr // the peer's source address when the probe started
 	pending bool       // a probe of a pending peer (admit.go's caps)
+	suspect bool       // of a pending peer from a suspect source
 }
 
 // Join starts a Group: it checks cfg, asks the group who is there, and
@@ -753,7 +754,7 @@ func (g *Group) probe(id string, st *peerState, now time.Time) {
 		g.waiting[q] = append(g.waiting[q], id)
 		g.startWaiting(now)
 	default:
-		g.startProbe(id, st)
+		g.startProbe(id, st, false)
 	}
 }
 
@@ -778,15 +779,20 @@ func (g *Group) mayStartProbe(now time.Time) bool {
 	return false
 }
 
-func (g *Group) startProbe(id string, st *peerState) {
+// startProbe starts a probe of st. suspect says that st is pending and
+// its source suspect (admit.go's tiers).
+func (g *Group) startProbe(id string, st *peerState, suspect bool) {
 	now := time.Now()
 	st.probeStart = g.at(now)
 	st.probing = true
 	g.inflight++
-	r := probeResult{id: id, gen: st.gen, src: st.member.Addr.Addr(), pending: !st.joined}
+	r := probeResult{id: id, gen: st.gen, src: st.member.Addr.Addr(), pending: !st.joined, suspect: suspect}
 	if r.pending {
 		g.adm.inflight++
 		g.source(r.src, now).inflight++
+	}
+	if suspect {
+		g.adm.suspects++
 	}
 	g.wg.Add(1)
 	go g.runProbe(r, st.member.HealthURI)
@@ -813,7 +819,7 @@ func (g *Group) startWaiting(now time.Time) {
 			g.waiting[q][0] = ""
 			g.waiting[q] = g.waiting[q][1:]
 			st.queued = false
-			g.startProbe(id, st)
+			g.startProbe(id, st, false)
 		}
 		g.waiting[q] = nil // let the backing array go
 	}
