@@ -66,7 +66,8 @@ type Group struct {
 	sched     schedule
 	inflight  int         // probes running
 	waiting   [2][]string // peers whose probe waits its turn: [0] joined, [1] pending
-	probeRate bucket      // Config.MaxProbeRate
+	probeRate bucket      // Config.MaxProbeRate; guarded by adm.rateMu
+	adm       admission   // pending peers' probes (admit.go)
 	slotArmed bool        // a taskProbeSlot is scheduled
 	sources   sourceLimiter
 	answers   sourceLimiter               // Config.AnswerRate
@@ -135,6 +136,8 @@ type peerState struct {
 	probing    bool   // a probe is in flight
 	queued     bool   // waiting in Group.waiting for a free probe slot
 	lateProbed bool   // probed for this silence already
+
+	adm peerAdmission // while pending (admit.go)
 }
 
 type inbound struct {
@@ -145,11 +148,14 @@ type inbound struct {
 }
 
 type probeResult struct {
-	id  string
-	gen uint32
-	err error
-	rtt time.Duration
-	at  time.Time
+	id      string
+	gen     uint32
+	err     error
+	rtt     time.Duration
+	at      time.Time
+	src     netip.Addr // the peer's source address when the probe started
+	pending bool       // a probe of a pending peer (admit.go's caps)
+	suspect bool       // of a pending peer from a suspect source
 }
 
 // Join starts a Group: it checks cfg, asks the group who is there, and
@@ -373,7 +379,9 @@ func (g *Group) full(in *inbound) bool {
 // updateRoom tells the receiver whether new peers can be taken. The owner
 // calls it whenever the peer counts change.
 func (g *Group) updateRoom() {
-	g.noRoom.Store(len(g.peers) >= g.cfg.MaxPeers || g.pending >= g.cfg.MaxPending)
+	// A full pending pool makes room for new peers (track): only a table
+	// full of members refuses them.
+	g.noRoom.Store(len(g.peers) >= g.cfg.MaxPeers && g.pending == 0)
 }
 
 // dropReason says under which reason a Decode error is counted.
@@ -497,7 +505,9 @@ func (g *Group) handle(in inbound) {
 		g.answerConfirm(in)
 		return
 	case codec.Evidence:
-		g.takeEvidence(in)
+		if !g.takeVouch(in) {
+			g.takeEvidence(in)
+		}
 		return
 	case codec.Obituary:
 		g.takeObituary(in)
@@ -514,6 +524,9 @@ func (g *Group) handle(in inbound) {
 	st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
 	if st.lateProbed {
 		g.armSilence(m.ID, st, in.at) // a new silence may be late again
+	}
+	if !st.joined {
+		g.heardPending(m.ID, st, in.at)
 	}
 	p := pathOf(in)
 	primary := p == st.path
@@ -652,8 +665,9 @@ func (g *Group) dropPeer(err error) {
 
 // track starts tracking a peer heard for the first time.
 func (g *Group) track(in inbound) {
-	if len(g.peers) >= g.cfg.MaxPeers || g.pending >= g.cfg.MaxPending {
-		g.stats.drop(DropPeerCap)
+	full := len(g.peers) >= g.cfg.MaxPeers || g.pending >= g.cfg.MaxPending
+	if full && g.pending == 0 {
+		g.stats.drop(DropPeerCap) // members only: nothing to make room from
 		return
 	}
 	if !g.sources.allow(in.src.Addr(), in.at) {
@@ -664,6 +678,10 @@ func (g *Group) track(in inbound) {
 	if err != nil {
 		g.dropPeer(err)
 		g.log.Debug("ignoring peer", "peer", in.msg.ID, "from", in.src, "error", err)
+		return
+	}
+	if full && !g.makeRoom(in.at) {
+		g.stats.drop(DropPeerCap)
 		return
 	}
 	st := &peerState{
@@ -688,6 +706,9 @@ func (g *Group) track(in inbound) {
 	}
 	g.mu.Unlock()
 	g.log.Debug("tracking peer", "peer", p.ID, "health", p.HealthURI, "from", in.src)
+	if !st.joined {
+		g.tracked(in.msg.ID)
+	}
 	g.armSilence(in.msg.ID, st, in.at)
 	g.probe(in.msg.ID, st, in.at)
 }
@@ -729,12 +750,19 @@ func (g *Group) update(st *peerState, in inbound) {
 // each result schedules the next, ProbeInterval after the previous probe
 // started (at once if that has passed), so a probe that runs as long as the
 // interval delays the next one by nothing.
+//
+// A pending peer is probed only as admit.go allows (mayProbePending), and
+// waits in lines of its own, behind members (queuePending).
 func (g *Group) probe(id string, st *peerState, now time.Time) {
 	if !g.assess(id, st, now) {
 		return
 	}
 	switch {
 	case st.probing, st.queued:
+	case !st.joined:
+		if g.mayProbePending(id, st, now) {
+			g.queuePending(id, st, now)
+		}
 	case len(g.waiting[0])+len(g.waiting[1]) > 0 || !g.mayStartProbe(now):
 		// Wait in line: joined members before pending peers, so that a
 		// flood of forged peers cannot starve the real ones.
@@ -746,7 +774,7 @@ func (g *Group) probe(id string, st *peerState, now time.Time) {
 		g.waiting[q] = append(g.waiting[q], id)
 		g.startWaiting(now)
 	default:
-		g.startProbe(id, st)
+		g.startProbe(id, st, false)
 	}
 }
 
@@ -759,6 +787,8 @@ func (g *Group) mayStartProbe(now time.Time) bool {
 	if g.cfg.MaxProbeRate < 0 {
 		return true
 	}
+	g.adm.rateMu.Lock()
+	defer g.adm.rateMu.Unlock()
 	if g.probeRate.take(now, g.cfg.MaxProbeRate, float64(g.cfg.MaxProbes)) {
 		return true
 	}
@@ -769,16 +799,27 @@ func (g *Group) mayStartProbe(now time.Time) bool {
 	return false
 }
 
-func (g *Group) startProbe(id string, st *peerState) {
-	st.probeStart = g.at(time.Now())
+// startProbe starts a probe of st. suspect says that st is pending and
+// its source suspect (admit.go's tiers).
+func (g *Group) startProbe(id string, st *peerState, suspect bool) {
+	now := time.Now()
+	st.probeStart = g.at(now)
 	st.probing = true
 	g.inflight++
+	r := probeResult{id: id, gen: st.gen, src: st.member.Addr.Addr(), pending: !st.joined, suspect: suspect}
+	if r.pending {
+		g.adm.inflight++
+		g.source(r.src, now).inflight++
+	}
+	if suspect {
+		g.adm.suspects++
+	}
 	g.wg.Add(1)
-	go g.runProbe(id, st.gen, st.member.HealthURI)
+	go g.runProbe(r, st.member.HealthURI)
 }
 
 // startWaiting starts the probes that waited for a free slot or token:
-// joined members first, oldest first.
+// joined members first, oldest first; then pending peers (startPending).
 func (g *Group) startWaiting(now time.Time) {
 	for q := range g.waiting {
 		for len(g.waiting[q]) > 0 {
@@ -798,19 +839,29 @@ func (g *Group) startWaiting(now time.Time) {
 			g.waiting[q][0] = ""
 			g.waiting[q] = g.waiting[q][1:]
 			st.queued = false
-			g.startProbe(id, st)
+			g.startProbe(id, st, false)
 		}
 		g.waiting[q] = nil // let the backing array go
 	}
+	g.startPending(now)
 }
 
-func (g *Group) runProbe(id string, gen uint32, target *url.URL) {
+// runProbe runs one probe and hands r, its result, to the owner. A pending
+// peer's probe is one connection attempt (healthcheck.WithoutRetry); every
+// further attempt of a member's probe takes a token of MaxProbeRate.
+func (g *Group) runProbe(r probeResult, target *url.URL) {
 	defer g.wg.Done()
 	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.ProbeTimeout)
+	if r.pending {
+		ctx = healthcheck.WithoutRetry(ctx)
+	}
+	if g.cfg.MaxProbeRate >= 0 {
+		ctx = healthcheck.WithAttemptGate(ctx, g.takeAttempt)
+	}
 	start := time.Now()
-	err := g.cfg.Prober.Probe(ctx, target)
+	r.err = g.cfg.Prober.Probe(ctx, target)
 	cancel()
-	r := probeResult{id: id, gen: gen, err: err, rtt: time.Since(start), at: time.Now()}
+	r.rtt, r.at = time.Since(start), time.Now()
 	select {
 	case g.results <- r:
 	case <-g.ctx.Done():
@@ -819,6 +870,7 @@ func (g *Group) runProbe(id string, gen uint32, target *url.URL) {
 
 func (g *Group) handleProbe(r probeResult) {
 	g.inflight--
+	g.probeDone(r)
 	defer g.startWaiting(r.at)
 	if r.err != nil {
 		g.stats.probesKO.Add(1)
@@ -830,6 +882,9 @@ func (g *Group) handleProbe(r probeResult) {
 		return
 	}
 	st.probing = false
+	if r.err != nil && !st.joined && !g.pendingFailed(r.id, st, r.at) {
+		return
+	}
 	o := score.Observation{Event: score.ProbeOK, At: r.at, RTT: r.rtt}
 	if r.err != nil {
 		o.Event = score.ProbeFailed
@@ -860,6 +915,10 @@ func (g *Group) handleProbe(r probeResult) {
 		g.join(st, r.at)
 		g.mu.Unlock()
 		g.updateMode(r.at)
+		if st.adm.vouch {
+			st.adm.vouch = false
+			g.sendVouch(r.id, st, r.at)
+		}
 	}
 }
 

@@ -413,8 +413,9 @@ func TestMaxPeers(t *testing.T) {
 	})
 }
 
-// No more than MaxProbes probes run at once, and the ones that wait for a
-// slot all run in the end.
+// No more than MaxProbes/2 probes of pending peers run at once (the rest
+// are kept for members), and the ones that wait for a slot all run in the
+// end.
 func TestMaxProbes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t)
@@ -423,7 +424,7 @@ func TestMaxProbes(t *testing.T) {
 		for _, n := range names {
 			own.set(n+":1", silent) // each probe holds its slot for 2 s
 		}
-		l.join("a", func(c *discovery.Config) { c.MaxProbes = 3; c.Prober = own })
+		l.join("a", func(c *discovery.Config) { c.MaxProbes = 6; c.Prober = own })
 		for _, n := range names {
 			l.join(n)
 		}

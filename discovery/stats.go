@@ -21,7 +21,8 @@ const (
 	// DropBadURI: a URI that does not parse, or a health URI whose scheme
 	// no prober handles.
 	DropBadURI
-	// DropPeerCap: a new peer while MaxPeers are tracked.
+	// DropPeerCap: a new peer while MaxPeers members are tracked, or
+	// the oldest pending peer, dropped to make room for a new one.
 	DropPeerCap
 	// DropReceiveError: the transport reported an error other than
 	// truncation.

@@ -115,10 +115,14 @@ func abort(c net.Conn) {
 // timed out or found the host unreachable leaves the others going. Every try has ended when hedge
 // returns. On a lossy link one lost packet then costs a quarter second,
 // not the kernel's one-second retransmission, nor the whole probe.
+//
+// A parent context made by WithoutRetry gets one try only; one made by
+// WithAttemptGate asks its gate before each try after the first, and a
+// try the gate refuses is not started (the next tick asks again).
 func hedge(parent context.Context, deadline time.Time, every time.Duration, try func(context.Context) error) error {
 	ctx, cancel := context.WithDeadline(parent, deadline)
 	defer cancel()
-	err := hedged(ctx, cancel, every, try)
+	err := hedged(ctx, cancel, retryFor(parent, every), try)
 	if err != nil && parent.Err() == nil && isTimeout(err) && !errors.Is(err, os.ErrDeadlineExceeded) {
 		// Our own deadline, not the caller's: say so as the contract does.
 		err = fmt.Errorf("%w (%w)", err, os.ErrDeadlineExceeded)
@@ -182,7 +186,7 @@ func hedged(ctx context.Context, cancel context.CancelFunc, every time.Duration,
 				return finish(err)
 			}
 		case <-tick:
-			if started < maxTries {
+			if started < maxTries && mayAttempt(ctx) {
 				start()
 			}
 		case <-ctx.Done():

@@ -68,15 +68,19 @@ func (p *UDPProber) Probe(ctx context.Context, target *url.URL) error {
 	defer stop()
 
 	var reply [udpReplyBuf]byte
-	for {
+	retry := retryFor(ctx, p.retry)
+	for sent := 0; ; sent++ {
 		wait := deadline
-		if p.retry > 0 {
-			if next := time.Now().Add(p.retry); next.Before(deadline) {
+		if retry > 0 {
+			if next := time.Now().Add(retry); next.Before(deadline) {
 				wait = next
 			}
 		}
 		step, err := "send to", error(nil)
-		if _, err = conn.Write([]byte{0x00}); err == nil {
+		if sent == 0 || mayAttempt(ctx) { // else wait for a reply to the datagrams sent
+			_, err = conn.Write([]byte{0x00})
+		}
+		if err == nil {
 			if err = conn.SetReadDeadline(wait); err != nil {
 				return probeError(ctx, "probe", addr, err)
 			}
@@ -89,7 +93,7 @@ func (p *UDPProber) Probe(ctx context.Context, target *url.URL) error {
 		// A refusal is final; a timeout, or a host unreachable while a
 		// lossy link fails neighbour discovery, may pass: try again until
 		// the deadline.
-		if settled(err) || p.retry <= 0 || ctxErr(ctx) != nil || !time.Now().Before(deadline) {
+		if settled(err) || retry <= 0 || ctxErr(ctx) != nil || !time.Now().Before(deadline) {
 			return probeError(ctx, step, addr, err)
 		}
 		if !isTimeout(err) {

@@ -1,0 +1,133 @@
+package stress
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/pirlan/pir/discovery"
+	"github.com/pirlan/pir/healthcheck"
+	"github.com/pirlan/pir/internal/netlab"
+	"github.com/pirlan/pir/score"
+	"github.com/pirlan/pir/transport/multicast"
+)
+
+// runningProber counts the probes running, and those of one host.
+type runningProber struct {
+	inner   healthcheck.Prober
+	host    string
+	running atomic.Int64
+	ofHost  atomic.Int64
+}
+
+func (p *runningProber) Probe(ctx context.Context, u *url.URL) error {
+	p.running.Add(1)
+	defer p.running.Add(-1)
+	if u.Hostname() == p.host {
+		p.ofHost.Add(1)
+	}
+	return p.inner.Probe(ctx, u)
+}
+
+// TestForgedAnnouncementAmplification plays the amplification by a forged
+// announcement (issue 12, attack 5): one announcement, sent from a victim's
+// address and naming it as the health host, where SYNs go unanswered. The
+// bytes the whole group then sends to the victim, counted at the IP layer
+// by nft as the forged datagram is, must stay within twice the forged
+// datagram: one connection attempt from one member.
+func TestForgedAnnouncementAmplification(t *testing.T) {
+	const members = 6
+	victim := netip.MustParseAddr("198.18.2.1")
+	netlab.Require(t)
+	netlab.IP("addr", "add", victim.String()+"/32", "dev", netlab.Loopback) // may exist already
+	nft(t, `table ip amplify {
+	counter forged {}
+	counter tovictim {}
+	chain out {
+		type filter hook output priority 0; policy accept;
+		ip saddr 198.18.2.1 udp dport 9500 counter name forged
+		ip daddr 198.18.2.1 counter name tovictim
+	}
+	chain in {
+		type filter hook input priority 0; policy accept;
+		ip daddr 198.18.2.1 tcp dport 9 drop
+	}
+}
+`)
+	t.Cleanup(func() { nft(t, "delete table ip amplify\n") })
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+
+	var groups []*discovery.Group
+	var probers []*runningProber
+	for i := range members {
+		p := &runningProber{inner: healthcheck.NewRegistry(), host: victim.String()}
+		g, hs := joinMember(t, "m"+string(rune('a'+i)), func(c *discovery.Config) {
+			c.Prober = p
+			c.ExpireAfter = 3 * time.Second // the forged peer goes sooner
+		})
+		defer func() { g.Close(); hs.Close() }()
+		groups, probers = append(groups, g), append(probers, p)
+	}
+	// Every member knows every other as healthy, and has been up past its
+	// first announcement (a member that has just started probes every
+	// peer it hears: that is how it learns the group).
+	require.Eventually(t, func() bool {
+		for _, g := range groups {
+			ms := g.Members()
+			if len(ms) != members-1 || g.Stats().Sent < 2 {
+				return false
+			}
+			for _, m := range ms {
+				if m.Verdict != score.Healthy {
+					return false
+				}
+			}
+		}
+		return true
+	}, 20*time.Second, 10*time.Millisecond)
+
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(victim, 0)))
+	require.NoError(t, err)
+	defer c.Close()
+	forged := []byte("web|forged|tcp://198.18.2.1:9|tcp://198.18.2.1:9")
+	_, err = c.WriteToUDP(forged, net.UDPAddrFromAddrPort(netip.AddrPortFrom(multicast.DefaultGroupV4, port)))
+	require.NoError(t, err)
+
+	// Every member hears it, then forgets it (it never answers, and is
+	// never heard again), and no probe is left running.
+	require.Eventually(t, func() bool {
+		for _, g := range groups {
+			if g.Stats().Pending != 1 {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 5*time.Millisecond, "every member tracks the forged peer")
+	require.Eventually(t, func() bool {
+		for i, g := range groups {
+			if g.Stats().Pending != 0 || probers[i].running.Load() != 0 {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 10*time.Millisecond, "every member drops the forged peer")
+
+	forgedBytes, victimBytes := nftBytes(t, "amplify", "forged"), nftBytes(t, "amplify", "tovictim")
+	var probes int64
+	for _, p := range probers {
+		probes += p.ofHost.Load()
+	}
+	t.Logf("figures: %d members; forged datagram %d bytes at the IP layer; the group sent %d bytes to the victim (%.1fx), in %d probes",
+		members, forgedBytes, victimBytes, float64(victimBytes)/float64(max(forgedBytes, 1)), probes)
+	require.Positive(t, forgedBytes, "the forged datagram was counted")
+	assert.Positive(t, probes, "the forged peer was probed")
+	assert.LessOrEqual(t, victimBytes, 2*forgedBytes, "bytes sent to the victim, summed over the group, at most twice the forged datagram")
+}
