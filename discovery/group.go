@@ -43,7 +43,8 @@ const receiveBuffer = 64 << 10
 //
 // One goroutine owns the membership state. A second receives datagrams, and
 // each probe in flight runs in one more. All of them stop when the Group is
-// closed; Shutdown and Close wait for them and for the listeners, up to a bound.
+// closed; Shutdown and Close wait for them and for the listeners, up to a
+// bound.
 type Group struct {
 	cfg    Config
 	self   Peer
