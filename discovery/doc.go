@@ -4,12 +4,22 @@
 //
 // # Lifecycle
 //
-// Join checks the Config, sends a Query (an announcement that asks every
-// member to answer at once, so the new member learns the group in one round
-// trip) and starts announcing every AnnounceInterval, with jitter. Leave
-// sends a goodbye, which other members act on at once, then closes. Close
-// stops without a goodbye: it closes the transport, stops every goroutine
-// the Group started and waits for them. Both are idempotent.
+// Join checks the Config, fills in its defaults (those derived from other
+// fields, such as LateAfter and ExpireAfter from AnnounceInterval, from the
+// Config as given), sends a Query (an announcement that asks every member
+// to answer at once, so the new member learns the group in one round trip)
+// and starts announcing every AnnounceInterval, with jitter.
+//
+// Shutdown(ctx) stops without a goodbye: it closes the transport, stops
+// every goroutine the Group started, lets each listener finish the events
+// queued for it, and waits for all of that until ctx ends; then it
+// abandons what still runs and returns a *ShutdownError naming it. Close
+// is Shutdown bounded by Config.CloseTimeout (5 s by default). Leave sends
+// a goodbye, which other members act on at once, then shuts down; its ctx
+// bounds both. All three are idempotent: once the Group is stopping, Leave
+// sends nothing, and each call waits as Shutdown does and returns nil when
+// everything has stopped. Done is closed when nothing of the Group runs
+// any more, listeners included.
 //
 // # What a member sees of its peers
 //
@@ -29,18 +39,30 @@
 // One goroutine owns the membership; another receives and decodes
 // datagrams; each probe in flight runs in one more, at most MaxProbes at
 // once. Every method of Group is safe for concurrent use. Listeners run in
-// goroutines of their own, outside every lock, and may call the Group (but
-// not Close or Leave, which wait for them). A slow listener delays only
-// itself.
+// goroutines of their own, outside every lock, and may call any method of
+// the Group, Close, Leave and Shutdown included: called from a listener,
+// those do not wait for that listener (it cannot return before they do).
+//
+// A slow listener delays only itself, and costs bounded memory: its queue
+// merges the Updated and HealthChanged events of each member (the newest
+// wins, with Prev from the first one the listener missed), keeps Joined and
+// Left in order, and holds at most Config.MaxListenerQueue events; beyond
+// that it drops events and counts them (Stats.EventsDropped). A member's
+// changes are reported by at most one Updated event per half announce
+// interval; later ones are applied at once and reported together when that
+// time is up (Stats.UpdatesHeld).
 //
 // # Pluggable parts
 //
 // The Group is written against four interfaces: transport.Transport (how
 // datagrams move), codec.Codec (what they look like), healthcheck.Prober
 // (how health is probed) and score.HealthPolicy (how health is judged). The
-// defaults are byte-compatible with the original pir: the pipe codec, the
-// tcp probe, and a threshold policy that removes a member after three net
-// probe failures.
+// default codec and probe are byte-compatible with the original pir: the
+// pipe codec and the tcp probe. The default policy is [score.PhiAccrual],
+// expecting an announcement every AnnounceInterval: a member is dead when
+// its silence has grown unlikely and its probe fails, or after three
+// failed probes in a row. [score.Threshold] gives the original pir's rule,
+// removal after three net probe failures.
 //
 // Bad datagrams are never errors of ours: they are counted by reason (see
 // Stats) and dropped.

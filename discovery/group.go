@@ -24,7 +24,9 @@ import (
 )
 
 var (
-	// ErrClosed is returned by methods of a Group that has been closed.
+	// ErrClosed says a Group has been closed; it wraps net.ErrClosed. No
+	// method returns it any more (Leave after Close returns nil, as a
+	// second Close does); it stays for code that tests for it.
 	ErrClosed = fmt.Errorf("discovery: group closed: %w", net.ErrClosed)
 	// ErrInvalidConfig wraps every problem Config.Validate reports.
 	ErrInvalidConfig = errors.New("discovery: invalid config")
@@ -41,7 +43,8 @@ const receiveBuffer = 64 << 10
 //
 // One goroutine owns the membership state. A second receives datagrams, and
 // each probe in flight runs in one more. All of them stop when the Group is
-// closed; Close waits for them and for the listeners.
+// closed; Shutdown and Close wait for them and for the listeners, up to a
+// bound.
 type Group struct {
 	cfg    Config
 	self   Peer

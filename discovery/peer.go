@@ -165,7 +165,11 @@ func (e Event) String() string {
 //
 // Each listener runs in a goroutine of its own, outside the Group's locks,
 // and receives events one at a time in the order they happened. A slow
-// listener delays only itself: events queue for it. A listener may call
-// any Group method except Close and Leave, which wait for listeners to
-// return (call those from another goroutine).
+// listener delays only itself: events queue for it, and the queue is
+// bounded: a member's Updated events merge into one (the newest, with
+// Prev from the first one missed), as do its HealthChanged events; Joined
+// and Left are kept in order, a Left drops the member's merged events, and
+// beyond Config.MaxListenerQueue events are dropped (Stats.EventsDropped).
+// A listener may call any Group method, Close, Leave and Shutdown
+// included: called from a listener, those do not wait for it.
 type Listener func(Event) bool

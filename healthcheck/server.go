@@ -57,18 +57,21 @@ func DefaultServerConfig() ServerConfig {
 	}
 }
 
-// Validate reports every problem with c at once. Zero fields are fine:
-// they stand for their defaults.
+// ErrInvalidConfig wraps every problem ServerConfig.Validate reports.
+var ErrInvalidConfig = errors.New("healthcheck: invalid config")
+
+// Validate reports every problem with c at once, each wrapping
+// ErrInvalidConfig. Zero fields are fine: they stand for their defaults.
 func (c ServerConfig) Validate() error {
 	var errs []error
 	if c.ReadTimeout < 0 {
-		errs = append(errs, fmt.Errorf("healthcheck: ReadTimeout %v is negative", c.ReadTimeout))
+		errs = append(errs, fmt.Errorf("%w: ReadTimeout %v is negative", ErrInvalidConfig, c.ReadTimeout))
 	}
 	if c.MaxConns < 0 {
-		errs = append(errs, fmt.Errorf("healthcheck: MaxConns %d is negative", c.MaxConns))
+		errs = append(errs, fmt.Errorf("%w: MaxConns %d is negative", ErrInvalidConfig, c.MaxConns))
 	}
 	if c.Path != "" && !strings.HasPrefix(c.Path, "/") {
-		errs = append(errs, fmt.Errorf("healthcheck: Path %q does not begin with /", c.Path))
+		errs = append(errs, fmt.Errorf("%w: Path %q does not begin with /", ErrInvalidConfig, c.Path))
 	}
 	return errors.Join(errs...)
 }

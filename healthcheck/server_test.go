@@ -74,7 +74,7 @@ func TestServerLifecycle(t *testing.T) {
 			t.Run("InvalidConfig", func(t *testing.T) {
 				s := k.new(healthcheck.ServerConfig{ReadTimeout: -1, MaxConns: -1, Path: "healthz"})
 				err := s.Start("127.0.0.1:0")
-				require.Error(t, err)
+				require.ErrorIs(t, err, healthcheck.ErrInvalidConfig)
 				for _, field := range []string{"ReadTimeout", "MaxConns", "Path"} {
 					assert.Contains(t, err.Error(), field)
 				}

@@ -131,27 +131,31 @@ func DefaultConfig() Config {
 // one-byte inner message.
 var minSize = len(Prefix) + enc.EncodedLen(Overhead+1)
 
-// Validate reports every problem with the Config at once.
+// ErrInvalidConfig wraps every problem Config.Validate reports.
+var ErrInvalidConfig = errors.New("auth: invalid config")
+
+// Validate reports every problem with the Config at once, each wrapping
+// ErrInvalidConfig.
 func (c Config) Validate() error {
 	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
 	if c.Keys == nil {
-		errs = append(errs, errors.New("Keys is required"))
+		bad("Keys is required")
 	} else if _, ok := c.Keys.Current(); !ok {
-		errs = append(errs, errors.New("Keys holds no key"))
+		bad("Keys holds no key")
 	}
 	if c.MaxSize != 0 && c.MaxSize < minSize {
-		errs = append(errs, fmt.Errorf("MaxSize %d is less than the smallest envelope, %d bytes", c.MaxSize, minSize))
+		bad("MaxSize %d is less than the smallest envelope, %d bytes", c.MaxSize, minSize)
 	}
 	if c.Window < 0 || c.Window != 0 && c.Window < time.Millisecond {
-		errs = append(errs, fmt.Errorf("Window %v: want at least 1ms, or zero for the default", c.Window))
+		bad("Window %v: want at least 1ms, or zero for the default", c.Window)
 	}
 	if c.MaxSenders < 0 {
-		errs = append(errs, fmt.Errorf("MaxSenders %d is negative", c.MaxSenders))
+		bad("MaxSenders %d is negative", c.MaxSenders)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("auth: invalid Config: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (c Config) withDefaults() Config {

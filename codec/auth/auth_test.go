@@ -590,11 +590,13 @@ func TestNewValidates(t *testing.T) {
 	_, err := auth.New(nil, auth.Config{Keys: ring(t, keyA)})
 	require.Error(t, err)
 	_, err = auth.New(pipe.Codec{}, auth.Config{})
+	require.ErrorIs(t, err, auth.ErrInvalidConfig)
 	require.ErrorContains(t, err, "Keys is required")
 	_, err = auth.New(pipe.Codec{}, auth.Config{Keys: new(auth.Keyring)})
 	require.ErrorContains(t, err, "no key")
 	_, err = auth.New(pipe.Codec{}, auth.Config{Keys: ring(t, keyA), MaxSize: 10, Window: -time.Second, MaxSenders: -1})
 	require.Error(t, err)
+	require.ErrorIs(t, err, auth.ErrInvalidConfig)
 	for _, want := range []string{"MaxSize", "Window", "MaxSenders"} {
 		assert.ErrorContains(t, err, want, "every problem is reported at once")
 	}

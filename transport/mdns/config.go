@@ -239,9 +239,9 @@ func (c Config) Validate() error {
 	default:
 		bad("Network %q: want udp4, udp6 or empty for both", c.Network)
 	}
-	for _, name := range c.Interfaces {
+	for i, name := range c.Interfaces {
 		if name == "" {
-			bad("empty interface name")
+			bad("Interfaces[%d] is an empty interface name", i)
 		}
 	}
 	if d.TTL < time.Second || d.TTL > MaxTTL {

@@ -65,15 +65,18 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports every invalid field of c at once. Zero values are valid:
-// they stand for the defaults.
+// ErrInvalidConfig wraps every problem Config.Validate reports.
+var ErrInvalidConfig = errors.New("mem: invalid config")
+
+// Validate reports every invalid field of c at once, each wrapping
+// ErrInvalidConfig. Zero values are valid: they stand for the defaults.
 func (c Config) Validate() error {
 	var errs []error
 	if c.QueueLen < 0 {
-		errs = append(errs, fmt.Errorf("mem: QueueLen %d is negative", c.QueueLen))
+		errs = append(errs, fmt.Errorf("%w: QueueLen %d is negative", ErrInvalidConfig, c.QueueLen))
 	}
 	if c.MaxDatagram < 0 || c.MaxDatagram > MaxUDP {
-		errs = append(errs, fmt.Errorf("mem: MaxDatagram %d is outside 0..%d", c.MaxDatagram, MaxUDP))
+		errs = append(errs, fmt.Errorf("%w: MaxDatagram %d is outside 0..%d", ErrInvalidConfig, c.MaxDatagram, MaxUDP))
 	}
 	return errors.Join(errs...)
 }

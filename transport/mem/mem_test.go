@@ -102,6 +102,8 @@ func TestConfigValidate(t *testing.T) {
 				return
 			}
 			require.Error(t, newErr)
+			assert.ErrorIs(t, err, mem.ErrInvalidConfig)
+			assert.ErrorIs(t, newErr, mem.ErrInvalidConfig)
 			for _, w := range tc.wants {
 				assert.ErrorContains(t, err, w)
 			}

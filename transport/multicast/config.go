@@ -133,44 +133,47 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// ErrInvalidConfig wraps every problem Config.Validate reports.
+var ErrInvalidConfig = errors.New("multicast: invalid config")
+
 // Validate reports every problem with c at once, taking zero fields as
-// their defaults.
+// their defaults. Each names its field and wraps ErrInvalidConfig.
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
 	maxPayload := maxPayload4
 	switch c.Network {
 	case "udp4":
 		if g := c.Group.Addr(); !g.Is4() && !g.Is4In6() {
-			errs = append(errs, fmt.Errorf("group %s is not an IPv4 address", g))
+			bad("Group %s is not an IPv4 address (Network is udp4)", g)
 		}
 	case "udp6":
 		maxPayload = maxPayload6
 		if g := c.Group.Addr(); !g.Is6() || g.Is4In6() {
-			errs = append(errs, fmt.Errorf("group %s is not an IPv6 address", g))
+			bad("Group %s is not an IPv6 address (Network is udp6)", g)
 		}
 	default:
-		errs = append(errs, fmt.Errorf("network %q: want udp4 or udp6", c.Network))
+		bad("Network %q: want udp4 or udp6", c.Network)
 	}
 	if g := c.Group.Addr(); g.IsValid() && !g.IsMulticast() {
-		errs = append(errs, fmt.Errorf("group %s is not a multicast address", g))
+		bad("Group %s is not a multicast address", g)
 	}
 	if z := c.Group.Addr().Zone(); z != "" {
-		errs = append(errs, fmt.Errorf("group %s has a zone: choose interfaces with Interfaces", c.Group.Addr()))
+		bad("Group %s has a zone: choose interfaces with Interfaces", c.Group.Addr())
 	}
-	for _, name := range c.Interfaces {
+	for i, name := range c.Interfaces {
 		if name == "" {
-			errs = append(errs, errors.New("empty interface name"))
+			bad("Interfaces[%d] is an empty interface name", i)
 		}
 	}
 	if c.HopLimit < 1 || c.HopLimit > 255 {
-		errs = append(errs, fmt.Errorf("hop limit %d: want 1 to 255", c.HopLimit))
+		bad("HopLimit %d: want 1 to 255", c.HopLimit)
 	}
 	if c.MaxDatagram < 1 || c.MaxDatagram > maxPayload {
-		errs = append(errs, fmt.Errorf("max datagram %d bytes: want 1 to %d", c.MaxDatagram, maxPayload))
+		bad("MaxDatagram %d bytes: want 1 to %d", c.MaxDatagram, maxPayload)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("multicast: invalid config: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -49,15 +49,15 @@ func TestConfigValidate(t *testing.T) {
 		{name: "admin scoped", cfg: Config{Group: netip.MustParseAddrPort("239.255.112.105:4000")}},
 		{name: "mapped v4 group", cfg: Config{Group: netip.MustParseAddrPort("[::ffff:239.1.2.3]:4000")}},
 		{name: "max sizes", cfg: Config{Network: "udp6", MaxDatagram: 65527, HopLimit: 255}},
-		{name: "bad network", cfg: Config{Network: "tcp"}, want: []string{`network "tcp"`}},
+		{name: "bad network", cfg: Config{Network: "tcp"}, want: []string{`Network "tcp"`}},
 		{name: "unicast group", cfg: Config{Group: netip.MustParseAddrPort("10.0.0.1:1")}, want: []string{"not a multicast"}},
 		{name: "v6 group on udp4", cfg: Config{Group: netip.MustParseAddrPort("[ff02::1]:1")}, want: []string{"not an IPv4"}},
 		{name: "v4 group on udp6", cfg: Config{Network: "udp6", Group: netip.MustParseAddrPort("224.0.0.1:1")}, want: []string{"not an IPv6"}},
 		{name: "zone", cfg: Config{Network: "udp6", Group: netip.MustParseAddrPort("[ff02::1%eth0]:1")}, want: []string{"zone"}},
 		{name: "everything wrong at once",
 			cfg:  Config{HopLimit: 256, MaxDatagram: 65508, Interfaces: []string{""}, Group: netip.MustParseAddrPort("10.0.0.1:1")},
-			want: []string{"hop limit 256", "max datagram 65508", "empty interface name", "not a multicast"}},
-		{name: "negative", cfg: Config{HopLimit: -1, MaxDatagram: -1}, want: []string{"hop limit -1", "max datagram -1"}},
+			want: []string{"HopLimit 256", "MaxDatagram 65508", "Interfaces[0] is an empty interface name", "not a multicast"}},
+		{name: "negative", cfg: Config{HopLimit: -1, MaxDatagram: -1}, want: []string{"HopLimit -1", "MaxDatagram -1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -65,7 +65,7 @@ func TestConfigValidate(t *testing.T) {
 				require.NoError(t, err)
 				return
 			}
-			require.Error(t, err)
+			require.ErrorIs(t, err, ErrInvalidConfig)
 			for _, w := range tc.want {
 				assert.ErrorContains(t, err, w)
 			}

@@ -81,5 +81,5 @@ func TestNewDualNetworks(t *testing.T) {
 	_, err = NewDual(Config{}, Config{Network: "udp4"})
 	assert.ErrorContains(t, err, "dual stack needs udp4 and udp6")
 	_, err = NewDual(Config{HopLimit: 300}, Config{})
-	assert.ErrorContains(t, err, "hop limit 300")
+	assert.ErrorContains(t, err, "HopLimit 300")
 }

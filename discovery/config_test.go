@@ -1,0 +1,132 @@
+package discovery_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pirlan/pir/discovery"
+	"github.com/pirlan/pir/score"
+)
+
+// Defaults derived from AnnounceInterval follow it when it is changed in
+// DefaultConfig's result: LateAfter is 1.2 intervals, ExpireAfter ten.
+func TestDerivedDefaultsFollowAnnounceInterval(t *testing.T) {
+	c := discovery.DefaultConfig("web", nil)
+	c.AnnounceInterval = 5 * time.Second
+	d := c.WithDefaults()
+	assert.Equal(t, 6*time.Second, d.LateAfter)
+	assert.Equal(t, 50*time.Second, d.ExpireAfter)
+	assert.Equal(t, c.ProbeInterval/4, d.SuspectProbeInterval)
+	assert.Equal(t, 4*d.MaxPeers, d.MaxListenerQueue)
+	phi, ok := d.Policy.(*score.PhiAccrual)
+	require.True(t, ok, "the default policy")
+	assert.Equal(t, 5*time.Second, phi.Config().ExpectedInterval)
+
+	def := discovery.DefaultConfig("web", nil).WithDefaults()
+	assert.Equal(t, 1200*time.Millisecond, def.LateAfter)
+	assert.Equal(t, 10*time.Second, def.ExpireAfter)
+	assert.Equal(t, 5*time.Second, def.CloseTimeout)
+}
+
+// The same, as Join runs it: a member that stops announcing but still
+// answers its probes expires after ten of its announce intervals (the
+// threshold policy, which judges by probes only, lets expiry show).
+func TestJoinDerivesDefaults(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		slow := func(c *discovery.Config) {
+			d := discovery.DefaultConfig("web", c.Transport)
+			d.Self, d.Prober = c.Self, c.Prober
+			d.AnnounceInterval, d.AnnounceJitter = 5*time.Second, -1
+			*c = d
+			thresholdPolicy(c)
+		}
+		a, _ := l.join("a", slow)
+		b, _ := l.join("b", slow)
+		synctest.Wait()
+		rb := record(b)
+		advance(20 * time.Second)
+		m, ok := b.Member("a")
+		require.True(t, ok)
+		last := m.LastSeen
+		require.NoError(t, a.Close()) // silent; its probe still answers
+		for len(rb.of(discovery.Left, "a")) == 0 {
+			advance(100 * time.Millisecond)
+			require.Less(t, time.Since(last), time.Minute)
+		}
+		left := rb.of(discovery.Left, "a")[0]
+		assert.Equal(t, discovery.Expired, left.Reason)
+		assert.GreaterOrEqual(t, left.At.Sub(last), 50*time.Second)
+		assert.Less(t, left.At.Sub(last), 51*time.Second)
+	})
+}
+
+// Every problem Validate finds has a message of its own that names the
+// field, and wraps ErrInvalidConfig.
+func TestValidateNamesEachField(t *testing.T) {
+	ok := func() discovery.Config {
+		return discovery.Config{Name: "web", Self: discovery.Peer{ID: "a", HealthURI: healthURI("a")}, Transport: mustEndpoint(t)}
+	}
+	require.NoError(t, ok().Validate())
+	for _, tc := range []struct {
+		field  string
+		mutate func(*discovery.Config)
+	}{
+		{"Name", func(c *discovery.Config) { c.Name = "" }},
+		{"Name", func(c *discovery.Config) { c.Name = "a|b" }},
+		{"Transport", func(c *discovery.Config) { c.Transport = nil }},
+		{"Self.ID", func(c *discovery.Config) { c.Self.ID = "a b" }},
+		{"Self.ID", func(c *discovery.Config) { c.Self.ID = "a|b" }},
+		{"Self.ID", func(c *discovery.Config) { c.Self.ID = "café" }},
+		{"Self.ID", func(c *discovery.Config) { c.Self.ID = "a\x01" }},
+		{"Self.ID", func(c *discovery.Config) { c.Self.ID = strings.Repeat("a", 300) }},
+		{"Self.HealthURI", func(c *discovery.Config) { c.Self.HealthURI = nil }},
+		{"Self.Meta", func(c *discovery.Config) { c.Self.Meta = map[string]string{"": "x"} }},
+		{"AnnounceInterval", func(c *discovery.Config) { c.AnnounceInterval = -1 }},
+		{"ProbeInterval", func(c *discovery.Config) { c.ProbeInterval = -1 }},
+		{"ProbeTimeout", func(c *discovery.Config) { c.ProbeTimeout = -1 }},
+		{"SuspectProbeInterval", func(c *discovery.Config) { c.SuspectProbeInterval = -1 }},
+		{"ConfirmTimeout", func(c *discovery.Config) { c.ConfirmTimeout = -1 }},
+		{"AnnounceJitter", func(c *discovery.Config) { c.AnnounceJitter = 1 }},
+		{"MaxPeers", func(c *discovery.Config) { c.MaxPeers = -1 }},
+		{"MaxPending", func(c *discovery.Config) { c.MaxPending = -1 }},
+		{"MaxProbes", func(c *discovery.Config) { c.MaxProbes = -1 }},
+		{"NewPeerBurst", func(c *discovery.Config) { c.NewPeerBurst = -1 }},
+		{"ProbeFanout", func(c *discovery.Config) { c.ProbeFanout = -1 }},
+		{"MaxListenerQueue", func(c *discovery.Config) { c.MaxListenerQueue = -1 }},
+	} {
+		c := ok()
+		tc.mutate(&c)
+		err := c.Validate()
+		require.Error(t, err, tc.field)
+		assert.ErrorIs(t, err, discovery.ErrInvalidConfig)
+		msg := strings.TrimPrefix(err.Error(), discovery.ErrInvalidConfig.Error()+": ")
+		assert.True(t, strings.HasPrefix(msg, tc.field+" "), "%q names %s first", msg, tc.field)
+		assert.NotContains(t, msg, "\n", "one problem, one message")
+	}
+	for _, id := range []string{"a-b_1.x", "550e8400-e29b-41d4-a716-446655440000", "watch-x"} {
+		c := ok()
+		c.Self.ID = id
+		assert.NoError(t, c.Validate(), id)
+	}
+	// Several problems at once: one message each.
+	c := ok()
+	c.ProbeInterval, c.ProbeTimeout, c.MaxPeers = -1, -1, -1
+	var joined interface{ Unwrap() []error }
+	require.True(t, errors.As(c.Validate(), &joined))
+	assert.Len(t, joined.Unwrap(), 3)
+}
+
+func TestJoinRefusesBadConfigAndClosesTransport(t *testing.T) {
+	c := discovery.Config{Name: "web", Self: discovery.Peer{ID: "a b", HealthURI: healthURI("a")}, Transport: mustEndpoint(t)}
+	_, err := discovery.Join(context.Background(), c)
+	require.ErrorIs(t, err, discovery.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "Self.ID")
+}
