@@ -16,7 +16,7 @@ func TestPrintable(t *testing.T) {
 		"héllo wörld ✓":          "héllo wörld ✓",
 		"a\r\x1b[2K+ db-primary": `a\r\x1b[2K+ db-primary`,
 		"tab\tnl\nbell\a":        `tab\tnl\nbell\a`,
-		"del\x7f c1\u009b":       `del\x7f c1\x9b`,
+		"del\x7f c1\u009b":       `del\x7f c1\u009b`,
 		"rlo\u202eevil":          `rlo\u202eevil`,
 		"bad \xff utf8":          `bad \xff utf8`,
 		`back\slash`:             `back\\slash`,
