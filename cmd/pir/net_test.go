@@ -277,4 +277,3 @@ func TestTerminalInjection(t *testing.T) {
 		}
 	}
 }
-
