@@ -54,7 +54,7 @@ checks are real TCP probes either way.
 `)
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if *n < 3 || *n > 20 {

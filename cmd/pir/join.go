@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pirlan/pir/discovery"
@@ -49,7 +53,6 @@ func (m metaFlag) Set(s string) error {
 
 func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pir join", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var nf netFlags
 	nf.register(fs)
 	health := fs.String("health", "tcp", "health-check protocol to serve: tcp (the original pir's), udp or http")
@@ -64,29 +67,48 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(fs.Output(), "Usage: pir join [flags]\n\nJoin a group with a health-check server of its own, print membership events\nuntil interrupted, then leave gracefully (a goodbye the others act on at once).\n\n")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
+	}
+	set := setFlags(fs)
+	if err := nf.check(fs.Name(), set, *useMDNS); err != nil {
+		return err
+	}
+	bad := func(format string, args ...any) error { return usageErrorf(fs.Name(), false, format, args...) }
+	if !*useMDNS {
+		for _, f := range []string{"mdns-service", "mdns-name"} {
+			if set[f] {
+				return bad("-%s does nothing without -mdns", f)
+			}
+		}
+	}
+	if err := checkID(*id); err != nil {
+		return bad("-id %q: %v", *id, err)
+	}
+	var commsURI *url.URL
+	if *comms != "" {
+		u, err := url.Parse(*comms)
+		if err != nil || u.Scheme == "" || u.Host == "" {
+			return bad("-comms %q: want a URI with a scheme and a host, e.g. tcp://10.0.0.5:8080", *comms)
+		}
+		commsURI = u
+	}
+	hs, err := newHealthServer(*health)
+	if err != nil {
+		return bad("%v", err)
 	}
 	log := nf.logger(stderr)
 
-	hs, err := newHealthServer(*health)
-	if err != nil {
-		return err
-	}
 	if err := hs.Start(nf.healthListenAddr()); err != nil {
 		return fmt.Errorf("health-check server: %w", err)
 	}
 	defer hs.Close()
-	self := discovery.Peer{ID: *id, HealthURI: hs.URI(), Meta: meta}
-	if *comms != "" {
-		if self.CommsURI, err = url.Parse(*comms); err != nil {
-			return fmt.Errorf("-comms: %w", err)
-		}
-	}
+	self := discovery.Peer{ID: *id, HealthURI: hs.URI(), CommsURI: commsURI, Meta: meta}
 	cfg, err := nf.groupConfig(log, stderr)
 	if err != nil {
 		return err
 	}
+	adv := newAdviser(stderr, nf.group, nf.keyFile)
 	var tr transport.Transport
 	where := fmt.Sprintf("on port %d", nf.port)
 	if *useMDNS {
@@ -94,25 +116,67 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		where = "over mDNS"
 	} else {
 		tr, err = nf.transport(log, stderr)
+		cfg.Prober = adv.prober(healthcheck.NewRegistry())
 	}
 	if err != nil {
 		return err
 	}
-	cfg.Self, cfg.Transport = self, tr
+	cfg.Self, cfg.Transport, cfg.Codec = self, adv.transport(tr), adv.codec(cfg.Codec)
 	g, err := discovery.Join(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	out := &printer{w: stdout, json: nf.json}
-	out.say("joined group %q %s as %s, health %s", nf.group, where, g.Self().ID, hs.URI())
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	out := newPrinter(stdout, nf.json)
+	out.say("joined group %q %s as %s, health %s", nf.group, where, g.Self().ID, probedAt(hs.URI(), tr, nf.only4))
 	g.AddListener(func(e discovery.Event) bool {
 		out.event("", e)
 		return true
 	})
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-out.failed:
+	case <-readerGone(ctx, stdout):
+	}
 	leaveCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	err = g.Leave(leaveCtx)
 	out.say("left group %q", nf.group)
-	return err
+	return errors.Join(err, writeErr(out))
+}
+
+// writeErr is the printer's write error, if it matters: a reader that
+// went away (EPIPE) is an ordinary end, as it is for other Unix tools.
+func writeErr(p *printer) error {
+	err := p.Err()
+	if err == nil || errors.Is(err, syscall.EPIPE) {
+		return nil
+	}
+	return fmt.Errorf("writing output: %w", err)
+}
+
+// probedAt lists the addresses peers will probe to reach the health server
+// at u: when u names no host (the server listens on every address), each
+// link's own address, as the Group advertises it on that link.
+func probedAt(u *url.URL, tr transport.Transport, only4 bool) string {
+	host := u.Hostname()
+	a, err := netip.ParseAddr(host)
+	ls, ok := tr.(transport.LinkSender)
+	if host != "" && (err != nil || !a.IsUnspecified()) || !ok {
+		return u.String()
+	}
+	var uris []string
+	for _, l := range ls.Links() {
+		if !l.Addr.IsValid() || (only4 || a.Is4()) && !l.Addr.Is4() {
+			continue
+		}
+		c := *u
+		c.Host = net.JoinHostPort(l.Addr.String(), u.Port())
+		uris = append(uris, fmt.Sprintf("%s (%s)", c.String(), l.Name))
+	}
+	if len(uris) == 0 {
+		return fmt.Sprintf("port %s (no interface has an address yet)", u.Port())
+	}
+	return strings.Join(uris, ", ")
 }

@@ -3,8 +3,9 @@
 //	pir demo                     peers discovering each other on loopback
 //	pir join  -group G -port P   be a member until interrupted
 //	pir watch -group G -port P   list members and events without announcing
+//	pir version                  the module version and VCS revision
 //
-// Run "pir help" or "pir COMMAND -h" for the flags.
+// Run "pir help" or "pir help COMMAND" for the flags.
 package main
 
 import (
@@ -16,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -29,10 +31,13 @@ Usage:
                       print membership events until interrupted (Ctrl-C), then
                       leave gracefully
   pir watch [flags]   observe a group without announcing: print its members and
-                      their events, like avahi-browse; -json for scripts
+                      their events, like avahi-browse; -t to list them once and
+                      exit; -json for scripts
   pir genkey          print a new random group key, for -key-file
+  pir version         print pir's version and VCS revision (also -version)
+  pir help COMMAND    print a command's flags (also pir COMMAND -h)
 
-Every command takes -h for its flags. Common ones:
+Common flags:
   -group NAME   group name (default "pir")
   -port N       UDP port (default 9999)
   -iface LIST   comma-separated interfaces (default: every up multicast one)
@@ -63,35 +68,62 @@ func main() {
 	// sends SIGTERM twice) changes nothing, where the default action would
 	// end pir with a signal status instead of its own.
 	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// With SIGPIPE caught, a write to a closed pipe (pir watch | head -1)
+	// fails with EPIPE instead of killing pir: a member then still leaves
+	// gracefully (see printer).
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// commands are pir's commands, each run with its arguments.
+var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
+	"demo":  demo,
+	"join":  join,
+	"watch": watch,
+	"genkey": func(_ context.Context, args []string, stdout, stderr io.Writer) error {
+		return genkey(args, stdout, stderr)
+	},
+	"version": func(_ context.Context, args []string, stdout, stderr io.Writer) error {
+		return version(args, stdout)
+	},
+}
+
 // run runs one command until it ends or ctx is done, and returns the exit
-// code.
+// code: 0, 1 when the command failed, 2 for a usage error.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-
+	cmd, rest := args[0], args[1:]
 	var err error
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "demo":
-		err = demo(ctx, rest, stdout, stderr)
-	case "join":
-		err = join(ctx, rest, stdout, stderr)
-	case "watch":
-		err = watch(ctx, rest, stdout, stderr)
-	case "genkey":
-		err = genkey(rest, stdout, stderr)
+	switch cmd {
 	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
+		if cmd != "help" || len(rest) == 0 {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		if len(rest) > 1 {
+			err = usageErrorf("pir help", false, "want one command, got %q", rest)
+			break
+		}
+		if _, ok := commands[rest[0]]; !ok {
+			err = usageErrorf("pir help", false, "unknown command %q; run 'pir help' for the commands", rest[0])
+			break
+		}
+		err = commands[rest[0]](ctx, []string{"-h"}, stdout, stderr)
+	case "-version", "--version":
+		err = version(rest, stdout)
 	default:
-		fmt.Fprintf(stderr, "pir: unknown command %q\n\n%s", cmd, usage)
-		return 2
+		c, ok := commands[cmd]
+		if !ok {
+			err = usageErrorf("pir", false, "unknown command %q; run 'pir help' for the commands", cmd)
+			break
+		}
+		err = c(ctx, rest, stdout, stderr)
 	}
 	var code exitCode
+	var ue *usageError
 	switch {
 	case err == nil:
 		return 0
@@ -99,28 +131,97 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return int(code)
 	case errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.Is(err, errUsage):
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "%s: %s\n", ue.cmd, ue.msg)
+		if ue.hint {
+			fmt.Fprintf(stderr, "run '%s -h' for the flags\n", ue.cmd)
+		}
 		return 2
 	default:
-		fmt.Fprintf(stderr, "pir: %v\n", err)
+		fmt.Fprintf(stderr, "pir: %s\n", printable(err.Error()))
 		return 1
 	}
 }
 
-// errUsage reports bad flags; the flag package has printed why.
-var errUsage = errors.New("usage")
+// usageError is a command line pir cannot run: a bad flag, a bad value, a
+// combination that makes no sense. run prints it on one line, prefixed by
+// the command, and exits 2.
+type usageError struct {
+	cmd  string // "pir join"
+	msg  string
+	hint bool // add "run 'pir join -h' for the flags"
+}
 
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "unexpected arguments: %v\n", fs.Args())
+func (e *usageError) Error() string { return e.cmd + ": " + e.msg }
+
+func usageErrorf(cmd string, hint bool, format string, args ...any) error {
+	return &usageError{cmd: cmd, msg: fmt.Sprintf(format, args...), hint: hint}
+}
+
+// parseFlags parses args into fs. Asked for help (-h), it prints fs's usage
+// on stdout and returns flag.ErrHelp; a bad flag is a usageError of one
+// line, without the usage the flag package would print.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
 		fs.Usage()
-		return errUsage
+		return err
+	case err != nil:
+		return usageErrorf(fs.Name(), true, "%v", err)
+	case fs.NArg() > 0:
+		return usageErrorf(fs.Name(), true, "unexpected argument %q", fs.Arg(0))
 	}
 	return nil
+}
+
+// setFlags returns the names of the flags given on the command line.
+func setFlags(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
+// version prints the module version and the VCS revision pir was built
+// from, as the build info records them.
+func version(args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return usageErrorf("pir version", false, "unexpected argument %q", args[0])
+	}
+	fmt.Fprintln(stdout, versionString())
+	return nil
+}
+
+func versionString() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "pir (no build information)"
+	}
+	s := "pir " + bi.Main.Version
+	if bi.Main.Version == "" {
+		s = "pir (unknown version)"
+	}
+	var rev, at, modified string
+	for _, kv := range bi.Settings {
+		switch kv.Key {
+		case "vcs.revision":
+			rev = kv.Value
+		case "vcs.time":
+			at = kv.Value
+		case "vcs.modified":
+			modified = kv.Value
+		}
+	}
+	if rev != "" {
+		s += ", revision " + rev
+		if modified == "true" {
+			s += " (modified)"
+		}
+		if at != "" {
+			s += " of " + at
+		}
+	}
+	return s + ", " + bi.GoVersion + " " + runtime.GOOS + "/" + runtime.GOARCH
 }

@@ -20,38 +20,6 @@ import (
 	"github.com/pirlan/pir/transport/multicast"
 )
 
-// The CLI's tests run inside a private network namespace: its multicast
-// stays on that namespace's loopback.
-func TestMain(m *testing.M) { netlab.Main(m) }
-
-func TestUsage(t *testing.T) {
-	var out, errOut bytes.Buffer
-	assert.Equal(t, 2, run(context.Background(), nil, &out, &errOut))
-	assert.Contains(t, errOut.String(), "pir demo")
-	assert.Equal(t, 0, run(context.Background(), []string{"help"}, &out, &errOut))
-	assert.Contains(t, out.String(), "pir watch")
-	errOut.Reset()
-	assert.Equal(t, 2, run(context.Background(), []string{"frob"}, &out, &errOut))
-	assert.Contains(t, errOut.String(), `unknown command "frob"`)
-	errOut.Reset()
-	assert.Equal(t, 2, run(context.Background(), []string{"join", "-nope"}, &out, &errOut))
-	assert.Contains(t, errOut.String(), "flag provided but not defined: -nope")
-	errOut.Reset()
-	assert.Equal(t, 0, run(context.Background(), []string{"watch", "-h"}, &out, &errOut))
-	assert.Contains(t, errOut.String(), "-json")
-	errOut.Reset()
-	assert.Equal(t, 1, run(context.Background(), []string{"join", "-4", "-6"}, &out, &errOut))
-	assert.Contains(t, errOut.String(), "exclude each other")
-	errOut.Reset()
-	assert.Equal(t, 1, run(context.Background(), []string{"watch", "-policy", "magic"}, &out, &errOut))
-	assert.Contains(t, errOut.String(), "want threshold or phi")
-	errOut.Reset()
-	keyFile := t.TempDir() + "/k"
-	require.NoError(t, os.WriteFile(keyFile, []byte(strings.Repeat("ab", 32)+"\n"), 0o600))
-	assert.Equal(t, 1, run(context.Background(), []string{"watch", "-mdns", "pir", "-key-file", keyFile}, &out, &errOut))
-	assert.Contains(t, errOut.String(), "cannot be combined")
-}
-
 func TestDemo(t *testing.T) {
 	netlab.Require(t)
 	for _, args := range [][]string{{"demo", "-peers", "3"}, {"demo", "-peers", "3", "-6", "-port", "9998"}} {

@@ -4,8 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -78,7 +80,7 @@ func (n *netFlags) healthPolicy() (score.HealthPolicy, error) {
 	case "threshold":
 		return score.NewThreshold(score.DefaultThresholdConfig()), nil
 	}
-	return nil, fmt.Errorf("-policy %q: want threshold or phi", n.policy)
+	return nil, fmt.Errorf("-policy %q: want phi or threshold", n.policy)
 }
 
 // codec is the pipe format, in an authenticated envelope when -key-file is
@@ -102,11 +104,162 @@ func (n *netFlags) codec(warn io.Writer) (codec.Codec, error) {
 	return auth.New(pipe.Codec{}, auth.Config{Keys: keys})
 }
 
+// logLevels are the levels -log takes.
+var logLevels = []string{"off", "error", "warn", "info", "debug", "trace"}
+
 func (n *netFlags) logger(stderr io.Writer) hclog.Logger {
 	if n.logLevel == "off" || n.logLevel == "" {
 		return hclog.NewNullLogger()
 	}
 	return hclog.New(&hclog.LoggerOptions{Name: "pir", Level: hclog.LevelFromString(n.logLevel), Output: stderr})
+}
+
+// check reports the first problem with the shared flags, before anything
+// is opened, as a usageError naming the flag. set holds the flags given on
+// the command line; mdns says whether the group runs over mDNS, where the
+// multicast flags do not apply.
+func (n *netFlags) check(cmd string, set map[string]bool, mdns bool) error {
+	bad := func(format string, args ...any) error { return usageErrorf(cmd, false, format, args...) }
+	if !slices.Contains(logLevels, n.logLevel) {
+		return bad("-log %q: want one of %s", n.logLevel, strings.Join(logLevels, ", "))
+	}
+	if err := checkGroupName(n.group); err != nil {
+		return bad("-group %q: %v", n.group, err)
+	}
+	if n.only4 && n.only6 {
+		return bad("-4 and -6 exclude each other")
+	}
+	if n.only4 && set["addr6"] {
+		return bad("-addr6 does nothing with -4")
+	}
+	if n.only6 && set["addr4"] {
+		return bad("-addr4 does nothing with -6")
+	}
+	if mdns {
+		for _, f := range []string{"port", "addr4", "addr6", "hops"} {
+			if set[f] {
+				return bad("-%s does nothing with -mdns (mDNS uses 224.0.0.251 and ff02::fb, port 5353)", f)
+			}
+		}
+		if n.keyFile != "" {
+			// mDNS records carry no authentication: with a key, members
+			// would still meet (the envelopes travel opaquely) but be
+			// invisible to mDNS tools, which is the point of -mdns.
+			return bad("-mdns and -key-file cannot be combined: mDNS records are not authenticated")
+		}
+	}
+	if n.port <= 0 || n.port > 65535 {
+		return bad("-port %d: want 1 to 65535", n.port)
+	}
+	if a, err := netip.ParseAddr(n.addr4); err != nil || !a.Is4() || !a.IsMulticast() {
+		return bad("-addr4 %q: not an IPv4 multicast address (224.0.0.0/4)", n.addr4)
+	}
+	if a, err := netip.ParseAddr(n.addr6); err != nil || !a.Is6() || a.Is4In6() || !a.IsMulticast() || a.Zone() != "" {
+		return bad("-addr6 %q: not an IPv6 multicast address (ff00::/8, no zone)", n.addr6)
+	}
+	if n.hops < 1 || n.hops > 255 {
+		return bad("-hops %d: want 1 to 255", n.hops)
+	}
+	if n.policy != "phi" && n.policy != "threshold" {
+		return bad("-policy %q: want phi or threshold", n.policy)
+	}
+	if n.allUpTo < -1 {
+		return bad("-probe-all-up-to %d: want -1 (always all), 0 (the default) or more", n.allUpTo)
+	}
+	if n.fanout < 0 {
+		return bad("-probe-fanout %d: want 0 (the default) or more", n.fanout)
+	}
+	if err := checkInterfaces(n.interfaces(), n.only4, n.only6); err != nil {
+		return bad("%v", err)
+	}
+	return nil
+}
+
+// checkGroupName checks a group name as discovery.Config.Validate does,
+// so that the error names the flag rather than the Config field.
+func checkGroupName(name string) error {
+	cfg := discovery.Config{Name: name, Transport: noTransport{}, Passive: true}
+	if cfg.Validate() != nil {
+		return fmt.Errorf("want 1 to %d bytes of UTF-8 without '|' or control characters", pipe.MaxGroupLen)
+	}
+	return nil
+}
+
+// checkID checks a peer ID as discovery.Config.Validate does. The empty ID
+// is valid: the Group makes one.
+func checkID(id string) error {
+	cfg := discovery.Config{Name: "x", Transport: noTransport{}, Passive: true, Self: discovery.Peer{ID: id}}
+	if cfg.Validate() != nil {
+		return fmt.Errorf("want at most %d bytes of printable ASCII without '|' or spaces", pipe.MaxIDLen)
+	}
+	return nil
+}
+
+// noTransport stands in for a transport where only a Config's other fields
+// are validated.
+type noTransport struct{}
+
+func (noTransport) Send([]byte) error                   { return transport.ErrClosed }
+func (noTransport) SendTo([]byte, netip.AddrPort) error { return transport.ErrClosed }
+func (noTransport) Receive([]byte) (transport.Packet, error) {
+	return transport.Packet{}, transport.ErrClosed
+}
+func (noTransport) Close() error { return nil }
+
+// checkInterfaces reports a named interface that does not exist, is down,
+// cannot multicast or, with -4 or -6, has no address of that family, and
+// lists the interfaces that would do.
+func checkInterfaces(names []string, only4, only6 bool) error {
+	if len(names) == 0 {
+		return nil
+	}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return fmt.Errorf("-iface: listing interfaces: %w", err)
+	}
+	var usable []string
+	for _, ifi := range ifs {
+		if problem(&ifi, only4, only6) == "" {
+			usable = append(usable, ifi.Name)
+		}
+	}
+	hint := "no interface is up and multicast-capable"
+	if len(usable) > 0 {
+		hint = "usable: " + strings.Join(usable, ", ")
+	}
+	for _, name := range names {
+		i := slices.IndexFunc(ifs, func(ifi net.Interface) bool { return ifi.Name == name })
+		if i < 0 {
+			return fmt.Errorf("-iface %s: no such interface (%s)", printable(name), hint)
+		}
+		if p := problem(&ifs[i], only4, only6); p != "" {
+			return fmt.Errorf("-iface %s: %s (%s)", name, p, hint)
+		}
+	}
+	return nil
+}
+
+// problem says why ifi cannot carry the group, or "".
+func problem(ifi *net.Interface, only4, only6 bool) string {
+	switch {
+	case ifi.Flags&net.FlagUp == 0:
+		return "interface is down"
+	case ifi.Flags&net.FlagMulticast == 0:
+		return "interface cannot multicast (no MULTICAST flag)"
+	}
+	if !only4 && !only6 {
+		return ""
+	}
+	addrs, _ := ifi.Addrs()
+	for _, a := range addrs {
+		if p, ok := a.(*net.IPNet); ok && (p.IP.To4() != nil) == only4 {
+			return ""
+		}
+	}
+	if only4 {
+		return "interface has no IPv4 address"
+	}
+	return "interface has no IPv6 address"
 }
 
 // interfaces returns the interfaces -iface names.
@@ -125,17 +278,8 @@ func (n *netFlags) interfaces() []string {
 // type service (empty: pir's own, _pir._udp and the group's subtype), the
 // member published as instance (empty: its ID).
 func (n *netFlags) mdnsTransport(log hclog.Logger, service, instance string) (transport.Transport, error) {
-	if n.keyFile != "" {
-		// mDNS records carry no authentication: with a key, members would
-		// still meet (the envelopes travel opaquely) but be invisible to
-		// mDNS tools, which is the point of -mdns. Refuse rather than
-		// surprise.
-		return nil, fmt.Errorf("-mdns and -key-file cannot be combined: mDNS records are not authenticated")
-	}
 	cfg := mdns.Config{Group: n.group, Service: service, Instance: instance, Interfaces: n.interfaces(), Logger: log}
 	switch {
-	case n.only4 && n.only6:
-		return nil, fmt.Errorf("-4 and -6 exclude each other")
 	case n.only4:
 		cfg.Network = "udp4"
 	case n.only6:
@@ -144,24 +288,11 @@ func (n *netFlags) mdnsTransport(log hclog.Logger, service, instance string) (tr
 	return mdns.New(cfg)
 }
 
-// transport opens the multicast transport the flags describe: both
-// families unless -4 or -6, falling back to IPv4 alone on a host without
-// IPv6.
+// transport opens the multicast transport the flags describe (check has
+// passed): both families unless -4 or -6, falling back to IPv4 alone on a
+// host without IPv6.
 func (n *netFlags) transport(log hclog.Logger, warn io.Writer) (transport.Transport, error) {
-	if n.only4 && n.only6 {
-		return nil, fmt.Errorf("-4 and -6 exclude each other")
-	}
-	if n.port <= 0 || n.port > 65535 {
-		return nil, fmt.Errorf("-port %d: want 1-65535", n.port)
-	}
-	a4, err := netip.ParseAddr(n.addr4)
-	if err != nil || !a4.Is4() {
-		return nil, fmt.Errorf("-addr4 %q: not an IPv4 address", n.addr4)
-	}
-	a6, err := netip.ParseAddr(n.addr6)
-	if err != nil || !a6.Is6() {
-		return nil, fmt.Errorf("-addr6 %q: not an IPv6 address", n.addr6)
-	}
+	a4, a6 := netip.MustParseAddr(n.addr4), netip.MustParseAddr(n.addr6)
 	ifaces := n.interfaces()
 	cfg := func(network string, a netip.Addr) multicast.Config {
 		return multicast.Config{
@@ -179,8 +310,13 @@ func (n *netFlags) transport(log hclog.Logger, warn io.Writer) (transport.Transp
 	if err == nil {
 		return d, nil
 	}
+	// Blame IPv6 only when IPv4 alone works.
+	t, err4 := multicast.New(cfg("udp4", a4))
+	if err4 != nil {
+		return nil, err4
+	}
 	fmt.Fprintf(warn, "pir: IPv6 unavailable (%v); using IPv4 only\n", err)
-	return multicast.New(cfg("udp4", a4))
+	return t, nil
 }
 
 // healthListenAddr is where a member's health server listens: every

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,12 +14,20 @@ import (
 )
 
 // printer writes membership events as text or JSON lines. It is safe for
-// concurrent use.
+// concurrent use. In text, every field that came off the network is passed
+// through printable; JSON quotes them itself.
+//
+// When a write fails (the reader of a pipe went away: pir watch | head -1)
+// the printer writes nothing more and closes failed, so that the command
+// can stop.
 type printer struct {
 	mu    sync.Mutex
 	w     io.Writer
 	json  bool
 	start time.Time // for relative timestamps; zero means wall-clock time
+
+	err    error         // the first write error
+	failed chan struct{} // closed on the first write error; nil: not watched
 }
 
 type jsonEvent struct {
@@ -32,11 +43,36 @@ type jsonEvent struct {
 	Meta    map[string]string `json:"meta,omitempty"`
 }
 
+// newPrinter returns a printer that reports its first write error.
+func newPrinter(w io.Writer, asJSON bool) *printer {
+	return &printer{w: w, json: asJSON, failed: make(chan struct{})}
+}
+
 func (p *printer) stamp(t time.Time) string {
 	if p.start.IsZero() {
 		return t.Format("15:04:05.000")
 	}
 	return fmt.Sprintf("%+8.3fs", t.Sub(p.start).Seconds())
+}
+
+// writeLocked writes one line; p.mu is held.
+func (p *printer) writeLocked(line string) {
+	if p.err != nil {
+		return
+	}
+	if _, err := io.WriteString(p.w, line); err != nil {
+		p.err = err
+		if p.failed != nil {
+			close(p.failed)
+		}
+	}
+}
+
+// Err returns the first write error, or nil.
+func (p *printer) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
 }
 
 // event prints one event, prefixed by who saw it when that is not empty.
@@ -62,35 +98,67 @@ func (p *printer) event(who string, e discovery.Event) {
 			je.Reason = e.Reason.String()
 		}
 		b, _ := json.Marshal(je)
-		fmt.Fprintf(p.w, "%s\n", b)
+		p.writeLocked(string(b) + "\n")
 		return
 	}
 	if who != "" {
 		who += ": "
 	}
+	id := printable(m.ID)
 	var what string
 	switch e.Type {
 	case discovery.Joined:
-		what = fmt.Sprintf("+ %s joined  health=%s comms=%s", m.ID, m.HealthURI, m.CommsURI)
+		what = fmt.Sprintf("+ %s joined  health=%s comms=%s", id, uriText(m.HealthURI), uriText(m.CommsURI))
 	case discovery.Updated:
-		what = fmt.Sprintf("* %s updated health=%s comms=%s", m.ID, m.HealthURI, m.CommsURI)
+		what = fmt.Sprintf("* %s updated health=%s comms=%s", id, uriText(m.HealthURI), uriText(m.CommsURI))
 	case discovery.HealthChanged:
-		what = fmt.Sprintf("~ %s health %.2f -> %.2f (%s)", m.ID, e.Prev.Health, m.Health, m.Verdict)
+		what = fmt.Sprintf("~ %s health %.2f -> %.2f (%s)", id, e.Prev.Health, m.Health, m.Verdict)
 	case discovery.Left:
-		what = fmt.Sprintf("- %s left (%s)", m.ID, e.Reason)
+		what = fmt.Sprintf("- %s left (%s)", id, e.Reason)
 	}
 	if len(m.Meta) > 0 && e.Type != discovery.Left && e.Type != discovery.HealthChanged {
-		what += fmt.Sprintf(" meta=%v", m.Meta)
+		what += " meta=" + metaText(m.Meta)
 	}
-	fmt.Fprintf(p.w, "%s %s%s\n", p.stamp(e.At), who, what)
+	p.writeLocked(fmt.Sprintf("%s %s%s\n", p.stamp(e.At), who, what))
 }
 
-// say prints a line of narration (text mode only).
+// uriText is a URI as text, escaped; <nil> for none, as fmt prints it.
+func uriText(u *url.URL) string {
+	if u == nil {
+		return "<nil>"
+	}
+	return printable(u.String())
+}
+
+// metaText prints metadata as fmt prints a map (map[k:v k2:v2], sorted by
+// key), every key and value escaped.
+func metaText(meta map[string]string) string {
+	keys := make([]string, 0, len(meta))
+	for k := range meta {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.WriteString("map[")
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(printable(k))
+		b.WriteByte(':')
+		b.WriteString(printable(meta[k]))
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// say prints a line of narration (text mode only). Its arguments are pir's
+// own, or escaped by the caller.
 func (p *printer) say(format string, args ...any) {
 	if p.json {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, "%s %s\n", p.stamp(time.Now()), fmt.Sprintf(format, args...))
+	p.writeLocked(fmt.Sprintf("%s %s\n", p.stamp(time.Now()), fmt.Sprintf(format, args...)))
 }

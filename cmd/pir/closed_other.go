@@ -1,0 +1,12 @@
+//go:build !linux
+
+package main
+
+import (
+	"context"
+	"io"
+)
+
+// readerGone is nil where pir cannot tell that a pipe's reader has gone:
+// pir then stops at its next write.
+func readerGone(context.Context, io.Writer) <-chan struct{} { return nil }

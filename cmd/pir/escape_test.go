@@ -1,0 +1,53 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                       "",
+		"db-primary":             "db-primary",
+		"héllo wörld ✓":          "héllo wörld ✓",
+		"a\r\x1b[2K+ db-primary": `a\r\x1b[2K+ db-primary`,
+		"tab\tnl\nbell\a":        `tab\tnl\nbell\a`,
+		"del\x7f c1\u009b":       `del\x7f c1\u009b`,
+		"rlo\u202eevil":          `rlo\u202eevil`,
+		"bad \xff utf8":          `bad \xff utf8`,
+		`back\slash`:             `back\\slash`,
+		"nbsp\u00a0zwsp\u200b":   `nbsp\u00a0zwsp\u200b`,
+		"line\u2028para\u2029":   `line\u2028para\u2029`,
+		"quote\"stays'":          `quote"stays'`,
+	} {
+		assert.Equal(t, want, printable(in), "printable(%q)", in)
+	}
+}
+
+// FuzzPrintable checks that printable's output never holds a rune a
+// terminal could act on, and that it loses nothing: unquoted, it gives the
+// input back.
+func FuzzPrintable(f *testing.F) {
+	for _, s := range []string{"", "db", "\r\x1b[2K+ db-primary joined", "\xff\xfe", `\x1b`, "\u202e", "a\"b", "\u0085", "é\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := printable(s)
+		if !utf8.ValidString(out) {
+			t.Fatalf("printable(%q) = %q: not UTF-8", s, out)
+		}
+		for i, r := range out {
+			if !strconv.IsPrint(r) {
+				t.Fatalf("printable(%q) = %q: rune %U at %d does not print", s, out, r, i)
+			}
+		}
+		back, err := strconv.Unquote(`"` + strings.ReplaceAll(out, `"`, `\"`) + `"`)
+		if err != nil || back != s {
+			t.Fatalf("printable(%q) = %q, which unquotes to %q (%v)", s, out, back, err)
+		}
+	})
+}
