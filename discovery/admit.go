@@ -29,7 +29,10 @@ import (
 //   - At most half of MaxProbes probe pending peers, and at most
 //     pendingPerSource of those probe peers heard from one address.
 //     Pending peers wait in three lines, by what their source address has
-//     done: answered probes, nothing yet, failed recently.
+//     done: answered probes, nothing yet, failed recently (or probes
+//     running, none answered: suspect). Suspect sources' peers take at
+//     most a quarter of MaxProbes, so that a flood from a few addresses
+//     leaves slots for a newcomer from another.
 //   - A full pending pool makes room for a new peer by dropping the oldest
 //     pending peer.
 

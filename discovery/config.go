@@ -151,9 +151,11 @@ type Config struct {
 
 	// MaxPending caps the peers heard but not yet joined (waiting for a
 	// first successful probe), so that a flood of forged announcements
-	// fills this pool, not the whole table: new peers beyond it are dropped
-	// (DropPeerCap) while joined members and their probes are untouched.
-	// Zero means MaxPeers/4, at least 16 (derived at Join).
+	// fills this pool, not the whole table. A new peer heard while the pool
+	// is full takes the place of the oldest pending peer, which is dropped
+	// (counted as DropPeerCap, no event: it never joined), so that a flood
+	// cannot lock a real newcomer out; joined members and their probes are
+	// untouched. Zero means MaxPeers/4, at least 16 (derived at Join).
 	MaxPending int
 
 	// NewPeerRate limits how many new peers one source address may
@@ -173,16 +175,22 @@ type Config struct {
 	// per second; negative means no limit.
 	AnswerRate float64
 
-	// MaxProbes caps the probes in flight at once. Zero means 64.
+	// MaxProbes caps the probes in flight at once. Probes of pending
+	// peers (not joined yet) take at most half of them, the rest being
+	// kept for members; and at most two at once of peers heard from one
+	// source address. Zero means 64.
 	MaxProbes int
 
-	// MaxProbeRate caps the probes started per second, for the whole
-	// Group, so that forged announcements cannot turn a member into a
-	// connection flood. Probes beyond it wait their turn, joined members'
-	// before pending peers'. The default probe interval probes each member
-	// every 2 s, so a group of more than 2 × MaxProbeRate members is probed
-	// less often than ProbeInterval. Zero means 200 a second; negative
-	// means no limit.
+	// MaxProbeRate caps the connection attempts (probes, and the hedged
+	// attempts a probe may add on a slow or lossy path) started per
+	// second, for the whole Group, so that forged announcements cannot
+	// turn a member into a connection flood. A probe's first attempt waits
+	// its turn, joined members' before pending peers'; an extra attempt
+	// without a token is not made. (A pending peer's probe makes one
+	// attempt only.) The default probe interval probes each member every
+	// 2 s, so a group of more than 2 × MaxProbeRate members is probed less
+	// often than ProbeInterval. Zero means 200 a second; negative means no
+	// limit.
 	MaxProbeRate float64
 
 	// ProbeFilter, when set, is asked before a new peer (or a new health

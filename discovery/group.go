@@ -914,14 +914,14 @@ func (g *Group) handleProbe(r probeResult) {
 		g.probeAt(r.id, st, next)
 	}
 	if r.err == nil && !st.joined {
+		if st.adm.vouch { // first, so that the others probe it the sooner
+			st.adm.vouch = false
+			g.sendVouch(r.id, st, r.at)
+		}
 		g.mu.Lock()
 		g.join(st, r.at)
 		g.mu.Unlock()
 		g.updateMode(r.at)
-		if st.adm.vouch {
-			st.adm.vouch = false
-			g.sendVouch(r.id, st, r.at)
-		}
 	}
 }
 

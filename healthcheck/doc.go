@@ -39,6 +39,13 @@
 // whatever that client keeps). Each Timeout defaults to DefaultTimeout (2s)
 // and the context's deadline applies too, whichever is sooner.
 //
+// On a slow or lossy path the TCP probers start another connection beside
+// the first every Retry, and the UDP prober resends its datagram. A caller
+// limits that through the context: WithoutRetry asks for one attempt only
+// (discovery uses it for peers it has no reason to trust yet), and
+// WithAttemptGate has every attempt after the first ask a gate first (a
+// rate limit's token, say).
+//
 // # The probe protocols, byte by byte
 //
 // tcp://host:port (TCPProber, TCPServer), unchanged from the original pir:
