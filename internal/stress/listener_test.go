@@ -53,11 +53,11 @@ func toggle(t *testing.T, victim discovery.Peer, stop <-chan struct{}) (sent int
 	}
 }
 
-// flood is how many spoofed announcements TestListenerFlood's target
+// toggles is how many spoofed announcements TestListenerFlood's target
 // receives.
-const flood = 20000
+const toggles = 20000
 
-// TestListenerFlood plays attack 2 of docs/security.md ("listener flood"):
+// TestListenerFlood plays attack 2 of docs/security.md ("listener toggles"):
 // one source toggles a real member's metadata as fast as it can while a
 // listener of the target is blocked. The target's heap must stay bounded
 // and Close must return within its bound.
@@ -87,8 +87,8 @@ func TestListenerFlood(t *testing.T) {
 	go func() { sentc <- toggle(t, victim.Self(), stop) }()
 	// The attack lasts until pir has received 20,000 of the spoofed
 	// announcements (about 5 s here, 15 s beside two CPU burners).
-	require.Eventually(t, func() bool { return target.Stats().Received-received >= flood },
-		2*time.Minute, 10*time.Millisecond, "the flood did not reach pir")
+	require.Eventually(t, func() bool { return target.Stats().Received-received >= toggles },
+		2*time.Minute, 10*time.Millisecond, "the toggles did not reach pir")
 	close(stop)
 	sent := <-sentc
 	grown := int64(heap()) - int64(base)
