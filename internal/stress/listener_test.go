@@ -57,7 +57,7 @@ func toggle(t *testing.T, victim discovery.Peer, stop <-chan struct{}) (sent int
 // receives.
 const toggles = 20000
 
-// TestListenerFlood plays attack 2 of docs/security.md ("listener toggles"):
+// TestListenerFlood plays attack 2 of docs/security.md ("listener flood"):
 // one source toggles a real member's metadata as fast as it can while a
 // listener of the target is blocked. The target's heap must stay bounded
 // and Close must return within its bound.
