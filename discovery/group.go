@@ -63,25 +63,27 @@ type Group struct {
 	subs  map[*subscriber]struct{}
 
 	// Owned by the owner goroutine.
-	sched     schedule
-	inflight  int         // probes running
-	waiting   [2][]string // peers whose probe waits its turn: [0] joined, [1] pending
-	probeRate bucket      // Config.MaxProbeRate
-	slotArmed bool        // a taskProbeSlot is scheduled
-	sources   sourceLimiter
-	answers   sourceLimiter               // Config.AnswerRate
-	pending   int                         // peers tracked but not joined
-	noRoom    atomic.Bool                 // MaxPeers or MaxPending reached: see full
-	announce  []byte                      // our announcement, encoded once to check it; nil when not announcing
-	bounded   bool                        // more members than ProbeAllUpTo: probe a few per round
-	round     []string                    // bounded probing: the members left in this round
-	roundOn   bool                        // a taskRound is scheduled
-	seq       uint32                      // numbers confirmations
-	gens      uint32                      // numbers peer states' generations (peerState.gen)
-	refuted   time.Time                   // when we last answered an obituary about ourselves
-	askers    map[string][]netip.AddrPort // members waiting for our probe of a peer (a Confirm with Probe)
-	queries   [4]queryHeard               // the latest queries answered, to answer each once (see answer)
-	nextQuery int                         // where in queries the next one goes
+	sched      schedule
+	inflight   int         // probes running
+	waiting    [2][]string // peers whose probe waits its turn: [0] joined, [1] pending
+	probeRate  bucket      // Config.MaxProbeRate
+	slotArmed  bool        // a taskProbeSlot is scheduled
+	sources    sourceLimiter
+	answers    sourceLimiter               // Config.AnswerRate
+	pending    int                         // peers tracked but not joined
+	noRoom     atomic.Bool                 // MaxPeers or MaxPending reached: see full
+	announce   []byte                      // our announcement, encoded once to check it; nil when not announcing
+	bounded    bool                        // more members than ProbeAllUpTo: probe a few per round
+	round      []string                    // bounded probing: the members left in this round
+	roundOn    bool                        // a taskRound is scheduled
+	seq        uint32                      // numbers confirmations
+	gens       uint32                      // numbers peer states' generations (peerState.gen)
+	refuted    time.Time                   // when we last answered an obituary about ourselves
+	askers     map[string][]netip.AddrPort // members waiting for our probe of a peer (a Confirm with Probe)
+	queries    [4]queryHeard               // the latest queries answered, to answer each once (see answer)
+	nextQuery  int                         // where in queries the next one goes
+	lastAnswer instant                     // when we last answered a query (see answerSoon)
+	answerDue  bool                        // a taskAnswer is scheduled
 
 	// links is set when our URIs name no host (0.0.0.0, [::]): each link
 	// then gets an announcement carrying its own address.
@@ -127,6 +129,7 @@ type peerState struct {
 type inbound struct {
 	msg     codec.Message
 	src     netip.AddrPort
+	dst     netip.Addr // invalid when the transport cannot tell
 	ifIndex int
 	at      time.Time
 }
@@ -331,7 +334,7 @@ func (g *Group) ingest(b []byte, pkt transport.Packet, in *inbound) bool {
 		g.stats.drop(DropSelf)
 		return false
 	}
-	in.src, in.ifIndex, in.at = pkt.Src, pkt.IfIndex, time.Now()
+	in.src, in.dst, in.ifIndex, in.at = pkt.Src, pkt.Dst, pkt.IfIndex, time.Now()
 	return true
 }
 
@@ -455,6 +458,10 @@ func (g *Group) runDue(now time.Time) {
 		case taskProbeSlot:
 			g.slotArmed = false
 			g.startWaiting(now)
+		case taskAnswer:
+			if g.answerDue {
+				g.sendAnswer(now)
+			}
 		}
 	}
 }
@@ -537,24 +544,18 @@ type queryHeard struct {
 // interface): a member sends one query, when it starts.
 const queryCopies = 100 * time.Millisecond
 
-// answer replies to a Query with our announcement, by unicast to its
-// sender. It answers one copy of a query: the first to arrive, by the path
-// that works best, so that a newcomer on a dual-stack LAN gets one answer
-// from each member rather than two, when every member answers at once.
+// answer replies to a Query with our announcement, by multicast to the
+// group as every announcement goes, never by unicast to the query's source,
+// which a forger chooses: one forged query then sends nothing to a third
+// party. Answers are coalesced (see answerSoon). It answers one copy of a
+// query: the others, heard by another path (IPv4 and IPv6, a second
+// interface), are answered by the same announcement, which goes out on
+// every link.
 func (g *Group) answer(in inbound) {
-	if g.announce == nil || !in.src.IsValid() || g.answeredCopy(in) || !g.mayAnswer(in) {
+	if g.announce == nil || g.answeredCopy(in) {
 		return
 	}
-	b, err := g.answerFor(in.ifIndex, in.src)
-	if err != nil || b == nil {
-		g.log.Debug("no answer for query", "from", in.src, "error", err)
-		return
-	}
-	err = g.cfg.Transport.SendTo(b, in.src)
-	g.countSend(err)
-	if err != nil {
-		g.log.Debug("answer failed", "to", in.src, "error", err)
-	}
+	g.answerSoon(in.at)
 }
 
 // answeredCopy reports whether in is a copy of a query answered already,
@@ -583,9 +584,10 @@ func (g *Group) mayAnswer(in inbound) bool {
 	return false
 }
 
-// parsePeer checks a message's URIs for use: they parse, and the health
-// URI's scheme has a prober. Link-local addresses get the zone of the
-// interface the message came in on.
+// parsePeer checks a message's URIs for use: they parse, the health URI's
+// scheme has a prober, and its host is one we may probe (checkHealthHost,
+// Config.ProbeFilter). Link-local addresses get the zone of the interface
+// the message came in on.
 func (g *Group) parsePeer(in *inbound) (Peer, error) {
 	m := &in.msg
 	h, err := url.Parse(m.Health)
@@ -594,6 +596,9 @@ func (g *Group) parsePeer(in *inbound) (Peer, error) {
 	}
 	if h.Scheme == "" || h.Host == "" {
 		return Peer{}, fmt.Errorf("health URI %q has no scheme or host", m.Health)
+	}
+	if h.User != nil {
+		return Peer{}, fmt.Errorf("%w: health URI has userinfo", errNotAllowed)
 	}
 	if s, ok := g.cfg.Prober.(healthcheck.SchemeSupporter); ok && !s.Supports(h.Scheme) {
 		return Peer{}, fmt.Errorf("%w: %q", healthcheck.ErrUnsupportedScheme, h.Scheme)
@@ -604,11 +609,8 @@ func (g *Group) parsePeer(in *inbound) (Peer, error) {
 	}
 	localizeZone(h, in)
 	localizeZone(c, in)
-	if g.cfg.HealthMustMatchSource {
-		a, err := netip.ParseAddr(h.Hostname())
-		if err != nil || a.Unmap().WithZone("") != in.src.Addr().Unmap().WithZone("") {
-			return Peer{}, fmt.Errorf("%w: health host %q is not the source address %s", errNotAllowed, h.Hostname(), in.src.Addr())
-		}
+	if err := checkHealthHost(h.Hostname(), in.src.Addr(), g.cfg.ForeignHealthHosts); err != nil {
+		return Peer{}, fmt.Errorf("%w: %w", errNotAllowed, err)
 	}
 	if f := g.cfg.ProbeFilter; f != nil {
 		if err := f(h, in.src); err != nil {
@@ -618,7 +620,7 @@ func (g *Group) parsePeer(in *inbound) (Peer, error) {
 	return Peer{ID: m.ID, HealthURI: h, CommsURI: c, Meta: m.Meta}, nil
 }
 
-// errNotAllowed marks a health URI refused by configuration.
+// errNotAllowed marks a health URI refused as a probe target.
 var errNotAllowed = errors.New("not allowed")
 
 // dropPeer counts an announcement whose peer could not be taken.

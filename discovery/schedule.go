@@ -12,6 +12,7 @@ const (
 	taskConfirm   // a confirmation's requests are sent again
 	taskConfirmed // a confirmation ends: the peer is dead
 	taskRound     // bounded probing: the next member of the round
+	taskAnswer    // the coalesced answer to queries is due (see answerSoon)
 )
 
 // task is one timed job of the Group's goroutine: 32 bytes. Probe and

@@ -1,0 +1,101 @@
+package discovery
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/pirlan/pir/codec"
+)
+
+// This file holds the checks that keep forged datagrams from turning
+// members into a weapon: probes aimed only at a peer's own address, and
+// answers sent only to members that asked by unicast from their own
+// address. docs/wire.md states the rules; docs/security.md the attacks.
+
+// checkHealthHost reports why a health URI host may not be probed, or nil:
+// an IP address equal to the datagram's source src, or with foreign (see
+// Config.ForeignHealthHosts) any address or name; never an unspecified or
+// multicast address, nor a loopback one unless src is loopback too (a
+// member on this host).
+func checkHealthHost(host string, src netip.Addr, foreign bool) error {
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		if foreign {
+			return nil
+		}
+		return fmt.Errorf("health host %q is not an IP address", host)
+	}
+	a, s := a.Unmap().WithZone(""), src.Unmap().WithZone("")
+	switch {
+	case a.IsUnspecified() || a.IsMulticast():
+		return fmt.Errorf("health host %s is not a unicast address", a)
+	case a.IsLoopback():
+		if !s.IsLoopback() {
+			return fmt.Errorf("health host %s is a loopback address and the source %s is not", a, s)
+		}
+	case !foreign && a != s:
+		return fmt.Errorf("health host %s is not the source address %s", a, s)
+	}
+	return nil
+}
+
+// sameAddr reports whether a and b name the same host address, IPv4
+// mapping, zone and port aside: the port a member sends from is not what a
+// forger cannot choose, its address is.
+func sameAddr(a, b netip.AddrPort) bool {
+	return a.Addr().Unmap().WithZone("") == b.Addr().Unmap().WithZone("")
+}
+
+// fromMember reports whether in, a request or news about another member
+// (Confirm, Evidence, Obituary), may be taken: it came by unicast when
+// unicast is what its sender uses (every kind but Obituary), and from the
+// address its sender is known by as a joined member. Otherwise it counts
+// the drop: a forger on the LAN can claim any member's ID, but not, in
+// return, receive what is sent to that member's address.
+func (g *Group) fromMember(in *inbound) bool {
+	if in.msg.Kind != codec.Obituary && in.dst.IsValid() && in.dst.IsMulticast() {
+		g.stats.drop(DropSpoofed)
+		return false
+	}
+	st := g.peers[in.msg.ID]
+	if st == nil || !st.joined || !sameAddr(st.member.Addr, in.src) {
+		g.stats.drop(DropSpoofed)
+		g.log.Trace("not from the member it names", "peer", in.msg.ID, "from", in.src, "kind", in.msg.Kind)
+		return false
+	}
+	return true
+}
+
+// queryWindow is the shortest time between two answers to queries: a
+// member answers a query with its announcement, by multicast, at once, and
+// the queries that arrive within queryWindow after get one more answer
+// when it ends. A forged query then costs each member at most one
+// announcement to the group, never a datagram to the forged source, and
+// a flood of them at most 1/queryWindow announcements a second.
+const queryWindow = 100 * time.Millisecond
+
+// answerSoon answers a query now, or at the end of the current window
+// when an answer went out less than queryWindow ago.
+func (g *Group) answerSoon(now time.Time) {
+	if g.answerDue {
+		return // the answer scheduled covers this query too
+	}
+	if g.lastAnswer != 0 {
+		if next := g.time(g.lastAnswer).Add(queryWindow); now.Before(next) {
+			g.answerDue = true
+			g.sched.push(task{at: g.at(next), kind: taskAnswer})
+			return
+		}
+	}
+	g.sendAnswer(now)
+}
+
+// sendAnswer multicasts our announcement as the answer to queries.
+func (g *Group) sendAnswer(now time.Time) {
+	g.answerDue = false
+	g.lastAnswer = g.at(now)
+	if err := g.sendSelf(codec.Announce); err != nil {
+		g.log.Debug("answer failed", "error", err)
+	}
+}
