@@ -51,11 +51,9 @@ const (
 	// DropStale: an authentic envelope outside the time window: an old
 	// replay, or a sender whose clock is off.
 	DropStale
-	// DropAnswerLimited: a query or a confirmation whose unicast answer
-	// was not sent because its source address asked too often
-	// (Config.AnswerRate), so that spoofed requests cannot turn members
-	// into a flood aimed at a victim. A query is still taken as its
-	// sender's announcement.
+	// DropAnswerLimited: a confirmation request whose unicast answer was
+	// not sent because the member asked too often (Config.AnswerRate).
+	// Queries are answered by multicast and never counted here.
 	DropAnswerLimited
 	// DropDuplicate: the second copy of an authentic envelope, heard by
 	// another path (IPv4 and IPv6, two interfaces) within a second of the

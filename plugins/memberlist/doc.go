@@ -28,10 +28,12 @@
 // of one site relay nothing to each other (they hear each other on the
 // LAN), so a datagram reaches each member once. A relayed datagram's
 // source (Packet.Src) is the sender's relay address: its own IP address,
-// so discovery.Config.HealthMustMatchSource works when members advertise
-// that address. A Group answers a query by SendTo to its source: SendTo
-// sends through the relay socket when the destination is a node's relay
-// address, and through Inner otherwise.
+// so discovery's default check that a health URI names its announcement's
+// source address (see discovery.Config.ForeignHealthHosts) passes when
+// members advertise that address. A Group answers a query with Send, like
+// any announcement, so the answer is relayed to every site; SendTo
+// (confirmation requests and evidence) sends through the relay socket when
+// the destination is a node's relay address, and through Inner otherwise.
 //
 // pir decides membership, not memberlist: a member on another site joins
 // when its announcement arrives and its health probe succeeds, and leaves
