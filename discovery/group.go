@@ -84,6 +84,7 @@ type Group struct {
 	nextQuery  int                         // where in queries the next one goes
 	lastAnswer instant                     // when we last answered a query (see answerSoon)
 	answerDue  bool                        // a taskAnswer is scheduled
+	alt        map[string]altAddr          // joined members' addresses on their other path (see noteAlt)
 
 	// links is set when our URIs name no host (0.0.0.0, [::]): each link
 	// then gets an announcement carrying its own address.
@@ -523,6 +524,9 @@ func (g *Group) handle(in inbound) {
 	}
 	st.member.LastSeen = in.at
 	g.mu.Unlock()
+	if !primary {
+		g.noteAlt(m.ID, st, in.src)
+	}
 }
 
 // path is the way a message reached us: the interface and address family.

@@ -59,12 +59,50 @@ func (g *Group) fromMember(in *inbound) bool {
 		return false
 	}
 	st := g.peers[in.msg.ID]
-	if st == nil || !st.joined || !sameAddr(st.member.Addr, in.src) {
+	if st == nil || !st.joined || !sameAddr(st.member.Addr, in.src) && !g.isAlt(in.msg.ID, st, in.src) {
 		g.stats.drop(DropSpoofed)
 		g.log.Trace("not from the member it names", "peer", in.msg.ID, "from", in.src, "kind", in.msg.Kind)
 		return false
 	}
 	return true
+}
+
+// altAddr is the address a joined member's announcements also come from,
+// by its other path (IPv6 as well as IPv4, a second interface): a member
+// may ask us by either, whichever way it knows us.
+type altAddr struct {
+	st   *peerState // the member's state when it was heard; stale once it differs
+	addr netip.AddrPort
+}
+
+// noteAlt records that member id, known by st.member.Addr, was also heard
+// from src. Only joined members are recorded, and the table is swept of
+// members gone whenever it outgrows the peer table, so that it stays
+// bounded by the members.
+func (g *Group) noteAlt(id string, st *peerState, src netip.AddrPort) {
+	if !st.joined || sameAddr(st.member.Addr, src) {
+		return
+	}
+	if a, ok := g.alt[id]; ok && a.st == st && a.addr == src {
+		return
+	}
+	if g.alt == nil {
+		g.alt = make(map[string]altAddr)
+	}
+	if len(g.alt) >= 2*len(g.peers)+16 {
+		for k, a := range g.alt {
+			if g.peers[k] != a.st {
+				delete(g.alt, k)
+			}
+		}
+	}
+	g.alt[id] = altAddr{st: st, addr: src}
+}
+
+// isAlt reports whether src is member id's address on its other path.
+func (g *Group) isAlt(id string, st *peerState, src netip.AddrPort) bool {
+	a, ok := g.alt[id]
+	return ok && a.st == st && sameAddr(a.addr, src)
 }
 
 // queryWindow is the shortest time between two answers to queries: a
