@@ -154,7 +154,7 @@ type Config struct {
 	// to one member, in answers per second, with bursts of 32. Beyond it,
 	// requests from that address go unanswered (DropAnswerLimited). Zero
 	// means 10 per second; negative means no limit. (Queries are answered
-	// by multicast, at most one answer per 100 ms: see docs/wire.md.)
+	// by multicast, at most 10 answers a second: see docs/wire.md.)
 	AnswerRate float64
 
 	// MaxProbes caps the probes in flight at once. Zero means 64.

@@ -63,28 +63,28 @@ type Group struct {
 	subs  map[*subscriber]struct{}
 
 	// Owned by the owner goroutine.
-	sched      schedule
-	inflight   int         // probes running
-	waiting    [2][]string // peers whose probe waits its turn: [0] joined, [1] pending
-	probeRate  bucket      // Config.MaxProbeRate
-	slotArmed  bool        // a taskProbeSlot is scheduled
-	sources    sourceLimiter
-	answers    sourceLimiter               // Config.AnswerRate
-	pending    int                         // peers tracked but not joined
-	noRoom     atomic.Bool                 // MaxPeers or MaxPending reached: see full
-	announce   []byte                      // our announcement, encoded once to check it; nil when not announcing
-	bounded    bool                        // more members than ProbeAllUpTo: probe a few per round
-	round      []string                    // bounded probing: the members left in this round
-	roundOn    bool                        // a taskRound is scheduled
-	seq        uint32                      // numbers confirmations
-	gens       uint32                      // numbers peer states' generations (peerState.gen)
-	refuted    time.Time                   // when we last answered an obituary about ourselves
-	askers     map[string][]netip.AddrPort // members waiting for our probe of a peer (a Confirm with Probe)
-	queries    [4]queryHeard               // the latest queries answered, to answer each once (see answer)
-	nextQuery  int                         // where in queries the next one goes
-	lastAnswer instant                     // when we last answered a query (see answerSoon)
-	answerDue  bool                        // a taskAnswer is scheduled
-	alt        map[string]altAddr          // joined members' addresses on their other path (see noteAlt)
+	sched     schedule
+	inflight  int         // probes running
+	waiting   [2][]string // peers whose probe waits its turn: [0] joined, [1] pending
+	probeRate bucket      // Config.MaxProbeRate
+	slotArmed bool        // a taskProbeSlot is scheduled
+	sources   sourceLimiter
+	answers   sourceLimiter               // Config.AnswerRate
+	pending   int                         // peers tracked but not joined
+	noRoom    atomic.Bool                 // MaxPeers or MaxPending reached: see full
+	announce  []byte                      // our announcement, encoded once to check it; nil when not announcing
+	bounded   bool                        // more members than ProbeAllUpTo: probe a few per round
+	round     []string                    // bounded probing: the members left in this round
+	roundOn   bool                        // a taskRound is scheduled
+	seq       uint32                      // numbers confirmations
+	gens      uint32                      // numbers peer states' generations (peerState.gen)
+	refuted   time.Time                   // when we last answered an obituary about ourselves
+	askers    map[string][]netip.AddrPort // members waiting for our probe of a peer (a Confirm with Probe)
+	queries   [4]queryHeard               // the latest queries answered, to answer each once (see answer)
+	nextQuery int                         // where in queries the next one goes
+	answerTok bucket                      // answers to queries (see answerSoon)
+	answerDue bool                        // a taskAnswer is scheduled
+	alt       map[string]altAddr          // joined members' addresses on their other path (see noteAlt)
 
 	// links is set when our URIs name no host (0.0.0.0, [::]): each link
 	// then gets an announcement carrying its own address.
@@ -461,7 +461,8 @@ func (g *Group) runDue(now time.Time) {
 			g.startWaiting(now)
 		case taskAnswer:
 			if g.answerDue {
-				g.sendAnswer(now)
+				g.answerDue = false
+				g.answerSoon(now)
 			}
 		}
 	}

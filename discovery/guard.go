@@ -105,35 +105,33 @@ func (g *Group) isAlt(id string, st *peerState, src netip.AddrPort) bool {
 	return ok && a.st == st && sameAddr(a.addr, src)
 }
 
-// queryWindow is the shortest time between two answers to queries: a
-// member answers a query with its announcement, by multicast, at once, and
-// the queries that arrive within queryWindow after get one more answer
-// when it ends. A forged query then costs each member at most one
-// announcement to the group, never a datagram to the forged source, and
-// a flood of them at most 1/queryWindow announcements a second.
-const queryWindow = 100 * time.Millisecond
+// Answers to queries: a member answers a query with its announcement, by
+// multicast, at once while it has a token, and otherwise once more when
+// the next token is due, for all the queries heard meanwhile. A forged
+// query then costs each member at most one announcement to the group,
+// never a datagram to the forged source, and a flood of them at most
+// queryAnswerRate announcements a second. The burst lets a few members
+// that start together, a few tens of milliseconds apart, each get their
+// answers at once.
+const (
+	queryAnswerRate  = 10 // a second: one per 100 ms
+	queryAnswerBurst = 4
+)
 
-// answerSoon answers a query now, or at the end of the current window
-// when an answer went out less than queryWindow ago.
+// answerSoon answers a query now, or when the next token is due.
 func (g *Group) answerSoon(now time.Time) {
 	if g.answerDue {
 		return // the answer scheduled covers this query too
 	}
-	if g.lastAnswer != 0 {
-		if next := g.time(g.lastAnswer).Add(queryWindow); now.Before(next) {
-			g.answerDue = true
-			g.sched.push(task{at: g.at(next), kind: taskAnswer})
-			return
+	if g.answerTok.take(now, queryAnswerRate, queryAnswerBurst) {
+		if err := g.sendSelf(codec.Announce); err != nil {
+			g.log.Debug("answer failed", "error", err)
 		}
+		return
 	}
-	g.sendAnswer(now)
-}
-
-// sendAnswer multicasts our announcement as the answer to queries.
-func (g *Group) sendAnswer(now time.Time) {
-	g.answerDue = false
-	g.lastAnswer = g.at(now)
-	if err := g.sendSelf(codec.Announce); err != nil {
-		g.log.Debug("answer failed", "error", err)
-	}
+	g.answerDue = true
+	// At least a millisecond on: a token short by a rounding error must
+	// not make a task due again at once, and again.
+	wait := max(g.answerTok.wait(queryAnswerRate), time.Millisecond)
+	g.sched.push(task{at: g.at(now.Add(wait)), kind: taskAnswer})
 }
