@@ -1,6 +1,7 @@
 package discovery_test
 
 import (
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/pirlan/pir/codec"
 	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/discovery"
+	"github.com/pirlan/pir/transport"
 	"github.com/pirlan/pir/transport/mem"
 )
 
@@ -272,5 +274,53 @@ func TestForgedObituaryIgnored(t *testing.T) {
 		assert.True(t, ok, "a forged obituary removes nobody")
 		assert.Zero(t, b.Stats().Obituaries)
 		assert.Equal(t, uint64(1), b.Stats().Dropped[discovery.DropSpoofed])
+	})
+}
+
+// secondPath wraps a member's endpoint so that datagrams from one address
+// seem to arrive on a second interface, as a dual-stack or multi-homed
+// member's do.
+type secondPath struct {
+	*mem.Endpoint
+	from netip.AddrPort
+}
+
+func (s secondPath) Receive(buf []byte) (transport.Packet, error) {
+	p, err := s.Endpoint.Receive(buf)
+	if p.Src == s.from {
+		p.IfIndex = 2
+	}
+	return p, err
+}
+
+// A member heard by two paths may ask by either: a Confirm from the
+// address of its other path is answered, one from a third address is not.
+func TestConfirmFromOtherPath(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		e1, e2 := l.lan.Join(), l.lan.Join()
+		t.Cleanup(func() { e1.Close(); e2.Close() })
+		a, epA := l.join("a", func(c *discovery.Config) {
+			c.Transport = secondPath{Endpoint: c.Transport.(*mem.Endpoint), from: e2.Addr()}
+		})
+		x := l.listen(func(*codec.Message) {})
+		l.health.set("p:1", up)
+		require.NoError(t, e1.Send(encode(t, announce("web", "p"))))
+		synctest.Wait()
+		m, ok := a.Member("p")
+		require.True(t, ok)
+		require.Equal(t, e1.Addr(), m.Addr, "known by its first path")
+		require.NoError(t, e2.Send(encode(t, announce("web", "p"))))
+		synctest.Wait()
+
+		cfm := encode(t, &codec.Message{Kind: codec.Confirm, ID: "p", Target: "a"})
+		before := a.Stats()
+		require.NoError(t, x.SendTo(cfm, epA.Addr()))
+		synctest.Wait()
+		assert.Equal(t, before.Sent, a.Stats().Sent, "not from p's addresses")
+		require.NoError(t, e2.SendTo(cfm, epA.Addr()))
+		synctest.Wait()
+		assert.Equal(t, before.Sent+1, a.Stats().Sent, "from p's other path: answered")
+		assert.Equal(t, uint64(1), a.Stats().Dropped[discovery.DropSpoofed]-before.Dropped[discovery.DropSpoofed])
 	})
 }
