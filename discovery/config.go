@@ -167,12 +167,11 @@ type Config struct {
 	// NewPeerBurst is the burst NewPeerRate allows. Zero means 32.
 	NewPeerBurst int
 
-	// AnswerRate limits the unicast answers (to queries and confirmation
-	// requests) sent to one source address, in answers per second, with
-	// bursts of 32. Beyond it, requests from that address go unanswered
-	// (DropAnswerLimited). A member's join costs one query; a spoofed
-	// source asking again and again gets no more than this. Zero means 10
-	// per second; negative means no limit.
+	// AnswerRate limits the unicast answers to confirmation requests sent
+	// to one member, in answers per second, with bursts of 32. Beyond it,
+	// requests from that address go unanswered (DropAnswerLimited). Zero
+	// means 10 per second; negative means no limit. (Queries are answered
+	// by multicast, at most 10 answers a second: see docs/wire.md.)
 	AnswerRate float64
 
 	// MaxProbes caps the probes in flight at once. Probes of pending
@@ -194,18 +193,30 @@ type Config struct {
 	MaxProbeRate float64
 
 	// ProbeFilter, when set, is asked before a new peer (or a new health
-	// URI) is tracked: a non-nil error drops the announcement
-	// (DropNotAllowed). src is the datagram's source. Use it to allow only
-	// some networks, ports or schemes. See also HealthMustMatchSource.
+	// URI) is tracked, after the checks ForeignHealthHosts describes: a
+	// non-nil error drops the announcement (DropNotAllowed). src is the
+	// datagram's source. Use it to allow only some networks, ports or
+	// schemes.
 	ProbeFilter func(health *url.URL, src netip.AddrPort) error
 
-	// HealthMustMatchSource drops announcements whose health URI host is
-	// not the IP address the datagram came from (DropNotAllowed), so a
-	// forged announcement cannot point probes at a third party. The host
-	// must then be an IP address, not a name. For IPv6 on link-scoped
-	// groups the kernel usually sends from the link-local address: members
-	// must then advertise that address.
-	HealthMustMatchSource bool
+	// ForeignHealthHosts lets a peer's health URI name a host other than
+	// the address its announcement came from, DNS names included. By
+	// default (false) a forged announcement cannot aim probes anywhere but
+	// at its own source address: an announcement is dropped
+	// (DropNotAllowed) unless its health host is an IP address equal to
+	// the datagram's source (compared without IPv4 mapping or zone).
+	// Members that advertise 0.0.0.0 or [::] announce on each link the
+	// address they send from there, and the original pir announces its own
+	// IPv4 address, so both pass; a member that advertises an address its
+	// interface does not send from (a secondary IPv4 address, a global
+	// IPv6 address on a link-scoped group without 0.0.0.0/[::]) needs this
+	// option on the members that hear it.
+	//
+	// Whatever this says, a health URI is refused when it carries userinfo
+	// (user:password@), or names an unspecified or multicast address, or a
+	// loopback address unless the datagram came from a loopback address
+	// (a member on this host).
+	ForeignHealthHosts bool
 
 	// Logger receives the Group's logs. Nil means no logging.
 	// Per-datagram events log at Debug or Trace only.

@@ -197,9 +197,13 @@ func (g *Group) confirmed(id string, st *peerState, now time.Time) {
 
 // takeEvidence weighs a member's answer to our Confirm. Evidence newer than
 // our failed probe keeps the peer: what failed was our path to it, not the
-// peer. Answers from members not asked are ignored.
+// peer. Answers from members not asked, or not from the address the member
+// is known by, are ignored.
 func (g *Group) takeEvidence(in inbound) {
 	m := &in.msg
+	if !g.fromMember(&in) {
+		return
+	}
 	st := g.peers[m.Target]
 	if st == nil || st.confirm == nil {
 		return
@@ -230,11 +234,13 @@ func (g *Group) takeEvidence(in inbound) {
 
 // answerConfirm tells the member that asked what we know of the target. If
 // it asks us to probe and what we have is older than it needs, we probe the
-// target now and tell it again if the probe succeeds. A member we do not
-// track gets an answer that says so.
+// target now and tell it again if the probe succeeds. A target we do not
+// track gets an answer that says so. Only a joined member's request sent by
+// unicast from its own address is answered (fromMember), so that the
+// answer, and the later news of tellAskers, never go to a forged source.
 func (g *Group) answerConfirm(in inbound) {
 	m := &in.msg
-	if !in.src.IsValid() || g.cfg.Passive || !g.mayAnswer(in) {
+	if !in.src.IsValid() || g.cfg.Passive || !g.fromMember(&in) || !g.mayAnswer(in) {
 		return
 	}
 	reply := codec.Message{Kind: codec.Evidence, Group: g.cfg.Name, ID: g.self.ID, Target: m.Target, Heard: -1, Probed: -1}
@@ -286,9 +292,13 @@ func (g *Group) tellAskers(id string, st *peerState, now time.Time) {
 // takeObituary removes a member another member found dead, unless we have
 // heard or probed it within LateAfter: an obituary cannot remove a member
 // that announces. One about ourselves is answered with an announcement at
-// once, so that members that took it hear us again.
+// once, so that members that took it hear us again. Only a joined member's
+// obituary, from the address it is known by, counts.
 func (g *Group) takeObituary(in inbound) {
 	m := &in.msg
+	if !g.fromMember(&in) {
+		return
+	}
 	if m.Target == g.self.ID {
 		if g.announce != nil && in.at.Sub(g.refuted) > g.cfg.AnnounceInterval/4 {
 			g.refuted = in.at

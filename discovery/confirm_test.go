@@ -188,6 +188,8 @@ func TestObituaries(t *testing.T) {
 			return &codec.Message{Kind: codec.Obituary, Group: "web", ID: "x", Target: target}
 		}
 		l.health.set("a:1", up)
+		l.health.set("x:1", up)
+		send(announce("web", "x")) // obituaries count only from a member
 		send(announce("web", "a"))
 		_, ok := b.Member("a")
 		require.True(t, ok)

@@ -14,7 +14,7 @@ import (
 // stands in for multicast; the health checks are real TCP probes on
 // 127.0.0.1 speaking the pir protocol.
 func Example() {
-	lan, _ := mem.NewLAN(mem.Config{})
+	lan, _ := mem.NewLAN(mem.Config{Loopback: true})
 
 	start := func(id string) (*discovery.Group, *healthcheck.TCPServer) {
 		hc := healthcheck.NewTCPServer(healthcheck.ServerConfig{})
@@ -58,7 +58,7 @@ func Example() {
 
 // A listener that returns false stops listening, as in the original pir.
 func ExampleGroup_AddListener() {
-	lan, _ := mem.NewLAN(mem.Config{})
+	lan, _ := mem.NewLAN(mem.Config{Loopback: true})
 	hc := healthcheck.NewTCPServer(healthcheck.ServerConfig{})
 	if err := hc.Start("127.0.0.1:0"); err != nil {
 		panic(err)

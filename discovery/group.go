@@ -86,6 +86,9 @@ type Group struct {
 	askers    map[string][]netip.AddrPort // members waiting for our probe of a peer (a Confirm with Probe)
 	queries   [4]queryHeard               // the latest queries answered, to answer each once (see answer)
 	nextQuery int                         // where in queries the next one goes
+	answerTok bucket                      // answers to queries (see answerSoon)
+	answerDue bool                        // a taskAnswer is scheduled
+	alt       map[string]altAddr          // joined members' addresses on their other path (see noteAlt)
 
 	// links is set when our URIs name no host (0.0.0.0, [::]): each link
 	// then gets an announcement carrying its own address.
@@ -146,6 +149,7 @@ type peerState struct {
 type inbound struct {
 	msg     codec.Message
 	src     netip.AddrPort
+	dst     netip.Addr // invalid when the transport cannot tell
 	ifIndex int
 	at      time.Time
 }
@@ -358,7 +362,7 @@ func (g *Group) ingest(b []byte, pkt transport.Packet, in *inbound) bool {
 		g.stats.drop(DropSelf)
 		return false
 	}
-	in.src, in.ifIndex, in.at = pkt.Src, pkt.IfIndex, time.Now()
+	in.src, in.dst, in.ifIndex, in.at = pkt.Src, pkt.Dst, pkt.IfIndex, time.Now()
 	return true
 }
 
@@ -486,6 +490,11 @@ func (g *Group) runDue(now time.Time) {
 			g.startWaiting(now)
 		case taskUpdate:
 			g.releaseUpdates(t.id, t.gen, now)
+		case taskAnswer:
+			if g.answerDue {
+				g.answerDue = false
+				g.answerSoon(now)
+			}
 		}
 	}
 }
@@ -508,7 +517,11 @@ func (g *Group) handle(in inbound) {
 		g.answerConfirm(in)
 		return
 	case codec.Evidence:
-		if !g.takeVouch(in) {
+		// A vouch (probed=0, by multicast) about a peer joined here
+		// already, or about ourselves, is news we have: it is neither
+		// evidence nor a forgery.
+		vouch := m.Probed == 0 && in.dst.IsValid() && in.dst.IsMulticast()
+		if !g.takeVouch(in) && !vouch {
 			g.takeEvidence(in)
 		}
 		return
@@ -552,6 +565,9 @@ func (g *Group) handle(in inbound) {
 	}
 	st.member.LastSeen = in.at
 	g.mu.Unlock()
+	if !primary {
+		g.noteAlt(m.ID, st, in.src)
+	}
 }
 
 // path is the way a message reached us: the interface and address family.
@@ -573,24 +589,18 @@ type queryHeard struct {
 // interface): a member sends one query, when it starts.
 const queryCopies = 100 * time.Millisecond
 
-// answer replies to a Query with our announcement, by unicast to its
-// sender. It answers one copy of a query: the first to arrive, by the path
-// that works best, so that a newcomer on a dual-stack LAN gets one answer
-// from each member rather than two, when every member answers at once.
+// answer replies to a Query with our announcement, by multicast to the
+// group as every announcement goes, never by unicast to the query's source,
+// which a forger chooses: one forged query then sends nothing to a third
+// party. Answers are coalesced (see answerSoon). It answers one copy of a
+// query: the others, heard by another path (IPv4 and IPv6, a second
+// interface), are answered by the same announcement, which goes out on
+// every link.
 func (g *Group) answer(in inbound) {
-	if g.announce == nil || !in.src.IsValid() || g.answeredCopy(in) || !g.mayAnswer(in) {
+	if g.announce == nil || g.answeredCopy(in) {
 		return
 	}
-	b, err := g.answerFor(in.ifIndex, in.src)
-	if err != nil || b == nil {
-		g.log.Debug("no answer for query", "from", in.src, "error", err)
-		return
-	}
-	err = g.cfg.Transport.SendTo(b, in.src)
-	g.countSend(err)
-	if err != nil {
-		g.log.Debug("answer failed", "to", in.src, "error", err)
-	}
+	g.answerSoon(in.at)
 }
 
 // answeredCopy reports whether in is a copy of a query answered already,
@@ -619,9 +629,10 @@ func (g *Group) mayAnswer(in inbound) bool {
 	return false
 }
 
-// parsePeer checks a message's URIs for use: they parse, and the health
-// URI's scheme has a prober. Link-local addresses get the zone of the
-// interface the message came in on.
+// parsePeer checks a message's URIs for use: they parse, the health URI's
+// scheme has a prober, and its host is one we may probe (checkHealthHost,
+// Config.ProbeFilter). Link-local addresses get the zone of the interface
+// the message came in on.
 func (g *Group) parsePeer(in *inbound) (Peer, error) {
 	m := &in.msg
 	h, err := url.Parse(m.Health)
@@ -630,6 +641,9 @@ func (g *Group) parsePeer(in *inbound) (Peer, error) {
 	}
 	if h.Scheme == "" || h.Host == "" {
 		return Peer{}, fmt.Errorf("health URI %q has no scheme or host", m.Health)
+	}
+	if h.User != nil {
+		return Peer{}, fmt.Errorf("%w: health URI has userinfo", errNotAllowed)
 	}
 	if s, ok := g.cfg.Prober.(healthcheck.SchemeSupporter); ok && !s.Supports(h.Scheme) {
 		return Peer{}, fmt.Errorf("%w: %q", healthcheck.ErrUnsupportedScheme, h.Scheme)
@@ -640,11 +654,8 @@ func (g *Group) parsePeer(in *inbound) (Peer, error) {
 	}
 	localizeZone(h, in)
 	localizeZone(c, in)
-	if g.cfg.HealthMustMatchSource {
-		a, err := netip.ParseAddr(h.Hostname())
-		if err != nil || a.Unmap().WithZone("") != in.src.Addr().Unmap().WithZone("") {
-			return Peer{}, fmt.Errorf("%w: health host %q is not the source address %s", errNotAllowed, h.Hostname(), in.src.Addr())
-		}
+	if err := checkHealthHost(h.Hostname(), in.src.Addr(), g.cfg.ForeignHealthHosts); err != nil {
+		return Peer{}, fmt.Errorf("%w: %w", errNotAllowed, err)
 	}
 	if f := g.cfg.ProbeFilter; f != nil {
 		if err := f(h, in.src); err != nil {
@@ -654,7 +665,7 @@ func (g *Group) parsePeer(in *inbound) (Peer, error) {
 	return Peer{ID: m.ID, HealthURI: h, CommsURI: c, Meta: m.Meta}, nil
 }
 
-// errNotAllowed marks a health URI refused by configuration.
+// errNotAllowed marks a health URI refused as a probe target.
 var errNotAllowed = errors.New("not allowed")
 
 // dropPeer counts an announcement whose peer could not be taken.

@@ -45,6 +45,9 @@ func (l *lab) join(name string, mutate ...func(*discovery.Config)) (*discovery.G
 		Self:      discovery.Peer{ID: name, HealthURI: healthURI(name)},
 		Transport: ep,
 		Prober:    l.health,
+		// The lab's health hosts are names (healthURI), not the
+		// endpoints' addresses; guard_test.go checks the default.
+		ForeignHealthHosts: true,
 	}
 	for _, f := range mutate {
 		f(&cfg)

@@ -100,30 +100,6 @@ func (g *Group) sendSelf(kind codec.Kind) error {
 	return firstErr // nil when there is no usable link yet: nothing to say
 }
 
-// answerFor returns the announcement to answer a query that arrived on
-// interface ifIndex from src.
-func (g *Group) answerFor(ifIndex int, src netip.AddrPort) ([]byte, error) {
-	if g.links == nil {
-		return g.encodeSelf(codec.Announce)
-	}
-	var fallback *transport.Link
-	for _, l := range g.links.Links() {
-		if !g.usable(l) || l.Addr.Is4() != src.Addr().Unmap().Is4() {
-			continue
-		}
-		if l.Index == ifIndex {
-			return g.encodeFor(codec.Announce, l)
-		}
-		if fallback == nil {
-			fallback = &l
-		}
-	}
-	if fallback == nil {
-		return nil, nil
-	}
-	return g.encodeFor(codec.Announce, *fallback)
-}
-
 // localizeZone gives a link-local health or comms address the zone of the
 // interface the announcement arrived on: the sender's zone names its own
 // interface, which means nothing here.

@@ -449,6 +449,8 @@ func newSimWorld(t *testing.T, n, k int) *simWorld {
 		cfg := discovery.Config{
 			Name: "web", Transport: o.wire, Prober: o.prober,
 			Self: discovery.Peer{ID: o.name, HealthURI: healthURI(o.name)},
+			// Health hosts are names here, as in the lab.
+			ForeignHealthHosts: true,
 		}
 		if n > defaultMaxPeers {
 			// The only setting changed, and only when the default cannot

@@ -13,6 +13,7 @@ const (
 	taskConfirmed // a confirmation ends: the peer is dead
 	taskRound     // bounded probing: the next member of the round
 	taskUpdate    // a member's Updated rate limit window ends (gen: its seq)
+	taskAnswer    // the coalesced answer to queries is due (see answerSoon)
 )
 
 // task is one timed job of the Group's goroutine: 32 bytes. Probe and

@@ -30,8 +30,10 @@ const (
 	// DropRateLimited: a new peer from a source that introduced too many
 	// (Config.NewPeerRate).
 	DropRateLimited
-	// DropNotAllowed: a health URI that Config.ProbeFilter or
-	// Config.HealthMustMatchSource refused.
+	// DropNotAllowed: a health URI refused before any probe: userinfo, a
+	// DNS name, an unspecified, multicast or (from another host) loopback
+	// address, a host other than the source address (see
+	// Config.ForeignHealthHosts), or Config.ProbeFilter's refusal.
 	DropNotAllowed
 	// DropRejected: the codec refused the datagram for a reason of its own
 	// that none of the reasons here names.
@@ -50,16 +52,19 @@ const (
 	// DropStale: an authentic envelope outside the time window: an old
 	// replay, or a sender whose clock is off.
 	DropStale
-	// DropAnswerLimited: a query or a confirmation whose unicast answer
-	// was not sent because its source address asked too often
-	// (Config.AnswerRate), so that spoofed requests cannot turn members
-	// into a flood aimed at a victim. A query is still taken as its
-	// sender's announcement.
+	// DropAnswerLimited: a confirmation request whose unicast answer was
+	// not sent because the member asked too often (Config.AnswerRate).
+	// Queries are answered by multicast and never counted here.
 	DropAnswerLimited
 	// DropDuplicate: the second copy of an authentic envelope, heard by
 	// another path (IPv4 and IPv6, two interfaces) within a second of the
 	// first. Normal on a dual-stack or multi-homed LAN; not an attack.
 	DropDuplicate
+	// DropSpoofed: a confirmation request, evidence or obituary that did
+	// not come from the address its sender was heard from as a joined
+	// member, or a request that expects a unicast answer sent by
+	// multicast: forged, or from a peer not (yet) a member.
+	DropSpoofed
 
 	numDropReasons
 )
@@ -82,6 +87,7 @@ var dropNames = [numDropReasons]string{
 	DropStale:           "stale",
 	DropDuplicate:       "duplicate",
 	DropAnswerLimited:   "answer_limited",
+	DropSpoofed:         "spoofed",
 }
 
 func (r DropReason) String() string {

@@ -47,6 +47,12 @@ type Packet struct {
 	// IfIndex is the index of the interface the datagram arrived on, or 0
 	// when the transport cannot tell.
 	IfIndex int
+	// Dst is the datagram's destination address: the group's multicast
+	// address for a multicast, one of ours for a unicast. It is invalid
+	// when the transport cannot tell. A Group answers requests that expect
+	// a unicast answer only when they came by unicast, so that a forged
+	// multicast cannot make every member answer a spoofed source.
+	Dst netip.Addr
 }
 
 var (
@@ -85,6 +91,9 @@ type LinkSender interface {
 	// Links reports the links the transport currently sends on. The set may
 	// change as interfaces come and go.
 	Links() []Link
-	// SendVia multicasts b to the group on one link only.
+	// SendVia multicasts b to the group on one link only, from l.Addr
+	// where the platform lets the sender choose its source address, so
+	// that receivers see the address the announcement carries as its
+	// source (a Group checks that they match).
 	SendVia(b []byte, l Link) error
 }

@@ -210,7 +210,7 @@ checks are real TCP probes either way.
 // (re-executing this program there) and the error is the run's exit status.
 func demoNetwork(memOnly, v6 bool, port uint16, stderr io.Writer) (newTransport func() (transport.Transport, error), healthHost netip.Addr, where string, err error) {
 	useMem := func(why string) (func() (transport.Transport, error), netip.Addr, string, error) {
-		lan, err := mem.NewLAN(mem.Config{})
+		lan, err := mem.NewLAN(mem.Config{Loopback: true}) // health servers on 127.0.0.1: members must be "on this host"
 		if err != nil {
 			return nil, netip.Addr{}, "", err
 		}

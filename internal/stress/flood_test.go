@@ -85,7 +85,7 @@ func openFDs(t *testing.T) int {
 }
 
 // forge multicasts n announcements with distinct IDs from the given
-// sources, pointing probes at a closed port. It stops early when stop is
+// sources, pointing probes at a closed port of their own address. It stops early when stop is
 // closed. When received is not nil the attacker keeps at most 500
 // datagrams ahead of what the target has received, so that the flood is
 // as fast as the target can take and no faster: every forged datagram
@@ -110,7 +110,8 @@ func forge(n int, stop <-chan struct{}, received func() uint64) (int, error) {
 			return sent, nil
 		default:
 		}
-		d := fmt.Sprintf("web|forged-%08d|tcp://198.18.255.1:1|tcp://198.18.255.1:1", i)
+		src := i%sources + 1 // each names its own source address, as the default check requires
+		d := fmt.Sprintf("web|forged-%08d|tcp://198.18.1.%d:1|tcp://198.18.1.%d:1", i, src, src)
 		if _, err := conns[i%sources].WriteToUDP([]byte(d), dst); err == nil {
 			sent++
 		}

@@ -38,7 +38,7 @@ type env struct {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	srv := etcdtest.Start(t)
-	lan, err := mem.NewLAN(mem.Config{})
+	lan, err := mem.NewLAN(mem.Config{Loopback: true})
 	require.NoError(t, err)
 	return &env{t: t, etcd: srv, lan: lan, prefix: "/pir-test", group: "web", admin: etcdtest.Client(t, srv.Endpoint)}
 }

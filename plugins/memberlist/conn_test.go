@@ -66,7 +66,7 @@ func sites(t *testing.T, n int, cfg memberlist.Config) []*memberlist.Conn {
 	t.Helper()
 	lans := map[string]*mem.LAN{}
 	for _, s := range []string{"A", "B"} {
-		lan, err := mem.NewLAN(mem.Config{})
+		lan, err := mem.NewLAN(mem.Config{Loopback: true})
 		require.NoError(t, err)
 		lans[s] = lan
 	}
@@ -383,7 +383,7 @@ func TestCloseWhileJoining(t *testing.T) {
 
 func TestCloseAndErrors(t *testing.T) {
 	leakCheck(t)
-	lan, err := mem.NewLAN(mem.Config{})
+	lan, err := mem.NewLAN(mem.Config{Loopback: true})
 	require.NoError(t, err)
 	inner := lan.Join()
 	c := start(t, memberlist.Config{Inner: inner, Site: "A", LeaveTimeout: -1})
@@ -402,7 +402,7 @@ func TestCloseAndErrors(t *testing.T) {
 
 func TestNewFailureClosesInner(t *testing.T) {
 	leakCheck(t)
-	lan, err := mem.NewLAN(mem.Config{})
+	lan, err := mem.NewLAN(mem.Config{Loopback: true})
 	require.NoError(t, err)
 	inner := lan.Join()
 	_, err = memberlist.New(context.Background(), memberlist.Config{Inner: inner, Bind: loopback})

@@ -28,16 +28,18 @@
 // of one site relay nothing to each other (they hear each other on the
 // LAN), so a datagram reaches each member once. A relayed datagram's
 // source (Packet.Src) is the sender's relay address: its own IP address,
-// so discovery.Config.HealthMustMatchSource works when members advertise
-// that address. The relay socket accepts datagrams only from the relay
-// address of a node memberlist knows alive: anything else arriving there
-// is dropped and counted (Stats.RelayDropped), so that a host that is not
-// a memberlist node cannot inject members through it. (Joining memberlist
-// is open to anyone who reaches it unless Config.SecretKey is set: set it
-// where the network between sites is not trusted.) A Group answers a
-// query by SendTo to its source: SendTo
-// sends through the relay socket when the destination is a node's relay
-// address, and through Inner otherwise.
+// so discovery's default check that a health URI names its announcement's
+// source address (see discovery.Config.ForeignHealthHosts) passes when
+// members advertise that address. The relay socket accepts datagrams only
+// from the relay address of a node memberlist knows alive: anything else
+// arriving there is dropped and counted (Stats.RelayDropped), so that a
+// host that is not a memberlist node cannot inject members through it.
+// (Joining memberlist is open to anyone who reaches it unless
+// Config.SecretKey is set: set it where the network between sites is not
+// trusted.) A Group answers a query with Send, like any announcement, so
+// the answer is relayed to every site; SendTo (confirmation requests and
+// evidence) sends through the relay socket when the destination is a
+// node's relay address, and through Inner otherwise.
 //
 // pir decides membership, not memberlist: a member on another site joins
 // when its announcement arrives and its health probe succeeds, and leaves

@@ -21,8 +21,8 @@ func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	bind := netip.MustParseAddrPort("127.0.0.1:0") // an address the other sites reach, in real life
-	lanA, _ := mem.NewLAN(mem.Config{})
-	lanB, _ := mem.NewLAN(mem.Config{})
+	lanA, _ := mem.NewLAN(mem.Config{Loopback: true})
+	lanB, _ := mem.NewLAN(mem.Config{Loopback: true})
 
 	a, err := memberlist.New(ctx, memberlist.Config{Inner: lanA.Join(), Site: "A", Bind: bind})
 	if err != nil {

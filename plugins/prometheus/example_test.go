@@ -24,7 +24,7 @@ import (
 // joined.
 func Example() {
 	ctx := context.Background()
-	lan, _ := mem.NewLAN(mem.Config{})
+	lan, _ := mem.NewLAN(mem.Config{Loopback: true})
 	health := healthcheck.NewTCPServer(healthcheck.ServerConfig{})
 	if err := health.Start("127.0.0.1:0"); err != nil {
 		fmt.Println(err)

@@ -38,7 +38,7 @@ type lab struct {
 }
 
 func newLab(t *testing.T) *lab {
-	lan, err := mem.NewLAN(mem.Config{})
+	lan, err := mem.NewLAN(mem.Config{Loopback: true})
 	require.NoError(t, err)
 	return &lab{t: t, lan: lan}
 }

@@ -399,7 +399,30 @@ func (e *engine) synthesize(inst *instance, now time.Time) (m codec.Message, src
 	if !src.IsValid() {
 		src, ifIndex = srv.src, srv.ifIndex
 	}
-	return m, src, ifIndex, true
+	return m, e.vouch(m.Health, src, ifIndex), ifIndex, true
+}
+
+// vouch returns the source a synthesized message is delivered from: the
+// health host's own address, port kept, when it is an address on the link
+// the records came from. A Group takes a health host only from the same
+// source address (unless configured otherwise); the host's A or AAAA
+// record names the address the responder published for it, which is often
+// not the one it sent from (a link-local IPv6 source, a second IPv4
+// address). A loopback, unspecified or multicast host, or one off the
+// link, keeps the responder's address, and the Group judges it.
+func (e *engine) vouch(health string, src netip.AddrPort, ifIndex int) netip.AddrPort {
+	u, err := url.Parse(health)
+	if err != nil {
+		return src
+	}
+	h, err := netip.ParseAddr(u.Hostname())
+	if err != nil || h.IsLoopback() || h.IsUnspecified() || h.IsMulticast() || h.Unmap().Is4() != src.Addr().Unmap().Is4() {
+		return src
+	}
+	if l := e.c.link(ifIndex); l == nil || !l.onLink(h) {
+		return src
+	}
+	return netip.AddrPortFrom(h, src.Port())
 }
 
 // resolve asks for records of inst that are missing, at most once a

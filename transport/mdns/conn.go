@@ -86,6 +86,7 @@ type inbound struct {
 type delivery struct {
 	b       []byte
 	src     netip.AddrPort
+	dst     netip.Addr // invalid for a synthesized message
 	ifIndex int
 }
 
@@ -408,7 +409,7 @@ func (c *Conn) Receive(buf []byte) (transport.Packet, error) {
 			return transport.Packet{}, fmt.Errorf("mdns: %d-byte datagram from %s into a %d-byte buffer: %w",
 				len(d.b), d.src, len(buf), transport.ErrTruncated)
 		}
-		return transport.Packet{N: copy(buf, d.b), Src: d.src, IfIndex: d.ifIndex}, nil
+		return transport.Packet{N: copy(buf, d.b), Src: d.src, IfIndex: d.ifIndex, Dst: d.dst}, nil
 	}
 }
 
@@ -445,7 +446,7 @@ func (c *Conn) read(f *family, s *socket) {
 		if p, ok := parseRaw(buf[:n]); ok {
 			c.st.raw.Add(1)
 			select {
-			case c.out <- delivery{b: slices.Clone(p), src: src, ifIndex: ifIndex}:
+			case c.out <- delivery{b: slices.Clone(p), src: src, dst: dst, ifIndex: ifIndex}:
 			case <-c.done:
 				return
 			}

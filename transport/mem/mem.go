@@ -26,6 +26,15 @@ const MaxUDP = 65507
 // start of the benchmarking range 198.18.0.0/15.
 const firstAddr = 198<<24 | 18<<16
 
+// firstLoopback is the address before the first endpoint's when
+// Config.Loopback is set: 127.0.0.0.
+const firstLoopback = 127 << 24
+
+// GroupAddr is the destination address receivers see (Packet.Dst) on a
+// datagram sent with Send: the LAN's multicast group, 239.255.0.1. A
+// datagram sent with SendTo carries its receiver's address instead.
+func GroupAddr() netip.Addr { return netip.AddrFrom4([4]byte{239, 255, 0, 1}) }
+
 // Config configures a LAN. The zero value is ready to use.
 type Config struct {
 	// QueueLen is how many datagrams each endpoint's receive queue holds.
@@ -44,6 +53,13 @@ type Config struct {
 	// multicasts, as a real host does with IP_MULTICAST_LOOP on, which is
 	// the kernel's default.
 	NoLoopback bool
+
+	// Loopback gives endpoints addresses in 127.0.0.0/8 (127.0.0.1 for the
+	// first) instead of 198.18.0.0/15, as if every member ran on this one
+	// host. A Group accepts a health URI on a loopback address only from a
+	// loopback source: set it when members' health servers listen on
+	// 127.0.0.1, as examples and tests with real probes do.
+	Loopback bool
 
 	// Seed seeds the random source that decides which datagrams loss
 	// strikes. Zero is a seed like any other: the same seed and the same
@@ -218,15 +234,20 @@ func NewLAN(cfg Config) (*LAN, error) {
 	}, nil
 }
 
-// Join adds a new endpoint to the LAN. Its address is 198.18.0.0 + n, port
-// Port, for the n-th endpoint to join; addresses are never reused.
+// Join adds a new endpoint to the LAN. Its address is 198.18.0.0 + n
+// (127.0.0.0 + n with Config.Loopback), port Port, for the n-th endpoint to
+// join; addresses are never reused.
 func (l *LAN) Join() *Endpoint {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.joined++
+	first := uint32(firstAddr)
+	if l.cfg.Loopback {
+		first = firstLoopback
+	}
 	e := &Endpoint{
 		lan:    l,
-		addr:   netip.AddrPortFrom(addr4(firstAddr+l.joined), Port),
+		addr:   netip.AddrPortFrom(addr4(first+l.joined), Port),
 		ready:  make(chan struct{}, 1),
 		closed: make(chan struct{}),
 	}
@@ -330,6 +351,7 @@ var _ transport.Transport = (*Endpoint)(nil)
 type datagram struct {
 	b   []byte
 	src netip.AddrPort
+	dst netip.Addr
 }
 
 // Addr returns the endpoint's address: what receivers see as Packet.Src
@@ -369,7 +391,7 @@ func (e *Endpoint) Send(b []byte) error {
 	if err := e.checkSend("send", len(b)); err != nil {
 		return err
 	}
-	d := datagram{b: bytes.Clone(b), src: e.addr}
+	d := datagram{b: bytes.Clone(b), src: e.addr, dst: GroupAddr()}
 	for _, to := range l.members {
 		if to == e && l.cfg.NoLoopback {
 			continue
@@ -400,7 +422,7 @@ func (e *Endpoint) SendTo(b []byte, dst netip.AddrPort) error {
 		}
 		return nil
 	}
-	l.deliver(datagram{b: bytes.Clone(b), src: e.addr}, e, to)
+	l.deliver(datagram{b: bytes.Clone(b), src: e.addr, dst: to.addr.Addr()}, e, to)
 	return nil
 }
 
@@ -481,7 +503,9 @@ func (e *Endpoint) signal() {
 }
 
 // Receive blocks until a datagram arrives, copies it into buf and describes
-// it: Src is the sender's address and IfIndex is 1. A datagram longer than
+// it: Src is the sender's address, IfIndex is 1 and Dst is GroupAddr for
+// a datagram sent with Send, the endpoint's address for one sent with
+// SendTo. A datagram longer than
 // buf is dropped and Receive returns an error wrapping
 // transport.ErrTruncated, with a Packet whose Src names the sender and whose
 // N is 0. Once the endpoint is closed, Receive returns an error wrapping
@@ -502,13 +526,13 @@ func (e *Endpoint) Receive(buf []byte) (transport.Packet, error) {
 		if len(d.b) > len(buf) {
 			e.stats.truncated.Add(1)
 			e.lan.stats.truncated.Add(1)
-			return transport.Packet{Src: d.src, IfIndex: 1},
+			return transport.Packet{Src: d.src, IfIndex: 1, Dst: d.dst},
 				fmt.Errorf("mem: %s receive: %d-byte datagram from %s, %d-byte buffer: %w",
 					e.addr, len(d.b), d.src, len(buf), transport.ErrTruncated)
 		}
 		e.stats.received.Add(1)
 		e.lan.stats.received.Add(1)
-		return transport.Packet{N: copy(buf, d.b), Src: d.src, IfIndex: 1}, nil
+		return transport.Packet{N: copy(buf, d.b), Src: d.src, IfIndex: 1, Dst: d.dst}, nil
 	}
 }
 

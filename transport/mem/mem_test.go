@@ -139,7 +139,18 @@ func TestPacketDescribesSender(t *testing.T) {
 	require.NoError(t, eps[0].Send([]byte("hello")))
 	got, p := recv(t, eps[1])
 	assert.Equal(t, "hello", got)
-	assert.Equal(t, transport.Packet{N: 5, Src: eps[0].Addr(), IfIndex: 1}, p)
+	assert.Equal(t, transport.Packet{N: 5, Src: eps[0].Addr(), IfIndex: 1, Dst: mem.GroupAddr()}, p)
+
+	require.NoError(t, eps[0].SendTo([]byte("hi"), eps[1].Addr()))
+	_, p = recv(t, eps[1])
+	assert.Equal(t, transport.Packet{N: 2, Src: eps[0].Addr(), IfIndex: 1, Dst: eps[1].Addr().Addr()}, p, "a unicast names its receiver")
+}
+
+func TestLoopbackAddresses(t *testing.T) {
+	lan := newLAN(t, mem.Config{Loopback: true})
+	eps := join(t, lan, 2)
+	assert.Equal(t, netip.MustParseAddrPort("127.0.0.1:7946"), eps[0].Addr())
+	assert.Equal(t, netip.MustParseAddrPort("127.0.0.2:7946"), eps[1].Addr())
 }
 
 func TestLoopback(t *testing.T) {
@@ -220,7 +231,7 @@ func TestTruncatedNamesSender(t *testing.T) {
 	require.NoError(t, eps[0].Send([]byte("0123456789")))
 	p, err := eps[1].Receive(make([]byte, 9))
 	require.ErrorIs(t, err, transport.ErrTruncated)
-	assert.Equal(t, transport.Packet{Src: eps[0].Addr(), IfIndex: 1}, p)
+	assert.Equal(t, transport.Packet{Src: eps[0].Addr(), IfIndex: 1, Dst: mem.GroupAddr()}, p)
 	assert.Equal(t, uint64(1), eps[1].Stats().Truncated)
 	assert.Zero(t, queued(eps[1]), "the datagram was not dropped")
 }
@@ -231,7 +242,7 @@ func TestEmptyDatagram(t *testing.T) {
 	require.NoError(t, eps[0].Send(nil))
 	p, err := eps[1].Receive(nil)
 	require.NoError(t, err)
-	assert.Equal(t, transport.Packet{N: 0, Src: eps[0].Addr(), IfIndex: 1}, p)
+	assert.Equal(t, transport.Packet{N: 0, Src: eps[0].Addr(), IfIndex: 1, Dst: mem.GroupAddr()}, p)
 }
 
 // Receivers get their own copy: one receiver writing into its buffer does

@@ -195,13 +195,34 @@ func (c *Conn) SendVia(b []byte, l transport.Link) error {
 	if !ok {
 		return fmt.Errorf("multicast: send via %s (index %d): %w", l.Name, l.Index, ErrNoInterface)
 	}
-	if err := c.sendOn(b, cur); err != nil {
+	if err := c.sendFrom(b, cur, l.Addr); err != nil {
 		if c.closed() {
 			return fmt.Errorf("multicast: send: %w", transport.ErrClosed)
 		}
 		return fmt.Errorf("multicast: send via %s: %w", cur.ifi.Name, err)
 	}
 	return nil
+}
+
+// sendFrom multicasts b on one link from the source address src, where the
+// platform takes a source in a control message (IP_PKTINFO,
+// IPV6_PKTINFO): the kernel would otherwise pick the link-local address
+// for ff02:: and the interface's primary address for IPv4, and receivers
+// check that an announcement's address is its source. Where it cannot, or
+// the address is no longer there, the kernel picks.
+func (c *Conn) sendFrom(b []byte, l link, src netip.Addr) error {
+	src = src.Unmap().WithZone("")
+	if !src.IsValid() || src.IsUnspecified() || src.Is4() == c.v6 {
+		return c.sendOn(b, l)
+	}
+	c.sendMu.Lock()
+	err := c.tx.writeFrom(b, c.group, src, l.ifi.Index)
+	c.sendMu.Unlock()
+	if err == nil {
+		return nil
+	}
+	c.log.Trace("send with a source address failed", "interface", l.ifi.Name, "src", src, "error", err)
+	return c.sendOn(b, l)
 }
 
 // SendTo sends b to dst by unicast, from the socket whose address is
@@ -293,8 +314,8 @@ func (c *Conn) read(s socket, name string) {
 	defer c.wg.Done()
 	for {
 		d := datagram{buf: readBufs.Get().(*[]byte)}
-		var dst netip.Addr
-		d.n, d.src, dst, d.ifIndex, d.err = s.readFrom(*d.buf)
+		d.n, d.src, d.dst, d.ifIndex, d.err = s.readFrom(*d.buf)
+		dst := d.dst
 		if d.err != nil {
 			d.release()
 			if c.closed() || errors.Is(d.err, net.ErrClosed) {

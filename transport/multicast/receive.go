@@ -21,6 +21,7 @@ type datagram struct {
 	buf     *[]byte
 	n       int
 	src     netip.AddrPort
+	dst     netip.Addr
 	ifIndex int
 	err     error
 }
@@ -52,6 +53,6 @@ func receive(rx <-chan datagram, done <-chan struct{}, buf []byte) (transport.Pa
 			return transport.Packet{}, fmt.Errorf("multicast: %d-byte datagram from %s into a %d-byte buffer: %w",
 				d.n, d.src, len(buf), transport.ErrTruncated)
 		}
-		return transport.Packet{N: copy(buf, (*d.buf)[:d.n]), Src: d.src, IfIndex: d.ifIndex}, nil
+		return transport.Packet{N: copy(buf, (*d.buf)[:d.n]), Src: d.src, IfIndex: d.ifIndex, Dst: d.dst}, nil
 	}
 }

@@ -2,6 +2,7 @@ package multicast
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -22,6 +23,10 @@ type socket interface {
 	// the platform reports them (zero values otherwise).
 	readFrom(b []byte) (n int, src netip.AddrPort, dst netip.Addr, ifIndex int, err error)
 	writeTo(b []byte, dst netip.AddrPort) error
+	// writeFrom sends b to dst from the source address src out of
+	// interface ifIndex, with a control message; it fails where control
+	// messages are not supported.
+	writeFrom(b []byte, dst netip.AddrPort, src netip.Addr, ifIndex int) error
 	setMulticastInterface(ifi *net.Interface) error
 	joinGroup(ifi *net.Interface, group netip.Addr) error
 	leaveGroup(ifi *net.Interface, group netip.Addr) error
@@ -115,6 +120,17 @@ func (s *socket4) writeTo(b []byte, dst netip.AddrPort) error {
 	return err
 }
 
+func (s *socket4) writeFrom(b []byte, dst netip.AddrPort, src netip.Addr, ifIndex int) error {
+	if !s.cm {
+		return errNoControl
+	}
+	_, err := s.p.WriteTo(b, &ipv4.ControlMessage{Src: src.AsSlice(), IfIndex: ifIndex}, net.UDPAddrFromAddrPort(dst))
+	return err
+}
+
+// errNoControl reports that the platform takes no control messages.
+var errNoControl = errors.New("control messages not supported")
+
 func (s *socket4) setMulticastInterface(ifi *net.Interface) error {
 	return s.p.SetMulticastInterface(ifi)
 }
@@ -163,6 +179,14 @@ func (s *socket6) readFrom(b []byte) (int, netip.AddrPort, netip.Addr, int, erro
 
 func (s *socket6) writeTo(b []byte, dst netip.AddrPort) error {
 	_, err := s.uc.WriteToUDPAddrPort(b, dst)
+	return err
+}
+
+func (s *socket6) writeFrom(b []byte, dst netip.AddrPort, src netip.Addr, ifIndex int) error {
+	if !s.cm {
+		return errNoControl
+	}
+	_, err := s.p.WriteTo(b, &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: ifIndex}, net.UDPAddrFromAddrPort(dst))
 	return err
 }
 

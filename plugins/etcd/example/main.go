@@ -122,7 +122,7 @@ func join(ctx context.Context, cli *clientv3.Client, o joinOpts, out io.Writer) 
 			o.health = "0.0.0.0:0"
 		}
 	case "mem":
-		l, err := mem.NewLAN(mem.Config{})
+		l, err := mem.NewLAN(mem.Config{Loopback: true})
 		if err != nil {
 			return err
 		}

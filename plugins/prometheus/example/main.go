@@ -92,7 +92,7 @@ func run(ctx context.Context, o options, ready func(addr string)) (err error) {
 			return fmt.Errorf("open the multicast transport: %w", err)
 		}
 	} else {
-		lan, err := mem.NewLAN(mem.Config{})
+		lan, err := mem.NewLAN(mem.Config{Loopback: true})
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,137 @@
+package discovery
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/pirlan/pir/codec"
+)
+
+// This file holds the checks that keep forged datagrams from turning
+// members into a weapon: probes aimed only at a peer's own address, and
+// answers sent only to members that asked by unicast from their own
+// address. docs/wire.md states the rules; docs/security.md the attacks.
+
+// checkHealthHost reports why a health URI host may not be probed, or nil:
+// an IP address equal to the datagram's source src, or with foreign (see
+// Config.ForeignHealthHosts) any address or name; never an unspecified or
+// multicast address, nor a loopback one unless src is loopback too (a
+// member on this host).
+func checkHealthHost(host string, src netip.Addr, foreign bool) error {
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		if foreign {
+			return nil
+		}
+		return fmt.Errorf("health host %q is not an IP address", host)
+	}
+	a, s := a.Unmap().WithZone(""), src.Unmap().WithZone("")
+	switch {
+	case a.IsUnspecified() || a.IsMulticast():
+		return fmt.Errorf("health host %s is not a unicast address", a)
+	case a.IsLoopback():
+		if !s.IsLoopback() {
+			return fmt.Errorf("health host %s is a loopback address and the source %s is not", a, s)
+		}
+	case !foreign && a != s:
+		return fmt.Errorf("health host %s is not the source address %s", a, s)
+	}
+	return nil
+}
+
+// sameAddr reports whether a and b name the same host address, IPv4
+// mapping, zone and port aside: the port a member sends from is not what a
+// forger cannot choose, its address is.
+func sameAddr(a, b netip.AddrPort) bool {
+	return a.Addr().Unmap().WithZone("") == b.Addr().Unmap().WithZone("")
+}
+
+// fromMember reports whether in, a request or news about another member
+// (Confirm, Evidence, Obituary), may be taken: it came by unicast when
+// unicast is what its sender uses (every kind but Obituary), and from the
+// address its sender is known by as a joined member. Otherwise it counts
+// the drop: a forger on the LAN can claim any member's ID, but not, in
+// return, receive what is sent to that member's address.
+func (g *Group) fromMember(in *inbound) bool {
+	if in.msg.Kind != codec.Obituary && in.dst.IsValid() && in.dst.IsMulticast() {
+		g.stats.drop(DropSpoofed)
+		return false
+	}
+	st := g.peers[in.msg.ID]
+	if st == nil || !st.joined || !sameAddr(st.member.Addr, in.src) && !g.isAlt(in.msg.ID, st, in.src) {
+		g.stats.drop(DropSpoofed)
+		g.log.Trace("not from the member it names", "peer", in.msg.ID, "from", in.src, "kind", in.msg.Kind)
+		return false
+	}
+	return true
+}
+
+// altAddr is the address a joined member's announcements also come from,
+// by its other path (IPv6 as well as IPv4, a second interface): a member
+// may ask us by either, whichever way it knows us.
+type altAddr struct {
+	st   *peerState // the member's state when it was heard; stale once it differs
+	addr netip.AddrPort
+}
+
+// noteAlt records that member id, known by st.member.Addr, was also heard
+// from src. Only joined members are recorded, and the table is swept of
+// members gone whenever it outgrows the peer table, so that it stays
+// bounded by the members.
+func (g *Group) noteAlt(id string, st *peerState, src netip.AddrPort) {
+	if !st.joined || sameAddr(st.member.Addr, src) {
+		return
+	}
+	if a, ok := g.alt[id]; ok && a.st == st && a.addr == src {
+		return
+	}
+	if g.alt == nil {
+		g.alt = make(map[string]altAddr)
+	}
+	if len(g.alt) >= 2*len(g.peers)+16 {
+		for k, a := range g.alt {
+			if g.peers[k] != a.st {
+				delete(g.alt, k)
+			}
+		}
+	}
+	g.alt[id] = altAddr{st: st, addr: src}
+}
+
+// isAlt reports whether src is member id's address on its other path.
+func (g *Group) isAlt(id string, st *peerState, src netip.AddrPort) bool {
+	a, ok := g.alt[id]
+	return ok && a.st == st && sameAddr(a.addr, src)
+}
+
+// Answers to queries: a member answers a query with its announcement, by
+// multicast, at once while it has a token, and otherwise once more when
+// the next token is due, for all the queries heard meanwhile. A forged
+// query then costs each member at most one announcement to the group,
+// never a datagram to the forged source, and a flood of them at most
+// queryAnswerRate announcements a second. The burst lets a few members
+// that start together, a few tens of milliseconds apart, each get their
+// answers at once.
+const (
+	queryAnswerRate  = 10 // a second: one per 100 ms
+	queryAnswerBurst = 4
+)
+
+// answerSoon answers a query now, or when the next token is due.
+func (g *Group) answerSoon(now time.Time) {
+	if g.answerDue {
+		return // the answer scheduled covers this query too
+	}
+	if g.answerTok.take(now, queryAnswerRate, queryAnswerBurst) {
+		if err := g.sendSelf(codec.Announce); err != nil {
+			g.log.Debug("answer failed", "error", err)
+		}
+		return
+	}
+	g.answerDue = true
+	// At least a millisecond on: a token short by a rounding error must
+	// not make a task due again at once, and again.
+	wait := max(g.answerTok.wait(queryAnswerRate), time.Millisecond)
+	g.sched.push(task{at: g.at(now.Add(wait)), kind: taskAnswer})
+}
