@@ -95,7 +95,7 @@ func TestAdvice(t *testing.T) {
 		assert.Equal(t, 1, w.stderr.count("(unknown_key)"), "%q", got)
 		assert.Equal(t, 1, w.stderr.count("are not authenticated (unauthenticated): that member needs -key-file"), "%q", got)
 		assert.Equal(t, 1, w.stderr.count("(bad_tag)"), "%q", got)
-		assert.Equal(t, 1, w.stderr.count(`are for group "db", not "web" (foreign_group): check -group`), "%q", got)
+		assert.Equal(t, 1, w.stderr.count(`are for group "db", not "web" (foreign_group): ignored; if you meant that group, check -group`), "%q", got)
 	})
 
 	t.Run("unkeyed", func(t *testing.T) {
