@@ -100,7 +100,7 @@ func (a *adviser) decoded(b []byte, m *codec.Message, err error) {
 	switch {
 	case err == nil && m.Group != a.group:
 		src := a.source()
-		a.tell("foreign_group", src, fmt.Sprintf("datagrams from %s are for group %q, not %q (foreign_group): check -group", src, m.Group, a.group))
+		a.tell("foreign_group", src, fmt.Sprintf("datagrams from %s are for group %q, not %q (foreign_group): ignored; if you meant that group, check -group", src, m.Group, a.group))
 	case err == nil:
 	case errors.Is(err, auth.ErrUnknownKey):
 		src := a.source()

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pirlan/pir/discovery"
 )
 
 func TestPrintable(t *testing.T) {
@@ -50,4 +55,20 @@ func FuzzPrintable(f *testing.F) {
 			t.Fatalf("printable(%q) = %q, which unquotes to %q (%v)", s, out, back, err)
 		}
 	})
+}
+
+// JSON output holds no rune that does not print, and decodes to the same
+// values.
+func TestJSONPrintable(t *testing.T) {
+	meta := map[string]string{"k\x7f": "\r\x1b[2K\u009b31m\u202e\U000e0001 \u2028"}
+	var out bytes.Buffer
+	p := newPrinter(&out, true)
+	p.event("", discovery.Event{Type: discovery.Joined, Member: discovery.Member{Peer: discovery.Peer{ID: "x", Meta: meta}}})
+	line := strings.TrimSuffix(out.String(), "\n")
+	for _, r := range line {
+		assert.True(t, strconv.IsPrint(r), "raw %U in %q", r, line)
+	}
+	var e jsonEvent
+	require.NoError(t, json.Unmarshal([]byte(line), &e))
+	assert.Equal(t, meta, e.Meta)
 }

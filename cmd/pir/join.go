@@ -124,7 +124,7 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.Self, cfg.Transport, cfg.Codec = self, adv.transport(tr), adv.codec(cfg.Codec)
 	g, err := discovery.Join(ctx, cfg)
 	if err != nil {
-		return err
+		return configError(fs.Name(), err)
 	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()

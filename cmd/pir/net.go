@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -173,6 +174,24 @@ func (n *netFlags) check(cmd string, set map[string]bool, mdns bool) error {
 		return bad("%v", err)
 	}
 	return nil
+}
+
+// fieldFlags names the flags that set discovery.Config's fields.
+var fieldFlags = strings.NewReplacer(
+	"Self.ID", "-id", "Self.Meta", "-meta", "Self.CommsURI", "-comms", "Self.HealthURI", "-health",
+	"ProbeAllUpTo", "-probe-all-up-to", "ProbeFanout", "-probe-fanout", "Name", "-group",
+)
+
+// configError is err from discovery.Join as the user should see it: a
+// Config that does not validate is a usage error, its fields named by the
+// flags that set them. check catches these problems first; this covers
+// rules the library adds later.
+func configError(cmd string, err error) error {
+	if !errors.Is(err, discovery.ErrInvalidConfig) {
+		return err
+	}
+	msg := strings.ReplaceAll(fieldFlags.Replace(err.Error()), "\n", "; ")
+	return usageErrorf(cmd, false, "%s", printable(msg))
 }
 
 // checkGroupName checks a group name as discovery.Config.Validate does,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/pirlan/pir/codec"
 	"github.com/pirlan/pir/codec/auth"
 	"github.com/pirlan/pir/codec/pipe"
+	"github.com/pirlan/pir/discovery"
 	"github.com/pirlan/pir/healthcheck"
 	"github.com/pirlan/pir/internal/netlab"
 	"github.com/pirlan/pir/transport/multicast"
@@ -95,7 +97,7 @@ func TestAdvice(t *testing.T) {
 		assert.Equal(t, 1, w.stderr.count("(unknown_key)"), "%q", got)
 		assert.Equal(t, 1, w.stderr.count("are not authenticated (unauthenticated): that member needs -key-file"), "%q", got)
 		assert.Equal(t, 1, w.stderr.count("(bad_tag)"), "%q", got)
-		assert.Equal(t, 1, w.stderr.count(`are for group "db", not "web" (foreign_group): check -group`), "%q", got)
+		assert.Equal(t, 1, w.stderr.count(`are for group "db", not "web" (foreign_group): ignored; if you meant that group, check -group`), "%q", got)
 	})
 
 	t.Run("unkeyed", func(t *testing.T) {
@@ -276,4 +278,20 @@ func TestTerminalInjection(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A Config the library refuses is reported with the flags' names, not the
+// Config fields' (issue 13, CLI item 5).
+func TestConfigErrorNamesFlags(t *testing.T) {
+	err := discovery.Config{Transport: noTransport{}, Passive: true, Self: discovery.Peer{ID: "a b"}, ProbeFanout: -1}.Validate()
+	require.Error(t, err)
+	var ue *usageError
+	require.ErrorAs(t, configError("pir join", err), &ue)
+	assert.Contains(t, ue.msg, "-group")
+	assert.Contains(t, ue.msg, "-id")
+	assert.Contains(t, ue.msg, "-probe-fanout")
+	assert.NotContains(t, ue.msg, "Self.ID")
+	assert.NotContains(t, ue.msg, "\n")
+	other := errors.New("health-check server: address in use")
+	assert.Equal(t, other, configError("pir join", other))
 }

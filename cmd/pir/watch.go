@@ -68,7 +68,7 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.Codec = adv.codec(cfg.Codec)
 	g, err := discovery.Join(ctx, cfg)
 	if err != nil {
-		return err
+		return configError(fs.Name(), err)
 	}
 	defer g.Close()
 	out := newPrinter(stdout, nf.json)
