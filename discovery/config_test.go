@@ -43,7 +43,7 @@ func TestJoinDerivesDefaults(t *testing.T) {
 		l := newLab(t)
 		slow := func(c *discovery.Config) {
 			d := discovery.DefaultConfig("web", c.Transport)
-			d.Self, d.Prober = c.Self, c.Prober
+			d.Self, d.Prober, d.ForeignHealthHosts = c.Self, c.Prober, c.ForeignHealthHosts
 			d.AnnounceInterval, d.AnnounceJitter = 5*time.Second, -1
 			*c = d
 			thresholdPolicy(c)

@@ -243,7 +243,7 @@ func TestForgedEvidenceIgnored(t *testing.T) {
 		took := waitLeft(t, b, "a", start, 10*time.Second)
 		close(stop)
 		<-done
-		cfg := discovery.DefaultConfig("web", nil)
+		cfg := discovery.DefaultConfig("web", nil).WithDefaults()
 		assert.LessOrEqual(t, took, cfg.LateAfter+cfg.ProbeTimeout+cfg.ConfirmTimeout+200*time.Millisecond,
 			"removed as fast as without forgery")
 		s := b.Stats()

@@ -75,7 +75,7 @@ func TestForgedEvidence(t *testing.T) {
 	require.NoError(t, a.Close())
 	require.NoError(t, hsA.Close())
 	start := time.Now()
-	cfg := discovery.DefaultConfig("web", nil)
+	cfg := discovery.DefaultConfig("web", nil).WithDefaults()
 	require.Eventually(t, func() bool { _, ok := b.Member("a"); return !ok }, cfg.ExpireAfter+2*time.Second, 10*time.Millisecond, "a removed")
 	took := time.Since(start)
 	s := b.Stats()
