@@ -147,14 +147,14 @@ func TestTCPServer(t *testing.T) {
 		})
 		t.Run("MaxConns", func(t *testing.T) {
 			const max = 2
-			s := startServer(t, healthcheck.NewTCPServer(healthcheck.ServerConfig{ReadTimeout: longTimeout, MaxConns: max}), host)
+			s := startServer(t, healthcheck.NewTCPServer(healthcheck.ServerConfig{ReadTimeout: longTimeout, FirstByteTimeout: -1, MaxConns: max}), host)
 			held := make([]net.Conn, max)
 			for i := range held {
 				held[i] = dialTCP(t, s.Addr())
 			}
 			// The server accepts in order, so the extra connection comes
 			// after the held ones have taken every slot.
-			requireClosedByPeer(t, dialTCP(t, s.Addr()))
+			requireRefused(t, s.Addr())
 			// The held connections are served all the same.
 			requireProbeAnswered(t, held[0])
 			// Their slot is free once the server has closed them.
@@ -162,12 +162,13 @@ func TestTCPServer(t *testing.T) {
 			requireProbeAnswered(t, dialTCP(t, s.Addr()))
 		})
 		t.Run("CloseClosesOpenConnections", func(t *testing.T) {
-			s := healthcheck.NewTCPServer(healthcheck.ServerConfig{ReadTimeout: longTimeout, MaxConns: 1})
+			s := healthcheck.NewTCPServer(healthcheck.ServerConfig{ReadTimeout: longTimeout, FirstByteTimeout: -1, MaxConns: 1})
 			require.NoError(t, s.Start(anyPort(host)))
+			t.Cleanup(func() { _ = s.Close() })
 			idle := dialTCP(t, s.Addr())
 			// With MaxConns 1, the next connection being turned away shows
 			// the idle one is being served.
-			requireClosedByPeer(t, dialTCP(t, s.Addr()))
+			requireRefused(t, s.Addr())
 			require.NoError(t, s.Close())
 			requireClosedByPeer(t, idle)
 			goleak.VerifyNone(t)
@@ -181,6 +182,20 @@ func dialTCP(t *testing.T, ap netip.AddrPort) net.Conn {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// requireRefused connects to ap and expects the server to turn the
+// connection away: a reset, which may come before Dial returns, or a
+// close.
+func requireRefused(t *testing.T, ap netip.AddrPort) {
+	t.Helper()
+	c, err := net.Dial("tcp", ap.String())
+	if err != nil {
+		require.Truef(t, isReset(err), "want a reset, got %v", err)
+		return
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	requireClosedByPeer(t, c)
 }
 
 // requireProbeAnswered sends the pir probe on c and expects 0x00 back.
