@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pirlan/pir/discovery"
@@ -21,8 +23,8 @@ type healthServer interface {
 	Close() error
 }
 
-func newHealthServer(kind string) (healthServer, error) {
-	cfg := healthcheck.ServerConfig{}
+func newHealthServer(kind string, known func(netip.Addr) bool) (healthServer, error) {
+	cfg := healthcheck.ServerConfig{Known: known}
 	switch kind {
 	case "tcp":
 		return healthcheck.NewTCPServer(cfg), nil
@@ -69,7 +71,10 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := nf.logger(stderr)
 
-	hs, err := newHealthServer(*health)
+	// The server starts before the Group; it knows the Group's members
+	// once there is one.
+	var group atomic.Pointer[discovery.Group]
+	hs, err := newHealthServer(*health, func(a netip.Addr) bool { g := group.Load(); return g != nil && g.Knows(a) })
 	if err != nil {
 		return err
 	}
@@ -103,6 +108,7 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	group.Store(g)
 	out := &printer{w: stdout, json: nf.json}
 	out.say("joined group %q %s as %s, health %s", nf.group, where, g.Self().ID, hs.URI())
 	g.AddListener(func(e discovery.Event) bool {
