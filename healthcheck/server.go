@@ -77,9 +77,8 @@ type ServerConfig struct {
 	// and HTTPServer call it once for each connection they accept, from
 	// their accept loop and holding no lock; it must be fast and safe for
 	// concurrent use. The address has no zone and IPv4 is in its 4-byte
-	// form. The UDPServer uses it to exempt known sources from its
-	// per-source rate. Nil means nobody is known: every source is capped
-	// and there is no reserve.
+	// form. The UDPServer ignores it. Nil means nobody is known: every
+	// source is capped and there is no reserve.
 	Known func(netip.Addr) bool
 
 	// Path is where the HTTPServer serves the health handler; it must
