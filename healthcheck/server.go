@@ -419,7 +419,7 @@ func (s *serverCore) admit(c net.Conn) (*conn, bool) {
 	}
 	if why != "" {
 		s.counts.refused.Add(1)
-		s.log.Debug("connection refused: "+why, "remote", c.RemoteAddr(), "known", known)
+		s.log.Debug("connection refused", "reason", why, "remote", c.RemoteAddr(), "known", known)
 		return nil, false
 	}
 	if err := c.SetReadDeadline(t.first); err != nil {
@@ -441,13 +441,13 @@ func (s *serverCore) admit(c net.Conn) (*conn, bool) {
 // known source's. s.cmu must be held; it scans at most MaxConns entries,
 // only when the server is full.
 func (s *serverCore) giveWayLocked() *conn {
-	var idle, any *conn
+	var idle, oldest *conn
 	for c := range s.conns {
 		if c.known {
 			continue
 		}
-		if any == nil || c.since.Before(any.since) {
-			any = c
+		if oldest == nil || c.since.Before(oldest.since) {
+			oldest = c
 		}
 		if !c.begun.Load() && (idle == nil || c.since.Before(idle.since)) {
 			idle = c
@@ -456,7 +456,7 @@ func (s *serverCore) giveWayLocked() *conn {
 	if idle != nil {
 		return idle
 	}
-	return any
+	return oldest
 }
 
 // forgetLocked stops counting c. It is a no-op for a connection no longer
@@ -527,6 +527,16 @@ func (c *conn) SetDeadline(t time.Time) error {
 		return err
 	}
 	return c.SetReadDeadline(t)
+}
+
+// CloseWrite shuts down the writing side of a TCP connection, as
+// *net.TCPConn does: http.Server does that before it closes a connection,
+// so that the client reads the whole response rather than a reset.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 // Close stops counting the connection and closes it.
