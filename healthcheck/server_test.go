@@ -357,9 +357,7 @@ func dialFrom(t *testing.T, src string, ap netip.AddrPort) (net.Conn, error) {
 
 // requireOpen waits until s counts n open connections: it has admitted
 // every connection dialled so far.
-func requireOpen(t *testing.T, s interface {
-	Stats() healthcheck.ServerStats
-}, n int) {
+func requireOpen(t *testing.T, s countingServer, n int) {
 	t.Helper()
 	require.Eventually(t, func() bool { return s.Stats().Open == n }, bound, time.Millisecond,
 		"want %d open connections, have %+v", n, s.Stats())
