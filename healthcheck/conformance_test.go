@@ -40,7 +40,9 @@ func TestConformance(t *testing.T) {
 			t.Run(tc.scheme+"/"+p.name, func(t *testing.T) {
 				forEachLoopback(t, func(t *testing.T, host string) {
 					healthchecktest.Run(t, p.prober, func(t *testing.T) healthchecktest.Server {
-						s := tc.server(healthcheck.ServerConfig{})
+						// The suite probes concurrently from one address:
+						// more than one unknown source may open.
+						s := tc.server(healthcheck.ServerConfig{MaxConnsPerSource: -1})
 						require.NoError(t, s.(interface{ Start(string) error }).Start(anyPort(host)))
 						t.Cleanup(func() { assert.NoError(t, s.Close()) })
 						return s

@@ -100,6 +100,53 @@
 // and the number of connections open at once (ServerConfig.MaxConns), so
 // that a peer that connects and stays silent costs little.
 //
+// # Held connections
+//
+// A health-check server is what a hostile host on the LAN attacks to get
+// a member removed: if it holds every connection the server will open,
+// the other members' probes fail. The TCPServer and HTTPServer therefore
+// count their connections by source address:
+//
+//   - a connection must send its first byte within FirstByteTimeout
+//     (500 ms): a prober sends its probe as soon as it is connected;
+//   - a source that Known does not know may hold MaxConnsPerSource (4)
+//     connections at once, and such sources together MaxConns less
+//     KnownReserve (192 of 256);
+//   - when the server is full, a known source's connection takes the
+//     place of the oldest unknown one (one that has sent nothing first).
+//
+// A connection refused, evicted or silent too long is reset, which a
+// prober takes as a failed attempt to retry (TCPProber starts another),
+// not as an unhealthy reply. Stats counts what the server did.
+//
+// Known is what makes members known. A discovery.Group answers it with
+// Group.Knows (a joined member was heard from that address); since the
+// server must start before the Group (the Group announces its URI), hand
+// it the Group once there is one:
+//
+//	var group atomic.Pointer[discovery.Group]
+//	hs := healthcheck.NewTCPServer(healthcheck.ServerConfig{
+//		Known: func(a netip.Addr) bool {
+//			g := group.Load()
+//			return g != nil && g.Knows(a)
+//		},
+//	})
+//	if err := hs.Start(":0"); err != nil { ... }
+//	g, err := discovery.Join(ctx, discovery.Config{Self: discovery.Peer{HealthURI: hs.URI(), ...}, ...})
+//	if err != nil { ... }
+//	group.Store(g)
+//
+// Without Known every source is a stranger: the per-source cap and the
+// first-byte deadline still apply, there is no reserve, and an attacker
+// with enough addresses can still fill the server. The probes themselves
+// are not authenticated (docs/security.md, "Authenticated probes", says
+// why).
+//
+// The UDPServer keeps nothing per source: it reads one datagram at a time
+// and answers a probe with a datagram of the same size, so a flood costs
+// it one read per datagram and gives no amplification; MaxConns and the
+// fields above do not apply to it.
+//
 // Every method of a server is safe for concurrent use. Start fails with
 // ErrServerStarted on a started server and ErrServerClosed on a closed
 // one. Close closes the listener and every open connection, and waits for

@@ -7,13 +7,17 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
-	"golang.org/x/net/netutil"
 )
 
 // HTTPServer serves HealthHandler on ServerConfig.Path over plain HTTP, for
 // HTTPProber. While healthy it answers GET and HEAD with 200 "ok", while
 // unhealthy with 503; other paths get 404, other methods 405. SetHealthy
 // also drives every handler that Handler returned.
+//
+// It counts its connections as the TCPServer does (see ServerConfig): a
+// connection it refuses is reset as soon as it is accepted, one that sends
+// no byte of its request within FirstByteTimeout is closed, and an idle
+// kept-alive connection is closed after FirstByteTimeout too.
 //
 // Its methods are safe for concurrent use. Close stops it for good.
 type HTTPServer struct {
@@ -58,14 +62,34 @@ func (s *HTTPServer) bind(addr string) (net.Addr, func(), error) {
 		ReadHeaderTimeout: s.cfg.ReadTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.ReadTimeout,
-		IdleTimeout:       s.cfg.ReadTimeout,
+		IdleTimeout:       s.cfg.FirstByteTimeout,
 		MaxHeaderBytes:    4 << 10,
 		ErrorLog:          s.log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
 		ConnState:         s.trackConn,
 	}
 	s.srv = srv
-	limited := netutil.LimitListener(ln, s.cfg.MaxConns)
-	return ln.Addr(), func() { s.serve(srv, limited) }, nil
+	return ln.Addr(), func() { s.serve(srv, &admitListener{Listener: ln, s: &s.serverCore}) }, nil
+}
+
+// admitListener hands http.Server only the connections that
+// serverCore.admit lets in, each wrapped so that closing it frees its
+// place; it resets the others at once.
+type admitListener struct {
+	net.Listener
+	s *serverCore
+}
+
+func (l *admitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if t, ok := l.s.admit(c); ok {
+			return t, nil
+		}
+		closeWithReset(c)
+	}
 }
 
 func (s *HTTPServer) serve(srv *http.Server, ln net.Listener) {
@@ -90,6 +114,9 @@ func (s *HTTPServer) trackConn(c net.Conn, st http.ConnState) {
 	}
 }
 
+// Stats returns a snapshot of the server's connection counters.
+func (s *HTTPServer) Stats() ServerStats { return s.stats() }
+
 // Close stops the listener, closes every connection and waits for every
 // goroutine that serves them. It may be called before Start, and more than
 // once; every call returns once the server has stopped.
@@ -97,7 +124,10 @@ func (s *HTTPServer) Close() error {
 	// shutdown waits for the Serve goroutine first: once it has returned,
 	// http.Server starts no more connections, so the count below only goes
 	// down.
-	err := s.shutdown(func() error { return s.srv.Close() })
+	err := s.shutdown(func() error {
+		s.closeAll()
+		return s.srv.Close()
+	})
 	s.conns.Wait()
 	return err
 }

@@ -1,6 +1,7 @@
 package healthcheck
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -15,20 +16,70 @@ import (
 )
 
 // ServerConfig configures a TCPServer, UDPServer or HTTPServer.
+//
+// The TCPServer and HTTPServer count their open connections and keep them
+// for the members that need them (see "Held connections" in the package
+// doc): a source address that Known does not know may hold at most
+// MaxConnsPerSource of them, all such sources together at most MaxConns
+// less KnownReserve, and each must send its first byte within
+// FirstByteTimeout. When the server is full, a known source's connection
+// takes the place of the oldest unknown one.
 type ServerConfig struct {
 	// ReadTimeout bounds how long a connection may take to send its probe
 	// (TCP: the one byte; HTTP: the whole request) and to take the reply.
-	// A connection that sends nothing is closed when it runs out. The
-	// UDPServer, which has no connections, uses it only to bound the
-	// sending of a reply. Zero means DefaultReadTimeout (2s).
+	// A connection that sends nothing is closed when it runs out, or
+	// sooner (FirstByteTimeout). The UDPServer, which has no connections,
+	// uses it only to bound the sending of a reply. Zero means
+	// DefaultReadTimeout (2s).
 	ReadTimeout time.Duration
 
-	// MaxConns caps the connections open at once. The TCPServer closes a
-	// connection beyond the cap as soon as it accepts it; the HTTPServer
-	// leaves it waiting in the listen queue until a connection closes. The
-	// UDPServer ignores it: it answers datagrams one by one. Zero means
+	// FirstByteTimeout bounds how long a new connection may stay silent:
+	// a connection whose first byte has not come by then is reset. A pir
+	// prober sends its byte (an HTTP prober its request) as soon as it is
+	// connected, so on a LAN the byte comes within a millisecond; the
+	// default leaves room for a lost segment's retransmission (200 ms on
+	// Linux) and a loaded machine. ReadTimeout still bounds the whole
+	// exchange, and caps this. The HTTPServer also uses it as its idle
+	// timeout between requests on a kept-alive connection. The UDPServer
+	// ignores it. Zero means DefaultFirstByteTimeout (500ms); negative
+	// means no deadline of its own (ReadTimeout alone).
+	FirstByteTimeout time.Duration
+
+	// MaxConns caps the connections open at once. The TCPServer and
+	// HTTPServer reset a connection beyond the cap as soon as they accept
+	// it, unless it comes from a known source (Known) and an unknown
+	// source's connection can be closed in its place. The UDPServer
+	// ignores it: it answers datagrams one by one. Zero means
 	// DefaultMaxConns (256).
 	MaxConns int
+
+	// MaxConnsPerSource caps the connections open at once from one source
+	// address that Known does not report as known; a connection beyond it
+	// is reset as soon as it is accepted. Known sources have no cap of
+	// their own besides MaxConns: a host that runs several members, each
+	// probing with a few connections at once, needs more. The UDPServer
+	// ignores it. Zero means DefaultMaxConnsPerSource (4); negative means
+	// no cap.
+	MaxConnsPerSource int
+
+	// KnownReserve is how many of MaxConns are kept for known sources:
+	// unknown ones together may hold at most MaxConns - KnownReserve. It
+	// is used only when Known is set (nobody could use it otherwise), and
+	// must be less than MaxConns. The UDPServer ignores it. Zero means
+	// MaxConns/4 (64 by default); negative means none.
+	KnownReserve int
+
+	// Known reports whether a source address belongs to a known member,
+	// whose probes the server must keep answering while others hold
+	// connections: typically func(a) { return group.Knows(a) } for the
+	// discovery.Group the server answers for (the package doc shows how to
+	// wire it, since the server starts before the Group). The TCPServer
+	// and HTTPServer call it once for each connection they accept, from
+	// their accept loop and holding no lock; it must be fast and safe for
+	// concurrent use. The address has no zone and IPv4 is in its 4-byte
+	// form. The UDPServer ignores it. Nil means nobody is known: every
+	// source is capped and there is no reserve.
+	Known func(netip.Addr) bool
 
 	// Path is where the HTTPServer serves the health handler; it must
 	// begin with "/". The other servers ignore it. Empty means DefaultPath
@@ -42,18 +93,25 @@ type ServerConfig struct {
 
 // Defaults for the zero fields of a ServerConfig.
 const (
-	DefaultReadTimeout = 2 * time.Second
-	DefaultMaxConns    = 256
-	DefaultPath        = "/healthz"
+	DefaultReadTimeout       = 2 * time.Second
+	DefaultFirstByteTimeout  = 500 * time.Millisecond
+	DefaultMaxConns          = 256
+	DefaultMaxConnsPerSource = 4
+	DefaultPath              = "/healthz"
 )
 
 // DefaultServerConfig returns a ServerConfig with every default filled in.
+// Known stays nil, and KnownReserve is the share it would get
+// (DefaultMaxConns/4).
 func DefaultServerConfig() ServerConfig {
 	return ServerConfig{
-		ReadTimeout: DefaultReadTimeout,
-		MaxConns:    DefaultMaxConns,
-		Path:        DefaultPath,
-		Logger:      hclog.NewNullLogger(),
+		ReadTimeout:       DefaultReadTimeout,
+		FirstByteTimeout:  DefaultFirstByteTimeout,
+		MaxConns:          DefaultMaxConns,
+		MaxConnsPerSource: DefaultMaxConnsPerSource,
+		KnownReserve:      DefaultMaxConns / 4,
+		Path:              DefaultPath,
+		Logger:            hclog.NewNullLogger(),
 	}
 }
 
@@ -70,20 +128,44 @@ func (c ServerConfig) Validate() error {
 	if c.MaxConns < 0 {
 		errs = append(errs, fmt.Errorf("%w: MaxConns %d is negative", ErrInvalidConfig, c.MaxConns))
 	}
+	if maxConns := cmp.Or(max(c.MaxConns, 0), DefaultMaxConns); c.KnownReserve >= maxConns {
+		errs = append(errs, fmt.Errorf("healthcheck: KnownReserve %d is not less than MaxConns %d", c.KnownReserve, maxConns))
+	}
 	if c.Path != "" && !strings.HasPrefix(c.Path, "/") {
 		errs = append(errs, fmt.Errorf("%w: Path %q does not begin with /", ErrInvalidConfig, c.Path))
 	}
 	return errors.Join(errs...)
 }
 
-// withDefaults returns a copy of c with its zero fields filled in.
+// withDefaults returns a copy of c with its zero fields filled in, and
+// the ones that mean "none" (a negative FirstByteTimeout, KnownReserve or
+// MaxConnsPerSource) in the form the servers use: FirstByteTimeout at most
+// ReadTimeout, KnownReserve 0 without Known, MaxConnsPerSource MaxConns.
 func (c ServerConfig) withDefaults() ServerConfig {
 	d := DefaultServerConfig()
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = d.ReadTimeout
 	}
+	if c.FirstByteTimeout == 0 {
+		c.FirstByteTimeout = d.FirstByteTimeout
+	}
+	if c.FirstByteTimeout < 0 || c.FirstByteTimeout > c.ReadTimeout {
+		c.FirstByteTimeout = c.ReadTimeout
+	}
 	if c.MaxConns == 0 {
 		c.MaxConns = d.MaxConns
+	}
+	if c.MaxConnsPerSource == 0 {
+		c.MaxConnsPerSource = d.MaxConnsPerSource
+	}
+	if c.MaxConnsPerSource < 0 {
+		c.MaxConnsPerSource = c.MaxConns
+	}
+	if c.KnownReserve == 0 {
+		c.KnownReserve = c.MaxConns / 4
+	}
+	if c.KnownReserve < 0 || c.Known == nil {
+		c.KnownReserve = 0
 	}
 	if c.Path == "" {
 		c.Path = d.Path
@@ -139,6 +221,19 @@ type serverCore struct {
 	path  string         // the URI's path: set by the HTTPServer, empty for the others
 	done  chan struct{}  // closed by Close
 	wg    sync.WaitGroup // the serving goroutine, and the TCPServer's connections
+
+	// The connections the TCPServer and HTTPServer count (see admit),
+	// guarded by cmu, which may be taken while holding mu but not the
+	// other way round: closing a connection (as http.Server.Close does,
+	// called under mu) takes cmu, and so does admit, called by the
+	// accept loop that Close waits for. Each map holds at most MaxConns
+	// entries.
+	cmu     sync.Mutex
+	closing bool // set by closeAll: admit no more
+	conns   map[*conn]struct{}
+	sources map[netip.Addr]int // open connections per unknown source
+	unknown int                // open connections from unknown sources
+	counts  struct{ accepted, refused, evicted atomic.Uint64 }
 }
 
 // prepare readies a new server for protocol: healthy, not started.
@@ -146,6 +241,8 @@ func (s *serverCore) prepare(protocol string, cfg ServerConfig) {
 	s.protocol = protocol
 	s.cfg = cfg
 	s.done = make(chan struct{})
+	s.conns = make(map[*conn]struct{})
+	s.sources = make(map[netip.Addr]int)
 	s.healthy.Store(true)
 }
 
@@ -234,6 +331,233 @@ func (s *serverCore) SetHealthy(healthy bool) { s.healthy.Store(healthy) }
 
 // Healthy reports what SetHealthy last set.
 func (s *serverCore) Healthy() bool { return s.healthy.Load() }
+
+// ServerStats counts what a TCPServer or HTTPServer did with the
+// connections it accepted.
+type ServerStats struct {
+	// Accepted counts the connections served (taken into the count of
+	// open connections).
+	Accepted uint64
+	// Refused counts the connections reset as soon as they were accepted:
+	// their source had MaxConnsPerSource open, or the server had no room
+	// for them.
+	Refused uint64
+	// Evicted counts the connections of unknown sources reset to make
+	// room for a known source's.
+	Evicted uint64
+	// Open is the number of connections open now.
+	Open int
+}
+
+// stats returns a snapshot of the server's connection counters.
+func (s *serverCore) stats() ServerStats {
+	s.cmu.Lock()
+	open := len(s.conns)
+	s.cmu.Unlock()
+	return ServerStats{
+		Accepted: s.counts.accepted.Load(),
+		Refused:  s.counts.refused.Load(),
+		Evicted:  s.counts.evicted.Load(),
+		Open:     open,
+	}
+}
+
+// conn is an open connection that the server counts: where it came from,
+// whether that source is known, and when it came. For the HTTPServer it
+// also holds back every read deadline to the first-byte deadline until the
+// first byte has come, so that http.Server's own (longer) deadlines do not
+// undo it.
+type conn struct {
+	net.Conn
+	s     *serverCore
+	src   netip.Addr
+	known bool
+	since time.Time
+	first time.Time   // the first-byte deadline
+	begun atomic.Bool // its first byte has come
+
+	counted bool // still in s.conns; guarded by s.cmu
+
+	dmu    sync.Mutex
+	wanted time.Time // the read deadline the server last asked for; guarded by dmu
+}
+
+// admit decides whether the server serves c, a connection Accept just
+// returned, and counts it if so. It refuses c when the server is closing; when c's source is unknown and already has MaxConnsPerSource
+// connections open, or unknown sources together hold MaxConns -
+// KnownReserve; and when the server is full and no unknown source's
+// connection can give way to a known source's. Giving way means being
+// reset: the oldest unknown connection whose first byte has not come, or
+// else the oldest unknown one. A refused c is left to the caller to reset.
+// An admitted c has its read deadline set to the first-byte deadline.
+func (s *serverCore) admit(c net.Conn) (*conn, bool) {
+	src := addrPortOf(c.RemoteAddr()).Addr().WithZone("")
+	known := s.cfg.Known != nil && s.cfg.Known(src)
+	now := time.Now()
+	t := &conn{Conn: c, s: s, src: src, known: known, since: now, first: now.Add(s.cfg.FirstByteTimeout)}
+
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	if s.closing {
+		return nil, false
+	}
+	var why string
+	switch {
+	case !known && s.sources[src] >= s.cfg.MaxConnsPerSource:
+		why = "too many from this source"
+	case !known && s.unknown >= s.cfg.MaxConns-s.cfg.KnownReserve:
+		why = "no room for unknown sources"
+	case len(s.conns) >= s.cfg.MaxConns:
+		why = "too many open"
+		if !known {
+			break
+		}
+		if v := s.giveWayLocked(); v != nil {
+			s.forgetLocked(v)
+			closeWithReset(v.Conn)
+			s.counts.evicted.Add(1)
+			s.log.Debug("connection closed for a known source's", "remote", v.src, "known", src)
+			why = ""
+		}
+	}
+	if why != "" {
+		s.counts.refused.Add(1)
+		s.log.Debug("connection refused", "reason", why, "remote", c.RemoteAddr(), "known", known)
+		return nil, false
+	}
+	if err := c.SetReadDeadline(t.first); err != nil {
+		return nil, false
+	}
+	t.counted = true
+	s.conns[t] = struct{}{}
+	if !known {
+		s.sources[src]++
+		s.unknown++
+	}
+	s.counts.accepted.Add(1)
+	return t, true
+}
+
+// giveWayLocked picks the connection that makes room for a known source's:
+// the oldest unknown connection still waiting for its first byte, or else
+// the oldest unknown one. It returns nil when every open connection is a
+// known source's. s.cmu must be held; it scans at most MaxConns entries,
+// only when the server is full.
+func (s *serverCore) giveWayLocked() *conn {
+	var idle, oldest *conn
+	for c := range s.conns {
+		if c.known {
+			continue
+		}
+		if oldest == nil || c.since.Before(oldest.since) {
+			oldest = c
+		}
+		if !c.begun.Load() && (idle == nil || c.since.Before(idle.since)) {
+			idle = c
+		}
+	}
+	if idle != nil {
+		return idle
+	}
+	return oldest
+}
+
+// forgetLocked stops counting c. It is a no-op for a connection no longer
+// counted. s.cmu must be held.
+func (s *serverCore) forgetLocked(c *conn) {
+	if !c.counted {
+		return
+	}
+	c.counted = false
+	delete(s.conns, c)
+	if !c.known {
+		if s.sources[c.src]--; s.sources[c.src] <= 0 {
+			delete(s.sources, c.src)
+		}
+		s.unknown--
+	}
+}
+
+// release stops counting c, once its server is done with it.
+func (s *serverCore) release(c *conn) {
+	s.cmu.Lock()
+	s.forgetLocked(c)
+	s.cmu.Unlock()
+}
+
+// closeAll closes every counted connection and makes admit refuse every
+// later one, for Close.
+func (s *serverCore) closeAll() {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	s.closing = true
+	for c := range s.conns {
+		_ = c.Conn.Close()
+	}
+}
+
+// Read reads from the connection and, with its first byte, lifts the
+// first-byte deadline: the read deadline is then the one last asked for.
+func (c *conn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 && !c.begun.Load() {
+		c.dmu.Lock()
+		if !c.begun.Load() {
+			c.begun.Store(true)
+			_ = c.Conn.SetReadDeadline(c.wanted)
+		}
+		c.dmu.Unlock()
+	}
+	return n, err
+}
+
+// SetReadDeadline sets the read deadline, no later than the first-byte
+// deadline while the first byte has not come.
+func (c *conn) SetReadDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.wanted = t
+	if !c.begun.Load() && (t.IsZero() || t.After(c.first)) {
+		t = c.first
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// SetDeadline sets the write deadline, and the read deadline as
+// SetReadDeadline does.
+func (c *conn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.SetReadDeadline(t)
+}
+
+// CloseWrite shuts down the writing side of a TCP connection, as
+// *net.TCPConn does: http.Server does that before it closes a connection,
+// so that the client reads the whole response rather than a reset.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+// Close stops counting the connection and closes it.
+func (c *conn) Close() error {
+	c.s.release(c)
+	return c.Conn.Close()
+}
+
+// closeWithReset closes c with a reset rather than a FIN: for a connection
+// the server refuses or gives up on. A prober that reads a reset tries
+// again (a refusal it would read as an unhealthy reply, which settles the
+// probe), and the server keeps no TIME_WAIT socket for it.
+func closeWithReset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
+}
 
 // wait waits d, the backoff after a failed Accept or read, and reports
 // false if Close came first.

@@ -147,14 +147,14 @@ func TestTCPServer(t *testing.T) {
 		})
 		t.Run("MaxConns", func(t *testing.T) {
 			const max = 2
-			s := startServer(t, healthcheck.NewTCPServer(healthcheck.ServerConfig{ReadTimeout: longTimeout, MaxConns: max}), host)
+			s := startServer(t, healthcheck.NewTCPServer(healthcheck.ServerConfig{ReadTimeout: longTimeout, FirstByteTimeout: -1, MaxConns: max}), host)
 			held := make([]net.Conn, max)
 			for i := range held {
 				held[i] = dialTCP(t, s.Addr())
 			}
 			// The server accepts in order, so the extra connection comes
 			// after the held ones have taken every slot.
-			requireClosedByPeer(t, dialTCP(t, s.Addr()))
+			requireRefused(t, s.Addr())
 			// The held connections are served all the same.
 			requireProbeAnswered(t, held[0])
 			// Their slot is free once the server has closed them.
@@ -162,12 +162,13 @@ func TestTCPServer(t *testing.T) {
 			requireProbeAnswered(t, dialTCP(t, s.Addr()))
 		})
 		t.Run("CloseClosesOpenConnections", func(t *testing.T) {
-			s := healthcheck.NewTCPServer(healthcheck.ServerConfig{ReadTimeout: longTimeout, MaxConns: 1})
+			s := healthcheck.NewTCPServer(healthcheck.ServerConfig{ReadTimeout: longTimeout, FirstByteTimeout: -1, MaxConns: 1})
 			require.NoError(t, s.Start(anyPort(host)))
+			t.Cleanup(func() { _ = s.Close() })
 			idle := dialTCP(t, s.Addr())
 			// With MaxConns 1, the next connection being turned away shows
 			// the idle one is being served.
-			requireClosedByPeer(t, dialTCP(t, s.Addr()))
+			requireRefused(t, s.Addr())
 			require.NoError(t, s.Close())
 			requireClosedByPeer(t, idle)
 			goleak.VerifyNone(t)
@@ -181,6 +182,20 @@ func dialTCP(t *testing.T, ap netip.AddrPort) net.Conn {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// requireRefused connects to ap and expects the server to turn the
+// connection away: a reset, which may come before Dial returns, or a
+// close.
+func requireRefused(t *testing.T, ap netip.AddrPort) {
+	t.Helper()
+	c, err := net.Dial("tcp", ap.String())
+	if err != nil {
+		require.Truef(t, isReset(err), "want a reset, got %v", err)
+		return
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	requireClosedByPeer(t, c)
 }
 
 // requireProbeAnswered sends the pir probe on c and expects 0x00 back.
@@ -327,4 +342,156 @@ func TestHealthHandler(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	assert.True(t, strings.HasPrefix(rec.Body.String(), "unhealthy"))
 	require.NoError(t, s.Close())
+}
+
+// dialFrom connects to ap from the loopback address src (any of 127/8).
+func dialFrom(t *testing.T, src string, ap netip.AddrPort) (net.Conn, error) {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	c, err := d.Dial("tcp", ap.String())
+	if err == nil {
+		t.Cleanup(func() { _ = c.Close() })
+	}
+	return c, err
+}
+
+// requireOpen waits until s counts n open connections: it has admitted
+// every connection dialled so far.
+func requireOpen(t *testing.T, s countingServer, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return s.Stats().Open == n }, bound, time.Millisecond,
+		"want %d open connections, have %+v", n, s.Stats())
+}
+
+// requireReset expects c, or the Dial that made it (err), to end in a
+// reset or a close by the server.
+func requireReset(t *testing.T, c net.Conn, err error) {
+	t.Helper()
+	if err != nil {
+		require.Truef(t, isReset(err), "want a reset, got %v", err)
+		return
+	}
+	requireClosedByPeer(t, c)
+}
+
+// countingServer is a server that counts its connections: the TCPServer
+// and the HTTPServer.
+type countingServer interface {
+	server
+	Stats() healthcheck.ServerStats
+}
+
+// TestServerPerSourceCap: an unknown source may hold MaxConnsPerSource
+// connections; another source, and a known one, still get in.
+func TestServerPerSourceCap(t *testing.T) {
+	for _, k := range []struct {
+		name string
+		new  func(healthcheck.ServerConfig) countingServer
+	}{
+		{"tcp", func(c healthcheck.ServerConfig) countingServer { return healthcheck.NewTCPServer(c) }},
+		{"http", func(c healthcheck.ServerConfig) countingServer { return healthcheck.NewHTTPServer(c) }},
+	} {
+		t.Run(k.name, func(t *testing.T) {
+			known := netip.MustParseAddr("127.0.0.3")
+			s := startServer(t, k.new(healthcheck.ServerConfig{
+				ReadTimeout: longTimeout, FirstByteTimeout: -1, MaxConnsPerSource: 2,
+				Known: func(a netip.Addr) bool { return a == known },
+			}), "127.0.0.1")
+			for range 2 {
+				_, err := dialFrom(t, "127.0.0.1", s.Addr())
+				require.NoError(t, err)
+			}
+			requireOpen(t, s, 2)
+			c, err := dialFrom(t, "127.0.0.1", s.Addr())
+			requireReset(t, c, err)
+			assert.Equal(t, uint64(1), s.Stats().Refused)
+			// Another unknown source has a cap of its own.
+			_, err = dialFrom(t, "127.0.0.2", s.Addr())
+			require.NoError(t, err)
+			requireOpen(t, s, 3)
+			// A known source has none.
+			for range 3 {
+				_, err := dialFrom(t, known.String(), s.Addr())
+				require.NoError(t, err)
+			}
+			requireOpen(t, s, 6)
+			assert.Equal(t, uint64(1), s.Stats().Refused)
+		})
+	}
+}
+
+// TestServerFirstByteTimeout: a connection that sends nothing is reset
+// after FirstByteTimeout, long before ReadTimeout; one whose first byte
+// came in time has the rest of ReadTimeout.
+func TestServerFirstByteTimeout(t *testing.T) {
+	cfg := healthcheck.ServerConfig{ReadTimeout: longTimeout, FirstByteTimeout: 50 * time.Millisecond}
+	t.Run("tcp", func(t *testing.T) {
+		s := startServer(t, healthcheck.NewTCPServer(cfg), "127.0.0.1")
+		requireClosedByPeer(t, dialTCP(t, s.Addr())) // within bound, not longTimeout
+		requireOpen(t, s, 0)
+		requireProbeAnswered(t, dialTCP(t, s.Addr()))
+	})
+	t.Run("http", func(t *testing.T) {
+		s := startServer(t, healthcheck.NewHTTPServer(cfg), "127.0.0.1")
+		requireClosedByPeer(t, dialTCP(t, s.Addr()))
+		requireOpen(t, s, 0)
+
+		// The request's first byte lifts the first-byte deadline: the
+		// rest may come later (http.Server's own deadlines, from
+		// ReadTimeout, apply again).
+		c := dialTCP(t, s.Addr())
+		require.NoError(t, c.SetDeadline(time.Now().Add(bound)))
+		_, err := io.WriteString(c, "G")
+		require.NoError(t, err)
+		// Send the rest well past the first-byte deadline. A server that
+		// kept that deadline after the first byte would have reset the
+		// connection by then; a slow machine only makes the wait longer,
+		// so it cannot make a correct server fail.
+		<-time.After(4 * cfg.FirstByteTimeout)
+		_, err = io.WriteString(c, "ET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		require.NoError(t, err)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+	})
+}
+
+// TestServerKnownReserve: unknown sources together get MaxConns less
+// KnownReserve; known sources get the rest, and when the server is full
+// a known source's connection takes the place of the oldest unknown
+// connection that has sent nothing.
+func TestServerKnownReserve(t *testing.T) {
+	known := netip.MustParseAddr("127.0.0.3")
+	s := startServer(t, healthcheck.NewTCPServer(healthcheck.ServerConfig{
+		ReadTimeout: longTimeout, FirstByteTimeout: -1, MaxConns: 4, KnownReserve: 2, MaxConnsPerSource: -1,
+		Known: func(a netip.Addr) bool { return a == known },
+	}), "127.0.0.1")
+
+	oldest, err := dialFrom(t, "127.0.0.1", s.Addr())
+	require.NoError(t, err)
+	requireOpen(t, s, 1)
+	_, err = dialFrom(t, "127.0.0.2", s.Addr())
+	require.NoError(t, err)
+	requireOpen(t, s, 2)
+	// The unknown share is taken: a third unknown connection is refused.
+	c, err := dialFrom(t, "127.0.0.4", s.Addr())
+	requireReset(t, c, err)
+	// The reserve takes two known ones.
+	for range 2 {
+		_, err := dialFrom(t, known.String(), s.Addr())
+		require.NoError(t, err)
+	}
+	requireOpen(t, s, 4)
+	assert.Equal(t, healthcheck.ServerStats{Accepted: 4, Refused: 1, Open: 4}, s.Stats())
+
+	// Full: a known source's probe evicts the oldest unknown connection,
+	// and is answered.
+	c, err = dialFrom(t, known.String(), s.Addr())
+	require.NoError(t, err)
+	requireProbeAnswered(t, c)
+	requireClosedByPeer(t, oldest)
+	st := s.Stats()
+	assert.Equal(t, uint64(1), st.Evicted)
+	assert.Equal(t, uint64(5), st.Accepted)
 }

@@ -13,17 +13,20 @@ import (
 // read. One probe per connection. An unhealthy TCPServer still accepts
 // connections, but closes each one without a reply.
 //
+// A connection that sends nothing within ServerConfig.FirstByteTimeout, or
+// that the server refuses (see ServerConfig), is reset rather than closed:
+// a prober reads that as "try again", not as an unhealthy reply.
+//
 // Its methods are safe for concurrent use. Close stops it for good.
 type TCPServer struct {
 	serverCore
-	ln    net.Listener
-	conns map[net.Conn]struct{} // guarded by mu
+	ln net.Listener
 }
 
 // NewTCPServer returns a healthy TCPServer configured by cfg. Start makes
 // it listen.
 func NewTCPServer(cfg ServerConfig) *TCPServer {
-	s := &TCPServer{conns: make(map[net.Conn]struct{})}
+	s := &TCPServer{}
 	s.prepare("tcp", cfg)
 	return s
 }
@@ -43,15 +46,16 @@ func (s *TCPServer) bind(addr string) (net.Addr, func(), error) {
 	return ln.Addr(), func() { s.acceptLoop(ln) }, nil
 }
 
+// Stats returns a snapshot of the server's connection counters.
+func (s *TCPServer) Stats() ServerStats { return s.stats() }
+
 // Close stops the listener, closes every open connection and waits for
 // every goroutine the server started. It may be called before Start, and
 // more than once; every call returns once the server has stopped.
 func (s *TCPServer) Close() error {
 	return s.shutdown(func() error {
 		err := s.ln.Close()
-		for c := range s.conns {
-			_ = c.Close()
-		}
+		s.closeAll()
 		return err
 	})
 }
@@ -59,7 +63,7 @@ func (s *TCPServer) Close() error {
 func (s *TCPServer) acceptLoop(ln net.Listener) {
 	var backoff time.Duration
 	for {
-		conn, err := ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -72,56 +76,60 @@ func (s *TCPServer) acceptLoop(ln net.Listener) {
 			continue
 		}
 		backoff = 0
-		if !s.track(conn) {
-			_ = conn.Close()
-			continue
+		if !s.track(c) {
+			closeWithReset(c)
 		}
-		go s.serve(conn)
 	}
 }
 
-// track registers conn and counts its goroutine, or reports false if the
-// server is closing or at MaxConns.
-func (s *TCPServer) track(conn net.Conn) bool {
+// track admits c (see serverCore.admit) and starts its goroutine, counted
+// by wg, or reports false.
+func (s *TCPServer) track(c net.Conn) bool {
+	t, ok := s.admit(c)
+	if !ok {
+		return false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state != stateStarted {
+		// Close came between admit and here, and has closed t already.
+		s.release(t)
 		return false
 	}
-	if len(s.conns) >= s.cfg.MaxConns {
-		s.log.Debug("connection refused: too many open", "remote", conn.RemoteAddr(), "max_conns", s.cfg.MaxConns)
-		return false
-	}
-	s.conns[conn] = struct{}{}
 	s.wg.Add(1)
+	go s.serve(t)
 	return true
 }
 
-// serve answers the one probe of conn and closes it.
-func (s *TCPServer) serve(conn net.Conn) {
+// serve answers the one probe of c and closes it.
+func (s *TCPServer) serve(c *conn) {
 	defer s.wg.Done()
+	abort := true // reset, rather than close, a connection that sent no probe
 	defer func() {
-		s.mu.Lock()
-		delete(s.conns, conn)
-		s.mu.Unlock()
-		_ = conn.Close()
+		if abort {
+			s.release(c)
+			closeWithReset(c.Conn)
+			return
+		}
+		_ = c.Close()
 	}()
-	if err := conn.SetDeadline(time.Now().Add(s.cfg.ReadTimeout)); err != nil {
+	if err := c.SetDeadline(time.Now().Add(s.cfg.ReadTimeout)); err != nil {
 		return
 	}
 	var b [1]byte
-	if _, err := io.ReadFull(conn, b[:]); err != nil {
-		s.log.Debug("probe not received", "remote", conn.RemoteAddr(), "error", err)
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		s.log.Debug("probe not received", "remote", c.RemoteAddr(), "error", err)
 		return
 	}
 	if !isProbe(b[:]) {
-		s.log.Debug("bad probe byte", "remote", conn.RemoteAddr(), "byte", b[0])
+		s.log.Debug("bad probe byte", "remote", c.RemoteAddr(), "byte", b[0])
 		return
 	}
+	abort = false
 	if !s.healthy.Load() {
 		return
 	}
-	if _, err := conn.Write([]byte{0x00}); err != nil {
-		s.log.Debug("reply not sent", "remote", conn.RemoteAddr(), "error", err)
+	if _, err := c.Write([]byte{0x00}); err != nil {
+		s.log.Debug("reply not sent", "remote", c.RemoteAddr(), "error", err)
 	}
 }

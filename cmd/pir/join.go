@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,8 +26,8 @@ type healthServer interface {
 	Close() error
 }
 
-func newHealthServer(kind string) (healthServer, error) {
-	cfg := healthcheck.ServerConfig{}
+func newHealthServer(kind string, known func(netip.Addr) bool) (healthServer, error) {
+	cfg := healthcheck.ServerConfig{Known: known}
 	switch kind {
 	case "tcp":
 		return healthcheck.NewTCPServer(cfg), nil
@@ -93,7 +94,10 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		commsURI = u
 	}
-	hs, err := newHealthServer(*health)
+	// The server starts before the Group; it knows the Group's members
+	// once there is one.
+	var group atomic.Pointer[discovery.Group]
+	hs, err := newHealthServer(*health, func(a netip.Addr) bool { g := group.Load(); return g != nil && g.Knows(a) })
 	if err != nil {
 		return bad("%v", err)
 	}
@@ -126,6 +130,7 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return configError(fs.Name(), err)
 	}
+	group.Store(g)
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	out := newPrinter(stdout, nf.json)
