@@ -40,6 +40,7 @@ type netFlags struct {
 	policy   string
 	allUpTo  int
 	fanout   int
+	foreign  bool
 }
 
 func (n *netFlags) register(fs *flag.FlagSet) {
@@ -56,6 +57,7 @@ func (n *netFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&n.policy, "policy", "phi", "health policy: phi (phi-accrual on announcements, corroborated by probes) or threshold (the original's: remove after 3 failed probes); see docs/policies.md")
 	fs.IntVar(&n.allUpTo, "probe-all-up-to", 0, "largest group in which every member probes every other; above it each probes -probe-fanout per interval (0: the default, 32; -1: always all)")
 	fs.IntVar(&n.fanout, "probe-fanout", 0, "members probed per probe interval in larger groups (0: the default, 4)")
+	fs.BoolVar(&n.foreign, "foreign-health-hosts", false, "probe a health URI whose host is not the address its announcement came from, or a DNS name (off: such announcements are dropped, so that a forger cannot aim probes at a third party; docs/security.md)")
 	fs.StringVar(&n.keyFile, "key-file", "", "file of group keys (hex or base64, one per line, the first signs; see pir genkey): authenticate every message; every member needs the key")
 }
 
@@ -70,7 +72,7 @@ func (n *netFlags) groupConfig(log hclog.Logger, warn io.Writer) (discovery.Conf
 	if err != nil {
 		return discovery.Config{}, err
 	}
-	return discovery.Config{Name: n.group, Codec: cd, Policy: policy, Logger: log, ProbeAllUpTo: n.allUpTo, ProbeFanout: n.fanout}, nil
+	return discovery.Config{Name: n.group, Codec: cd, Policy: policy, Logger: log, ProbeAllUpTo: n.allUpTo, ProbeFanout: n.fanout, ForeignHealthHosts: n.foreign}, nil
 }
 
 // healthPolicy is the policy -policy names.
