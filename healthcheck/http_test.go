@@ -124,8 +124,11 @@ func TestHTTPProber(t *testing.T) {
 	})
 }
 
+// Every probe here ends for a reason other than the timeout (an answer or
+// a refused redirect): longTimeout, so that the four requests of
+// SameHostFollowed never race a clock on a loaded machine.
 func TestHTTPProberRedirects(t *testing.T) {
-	p := healthcheck.NewHTTPProber(healthcheck.HTTPConfig{Timeout: shortTimeout})
+	p := healthcheck.NewHTTPProber(healthcheck.HTTPConfig{Timeout: longTimeout})
 
 	t.Run("SameHostFollowed", func(t *testing.T) {
 		u := startHTTP(t, "127.0.0.1", redirects(map[string]string{"/a": "/b", "/b": "/c", "/c": "/ok"}), "/a")
@@ -161,7 +164,7 @@ func TestHTTPProberRedirects(t *testing.T) {
 				return nil
 			},
 		}
-		cp := healthcheck.NewHTTPProber(healthcheck.HTTPConfig{Timeout: shortTimeout, Client: client})
+		cp := healthcheck.NewHTTPProber(healthcheck.HTTPConfig{Timeout: longTimeout, Client: client})
 		require.ErrorIs(t, cp.Probe(context.Background(), u), healthcheck.ErrUnhealthy)
 		assert.False(t, hit.Load(), "the prober followed a redirect to another host")
 		assert.False(t, checked.Load(), "the client's own CheckRedirect ran for a redirect the prober refuses")
@@ -177,7 +180,7 @@ func TestHTTPProberRedirects(t *testing.T) {
 				return http.ErrUseLastResponse
 			},
 		}
-		cp := healthcheck.NewHTTPProber(healthcheck.HTTPConfig{Timeout: shortTimeout, Client: client})
+		cp := healthcheck.NewHTTPProber(healthcheck.HTTPConfig{Timeout: longTimeout, Client: client})
 		require.ErrorIs(t, cp.Probe(context.Background(), u), healthcheck.ErrUnhealthy)
 		assert.True(t, checked.Load())
 	})

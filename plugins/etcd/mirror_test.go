@@ -155,7 +155,10 @@ func TestPeerDetectedDeathDeletesKey(t *testing.T) {
 
 	left := rec.waitFor(t, discovery.Left, "b", 1)
 	assert.Equal(t, discovery.Failed, left.Reason, "a saw b's probes fail and said so in the departure note")
-	assert.False(t, e.present(b.mirror.Key()))
+	// The watcher reports Left on the departure note; a's Mirror deletes
+	// the key and counts the eviction after that write returns.
+	require.Eventually(t, func() bool { return !e.present(b.mirror.Key()) && a.mirror.Stats().Evictions == 1 }, wait, 10*time.Millisecond,
+		"b's key deleted and counted by a's Mirror")
 	assert.Less(t, time.Since(start), 15*time.Second, "the key went no sooner than its 30 s lease would have ended")
 	assert.Equal(t, uint64(1), a.mirror.Stats().Evictions)
 	assert.True(t, e.present(a.mirror.Key()))
@@ -185,7 +188,8 @@ func TestUnhealthyMemberStaysOutUntilHealthy(t *testing.T) {
 	_, lease, ok := e.get(b.mirror.Key())
 	require.True(t, ok)
 	assert.Equal(t, b.mirror.Stats().Lease, lease, "b wrote itself back on its own lease")
-	assert.True(t, b.mirror.Stats().Registered)
+	// The watcher can see the write before the Put has returned to b.
+	require.Eventually(t, func() bool { return b.mirror.Stats().Registered }, wait, 10*time.Millisecond)
 	assert.Equal(t, uint64(1), b.mirror.Stats().Leases, "b's lease was never lost")
 }
 
@@ -203,6 +207,9 @@ func TestDeletedKeyIsWrittenBack(t *testing.T) {
 	rec.waitFor(t, discovery.Left, "a", 1)
 	rec.waitFor(t, discovery.Joined, "a", 2)
 	assert.True(t, e.present(a.mirror.Key()))
+	// The watcher can see the write before the Put has returned to a,
+	// which counts it then.
+	require.Eventually(t, func() bool { return a.mirror.Stats().Writes >= 2 }, wait, 10*time.Millisecond)
 	assert.Equal(t, uint64(2), a.mirror.Stats().Writes)
 }
 
