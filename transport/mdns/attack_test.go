@@ -2,11 +2,14 @@ package mdns
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
@@ -65,4 +68,134 @@ func TestMDNSProbersOnlyFound(t *testing.T) {
 
 	require.NoError(t, w.Close())
 	assert.ErrorIs(t, probers[SchemeTCPConnect].Probe(ctx, health), net.ErrClosed)
+}
+
+// forgePTRs multicasts PTR records of name, pointing to made-up instances,
+// with the largest TTL there is, in responses of up to 1400 bytes from r,
+// until w's cache is full (it evicted or refused a record). Each response
+// waits until w has read a datagram since the one before, so that the
+// flood goes no faster than w reads. It returns the records and the
+// datagrams sent.
+func forgePTRs(t *testing.T, r *responder, w *peer, name string) (ptrs, datagrams int) {
+	t.Helper()
+	full := func() bool { s := w.Stats(); return s.Evicted+s.CacheFull > 0 }
+	for !full() {
+		require.Less(t, datagrams, 2000, "the cache never filled: %+v", w.Stats())
+		m := &dns.Msg{MsgHdr: dns.MsgHdr{Response: true, Authoritative: true}, Compress: true}
+		for m.Len() < 1400 {
+			m.Answer = append(m.Answer, &dns.PTR{Hdr: hdr(name, dns.TypePTR, math.MaxUint32, false),
+				Ptr: fmt.Sprintf("forged-%05d._pir._udp.local.", ptrs)})
+			ptrs++
+		}
+		b, err := m.Pack()
+		require.NoError(t, err)
+		before := w.Stats().Received
+		_, err = r.pc.WriteToUDPAddrPort(b, netip.AddrPortFrom(GroupV4, r.port))
+		require.NoError(t, err)
+		datagrams++
+		require.Eventually(t, func() bool { return w.Stats().Received > before || full() }, timeout, time.Millisecond)
+	}
+	return ptrs, datagrams
+}
+
+// TestMDNSCachePinning plays issue 12's attack 6: forged PTR records of
+// the browsed name with TTL 2^32-1 fill the cache (4,096 records, about 80
+// datagrams); a real member that starts afterwards is still seen,
+// because a full cache evicts the records of instances never delivered.
+// On the code before, the forged records stayed (their TTL unclamped),
+// every record of the new member was refused (CacheFull) and it was never
+// seen.
+func TestMDNSCachePinning(t *testing.T) {
+	netlab.Require(t)
+	leakCheck(t)
+	port := freePort(t)
+	w := open(t, Config{Port: port, Network: "udp4"})
+	r := newResponder(t, port)
+	ptrs, datagrams := forgePTRs(t, r, w, w.Browse())
+
+	a := open(t, Config{Port: port, Network: "udp4"})
+	a.send(member("a", 1001))
+	w.waitMsg("the real member", announceOf("a"))
+	s := w.Stats()
+	t.Logf("figures: cache full after %d forged PTRs (TTL 2^32-1) in %d datagrams; real member seen; evicted %d, refused %d", ptrs, datagrams, s.Evicted, s.CacheFull)
+	assert.Positive(t, s.Evicted)
+}
+
+// A received TTL is cut to RFC 6762 §10's normal values: 75 minutes for
+// a PTR or TXT record, 120 s for SRV and address records.
+func TestMDNSClampTTL(t *testing.T) {
+	c := bareConn(t, Config{})
+	now := time.Now()
+	inst := "x._pir._udp.local."
+	rrs := []dns.RR{
+		&dns.PTR{Hdr: hdr(c.browse, dns.TypePTR, math.MaxUint32, false), Ptr: inst},
+		&dns.SRV{Hdr: hdr(inst, dns.TypeSRV, math.MaxUint32, true), Port: 1, Target: "x.local."},
+		&dns.TXT{Hdr: hdr(inst, dns.TypeTXT, 7200, true), Txt: []string{"a=1"}},
+		&dns.A{Hdr: hdr("x.local.", dns.TypeA, 60, true), A: netip.MustParseAddr("198.18.0.9").AsSlice()},
+	}
+	b, err := (&dns.Msg{MsgHdr: responseHdr, Answer: rrs}).Pack()
+	require.NoError(t, err)
+	m, err := parseMessage(b)
+	require.NoError(t, err)
+	c.e.response(inbound{msg: m, src: netip.MustParseAddrPort("198.18.0.9:5353"), ifIndex: 1}, now)
+	want := map[uint16]time.Duration{dns.TypePTR: 75 * time.Minute, dns.TypeSRV: 120 * time.Second,
+		dns.TypeTXT: 75 * time.Minute, dns.TypeA: 60 * time.Second}
+	for k, set := range c.e.cache.sets {
+		require.Len(t, set, 1)
+		assert.Equal(t, want[k.typ], set[0].ttl, dns.TypeToString[k.typ])
+		assert.Equal(t, now.Add(want[k.typ]), set[0].expires, dns.TypeToString[k.typ])
+	}
+	assert.Len(t, c.e.cache.sets, 4)
+}
+
+// TestMDNSForgedGoodbye plays the other half of attack 6: a goodbye (TTL
+// 0) of a live member's PTR and SRV records, sent by someone else. The
+// Conn asks the member's records again before it believes it; the member
+// answers, and no goodbye reaches Receive. The member's own goodbye, when
+// it closes, still does. On the code before, the forged goodbye was
+// delivered at once.
+func TestMDNSForgedGoodbye(t *testing.T) {
+	netlab.Require(t)
+	leakCheck(t)
+	port := freePort(t)
+	w := open(t, Config{Port: port, Network: "udp4"})
+	a, inst := publishedPeer(t, port)
+	w.waitMsg("the real member", announceOf("a"))
+
+	// The forger learns a's SRV record as anyone can: it asks.
+	q := newQuerier(t, port)
+	q.query(&dns.Msg{Question: []dns.Question{{Name: inst, Qtype: dns.TypeSRV, Qclass: dns.ClassINET | classFlush}}}, port)
+	var srv *dns.SRV
+	for srv == nil {
+		m, _ := q.next()
+		for _, rr := range m.Answer {
+			if s, ok := rr.(*dns.SRV); ok {
+				srv = s
+			}
+		}
+	}
+	r := &responder{t: t, pc: q.pc, port: port}
+	bye := *srv
+	bye.Hdr.Ttl = 0
+	r.send(&dns.PTR{Hdr: hdr(w.Browse(), dns.TypePTR, 0, false), Ptr: inst}, &bye)
+
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for refuted := false; !refuted; {
+		select {
+		case g := <-w.msgs:
+			require.False(t, goodbyeOf("a")(g), "the forged goodbye was delivered")
+		case ev := <-w.events:
+			refuted = ev[0] == "goodbye-refuted" && strings.EqualFold(ev[1], inst)
+		case <-timer.C:
+			t.Fatalf("the goodbye was not refuted within %v: %+v", timeout, w.Stats())
+		}
+	}
+	assert.Equal(t, uint64(1), w.Stats().Refuted)
+	assert.Zero(t, w.Stats().Goodbyes)
+
+	// The member's own goodbye is believed: it does not answer.
+	require.NoError(t, a.Close())
+	w.waitMsg("a's goodbye", goodbyeOf("a"))
+	assert.Equal(t, uint64(1), w.Stats().Goodbyes)
 }

@@ -2,6 +2,7 @@ package mdns
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"net/url"
@@ -24,6 +25,15 @@ type instance struct {
 	other  bool     // a pir member of another group: never delivered
 	health foundKey // the health URI synthesized for it (SchemeTCPConnect, SchemeAdvertised); zero for a pir member's own
 
+	// A goodbye for a delivered instance is checked before it is
+	// delivered (see checkBye): byeAt is when the check's next step is
+	// due, zero when none runs; byeStep the step; byeSrc and byeIf where
+	// the goodbye came from.
+	byeAt   time.Time
+	byeStep int
+	byeSrc  netip.AddrPort
+	byeIf   int
+
 	addr    netip.Addr        // the address chosen for its host, kept while it is valid
 	src     [2]netip.AddrPort // the latest responder of each family
 	ifIndex [2]int
@@ -45,6 +55,9 @@ func (e *engine) ask(name string, typ uint16, at time.Time) {
 		return
 	}
 	e.asks[k] = ask{name: name, typ: typ, at: at}
+	if e.asksAt.IsZero() || at.Before(e.asksAt) {
+		e.asksAt = at
+	}
 }
 
 // queryNow moves the next browse query to within 20-120 ms and starts its
@@ -75,10 +88,15 @@ func (e *engine) browseDue(now time.Time) {
 		e.queryAt = now.Add(e.queryGap)
 		e.queryGap = min(2*e.queryGap, maxQueryGap)
 	}
-	for k, a := range e.asks {
-		if !a.at.After(now) {
-			qs = append(qs, dns.Question{Name: a.name, Qtype: a.typ, Qclass: dns.ClassINET})
-			delete(e.asks, k)
+	if !e.asksAt.IsZero() && !e.asksAt.After(now) {
+		e.asksAt = time.Time{}
+		for k, a := range e.asks {
+			if !a.at.After(now) {
+				qs = append(qs, dns.Question{Name: a.name, Qtype: a.typ, Qclass: dns.ClassINET})
+				delete(e.asks, k)
+			} else if e.asksAt.IsZero() || a.at.Before(e.asksAt) {
+				e.asksAt = a.at
+			}
 		}
 	}
 	if len(qs) == 0 {
@@ -161,7 +179,12 @@ func (e *engine) response(in inbound, now time.Time) {
 			}
 			continue
 		}
-		if _, ok := e.cache.put(r, in, now); !ok {
+		_, ok := e.cache.put(r, in, now)
+		if !ok {
+			e.evict(now)
+			_, ok = e.cache.put(r, in, now)
+		}
+		if !ok {
 			e.c.st.cacheFull.Add(1)
 			continue
 		}
@@ -190,9 +213,14 @@ func (e *engine) response(in inbound, now time.Time) {
 			}
 		}
 	}
+	for k := range touched {
+		if inst := e.checks[k]; inst != nil && !byes[k] && e.answered(inst, now) {
+			e.settle(inst, now) // refuted: the records came back
+		}
+	}
 	for k := range byes {
 		if inst := e.insts[k]; inst != nil {
-			e.bye(inst, in.src, in.ifIndex)
+			e.checkBye(inst, in.src, in.ifIndex, now)
 		}
 	}
 	for k := range touched {
@@ -216,23 +244,10 @@ func (e *engine) isTarget(n string, now time.Time) bool {
 // cacheDue expires records and sends cache-maintenance queries for those
 // that describe a browsed instance.
 func (e *engine) cacheDue(now time.Time) {
-	for _, en := range e.cache.expire(now) {
-		if en.rec.Type != dns.TypePTR || lower(en.rec.Name) != lower(e.c.browse) {
-			continue
-		}
-		k := lower(en.rec.Target)
-		inst := e.insts[k]
-		if inst == nil || e.pointsTo(k) {
-			continue
-		}
-		delete(e.insts, k)
-		if inst.id != "" && !inst.gone {
-			// No goodbye came: the Group expires the member, as it does a
-			// pir member that fell silent.
-			e.c.log.Debug("instance expired", "instance", inst.name, "id", inst.id)
-			e.event("expired", inst.name)
-		}
+	if at := e.cache.next(); at.IsZero() || at.After(now) {
+		return
 	}
+	e.forget(e.cache.expire(now))
 	e.cache.maintain(now, func(en *entry) {
 		var wanted bool
 		switch n := lower(en.rec.Name); en.rec.Type {
@@ -249,15 +264,168 @@ func (e *engine) cacheDue(now time.Time) {
 	})
 }
 
+// forget drops the instances whose last PTR record is among gone (expired
+// or evicted), unless a goodbye check holds them.
+func (e *engine) forget(gone []*entry) {
+	for _, en := range gone {
+		if en.rec.Type != dns.TypePTR || lower(en.rec.Name) != lower(e.c.browse) {
+			continue
+		}
+		k := lower(en.rec.Target)
+		inst := e.insts[k]
+		if inst == nil || !inst.byeAt.IsZero() || e.pointsTo(k) {
+			continue
+		}
+		delete(e.insts, k)
+		if inst.id != "" && !inst.gone {
+			// No goodbye came: the Group expires the member, as it does a
+			// pir member that fell silent.
+			e.c.log.Debug("instance expired", "instance", inst.name, "id", inst.id)
+			e.event("expired", inst.name)
+		}
+	}
+}
+
+// evict makes room in a full cache: it removes the records received
+// longest ago among those that describe no delivered instance (a flood of
+// forged records, instances never resolved, pir members of other groups),
+// a sixteenth of the cache at once. The records of delivered instances
+// stay; when there is nothing else, the new record is refused.
+func (e *engine) evict(now time.Time) {
+	keep := e.protected(now)
+	gone := e.cache.evict(e.cache.max/evictShare, func(en *entry) bool { return keep[en] })
+	if len(gone) == 0 {
+		return
+	}
+	e.c.st.evicted.Add(uint64(len(gone)))
+	e.c.log.Debug("cache full: evicted records", "records", len(gone))
+	e.forget(gone)
+}
+
+// protected returns the cached records of the instances delivered and not
+// said goodbye to: their PTR, SRV and TXT records and their hosts'
+// addresses.
+func (e *engine) protected(now time.Time) map[*entry]bool {
+	keep := make(map[*entry]bool)
+	ptrs := e.cache.ptrs[rrKey{lower(e.c.browse), dns.TypePTR}]
+	mark := func(ens []*entry) {
+		for _, en := range ens {
+			keep[en] = true
+		}
+	}
+	for k, inst := range e.insts {
+		if inst.id == "" || inst.gone || inst.other {
+			continue
+		}
+		if en := ptrs[k]; en != nil {
+			keep[en] = true
+		}
+		mark(e.cache.sets[rrKey{k, dns.TypeTXT}])
+		for _, srv := range e.cache.sets[rrKey{k, dns.TypeSRV}] {
+			keep[srv] = true
+			host := lower(srv.rec.Target)
+			mark(e.cache.sets[rrKey{host, dns.TypeA}])
+			mark(e.cache.sets[rrKey{host, dns.TypeAAAA}])
+		}
+	}
+	return keep
+}
+
+// Checking a goodbye. Anyone on the link can send a record with TTL 0, so a
+// goodbye for an instance that was delivered is not delivered at once: the
+// Conn asks the link for the instance's PTR, SRV and TXT records, at once
+// and again after byeRecheck, in a one-shot query from its ephemeral port
+// (RFC 6762 §6.7). Responders answer such a query by unicast, at once and
+// whenever they last multicast the records (the one-per-second limit of §6
+// is for multicast). A responder that is still there answers with its
+// records, which refutes the goodbye at once; when byeDeadline has passed
+// and they have not come back, the goodbye is delivered. A real goodbye
+// thus reaches the Group after byeDeadline instead of at once.
+const (
+	byeRecheck  = 250 * time.Millisecond
+	byeDeadline = 500 * time.Millisecond
+)
+
+// checkBye starts the check of a goodbye for inst from src, or, for an
+// instance never delivered, just marks it gone.
+func (e *engine) checkBye(inst *instance, src netip.AddrPort, ifIndex int, now time.Time) {
+	if inst.id == "" || inst.gone {
+		inst.gone = true
+		return
+	}
+	if !inst.byeAt.IsZero() {
+		return // a check runs already
+	}
+	e.c.log.Debug("checking a goodbye", "instance", inst.name, "id", inst.id, "from", src)
+	inst.byeAt, inst.byeStep, inst.byeSrc, inst.byeIf = now.Add(byeRecheck), 0, src, ifIndex
+	e.checks[inst.key] = inst
+	e.askInstance(inst)
+}
+
+// askInstance asks every link for inst's PTR, SRV and TXT records in a
+// one-shot (legacy) query from the ephemeral port, which responders answer
+// by unicast.
+func (e *engine) askInstance(inst *instance) {
+	qs := []dns.Question{
+		{Name: e.c.browse, Qtype: dns.TypePTR, Qclass: dns.ClassINET},
+		{Name: inst.name, Qtype: dns.TypeSRV, Qclass: dns.ClassINET},
+		{Name: inst.name, Qtype: dns.TypeTXT, Qclass: dns.ClassINET},
+	}
+	hdr := dns.MsgHdr{Id: uint16(rand.Uint32())}
+	msgs, _ := packMessages(hdr, qs, nil, nil, e.c.cfg.MaxMessage, true)
+	e.eachLink(func(l *iface, f *family) {
+		for _, b := range msgs {
+			if err := f.tx.multicast(b, &l.ifi, f.group); err != nil {
+				e.c.st.sendFailures.Add(1)
+				e.c.log.Debug("multicast failed", "interface", l.ifi.Name, "ipv6", f.v6, "error", err)
+			}
+		}
+	})
+}
+
+// byeDue runs the steps of the goodbye checks that are due.
+func (e *engine) byeDue(now time.Time) {
+	for _, inst := range e.checks {
+		if inst.byeAt.After(now) {
+			continue
+		}
+		if inst.byeStep == 0 && !e.answered(inst, now) {
+			inst.byeStep, inst.byeAt = 1, now.Add(byeDeadline-byeRecheck)
+			e.askInstance(inst)
+			continue
+		}
+		e.settle(inst, now)
+	}
+}
+
+// settle ends the goodbye check of inst: refuted when its records came
+// back, else the goodbye is delivered.
+func (e *engine) settle(inst *instance, now time.Time) {
+	if e.answered(inst, now) {
+		e.c.log.Debug("goodbye refuted: the instance answered", "instance", inst.name, "id", inst.id, "from", inst.byeSrc)
+		e.c.st.refuted.Add(1)
+		e.event("goodbye-refuted", inst.name)
+	} else {
+		e.bye(inst, inst.byeSrc, inst.byeIf)
+	}
+	inst.byeAt = time.Time{}
+	delete(e.checks, inst.key)
+	if !e.pointsTo(inst.key) {
+		delete(e.insts, inst.key)
+	}
+}
+
+// answered reports whether inst's PTR and SRV records are alive: received
+// again, with a TTL, since a goodbye marked them.
+func (e *engine) answered(inst *instance, now time.Time) bool {
+	ptr := e.cache.ptr(rrKey{lower(e.c.browse), dns.TypePTR}, inst.key)
+	return ptr != nil && !ptr.goodbye && ptr.expires.After(now) && e.cache.newest(rrKey{inst.key, dns.TypeSRV}, now) != nil
+}
+
 // pointsTo reports whether a PTR record of the browsed name still points
 // to the instance k.
 func (e *engine) pointsTo(k string) bool {
-	for _, en := range e.cache.sets[rrKey{lower(e.c.browse), dns.TypePTR}] {
-		if lower(en.rec.Target) == k {
-			return true
-		}
-	}
-	return false
+	return e.cache.ptr(rrKey{lower(e.c.browse), dns.TypePTR}, k) != nil
 }
 
 // heartbeat delivers every live instance again, so that a Group keeps it.

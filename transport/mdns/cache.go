@@ -1,15 +1,44 @@
 package mdns
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // maxCache caps the records a Conn caches, so that a flood of responses
 // cannot grow it without bound. Only records of the browsed service type
 // and the addresses of its instances' hosts are cached at all.
 const maxCache = 4096
+
+// The largest TTLs a received record keeps (RFC 6762 §10 gives these as
+// the normal values): 120 s for records whose name or rdata is a host name
+// (SRV, A, AAAA), 75 minutes for the others (PTR, TXT). A larger TTL is
+// cut to these, so that a record cannot pin a cache entry for longer.
+const (
+	maxHostTTL  = 120 * time.Second
+	maxOtherTTL = 75 * time.Minute
+)
+
+// clampTTL returns r's TTL, cut to the maximum of its type.
+func clampTTL(r *record) time.Duration {
+	ttl := time.Duration(r.TTL) * time.Second
+	limit := maxOtherTTL
+	switch r.Type {
+	case dns.TypeSRV, dns.TypeA, dns.TypeAAAA:
+		limit = maxHostTTL
+	}
+	return min(ttl, limit)
+}
+
+// evictShare is the share of the cache evicted at once when it is full
+// (1/16, 256 records): eviction sorts the candidates, so it is done in
+// batches.
+const evictShare = 16
 
 // entry is one cached record.
 type entry struct {
@@ -28,6 +57,7 @@ type entry struct {
 // cache holds received records until their TTL runs out (RFC 6762 §10).
 type cache struct {
 	sets   map[rrKey][]*entry
+	ptrs   map[rrKey]map[string]*entry // PTR records by set and target in lower case: a set may hold thousands
 	n, max int
 	nextAt time.Time // earliest expiry or maintenance time
 	dirty  bool      // nextAt must be computed again
@@ -35,6 +65,7 @@ type cache struct {
 
 func (c *cache) init(max int) {
 	c.sets = make(map[rrKey][]*entry)
+	c.ptrs = make(map[rrKey]map[string]*entry)
 	c.max = max
 }
 
@@ -59,12 +90,19 @@ func (c *cache) newest(k rrKey, now time.Time) *entry {
 	return best
 }
 
-// put caches r or refreshes the same record, as received in in. It
-// reports false when the cache is full.
+// put caches r or refreshes the same record, as received in in, its TTL
+// clamped (clampTTL). It reports false when the cache is full.
 func (c *cache) put(r record, in inbound, now time.Time) (*entry, bool) {
 	k := r.key()
-	ttl := time.Duration(r.TTL) * time.Second
-	for _, e := range c.sets[k] {
+	ttl := clampTTL(&r)
+	same := c.sets[k]
+	if r.Type == dns.TypePTR {
+		same = nil
+		if e := c.ptr(k, r.Target); e != nil {
+			same = []*entry{e}
+		}
+	}
+	for _, e := range same {
 		if e.rec.sameData(&r) {
 			e.rec, e.ttl, e.received, e.expires = r, ttl, now, now.Add(ttl)
 			e.src, e.ifIndex, e.v6, e.goodbye = in.src, in.ifIndex, in.v6, false
@@ -80,8 +118,80 @@ func (c *cache) put(r record, in inbound, now time.Time) (*entry, bool) {
 		src: in.src, ifIndex: in.ifIndex, v6: in.v6}
 	c.sets[k] = append(c.sets[k], e)
 	c.n++
+	if r.Type == dns.TypePTR {
+		if c.ptrs[k] == nil {
+			c.ptrs[k] = make(map[string]*entry)
+		}
+		c.ptrs[k][lower(r.Target)] = e
+	}
 	c.dirty = true
 	return e, true
+}
+
+// ptr returns the PTR record of set k that points to target, or nil.
+func (c *cache) ptr(k rrKey, target string) *entry {
+	return c.ptrs[k][lower(target)]
+}
+
+// unindex removes e from the PTR index.
+func (c *cache) unindex(e *entry) {
+	if e.rec.Type != dns.TypePTR {
+		return
+	}
+	k := e.rec.key()
+	if m := c.ptrs[k]; m[lower(e.rec.Target)] == e {
+		delete(m, lower(e.rec.Target))
+		if len(m) == 0 {
+			delete(c.ptrs, k)
+		}
+	}
+}
+
+// full reports whether the cache holds its maximum of records.
+func (c *cache) full() bool { return c.n >= c.max }
+
+// evict removes up to n records for which keep is false, those received
+// longest ago first, and returns them. Records a flood brought in are the
+// candidates: what keep protects (the records of the instances delivered)
+// stays.
+func (c *cache) evict(n int, keep func(*entry) bool) []*entry {
+	var cands []*entry
+	for _, set := range c.sets {
+		for _, e := range set {
+			if !keep(e) {
+				cands = append(cands, e)
+			}
+		}
+	}
+	if len(cands) > n {
+		slices.SortFunc(cands, func(a, b *entry) int { return cmp.Compare(a.received.UnixNano(), b.received.UnixNano()) })
+		cands = cands[:n]
+	}
+	gone := make(map[*entry]bool, len(cands))
+	for _, e := range cands {
+		gone[e] = true
+	}
+	for k, set := range c.sets {
+		kept := set[:0]
+		for _, e := range set {
+			if gone[e] {
+				c.n--
+				c.unindex(e)
+				continue
+			}
+			kept = append(kept, e)
+		}
+		clear(set[len(kept):])
+		if len(kept) == 0 {
+			delete(c.sets, k)
+		} else {
+			c.sets[k] = kept
+		}
+	}
+	if len(cands) > 0 {
+		c.dirty = true
+	}
+	return cands
 }
 
 // maintenanceAt is when the cache-maintenance query number step (0 to 3)
@@ -98,7 +208,14 @@ func maintenanceAt(t time.Time, ttl time.Duration, step int) time.Time {
 // bye marks the record r names, if cached, as said goodbye to: it expires
 // in a second (RFC 6762 §10.1).
 func (c *cache) bye(r record, now time.Time) {
-	for _, e := range c.sets[r.key()] {
+	set := c.sets[r.key()]
+	if r.Type == dns.TypePTR {
+		set = nil
+		if e := c.ptr(r.key(), r.Target); e != nil {
+			set = []*entry{e}
+		}
+	}
+	for _, e := range set {
 		if e.rec.sameData(&r) && !e.goodbye {
 			e.goodbye = true
 			e.expires = now.Add(time.Second)
@@ -136,6 +253,7 @@ func (c *cache) expire(now time.Time) []*entry {
 			}
 			gone = append(gone, e)
 			c.n--
+			c.unindex(e)
 		}
 		clear(set[len(kept):])
 		if len(kept) == 0 {

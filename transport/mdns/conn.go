@@ -678,8 +678,13 @@ type Stats struct {
 	// Dropped counts synthesized messages dropped because Receive was not
 	// keeping up, or too large even without metadata.
 	Dropped uint64
-	// CacheFull counts records not cached because the cache was full.
-	CacheFull uint64
+	// CacheFull counts records not cached because the cache was full of
+	// records of delivered instances; Evicted the records removed from a
+	// full cache to make room (see the package doc).
+	CacheFull, Evicted uint64
+	// Refuted counts goodbyes not delivered because the instance answered
+	// the check that follows a goodbye (see the package doc).
+	Refuted uint64
 	// SendFailures counts sends that failed on one interface.
 	SendFailures uint64
 }
@@ -687,7 +692,7 @@ type Stats struct {
 type counters struct {
 	received, raw, malformed, ignored, oversize, offLink, filtered, readErrors atomic.Uint64
 	queries, answered, suppressed, conflicts                                   atomic.Uint64
-	synthesized, goodbyes, dropped, cacheFull, sendFailures                    atomic.Uint64
+	synthesized, goodbyes, dropped, cacheFull, evicted, refuted, sendFailures  atomic.Uint64
 }
 
 // Stats reports the Conn's counters.
@@ -699,6 +704,7 @@ func (c *Conn) Stats() Stats {
 		Filtered: s.filtered.Load(), ReadErrors: s.readErrors.Load(),
 		Queries: s.queries.Load(), Answered: s.answered.Load(), Suppressed: s.suppressed.Load(),
 		Conflicts: s.conflicts.Load(), Synthesized: s.synthesized.Load(), Goodbyes: s.goodbyes.Load(),
-		Dropped: s.dropped.Load(), CacheFull: s.cacheFull.Load(), SendFailures: s.sendFailures.Load(),
+		Dropped: s.dropped.Load(), CacheFull: s.cacheFull.Load(), Evicted: s.evicted.Load(),
+		Refuted: s.refuted.Load(), SendFailures: s.sendFailures.Load(),
 	}
 }

@@ -114,9 +114,18 @@
 // An instance is delivered when it appears or changes, and again every
 // Config.Heartbeat while its records live, so that a Group, which removes
 // members it does not hear for its ExpireAfter, keeps it. A goodbye of its
-// PTR or SRV record (TTL 0, RFC 6762 §10.1) is delivered at once as a pipe
-// Goodbye GROUP|ID|||bye|, so the Group removes the member with reason
-// goodbye. When its records expire without a goodbye (the responder
+// PTR or SRV record (TTL 0, RFC 6762 §10.1) is delivered as a pipe Goodbye
+// GROUP|ID|||bye|, so the Group removes the member with reason goodbye,
+// once it is checked: anyone on the link can send a record with TTL 0, so
+// the Conn asks for the instance's PTR, SRV and TXT records, at once and
+// again 250 ms later, in a one-shot query from its ephemeral port (§6.7),
+// which responders answer by unicast at once (the limit of one multicast
+// per record and second, §6, does not apply). If the records come back
+// with a TTL, the goodbye was forged (or the responder is back): it is
+// dropped and counted (Stats.Refuted), and the instance stays. If they
+// have not come back 500 ms after the goodbye, it is delivered. A real
+// goodbye thus removes the member half a second after it was sent rather
+// than at once. When its records expire without a goodbye (the responder
 // crashed or left the link), heartbeats stop and the Group expires it.
 //
 // Queries are not delivered: the Conn answers them itself.
@@ -191,10 +200,17 @@
 // one host and a unicast answer would reach only one of them (§15.1).
 //
 // The cache keeps records of the browsed type and its instances' hosts,
-// up to 4096, until their TTL runs out; a record with the cache-flush bit
-// expires, within a second, the records of its set received more than a
-// second earlier (§10.2); a goodbye expires its record in a second
-// (§10.1). Records of live instances are queried again at 80, 85, 90 and
+// up to 4096, until their TTL runs out. A received TTL is cut to the
+// normal values of §10: 120 s for SRV, A and AAAA records, 75 minutes for
+// PTR and TXT, so that no record holds its place longer. When the cache is
+// full, a new record makes room: the records received longest ago that
+// describe no delivered instance (instances that never resolved, a flood
+// of forged PTR records, pir members of other groups) are evicted, 256 at
+// a time (Stats.Evicted); only when every record describes a delivered
+// instance is the new one refused (Stats.CacheFull). A record with the
+// cache-flush bit expires, within a second, the records of its set
+// received more than a second earlier (§10.2); a goodbye expires its
+// record in a second (§10.1), the instance itself being checked as above. Records of live instances are queried again at 80, 85, 90 and
 // 95 % of their TTL (§5.2); a missing SRV, TXT or address is asked for
 // (at most four times a second apart). The browse query repeats at
 // intervals doubling from 1 s to an hour, listing the instances known as

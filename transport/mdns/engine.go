@@ -49,8 +49,10 @@ type engine struct {
 	insts    map[string]*instance // by lower-case instance name
 	queryAt  time.Time            // the next browse query
 	queryGap time.Duration
-	asks     map[rrKey]ask // questions to send soon
-	beatAt   time.Time     // the next heartbeat; zero when disabled
+	asks     map[rrKey]ask        // questions to send soon
+	asksAt   time.Time            // the earliest of asks; zero when none
+	checks   map[string]*instance // instances whose goodbye is being checked, by key
+	beatAt   time.Time            // the next heartbeat; zero when disabled
 
 	testEvent func(event, name string) // Config.testEvent
 }
@@ -87,6 +89,7 @@ func (e *engine) init(c *Conn, now time.Time) {
 	e.cache.init(maxCache)
 	e.insts = make(map[string]*instance)
 	e.asks = make(map[rrKey]ask)
+	e.checks = make(map[string]*instance)
 	e.queryAt = now.Add(jitter(20*time.Millisecond, 120*time.Millisecond))
 	e.queryGap = time.Second
 	if c.cfg.Heartbeat > 0 {
@@ -142,6 +145,7 @@ func (e *engine) due(now time.Time) {
 	}
 	e.pendingDue(now)
 	e.heldDue(now)
+	e.byeDue(now)
 	e.cacheDue(now)
 	e.browseDue(now)
 	if !e.beatAt.IsZero() && !e.beatAt.After(now) {
@@ -169,8 +173,9 @@ func (e *engine) next() (time.Time, bool) {
 	}
 	add(e.cache.next())
 	add(e.queryAt)
-	for _, a := range e.asks {
-		add(a.at)
+	add(e.asksAt)
+	for _, inst := range e.checks {
+		add(inst.byeAt)
 	}
 	add(e.beatAt)
 	return at, !at.IsZero()

@@ -319,8 +319,8 @@ func zeroconfPackets(t testing.TB) map[string][]byte {
 	return out
 }
 
-// A real zeroconf announcement and goodbye make an announcement and a
-// goodbye.
+// A real zeroconf announcement and goodbye make an announcement and,
+// once checked, a goodbye.
 func TestZeroconfPackets(t *testing.T) {
 	pkts := zeroconfPackets(t)
 	c := bareConn(t, Config{Service: "_http._tcp"})
@@ -339,7 +339,14 @@ func TestZeroconfPackets(t *testing.T) {
 	assert.Equal(t, "tcpconnect://198.18.255.1:8080", msg.Health)
 	assert.Equal(t, map[string]string{"path": "/x", "k": "vé", "flag": ""}, msg.Meta)
 
-	out = feed("zeroconf-goodbye.bin")
+	// The goodbye is checked first: delivered when the records have not
+	// come back by byeDeadline.
+	t0 := time.Now()
+	require.Empty(t, feed("zeroconf-goodbye.bin"))
+	c.e.due(t0.Add(byeRecheck + 100*time.Millisecond))
+	require.Empty(t, drain(c), "still checking")
+	c.e.due(t0.Add(byeDeadline + 200*time.Millisecond))
+	out = drain(c)
 	require.Len(t, out, 1)
 	require.NoError(t, (pipe.Codec{}).Decode(out[0].b, &msg))
 	assert.Equal(t, codec.Goodbye, msg.Kind)
