@@ -109,7 +109,7 @@
 //
 //   - a connection must send its first byte within FirstByteTimeout
 //     (500 ms): a prober sends its probe as soon as it is connected;
-//   - a source that Known does not know may hold MaxConnsPerSource (4)
+//   - a source that Known does not know may hold MaxConnsPerSource (16)
 //     connections at once, and such sources together MaxConns less
 //     KnownReserve (192 of 256);
 //   - when the server is full, a known source's connection takes the

@@ -58,8 +58,11 @@ type ServerConfig struct {
 	// is reset as soon as it is accepted. Known sources have no cap of
 	// their own besides MaxConns: a host that runs several members, each
 	// probing with a few connections at once, needs more. The UDPServer
-	// ignores it. Zero means DefaultMaxConnsPerSource (4); negative means
-	// no cap.
+	// ignores it. Zero means DefaultMaxConnsPerSource (16): members that
+	// share a host share its address, and at a join each of them probes at
+	// once, so a tighter cap resets real probes (internal/stress's
+	// amplification tests, ten members on one host, fail with 4). Negative
+	// means no cap.
 	MaxConnsPerSource int
 
 	// KnownReserve is how many of MaxConns are kept for known sources:
@@ -96,7 +99,7 @@ const (
 	DefaultReadTimeout       = 2 * time.Second
 	DefaultFirstByteTimeout  = 500 * time.Millisecond
 	DefaultMaxConns          = 256
-	DefaultMaxConnsPerSource = 4
+	DefaultMaxConnsPerSource = 16
 	DefaultPath              = "/healthz"
 )
 

