@@ -159,11 +159,19 @@ func (c advisedCodec) Decode(b []byte, m *codec.Message) error {
 }
 
 // transport wraps t so that the adviser knows where each datagram came
-// from. It keeps t's optional LinkSender.
+// from. It keeps t's optional LinkSender and healthcheck.SchemeProvider
+// (the mDNS transport's probers for the services it finds).
 func (a *adviser) transport(t transport.Transport) transport.Transport {
 	at := advisedTransport{t, a}
-	if ls, ok := t.(transport.LinkSender); ok {
+	ls, link := t.(transport.LinkSender)
+	sp, schemes := t.(healthcheck.SchemeProvider)
+	switch {
+	case link && schemes:
+		return advisedLinkSchemeTransport{advisedLinkTransport{at, ls}, sp}
+	case link:
 		return advisedLinkTransport{at, ls}
+	case schemes:
+		return advisedSchemeTransport{at, sp}
 	}
 	return at
 }
@@ -189,6 +197,20 @@ type advisedLinkTransport struct {
 func (t advisedLinkTransport) Links() []transport.Link { return t.ls.Links() }
 
 func (t advisedLinkTransport) SendVia(b []byte, l transport.Link) error { return t.ls.SendVia(b, l) }
+
+type advisedSchemeTransport struct {
+	advisedTransport
+	sp healthcheck.SchemeProvider
+}
+
+func (t advisedSchemeTransport) Probers() map[string]healthcheck.Prober { return t.sp.Probers() }
+
+type advisedLinkSchemeTransport struct {
+	advisedLinkTransport
+	sp healthcheck.SchemeProvider
+}
+
+func (t advisedLinkSchemeTransport) Probers() map[string]healthcheck.Prober { return t.sp.Probers() }
 
 // prober wraps p so that the adviser sees every probe. It keeps p's
 // optional SchemeSupporter.

@@ -7,6 +7,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pirlan/pir/healthcheck"
+	"github.com/pirlan/pir/transport"
 )
 
 // -foreign-health-hosts is the CLI's way to discovery.Config's
@@ -29,3 +32,38 @@ func TestForeignHealthHostsFlag(t *testing.T) {
 		require.Equal(t, c.want, cfg.ForeignHealthHosts, "%v", c.args)
 	}
 }
+
+// The adviser's transport wrapper keeps what the Group type-asserts: the
+// mDNS transport's probers (without them `pir watch -mdns _http._tcp`
+// drops every foreign service as bad_uri) and per-link sending.
+func TestAdvisedTransportKeepsOptionalInterfaces(t *testing.T) {
+	a := &adviser{}
+	for _, c := range []struct {
+		name          string
+		t             transport.Transport
+		link, schemes bool
+	}{
+		{"plain", plainT{}, false, false},
+		{"link", linkT{}, true, false},
+		{"schemes", schemeT{}, false, true},
+		{"both", bothT{}, true, true},
+	} {
+		w := a.transport(c.t)
+		_, link := w.(transport.LinkSender)
+		_, schemes := w.(healthcheck.SchemeProvider)
+		require.Equal(t, c.link, link, c.name)
+		require.Equal(t, c.schemes, schemes, c.name)
+	}
+}
+
+type plainT struct{ transport.Transport }
+type linkT struct{ transport.Transport }
+type schemeT struct{ transport.Transport }
+type bothT struct{ transport.Transport }
+
+func (linkT) Links() []transport.Link                  { return nil }
+func (linkT) SendVia([]byte, transport.Link) error     { return nil }
+func (schemeT) Probers() map[string]healthcheck.Prober { return nil }
+func (bothT) Links() []transport.Link                  { return nil }
+func (bothT) SendVia([]byte, transport.Link) error     { return nil }
+func (bothT) Probers() map[string]healthcheck.Prober   { return nil }
