@@ -104,7 +104,7 @@ type Group struct {
 	ownedDone chan struct{} // closed when the Group's own goroutines have stopped
 	done      chan struct{} // closed when they and every listener have stopped
 	closed    chan struct{}
-	left      atomic.Bool // a goodbye was sent
+	leaveOnce sync.Once // the goodbye: concurrent Leaves wait for the first one's
 	running   map[*subscriber]*listenerRun
 
 	// epoch is the origin of the owner's instants (see instant): a second

@@ -225,8 +225,11 @@ func (g *Group) Leave(ctx context.Context) error {
 	select {
 	case <-g.stopping:
 	default:
-		if !g.cfg.Passive && g.left.CompareAndSwap(false, true) {
-			err = g.goodbye(ctx)
+		// Once: a second Leave sends nothing and returns nil, but waits
+		// until the first one's goodbye is out, so that its Shutdown
+		// cannot close the transport under that goodbye.
+		if !g.cfg.Passive {
+			g.leaveOnce.Do(func() { err = g.goodbye(ctx) })
 		}
 	}
 	return errors.Join(err, g.Shutdown(ctx))
