@@ -177,7 +177,7 @@ func (g *Group) takeVouch(in inbound) bool {
 
 // sameHost reports whether a and b are one address, zones aside.
 func sameHost(a, b netip.Addr) bool {
-	return a.IsValid() && a.Unmap().WithZone("") == b.Unmap().WithZone("")
+	return a.IsValid() && hostOf(a) == hostOf(b)
 }
 
 // sendVouch tells the group that our probe of the pending peer id

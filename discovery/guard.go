@@ -26,7 +26,7 @@ func checkHealthHost(host string, src netip.Addr, foreign bool) error {
 		}
 		return fmt.Errorf("health host %q is not an IP address", host)
 	}
-	a, s := a.Unmap().WithZone(""), src.Unmap().WithZone("")
+	a, s := hostOf(a), hostOf(src)
 	switch {
 	case a.IsUnspecified() || a.IsMulticast():
 		return fmt.Errorf("health host %s is not a unicast address", a)
@@ -40,12 +40,13 @@ func checkHealthHost(host string, src netip.Addr, foreign bool) error {
 	return nil
 }
 
+// hostOf is a as the Group compares hosts: IPv4 mapping and zone aside.
+func hostOf(a netip.Addr) netip.Addr { return a.Unmap().WithZone("") }
+
 // sameAddr reports whether a and b name the same host address, IPv4
 // mapping, zone and port aside: the port a member sends from is not what a
 // forger cannot choose, its address is.
-func sameAddr(a, b netip.AddrPort) bool {
-	return a.Addr().Unmap().WithZone("") == b.Addr().Unmap().WithZone("")
-}
+func sameAddr(a, b netip.AddrPort) bool { return hostOf(a.Addr()) == hostOf(b.Addr()) }
 
 // fromMember reports whether in, a request or news about another member
 // (Confirm, Evidence, Obituary), may be taken: it came by unicast when

@@ -19,11 +19,11 @@ func (g *Group) Knows(a netip.Addr) bool {
 	if !a.IsValid() {
 		return false
 	}
-	a = a.Unmap().WithZone("")
+	a = hostOf(a)
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	for _, st := range g.peers {
-		if st.joined && st.member.Addr.Addr().Unmap().WithZone("") == a {
+		if st.joined && hostOf(st.member.Addr.Addr()) == a {
 			return true
 		}
 	}
