@@ -73,9 +73,10 @@ heavy="github.com/pirlan/pir/e2e github.com/pirlan/pir/internal/stress"
 step "go test -race (unit, conformance, loopback namespace)" \
 	go test -race -count=1 $(go list ./... | grep -v -x -F -e ${heavy// / -e })
 step "go test -race -p 1 (network lab, stress)" go test -race -count=1 -p 1 $heavy
-# Each plugin is a Go module of its own (plugins/*/go.mod), with heavier
-# dependencies than the core: vet and test each one in its own directory.
-for mod in plugins/*/go.mod; do
+# Each plugin is a Go module of its own (plugins/*/go.mod), and so is tools/
+# (benchmarks, simulators, browser tests), with heavier dependencies than the
+# core: vet and test each one in its own directory.
+for mod in plugins/*/go.mod tools/go.mod; do
 	[ -e "$mod" ] || continue
 	dir=$(dirname "$mod")
 	step "$dir: go vet" indir "$dir" go vet ./...
