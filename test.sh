@@ -54,6 +54,11 @@ step() {
 	if [ "$rc" -ne 0 ]; then
 		local what
 		what=$(grep -E '^(--- FAIL: |FAIL[[:space:]]|panic: )' "$log" | sed -E 's/ \(.*\)$//; s/\t[0-9.]+s$//; s/\t/ /g' | sort -u | paste -sd ';' - | sed 's/;/; /g')
+		# A test binary that timed out names the tests it was running
+		# just below its panic line, above a long goroutine dump.
+		local hung
+		hung=$(grep -A20 -E '^panic: test timed out' "$log" | grep -E '^[[:space:]]+Test[^ ]* \(' | sed -E 's/^[[:space:]]+//' | paste -sd ',' -)
+		[ -n "$hung" ] && what="$what; still running: $hung"
 		failed+=("$name (exit $rc, $((SECONDS - start)) s)${what:+: $what}")
 		echo "test.sh: step failed: $name (exit $rc); going on with the others" >&2
 	fi
