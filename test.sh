@@ -41,6 +41,7 @@ log=$(mktemp "${TMPDIR:-/tmp}/pir-test.XXXXXX")
 trap 'rm -f "$log"' EXIT
 steps=0
 failed=()  # one line per failed step: its name and what it reported failing
+stacks=""  # goroutine stacks of test binaries that timed out
 
 # step NAME CMD...: runs CMD, showing its output, and records NAME as failed
 # (with the FAIL lines go test printed) when it exits non-zero.
@@ -59,6 +60,12 @@ step() {
 		local hung
 		hung=$(grep -A20 -E '^panic: test timed out' "$log" | grep -E '^[[:space:]]+Test[^ ]* \(' | sed -E 's/^[[:space:]]+//' | paste -sd ',' -)
 		[ -n "$hung" ] && what="$what; still running: $hung"
+		# And where they and the Groups' owner goroutines were stuck: the
+		# end of the output is what a CI log shows.
+		if [ -n "$hung" ]; then
+			stacks+=$(awk 'BEGIN { RS = "" } /testing\.tRunner|\(\*Group\)\.own\(/ { print; print "" }' "$log" | sed -E 's#^[[:space:]]+/.*/([^/]+:[0-9]+).*#    \1#' | head -150)
+			stacks+=$'\n'
+		fi
 		failed+=("$name (exit $rc, $((SECONDS - start)) s)${what:+: $what}")
 		echo "test.sh: step failed: $name (exit $rc); going on with the others" >&2
 	fi
@@ -94,6 +101,10 @@ if [ ${#failed[@]} -gt 0 ]; then
 	for f in "${failed[@]}"; do
 		echo "  - $f"
 	done
+	if [ -n "$stacks" ]; then
+		echo "test.sh: stacks of the tests that timed out and of the Groups' owners:"
+		echo "$stacks"
+	fi
 	exit 1
 fi
 echo
