@@ -131,8 +131,5 @@ func (g *Group) answerSoon(now time.Time) {
 		return
 	}
 	g.answerDue = true
-	// At least a millisecond on: a token short by a rounding error must
-	// not make a task due again at once, and again.
-	wait := max(g.answerTok.wait(queryAnswerRate), time.Millisecond)
-	g.sched.push(task{at: g.at(now.Add(wait)), kind: taskAnswer})
+	g.sched.push(task{at: g.at(now.Add(g.answerTok.wait(queryAnswerRate))), kind: taskAnswer})
 }

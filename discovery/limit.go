@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"math"
 	"net/netip"
 	"time"
 )
@@ -32,12 +33,18 @@ func (b *bucket) refill(now time.Time, rate, burst float64) {
 	}
 }
 
-// wait is how long until take can succeed.
+// minWait is the shortest wait for a token: a bucket short of one by a
+// rounding error must not make a task due again at once, and again (the
+// owner's task loop would run it for ever at the same instant).
+const minWait = time.Millisecond
+
+// wait is how long until take can succeed, at least minWait when it
+// cannot now.
 func (b *bucket) wait(rate float64) time.Duration {
 	if b.tokens >= 1 {
 		return 0
 	}
-	return time.Duration((1 - b.tokens) / rate * float64(time.Second))
+	return max(time.Duration(math.Ceil((1-b.tokens)/rate*float64(time.Second))), minWait)
 }
 
 // maxSources bounds the per-source buckets of new peers. Past it the table

@@ -116,7 +116,14 @@ func forge(n int, stop <-chan struct{}, received func() uint64) (int, error) {
 			sent++
 		}
 		if received != nil && i%100 == 99 {
-			for deadline := time.Now().Add(10 * time.Second); received()+500 < uint64(sent) && time.Now().Before(deadline); {
+			deadline := time.Now().Add(10 * time.Second)
+			for received()+500 < uint64(sent) {
+				if time.Now().After(deadline) {
+					// pir stopped taking datagrams: say so rather than
+					// crawl on at 100 datagrams per 10 s (CI once hung
+					// here, its owner goroutine stuck).
+					return sent, fmt.Errorf("the target received %d of %d forged announcements and nothing more for 10 s", received(), sent)
+				}
 				time.Sleep(time.Millisecond)
 			}
 		}
