@@ -64,6 +64,10 @@ type Collector struct {
 	probes                     *prometheus.Desc
 	events, departures         *prometheus.Desc
 	members, pending           *prometheus.Desc
+	queue                      *prometheus.Desc
+	updatesHeld                *prometheus.Desc
+	confirmations, refutations *prometheus.Desc
+	obituaries                 *prometheus.Desc
 	memberHealth               *prometheus.Desc // nil unless cfg.MemberHealth
 
 	remove func()
@@ -117,6 +121,16 @@ func NewCollector(g *discovery.Group, cfg Config) (*Collector, error) {
 			"Joined members, by the health policy's verdict.", "verdict"),
 		pending: desc("pending_peers",
 			"Peers heard but not joined yet: waiting for a first successful probe."),
+		queue: desc("listener_events_lost_total",
+			"Events a listener never received: merged into a newer one of the same member while queued, or dropped from a full queue.", "outcome"),
+		updatesHeld: desc("updates_held_total",
+			"Changes to a member held back by the per-member limit on Updated events, then reported together."),
+		confirmations: desc("confirmations_total",
+			"Deaths put to other members before a removal."),
+		refutations: desc("refutations_total",
+			"Deaths put to other members that one refuted, having seen the peer alive."),
+		obituaries: desc("obituaries_total",
+			"Members removed on another member's word (bounded probing)."),
 
 		byType:   map[string]uint64{},
 		byReason: map[string]uint64{},
@@ -168,6 +182,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.received, c.decoded, c.dropped, c.sent, c.sendErrors, c.probes,
 		c.events, c.departures, c.members, c.pending,
+		c.queue, c.updatesHeld, c.confirmations, c.refutations, c.obituaries,
 	} {
 		ch <- d
 	}
@@ -197,6 +212,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.probes, s.ProbesOK, "ok")
 	counter(c.probes, s.ProbesFailed, "failed")
 	gauge(c.pending, float64(s.Pending))
+	counter(c.queue, s.EventsMerged, "merged")
+	counter(c.queue, s.EventsDropped, "dropped")
+	counter(c.updatesHeld, s.UpdatesHeld)
+	counter(c.confirmations, s.Confirmations)
+	counter(c.refutations, s.Refutations)
+	counter(c.obituaries, s.Obituaries)
 
 	ms := c.g.Members()
 	verdicts := map[string]int{score.Healthy.String(): 0, score.Suspect.String(): 0}

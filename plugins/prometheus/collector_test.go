@@ -208,7 +208,8 @@ func TestLint(t *testing.T) {
 		"pir_received_datagrams_total", "pir_decoded_datagrams_total", "pir_dropped_datagrams_total",
 		"pir_sent_datagrams_total", "pir_send_errors_total", "pir_probes_total", "pir_events_total",
 		"pir_departures_total", "pir_members", "pir_pending_peers", "pir_member_health",
-		"pir_probe_duration_seconds",
+		"pir_probe_duration_seconds", "pir_listener_events_lost_total", "pir_updates_held_total",
+		"pir_confirmations_total", "pir_refutations_total", "pir_obituaries_total",
 	} {
 		assert.Contains(t, fs, name)
 	}
