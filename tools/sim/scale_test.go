@@ -1,4 +1,4 @@
-package discovery_test
+package sim_test
 
 import (
 	"fmt"
@@ -50,7 +50,7 @@ func (c *counted) Receive(buf []byte) (transport.Packet, error) {
 // members take minutes): each member receives every announcement, so the
 // work grows as N².
 //
-//	PIR_SCALE=32,100,1000 go test -run ScaleSimulation -v -timeout 1h ./discovery/
+//	PIR_SCALE=32,100,1000 go -C tools test -run ScaleSimulation -v -timeout 1h ./sim/
 //
 // PIR_SCALE_ALL=1 makes every member probe every other (ProbeAllUpTo -1),
 // the baseline.
