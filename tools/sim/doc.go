@@ -7,7 +7,7 @@
 // They are tests, because synctest's bubble is only given to a test:
 //
 //   - TestScaleSimulation runs every member for real (PIR_SCALE lists the
-//     sizes; skipped when unset).
+//     sizes; 40 members when unset).
 //   - TestSampledSimulation runs K real members in a modeled crowd of N-K,
 //     up to 10,000 members (PIR_SAMPLED, PIR_SAMPLED_CHECK; skipped when
 //     unset).
