@@ -1,4 +1,4 @@
-package discovery_test
+package sim_test
 
 import (
 	"bytes"
@@ -85,8 +85,8 @@ import (
 // check that the model is faithful. PIR_SAMPLED_VICTIMS (default 5) is the
 // number of victims.
 //
-//	PIR_SAMPLED_CHECK=200 PIR_SAMPLED_VICTIMS=15 go test -run SampledSimulation -v -timeout 1h ./discovery/
-//	PIR_SAMPLED=1000,10000 go test -run SampledSimulation -v -timeout 2h ./discovery/
+//	PIR_SAMPLED_CHECK=200 PIR_SAMPLED_VICTIMS=15 go -C tools test -run SampledSimulation -v -timeout 1h ./sim/
+//	PIR_SAMPLED=1000,10000 go -C tools test -run SampledSimulation -v -timeout 2h ./sim/
 func TestSampledSimulation(t *testing.T) {
 	sizes, check := envSizes(t, "PIR_SAMPLED"), envSizes(t, "PIR_SAMPLED_CHECK")
 	if len(sizes)+len(check) == 0 {

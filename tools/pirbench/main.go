@@ -1,8 +1,10 @@
 // Command pirbench measures how fast pir members notice each other, and
 // what they cost, on a LAN of network namespaces (internal/lab), with pir's
-// default settings unless told otherwise. It needs Linux and root:
+// default settings unless told otherwise. It needs Linux and root, and
+// runs from anywhere in the pir repository, whose cmd/pir it builds. It is
+// a program of the tools module; from the repository's root:
 //
-//	go run ./cmd/pirbench -hosts 10,20,50,100 -runs 5 -out docs/bench
+//	cd tools && go run ./pirbench -hosts 10,20,50,100 -runs 5 -out ../docs/bench
 //
 // Flags:
 //
@@ -16,7 +18,8 @@
 //	                  steady.svg there (after each size, so a long
 //	                  benchmark keeps what it measured)
 //	-json             print results.json on stdout instead of the tables
-//	-pir PATH         pir binary to run (default: build ./cmd/pir, no -race)
+//	-pir PATH         pir binary to run (default: build the repository's
+//	                  cmd/pir, no -race)
 //	-from FILE        measure nothing: read a results.json and write its
 //	                  tables (and, with -out, its files) again
 //	-v                report progress on stderr
@@ -138,10 +141,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.out, "out", "", "directory to write results.json, table.md, times.svg and steady.svg to (made if missing)")
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON on stdout instead of tables")
 	fs.BoolVar(&o.verbose, "v", false, "report progress on stderr")
-	fs.StringVar(&o.pir, "pir", "", "pir binary to run (default: build ./cmd/pir of this module, without -race)")
+	fs.StringVar(&o.pir, "pir", "", "pir binary to run (default: build cmd/pir of the pir repository pirbench runs in, without -race)")
 	fs.StringVar(&o.from, "from", "", "measure nothing: read this results.json and write its tables and, with -out, its files again")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: pirbench [flags]\n\nMeasure pir's join, leave and failure-detection times, and its traffic, CPU and\nmemory per host, on a LAN of network namespaces (needs Linux and root).\nSee go doc ./cmd/pirbench.\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: pirbench [flags]\n\nMeasure pir's join, leave and failure-detection times, and its traffic, CPU and\nmemory per host, on a LAN of network namespaces (needs Linux and root).\nSee go doc ./pirbench in tools/.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -244,7 +247,7 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 		defer os.RemoveAll(dir)
 		root, err := pircli.ModuleRoot(".")
 		if err != nil {
-			return fmt.Errorf("%w (run pirbench from the pir module, or give -pir)", err)
+			return fmt.Errorf("%w (run pirbench inside the pir repository, or give -pir)", err)
 		}
 		progress("building pir")
 		if pir, err = pircli.Build(ctx, root, dir, false); err != nil {
