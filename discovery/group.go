@@ -17,7 +17,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/pirlan/pir/codec"
-	"github.com/pirlan/pir/codec/auth"
 	"github.com/pirlan/pir/healthcheck"
 	"github.com/pirlan/pir/score"
 	"github.com/pirlan/pir/transport"
@@ -391,25 +390,14 @@ func (g *Group) updateRoom() {
 	g.noRoom.Store(len(g.peers) >= g.cfg.MaxPeers && g.pending == 0)
 }
 
-// dropReason says under which reason a Decode error is counted.
+// dropReason says under which reason a Decode error is counted: the one
+// its codec.DropReasoner names, or DropRejected when it names none we know.
 func dropReason(err error) DropReason {
-	switch {
-	case errors.Is(err, codec.ErrTooLarge):
-		return DropOversize
-	case errors.Is(err, codec.ErrMalformed):
-		return DropMalformed
-	case errors.Is(err, auth.ErrUnauthenticated):
-		return DropUnauthenticated
-	case errors.Is(err, auth.ErrBadTag):
-		return DropBadTag
-	case errors.Is(err, auth.ErrUnknownKey):
-		return DropUnknownKey
-	case errors.Is(err, auth.ErrReplay):
-		return DropReplay
-	case errors.Is(err, auth.ErrDuplicate):
-		return DropDuplicate
-	case errors.Is(err, auth.ErrStale):
-		return DropStale
+	var dr codec.DropReasoner
+	if errors.As(err, &dr) {
+		if r, ok := dropReasons[dr.DropReason()]; ok {
+			return r
+		}
 	}
 	return DropRejected
 }

@@ -480,11 +480,11 @@ func TestJoinValidates(t *testing.T) {
 }
 
 func TestDefaultConfig(t *testing.T) {
-	c := discovery.DefaultConfig("web", nil)
+	c := discovery.DefaultConfig("web", mustEndpoint(t))
 	assert.Equal(t, time.Second, c.AnnounceInterval)
 	assert.Equal(t, 2*time.Second, c.ProbeInterval)
 	assert.Equal(t, 2*time.Second, c.ProbeTimeout)
-	assert.NotNil(t, c.Codec)
+	assert.Equal(t, pipe.Codec{}, c.Codec, "the transport's default")
 	assert.NotNil(t, c.Prober)
 	assert.Nil(t, c.Policy, "derived at Join")
 	assert.NotNil(t, c.WithDefaults().Policy)

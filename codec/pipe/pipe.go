@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/pirlan/pir/codec"
-	"github.com/pirlan/pir/transport"
 )
 
 // Limits on single fields. A datagram is bounded by MaxSize as a whole; these
@@ -42,18 +41,29 @@ const maxAgeMs = 1<<31 - 1
 // use.
 type Codec struct {
 	// MaxSize is the largest datagram, in bytes, that Encode produces and
-	// Decode accepts. Zero means transport.MaxDatagram (1452), which fits
+	// Decode accepts. Zero means codec.MaxDatagram (1452), which fits
 	// a 1500-byte MTU over IPv6.
 	MaxSize int
 }
 
-var _ codec.Codec = Codec{}
+var (
+	_ codec.Codec       = Codec{}
+	_ codec.NameChecker = Codec{}
+)
+
+// CheckGroup reports why name cannot be a group name: it must be 1 to
+// MaxGroupLen bytes of UTF-8 without control characters or '|'.
+func (Codec) CheckGroup(name string) error { return validGroup(name) }
+
+// CheckID reports why id cannot be a member ID: it must be 1 to MaxIDLen
+// bytes of printable ASCII without space or '|'.
+func (Codec) CheckID(id string) error { return validID(id) }
 
 func (c Codec) maxSize() int {
 	if c.MaxSize > 0 {
 		return c.MaxSize
 	}
-	return transport.MaxDatagram
+	return codec.MaxDatagram
 }
 
 // Encode appends the encoding of m to dst.
