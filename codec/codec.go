@@ -82,6 +82,14 @@ type Message struct {
 	// its own evidence is older than Since, and to send a second Evidence
 	// when that probe succeeds.
 	Probe bool
+	// Extended, from Decode, says that the sender wrote the message in a
+	// form only pir's extensions write (a six-field pipe message, an
+	// authenticated envelope): the sender is no original pir peer, and
+	// answers Confirm. A codec that cannot tell leaves it false. Given to
+	// Encode, it asks for that form even where the original's would do,
+	// so that receivers learn the sender speaks the extensions.
+	Extended bool
+
 	// Heard and Probed, in an Evidence, are how long before sending it the
 	// sender last heard an announcement of Target and last probed Target
 	// successfully; negative when it never has (or does not know Target).

@@ -107,8 +107,10 @@ type Config struct {
 	// probe that failed here keeps it. This shields members from a path
 	// that fails between two hosts only (a lossy port, a neighbour
 	// discovery failure). Zero means 3; negative means none: the policy's
-	// verdict removes the member at once. Only healthy joined members are
-	// asked; with none, the verdict stands.
+	// verdict removes the member at once. Only healthy joined members
+	// known to speak pir's extensions are asked, never an original pir
+	// peer (docs/wire.md, "Who speaks the extensions"); with none, the
+	// verdict stands.
 	Confirmers int
 
 	// ConfirmTimeout bounds a confirmation: members that have not answered

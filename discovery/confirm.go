@@ -135,12 +135,15 @@ func (g *Group) startConfirm(id string, st *peerState, now time.Time) bool {
 }
 
 // pickHelpers chooses up to k healthy joined members other than id, at
-// random (reservoir sampling), that can be reached by unicast.
+// random (reservoir sampling), that can be reached by unicast and are known
+// to speak the extensions (peerState.extended): an original pir peer never
+// answers a Confirm, and asking one would leave the confirmation waiting
+// for nothing.
 func (g *Group) pickHelpers(id string, k int) []string {
 	var picked []string
 	n := 0
 	for hid, h := range g.peers {
-		if hid == id || !h.joined || h.member.Verdict != score.Healthy || h.confirm != nil || !h.member.Addr.IsValid() {
+		if hid == id || !h.extended || !h.joined || h.member.Verdict != score.Healthy || h.confirm != nil || !h.member.Addr.IsValid() {
 			continue
 		}
 		n++
@@ -151,6 +154,16 @@ func (g *Group) pickHelpers(id string, k int) []string {
 		}
 	}
 	return picked
+}
+
+// speaksExtensions reports whether m shows that its sender is no original
+// pir peer: the codec says it was written in a form only the extensions
+// write (codec.Message.Extended), or its kind is one no original knows.
+// pickHelpers asks only such members. A member learns it of those that
+// joined before it from their answers to its query, which are sent in the
+// extension form, and of those that join after it from their queries.
+func speaksExtensions(m *codec.Message) bool {
+	return m.Extended || m.Kind != codec.Announce
 }
 
 // ask sends the Confirm to every member asked that has not answered.
@@ -302,7 +315,7 @@ func (g *Group) takeObituary(in inbound) {
 	if m.Target == g.self.ID {
 		if g.announce != nil && in.at.Sub(g.refuted) > g.cfg.AnnounceInterval/4 {
 			g.refuted = in.at
-			if err := g.sendSelf(codec.Announce); err != nil {
+			if err := g.sendSelf(codec.Announce, false); err != nil {
 				g.log.Debug("announce failed", "error", err)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -272,4 +273,51 @@ func TestBoundedProbing(t *testing.T) {
 			})
 		})
 	}
+}
+
+// With an original pir peer in the group, members confirming a death ask
+// only members known to speak the extensions: an original never answers a
+// Confirm, so asking it would leave the confirmation waiting for nothing
+// (issue 14). a and b learn that the other speaks them without metadata
+// or any confirmation yet: a from b's query, b from a's answer to it.
+func TestOriginalsNeverAskedToConfirm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		var asked atomic.Int32
+		o := l.listen(func(m *codec.Message) {
+			if m.Kind == codec.Confirm {
+				asked.Add(1)
+			}
+		})
+		l.health.set("o:1", up)
+		plain, err := pipe.Codec{}.Encode(nil, announce("web", "o"))
+		require.NoError(t, err)
+		require.Equal(t, 3, strings.Count(string(plain), "|"), "what an original sends: four fields")
+		done := make(chan struct{})
+		defer close(done)
+		go func() { // the original announces every second, as it does
+			for {
+				_ = o.Send(plain)
+				select {
+				case <-done:
+					return
+				case <-time.After(time.Second):
+				}
+			}
+		}()
+		a, epA := l.join("a")
+		b, epB := l.join("b")
+		_, epC := l.join("c")
+		advance(3 * time.Second)
+		require.ElementsMatch(t, []string{"b", "c", "o"}, ids(a.Members()))
+		require.ElementsMatch(t, []string{"a", "c", "o"}, ids(b.Members()))
+
+		m, _ := a.Member("c")
+		l.vanish("c:1", epC, epA, epB, o)
+		waitLeft(t, a, "c", m.LastSeen, 10*time.Second)
+		waitLeft(t, b, "c", m.LastSeen, 10*time.Second)
+		assert.Zero(t, asked.Load(), "the original was asked to confirm")
+		assert.Positive(t, a.Stats().Confirmations, "a asked b, which it knows from b's query")
+		assert.Positive(t, b.Stats().Confirmations, "b asked a, which it knows from a's answer")
+	})
 }

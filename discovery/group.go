@@ -142,6 +142,8 @@ type peerState struct {
 	queued     bool   // waiting in Group.waiting for a free probe slot
 	lateProbed bool   // probed for this silence already
 
+	extended bool // it speaks the extensions: a confirmation helper (pickHelpers)
+
 	adm peerAdmission // while pending (admit.go)
 }
 
@@ -249,7 +251,7 @@ func (g *Group) prepareAnnouncements() error {
 		}
 		g.links, g.v4Only = ls, v4
 	}
-	b, err := g.encodeSelf(codec.Announce)
+	b, err := g.encodeSelf(codec.Announce, false)
 	if err != nil {
 		return fmt.Errorf("discovery: encode announcement: %w", err)
 	}
@@ -263,7 +265,7 @@ func (g *Group) query(ctx context.Context) error {
 		return fmt.Errorf("discovery: join: %w", err)
 	}
 	if !g.cfg.Passive {
-		if err := g.sendSelf(codec.Query); err != nil {
+		if err := g.sendSelf(codec.Query, false); err != nil {
 			return fmt.Errorf("discovery: send query: %w", err)
 		}
 		return nil
@@ -278,14 +280,15 @@ func (g *Group) query(ctx context.Context) error {
 	return nil
 }
 
-func (g *Group) encodeSelf(kind codec.Kind) ([]byte, error) {
+func (g *Group) encodeSelf(kind codec.Kind, extended bool) ([]byte, error) {
 	m := codec.Message{
-		Kind:   kind,
-		Group:  g.cfg.Name,
-		ID:     g.self.ID,
-		Health: g.self.HealthURI.String(),
-		Comms:  g.self.CommsURI.String(),
-		Meta:   g.self.Meta,
+		Kind:     kind,
+		Group:    g.cfg.Name,
+		ID:       g.self.ID,
+		Health:   g.self.HealthURI.String(),
+		Comms:    g.self.CommsURI.String(),
+		Meta:     g.self.Meta,
+		Extended: extended,
 	}
 	return g.cfg.Codec.Encode(nil, &m)
 }
@@ -449,7 +452,7 @@ func (g *Group) runDue(now time.Time) {
 		t := g.sched.pop()
 		switch t.kind {
 		case taskAnnounce:
-			if err := g.sendSelf(codec.Announce); err != nil {
+			if err := g.sendSelf(codec.Announce, false); err != nil {
 				g.log.Debug("announce failed", "error", err)
 			}
 			g.sched.push(task{at: g.at(now.Add(g.announceDelay())), kind: taskAnnounce})
@@ -523,6 +526,9 @@ func (g *Group) handle(in inbound) {
 		return
 	}
 	// A known peer: the hot path. No allocation unless something changed.
+	if speaksExtensions(m) && sameAddr(st.member.Addr, in.src) {
+		st.extended = true
+	}
 	heard := g.at(in.at)
 	st.lastHeard = heard
 	st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
@@ -560,11 +566,11 @@ func (g *Group) handle(in inbound) {
 
 // path is the way a message reached us: the interface and address family.
 type path struct {
-	ifIndex int
+	ifIndex int32 // interface indexes are 32-bit; 8 bytes keep peerState in its size class
 	ipv4    bool
 }
 
-func pathOf(in inbound) path { return path{in.ifIndex, in.src.Addr().Unmap().Is4()} }
+func pathOf(in inbound) path { return path{int32(in.ifIndex), in.src.Addr().Unmap().Is4()} }
 
 // queryHeard is a query answered: from whom, and when.
 type queryHeard struct {
@@ -695,6 +701,7 @@ func (g *Group) track(in inbound) {
 		path:      pathOf(in),
 		pathHeard: g.at(in.at),
 		gen:       g.newGen(),
+		extended:  speaksExtensions(&in.msg),
 	}
 	st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
 	a := st.tracker.Assess(in.at)

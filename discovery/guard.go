@@ -65,6 +65,7 @@ func (g *Group) fromMember(in *inbound) bool {
 		g.log.Trace("not from the member it names", "peer", in.msg.ID, "from", in.src, "kind", in.msg.Kind)
 		return false
 	}
+	st.extended = true // it sent a kind no original knows
 	return true
 }
 
@@ -125,7 +126,10 @@ func (g *Group) answerSoon(now time.Time) {
 		return // the answer scheduled covers this query too
 	}
 	if g.answerTok.take(now, queryAnswerRate, queryAnswerBurst) {
-		if err := g.sendSelf(codec.Announce); err != nil {
+		// In the extension form, which original peers ignore (they have
+		// our periodic announcements), so that the member that asked
+		// learns we answer confirmation requests (pickHelpers).
+		if err := g.sendSelf(codec.Announce, true); err != nil {
 			g.log.Debug("answer failed", "error", err)
 		}
 		return

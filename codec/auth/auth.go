@@ -352,6 +352,7 @@ func (c *Codec) Decode(b []byte, m *codec.Message) error {
 		c.stats.malformed.Add(1)
 		return err
 	}
+	m.Extended = true // no original pir peer signs its messages
 	c.stats.decoded.Add(1)
 	return nil
 }

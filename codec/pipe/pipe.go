@@ -70,7 +70,7 @@ func (c Codec) maxSize() int {
 //
 // An Announce with no metadata whose health URI is tcp:// and whose URIs
 // both parse is encoded exactly as the original pir encodes it, four fields
-// and no terminator. Every other message is an extension of six fields:
+// and no terminator, unless m.Extended asks for the extension form. Every other message is an extension of six fields:
 // GROUP|ID|HEALTH|COMMS|KIND|META. A '|' inside a URI is written as %7C so
 // that framing never breaks.
 func (c Codec) Encode(dst []byte, m *codec.Message) ([]byte, error) {
@@ -121,7 +121,7 @@ func (c Codec) Encode(dst []byte, m *codec.Message) ([]byte, error) {
 	dst = append(dst, health...)
 	dst = append(dst, '|')
 	dst = append(dst, comms...)
-	if !(m.Kind == codec.Announce && len(m.Meta) == 0 && legacySafe(health, comms)) {
+	if !(m.Kind == codec.Announce && !m.Extended && len(m.Meta) == 0 && legacySafe(health, comms)) {
 		dst = append(dst, '|')
 		dst = append(dst, tok...)
 		dst = append(dst, '|')
@@ -221,7 +221,8 @@ func decodeTargeted(m *codec.Message, target, empty, args string) error {
 
 // Decode parses one datagram into m. It accepts the original four-field
 // announcement and the six-field extensions; fields after the sixth are
-// ignored, so that later versions can add some. Decode allocates one string
+// ignored, so that later versions can add some. A six-field message sets
+// m.Extended: no original pir peer writes one. Decode allocates one string
 // for the whole datagram, and a map when the message carries metadata.
 func (c Codec) Decode(b []byte, m *codec.Message) error {
 	if len(b) > c.maxSize() {
@@ -255,6 +256,7 @@ func (c Codec) Decode(b []byte, m *codec.Message) error {
 		return fmt.Errorf("%w: id: %v", codec.ErrMalformed, err)
 	}
 	if n == 6 {
+		m.Extended = true
 		switch f[4] {
 		case tokAnnounce:
 		case tokQuery:
