@@ -94,16 +94,6 @@ func (g *Group) silence(id string, st *peerState, now time.Time) {
 	g.probe(id, st, now)
 }
 
-// members is the number of joined members.
-func (g *Group) members() int { return len(g.peers) - g.pending }
-
-// chained reports whether st's probe chain goes on after a result: always
-// unless probing is bounded, where a healthy joined member waits for its
-// turn in the round.
-func (g *Group) chained(st *peerState) bool {
-	return !g.bounded || !st.joined || st.member.Verdict != score.Healthy || st.confirm != nil
-}
-
 // startConfirm asks up to Confirmers healthy members whether they have
 // seen st alive since our failed probe, and reports whether it did: false
 // means there is nobody to ask, or st never joined, and the verdict
@@ -179,14 +169,6 @@ func (g *Group) ask(id string, st *peerState, now time.Time) {
 		if h := g.peers[hid]; h != nil && !c.answered[i] {
 			g.sendTo(b, h.member.Addr)
 		}
-	}
-}
-
-func (g *Group) sendTo(b []byte, dst netip.AddrPort) {
-	err := g.cfg.Transport.SendTo(b, dst)
-	g.countSend(err)
-	if err != nil {
-		g.log.Debug("send failed", "to", dst, "error", err)
 	}
 }
 
@@ -338,62 +320,41 @@ func (g *Group) takeObituary(in inbound) {
 	g.remove(m.Target, st, Failed, in.at)
 }
 
-// updateMode switches between probing every member and bounded probing
-// when the number of members crosses ProbeAllUpTo.
-func (g *Group) updateMode(now time.Time) {
-	b := g.cfg.ProbeAllUpTo >= 0 && g.members() > g.cfg.ProbeAllUpTo
-	if b == g.bounded {
-		return
+// answerBurst is the burst Config.AnswerRate allows.
+const answerBurst = 32
+
+// mayAnswer reports whether the source of in may have an answer now, and
+// counts the request when it may not.
+func (g *Group) mayAnswer(in inbound) bool {
+	if g.answers.allow(in.src.Addr(), in.at) {
+		return true
 	}
-	g.bounded = b
-	g.log.Debug("probing mode", "bounded", b, "members", g.members())
-	if b {
-		g.round = nil
-		g.armRound(now)
-		return
-	}
-	// Back to probing everyone: restart the chains that bounded probing
-	// let end, spread over one interval.
-	for id, st := range g.peers {
-		if st.nextProbe == 0 && !st.probing && !st.queued {
-			g.probeAt(id, st, now.Add(rand.N(g.cfg.ProbeInterval)))
-		}
-	}
+	g.stats.drop(DropAnswerLimited)
+	return false
 }
 
-func (g *Group) armRound(now time.Time) {
-	if g.roundOn || !g.bounded {
-		return
+// assess asks the policy about st and acts on the answer. It reports
+// whether st is still tracked.
+func (g *Group) assess(id string, st *peerState, now time.Time) bool {
+	a := st.tracker.Assess(now)
+	switch {
+	case a.Verdict == score.Dead && st.confirm == nil && !g.startConfirm(id, st, now):
+		g.remove(id, st, Failed, now)
+		return false
+	case a.Verdict == score.Dead:
+		a.Verdict = score.Suspect // until the other members have answered
+	case st.confirm != nil:
+		st.confirm = nil // the policy changed its mind: a probe answered
 	}
-	g.roundOn = true
-	every := g.cfg.ProbeInterval / time.Duration(max(g.cfg.ProbeFanout, 1))
-	g.sched.push(task{at: g.at(now.Add(every)), kind: taskRound})
-}
-
-// nextInRound probes the next member of the round, SWIM's way: every
-// member once per round, in an order shuffled anew for each round, so that
-// each is probed within two rounds and the load is even.
-func (g *Group) nextInRound(now time.Time) {
-	if !g.bounded {
-		return
+	if a.Health == st.member.Health && a.Verdict == st.member.Verdict {
+		return true
 	}
-	defer g.armRound(now)
-	for range 2 {
-		for len(g.round) > 0 {
-			id := g.round[len(g.round)-1]
-			g.round = g.round[:len(g.round)-1]
-			st := g.peers[id]
-			if st == nil || !st.joined || st.probing || st.queued {
-				continue
-			}
-			g.probe(id, st, now)
-			return
-		}
-		for id, st := range g.peers {
-			if st.joined {
-				g.round = append(g.round, id)
-			}
-		}
-		rand.Shuffle(len(g.round), func(i, j int) { g.round[i], g.round[j] = g.round[j], g.round[i] })
+	g.mu.Lock()
+	prev := st.member
+	st.member.Health, st.member.Verdict = a.Health, a.Verdict
+	if st.joined {
+		g.emit(Event{Type: HealthChanged, Member: st.member, Prev: prev, At: now})
 	}
+	g.mu.Unlock()
+	return true
 }
