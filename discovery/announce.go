@@ -11,6 +11,11 @@ import (
 	"github.com/pirlan/pir/transport"
 )
 
+// This file holds what the Group sends of itself: its announcements, the
+// query it joins with, the answers to other members' queries (coalesced
+// and rate-limited), and the sending they share. links.go encodes them per
+// interface when our URIs name no address.
+
 // prepareAnnouncements encodes our announcement once, or, when our URIs
 // name no host, checks that the transport can say which address each link
 // has.

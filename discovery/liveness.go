@@ -10,12 +10,13 @@ import (
 	"github.com/pirlan/pir/score"
 )
 
-// This file holds what the Group does beyond probing each member on its
-// own schedule: it probes a member whose announcements stop at once (late
-// probes), asks other members before removing one (confirmations, SWIM's
-// indirect probes), and in large groups probes only a few members per
-// interval (bounded probing) and tells the others of deaths (obituaries).
-// docs/architecture.md describes the whole.
+// This file holds liveness: what the policy's verdicts do (assess); how a
+// member whose announcements stop is probed at once (late probes) and
+// removed once silent too long (expiry); how other members are asked
+// before one is removed (confirmations, SWIM's indirect probes: only
+// members known to speak the extensions, never an original pir peer); and
+// the evidence and obituaries members tell each other. Bounded probing is
+// in probe.go. docs/architecture.md describes the whole.
 
 // confirmation is a death put to other members: the policy found the peer
 // dead, and the Group waits for what the members asked have seen.

@@ -10,6 +10,10 @@ import (
 	"github.com/pirlan/pir/score"
 )
 
+// This file holds the membership table: a peer's state, how a new peer is
+// tracked and a known one updated, and how a member joins and leaves (the
+// events listeners see). admit.go holds how a pending peer is admitted.
+
 // peerState is what the owner keeps of one peer: 280 bytes, in the 288-byte
 // size class, besides the Member's URIs and the policy's tracker. Its
 // times are instants (8 bytes; zero means never), and its flags sit

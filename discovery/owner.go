@@ -8,6 +8,10 @@ import (
 	"github.com/pirlan/pir/score"
 )
 
+// This file holds the owner goroutine, the one that owns the membership:
+// its loop, the switch over timed tasks (schedule.go) and the switch over
+// messages, which sends each kind to the file that handles it.
+
 // own is the goroutine that owns the membership: it handles messages,
 // probe results and timed tasks, one at a time.
 func (g *Group) own() {

@@ -11,6 +11,11 @@ import (
 	"github.com/pirlan/pir/score"
 )
 
+// This file holds probe scheduling: starting a probe within MaxProbes and
+// MaxProbeRate, the queue of members waiting for a slot, each member's
+// chain of probes and what a result does, and bounded probing (a few
+// members per interval in a shuffled round, above ProbeAllUpTo).
+
 type probeResult struct {
 	id      string
 	gen     uint32

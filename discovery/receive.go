@@ -9,6 +9,11 @@ import (
 	"github.com/pirlan/pir/transport"
 )
 
+// This file holds the receiver goroutine: it reads datagrams from the
+// transport, decodes them, drops and counts what the owner should not see
+// (by the reason the codec's error names, see dropReason), and hands the
+// rest to the owner.
+
 type inbound struct {
 	msg     codec.Message
 	src     netip.AddrPort
