@@ -116,7 +116,7 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var tr transport.Transport
 	where := fmt.Sprintf("on port %d", nf.port)
 	if *useMDNS {
-		tr, err = nf.mdnsTransport(log, *mdnsService, *mdnsName)
+		tr, err = nf.mdnsTransport(log, *mdnsService, *mdnsName, false, &cfg)
 		where = "over mDNS"
 	} else {
 		tr, err = nf.transport(log, stderr)

@@ -301,16 +301,24 @@ func (n *netFlags) interfaces() []string {
 // mdnsTransport opens the mDNS transport (port 5353; -port, -addr4, -addr6
 // and -hops do not apply) for the group, publishing and browsing service
 // type service (empty: pir's own, _pir._udp and the group's subtype), the
-// member published as instance (empty: its ID).
-func (n *netFlags) mdnsTransport(log hclog.Logger, service, instance string) (transport.Transport, error) {
-	cfg := mdns.Config{Group: n.group, Service: service, Instance: instance, Interfaces: n.interfaces(), Logger: log}
+// member published as instance (empty: its ID); allGroups lists pir
+// members of every group (mdns.Config.AllGroups). It sets gc.Codec to the
+// transport's own codec: a Group over mDNS hands the Conn messages in its
+// format (check refuses -key-file with -mdns).
+func (n *netFlags) mdnsTransport(log hclog.Logger, service, instance string, allGroups bool, gc *discovery.Config) (transport.Transport, error) {
+	cfg := mdns.Config{Group: n.group, Service: service, Instance: instance, AllGroups: allGroups, Interfaces: n.interfaces(), Logger: log}
 	switch {
 	case n.only4:
 		cfg.Network = "udp4"
 	case n.only6:
 		cfg.Network = "udp6"
 	}
-	return mdns.New(cfg)
+	c, err := mdns.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	gc.Codec = c.DefaultCodec()
+	return c, nil
 }
 
 // transport opens the multicast transport the flags describe (check has

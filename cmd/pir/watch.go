@@ -30,7 +30,7 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	nf.register(fs)
 	probe := fs.Bool("wait-probe", false, "list a member only after its first successful health probe (default: as soon as it announces)")
 	once := fs.Bool("t", false, "list the members once, when the group has answered and their first probes are done, then exit (like avahi-browse -t)")
-	mdnsService := fs.String("mdns", "", "watch over mDNS/DNS-SD: every service of this type (e.g. _http._tcp), whatever software published it, or \"pir\" for the group's pir members")
+	mdnsService := fs.String("mdns", "", "watch over mDNS/DNS-SD: every service of this type (e.g. _http._tcp), whatever software published it (with -group, only pir members of that group and other software's services), or \"pir\" for the group's pir members")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: pir watch [flags]\n\nObserve a group without announcing: ask who is there, then print members and\ntheir events as they happen, until interrupted. Members are probed, so health\nchanges and failures show too. Original pir peers are listed like any other.\nWith -t, list the members that answered and passed their first probe, then\nexit.\n\n")
 		fs.PrintDefaults()
@@ -49,16 +49,23 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	adv := newAdviser(stderr, nf.group, nf.keyFile)
 	var tr transport.Transport
 	where := fmt.Sprintf("on port %d", nf.port)
+	header := "" // the header line, when not "watching group G WHERE"
 	switch *mdnsService {
 	case "":
 		tr, err = nf.transport(log, stderr)
 		cfg.Prober = adv.prober(healthcheck.NewRegistry())
 	case "pir":
-		tr, err = nf.mdnsTransport(log, "", "")
+		tr, err = nf.mdnsTransport(log, "", "", false, &cfg)
 		where = "over mDNS"
 	default:
-		tr, err = nf.mdnsTransport(log, *mdnsService, "")
-		where = "over mDNS, service " + printable(*mdnsService)
+		// Every instance of the type, whatever its group, unless -group
+		// names one.
+		all := !setFlags(fs)["group"]
+		tr, err = nf.mdnsTransport(log, *mdnsService, "", all, &cfg)
+		header = fmt.Sprintf("watching service %s over mDNS", printable(*mdnsService))
+		if !all {
+			header = fmt.Sprintf("watching group %q over mDNS, service %s", nf.group, printable(*mdnsService))
+		}
 	}
 	if err != nil {
 		return err
@@ -83,7 +90,10 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return writeErr(out)
 	}
-	out.say("watching group %q %s", nf.group, where)
+	if header == "" {
+		header = fmt.Sprintf("watching group %q %s", nf.group, where)
+	}
+	out.say("%s", header)
 	g.AddListener(func(e discovery.Event) bool {
 		out.event("", e)
 		return true

@@ -31,10 +31,10 @@ func service(svc, inst, host string, port uint16, ttl uint32) []dns.RR {
 	}
 }
 
-// The Conn's probers pass only the health URIs of services it found over
-// mDNS: a tcpconnect target that is a found service is probed (a TCP
-// connect); the same scheme for any other address, or mdns:// for the
-// service, fails with ErrNotFound without a probe.
+// The Conn's probers pass only services it found over mDNS: the mdns://
+// health URI of a found service passes, and tcpconnect:// of its address
+// is probed (a TCP connect); either scheme for any other address fails
+// with ErrNotFound without a probe.
 func TestMDNSProbersOnlyFound(t *testing.T) {
 	netlab.Require(t)
 	leakCheck(t)
@@ -50,11 +50,13 @@ func TestMDNSProbersOnlyFound(t *testing.T) {
 	g := w.waitMsg("the web site", func(g got) bool { return g.msg.Kind == codec.Announce && strings.HasPrefix(g.msg.ID, "Web-Site-") })
 	health, err := url.Parse(g.msg.Health)
 	require.NoError(t, err)
-	require.Equal(t, SchemeTCPConnect, health.Scheme)
+	require.Equal(t, SchemeAdvertised, health.Scheme)
 
 	probers := w.Probers()
 	ctx := context.Background()
-	assert.NoError(t, probers[SchemeTCPConnect].Probe(ctx, health), "a found service is probed")
+	assert.NoError(t, probers[SchemeAdvertised].Probe(ctx, health), "a found service is advertised")
+	conn := &url.URL{Scheme: SchemeTCPConnect, Host: health.Host}
+	assert.NoError(t, probers[SchemeTCPConnect].Probe(ctx, conn), "a found service is probed")
 	for _, u := range []string{
 		"tcpconnect://" + netip.AddrPortFrom(netlab.LoopbackV4, svcPort+1).String(), // another port
 		"tcpconnect://198.18.1.1:" + health.Port(),                                  // another address
@@ -62,12 +64,13 @@ func TestMDNSProbersOnlyFound(t *testing.T) {
 		err := probers[SchemeTCPConnect].Probe(ctx, &url.URL{Scheme: SchemeTCPConnect, Host: strings.TrimPrefix(u, "tcpconnect://")})
 		assert.ErrorIs(t, err, ErrNotFound, u)
 	}
-	adv := &url.URL{Scheme: SchemeAdvertised, Host: health.Host}
-	assert.ErrorIs(t, probers[SchemeAdvertised].Probe(ctx, adv), ErrNotFound, "a _tcp service is not mdns://")
+	other := &url.URL{Scheme: SchemeAdvertised, Host: "198.18.1.1:" + health.Port()}
+	assert.ErrorIs(t, probers[SchemeAdvertised].Probe(ctx, other), ErrNotFound, "another address")
 	assert.ErrorIs(t, probers[SchemeTCPConnect].Probe(ctx, &url.URL{Scheme: SchemeTCPConnect, Host: "web.local:80"}), healthcheck.ErrInvalidTarget)
 
 	require.NoError(t, w.Close())
-	assert.ErrorIs(t, probers[SchemeTCPConnect].Probe(ctx, health), net.ErrClosed)
+	assert.ErrorIs(t, probers[SchemeTCPConnect].Probe(ctx, conn), net.ErrClosed)
+	assert.ErrorIs(t, probers[SchemeAdvertised].Probe(ctx, health), net.ErrClosed)
 }
 
 // forgePTRs multicasts PTR records of name, pointing to made-up instances,

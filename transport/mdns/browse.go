@@ -12,18 +12,18 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/pirlan/pir/codec"
-	"github.com/pirlan/pir/codec/pipe"
 )
 
 // instance is a service instance the Conn browses: one PTR record of the
 // browsed name points to it.
 type instance struct {
-	name   string   // as the PTR record names it
-	key    string   // name in lower case
-	id     string   // the pir ID last delivered; "" before the first delivery
-	gone   bool     // a goodbye was delivered; waiting for fresh records
-	other  bool     // a pir member of another group: never delivered
-	health foundKey // the health URI synthesized for it (SchemeTCPConnect, SchemeAdvertised); zero for a pir member's own
+	name    string   // as the PTR record names it
+	key     string   // name in lower case
+	id      string   // the pir ID last delivered; "" before the first delivery
+	gone    bool     // a goodbye was delivered; waiting for fresh records
+	other   bool     // a pir member of another group: never delivered
+	foreign bool     // not a pir member: software that publishes no TXT id
+	health  foundKey // the health URI synthesized for it (SchemeAdvertised); zero for a pir member's own
 
 	// A goodbye for a delivered instance is checked before it is
 	// delivered (see checkBye): byeAt is when the check's next step is
@@ -442,7 +442,7 @@ func (e *engine) bye(inst *instance, src netip.AddrPort, ifIndex int) {
 	if inst.id != "" && !inst.gone {
 		e.c.log.Debug("instance said goodbye", "instance", inst.name, "id", inst.id)
 		e.c.st.goodbyes.Add(1)
-		e.pushMessage(&codec.Message{Kind: codec.Goodbye, Group: e.c.cfg.Group, ID: inst.id}, src, ifIndex)
+		e.pushMessage(&codec.Message{Kind: codec.Goodbye, Group: e.c.cfg.Group, ID: inst.id}, false, src, ifIndex)
 	}
 	inst.gone = true
 }
@@ -455,24 +455,26 @@ func (e *engine) deliver(inst *instance, now time.Time) {
 		return
 	}
 	if inst.id != "" && inst.id != m.ID && !inst.gone {
-		e.pushMessage(&codec.Message{Kind: codec.Goodbye, Group: e.c.cfg.Group, ID: inst.id}, src, ifIndex)
+		e.pushMessage(&codec.Message{Kind: codec.Goodbye, Group: e.c.cfg.Group, ID: inst.id}, false, src, ifIndex)
 	}
 	if inst.id != m.ID || inst.gone {
 		e.c.log.Debug("instance found", "instance", inst.name, "id", m.ID, "health", m.Health, "comms", m.Comms)
 	}
 	inst.id, inst.gone = m.ID, false
-	e.pushMessage(&m, src, ifIndex)
+	e.pushMessage(&m, inst.foreign, src, ifIndex)
 }
 
 // pushMessage encodes m and queues it for Receive, dropping metadata,
 // longest value first, until it fits Config.SynthMax. When Receive is not
 // keeping up, the message is dropped and counted: a heartbeat repeats it.
-func (e *engine) pushMessage(m *codec.Message, src netip.AddrPort, ifIndex int) {
-	c := pipe.Codec{MaxSize: e.c.cfg.SynthMax}
+//
+// foreign marks an announcement of a foreign service (see Codec.Decode).
+func (e *engine) pushMessage(m *codec.Message, foreign bool, src netip.AddrPort, ifIndex int) {
+	c := Codec{MaxSize: e.c.cfg.SynthMax}
 	var b []byte
 	for {
 		var err error
-		b, err = c.Encode(nil, m)
+		b, err = c.encode(nil, m, foreign)
 		if err == nil {
 			break
 		}
@@ -510,14 +512,16 @@ func (e *engine) synthesize(inst *instance, now time.Time) (m codec.Message, src
 		return m, src, 0, false
 	}
 	pairs := parseTXT(txt.rec.Txt)
-	if g, ok := pairs.get(txtGroup); ok && g != e.c.cfg.Group {
+	if g, ok := pairs.get(txtGroup); ok && g != e.c.cfg.Group && !e.c.allGroups {
 		inst.other = true
 		return m, src, 0, false
 	}
 	inst.other = false
 	inst.health = foundKey{}
 	m = codec.Message{Kind: codec.Announce, Group: e.c.cfg.Group}
-	if id, isPir := pairs.get(txtID); isPir && validID(id) {
+	id, isPir := pairs.get(txtID)
+	inst.foreign = !isPir || !validID(id)
+	if !inst.foreign {
 		m.ID = id
 		for _, f := range []struct {
 			key string
@@ -544,11 +548,11 @@ func (e *engine) synthesize(inst *instance, now time.Time) (m codec.Message, src
 		}
 		hp := netip.AddrPortFrom(a, srv.rec.Port).String()
 		if m.Health == "" {
-			scheme := SchemeTCPConnect
-			if e.c.svc.proto == "udp" {
-				scheme = SchemeAdvertised
-			}
-			m.Health = (&url.URL{Scheme: scheme, Host: hp}).String()
+			// A foreign service is a member while mDNS advertises it
+			// (records, TTLs, goodbyes), whether or not anything listens
+			// on its port: a probe of its reachability would make it
+			// flap in and out of the group.
+			m.Health = (&url.URL{Scheme: SchemeAdvertised, Host: hp}).String()
 			inst.health, _ = keyOf(m.Health) // what Probers pass
 		}
 		if m.Comms == "" {
@@ -698,10 +702,10 @@ func (e *engine) srvTarget(inst *instance, now time.Time) string {
 	return ""
 }
 
-// validID checks a TXT id as the pipe codec checks an ID: 1 to 128 bytes
+// validID checks an ID as Codec.CheckID does: 1 to MaxIDLen bytes
 // of printable ASCII without '|' or space.
 func validID(s string) bool {
-	if s == "" || len(s) > pipe.MaxIDLen {
+	if s == "" || len(s) > MaxIDLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/transport"
 )
 
@@ -59,12 +58,16 @@ var (
 // discovery.Group whose Config.Prober is nil registers them. No default
 // prober serves these schemes anywhere else.
 const (
-	// SchemeTCPConnect is the health scheme of a foreign _tcp service:
-	// tcpconnect://HOST:PORT is healthy when a TCP connection to HOST:PORT
-	// succeeds. Nothing is written; the prober closes the connection.
+	// SchemeTCPConnect: tcpconnect://HOST:PORT is healthy when HOST:PORT
+	// is the address of a foreign service the Conn found and a TCP
+	// connection to it succeeds. A Conn no longer gives it to the
+	// services it finds (they get SchemeAdvertised, so that a service
+	// that is advertised but not listening does not flap in and out of
+	// the group); Probers still serves it, for an application that
+	// probes the reachability of a found service separately.
 	SchemeTCPConnect = "tcpconnect"
-	// SchemeAdvertised is the health scheme of a foreign _udp service,
-	// which cannot be probed in general: mdns://HOST:PORT is healthy while
+	// SchemeAdvertised is the health scheme of a foreign service: its
+	// presence is what mDNS says, so mdns://HOST:PORT is healthy while
 	// the service is advertised. Its prober (Conn.Probers) sends nothing
 	// and succeeds while the Conn has the service in its cache; the
 	// instance's goodbye or the expiry of its records ends its
@@ -75,8 +78,9 @@ const (
 // Config configures a Conn. Only Group is required. Every other zero field
 // means its default; DefaultConfig writes them out.
 type Config struct {
-	// Group is the pir group name: non-empty UTF-8, at most 255 bytes, no
-	// '|' and no control characters, as discovery.Config.Name. Messages of
+	// Group is the pir group name: non-empty UTF-8, at most MaxGroupLen
+	// (253) bytes, no '|' and no control characters, as
+	// discovery.Config.Name. Messages of
 	// this group given to Send are published as DNS-SD services, and
 	// every message Receive returns carries it. Required.
 	Group string
@@ -90,6 +94,23 @@ type Config struct {
 	// set, the service type itself is browsed, so that every instance of
 	// it is seen, whatever software published it.
 	Service string
+
+	// AllGroups, with Service set, delivers every instance of the service
+	// type, pir members of other groups included (their TXT key g is not
+	// compared with Group), each as a member of Group: a watcher that
+	// lists a service type whatever published it. False (the default)
+	// ignores pir members of other groups. Without Service only the
+	// group's subtype is browsed, and AllGroups changes nothing.
+	AllGroups bool
+
+	// Opaque makes Send carry bytes that are not messages of Codec (a
+	// Group configured with another codec, codec/auth say) as opaque
+	// datagrams between Conns: members reach each other over the mDNS
+	// port, but nothing is published as DNS-SD, and other software sees
+	// nothing of them. False (the default) makes Send refuse such bytes
+	// with ErrNotMessage, so that discovery.Join with such a codec fails
+	// at once rather than publish nothing.
+	Opaque bool
 
 	// Instance is the DNS-SD instance name this member is published
 	// under: UTF-8, at most 63 bytes. Empty means the member's peer ID.
@@ -143,9 +164,8 @@ type Config struct {
 
 	// SynthMax is the largest synthesized pir message Receive returns, in
 	// bytes. Metadata of foreign services is dropped, longest value
-	// first, until the message fits. Zero means pipe.Codec's default
-	// limit, transport.MaxDatagram (1452), which is what a Group with the
-	// default codec accepts.
+	// first, until the message fits. Zero means transport.MaxDatagram
+	// (1452).
 	SynthMax int
 
 	// RescanInterval is how often interfaces are checked for changes.
@@ -256,13 +276,13 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// validGroup checks a group name as the pipe codec does.
+// validGroup checks a group name: Codec.CheckGroup.
 func validGroup(g string) error {
 	switch {
 	case g == "":
 		return errors.New("empty")
-	case len(g) > pipe.MaxGroupLen:
-		return fmt.Errorf("longer than %d bytes", pipe.MaxGroupLen)
+	case len(g) > MaxGroupLen:
+		return fmt.Errorf("longer than %d bytes", MaxGroupLen)
 	case !utf8.ValidString(g):
 		return errors.New("not UTF-8")
 	}

@@ -22,7 +22,7 @@ func TestMDNSConformance(t *testing.T) {
 			}
 			leakCheck(t)
 			transporttest.Run(t, func(t *testing.T, n int) []transport.Transport {
-				cfg := Config{Group: "conformance", Port: freePort(t), Network: network, Interfaces: []string{netlab.Loopback}}
+				cfg := Config{Group: "conformance", Port: freePort(t), Network: network, Interfaces: []string{netlab.Loopback}, Opaque: true}
 				out := make([]transport.Transport, n)
 				for i := range out {
 					c, err := New(cfg)

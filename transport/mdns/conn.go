@@ -14,7 +14,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/pirlan/pir/codec"
-	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/transport"
 )
 
@@ -38,12 +37,13 @@ var (
 // instances it finds. Bytes that are not a pir message of its group are
 // carried opaquely. The package doc describes the mapping.
 type Conn struct {
-	cfg    Config
-	log    hclog.Logger
-	svc    serviceType
-	sub    string    // the group's subtype name, "_G._sub._svc._proto.local."
-	browse string    // the name browsed: the subtype, or the service type
-	fams   []*family // the address families in use
+	cfg       Config
+	log       hclog.Logger
+	svc       serviceType
+	sub       string    // the group's subtype name, "_G._sub._svc._proto.local."
+	browse    string    // the name browsed: the subtype, or the service type
+	fams      []*family // the address families in use
+	allGroups bool      // deliver pir members of every group (Config.AllGroups with a Service)
 
 	in        chan inbound  // readers -> engine
 	out       chan delivery // readers (raw) and engine (synthesized) -> Receive
@@ -120,6 +120,7 @@ func New(cfg Config) (*Conn, error) {
 	c.browse = c.sub
 	if explicit {
 		c.browse = svc.fqdn()
+		c.allGroups = cfg.AllGroups
 	}
 	c.log = cfg.Logger.Named("mdns").With("service", svc.String())
 
@@ -252,7 +253,9 @@ func (c *Conn) Send(b []byte) error {
 		return fmt.Errorf("mdns: send: %w", transport.ErrClosed)
 	}
 	var m codec.Message
-	if c.ours(b, &m) {
+	if ok, err := c.ours(b, &m); err != nil {
+		return err
+	} else if ok {
 		return c.do(command{kind: cmdSend, msg: m})
 	}
 	return c.sendRaw(b, nil, netip.AddrPort{})
@@ -266,7 +269,9 @@ func (c *Conn) SendVia(b []byte, l transport.Link) error {
 		return fmt.Errorf("mdns: send: %w", transport.ErrClosed)
 	}
 	var m codec.Message
-	if c.ours(b, &m) {
+	if ok, err := c.ours(b, &m); err != nil {
+		return err
+	} else if ok {
 		return c.do(command{kind: cmdSend, msg: m, via: &l})
 	}
 	return c.sendRaw(b, &l, netip.AddrPort{})
@@ -283,32 +288,43 @@ func (c *Conn) SendTo(b []byte, dst netip.AddrPort) error {
 		return fmt.Errorf("mdns: send to %s: no address and port", dst)
 	}
 	var m codec.Message
-	if c.ours(b, &m) {
+	if ok, err := c.ours(b, &m); err != nil {
+		return err
+	} else if ok {
 		return c.do(command{kind: cmdSendTo, msg: m, dst: dst})
 	}
 	return c.sendRaw(b, nil, dst)
 }
 
-// ours decodes b into m and reports whether it is a pir message of the
-// Conn's group. A pir message of another group is carried opaquely; the
-// first one is logged, since it is most likely a Conn configured with the
-// wrong Group.
-func (c *Conn) ours(b []byte, m *codec.Message) bool {
-	if len(b) > MaxRaw || (pipe.Codec{MaxSize: MaxRaw}).Decode(b, m) != nil {
-		return false
+// ours decodes b into m and reports whether it is a message of the
+// Conn's group that publishes or withdraws its member. Other messages of
+// Codec (about another member, or of another group) are carried opaquely;
+// the first of another group is logged, since it is most likely a Conn
+// configured with the wrong Group. Bytes that are not a message of Codec
+// are carried opaquely with Config.Opaque, else refused with
+// ErrNotMessage.
+func (c *Conn) ours(b []byte, m *codec.Message) (bool, error) {
+	if len(b) > MaxRaw {
+		return false, nil // sendRaw refuses it
+	}
+	if err := (Codec{}).Decode(b, m); err != nil {
+		if c.cfg.Opaque {
+			return false, nil
+		}
+		return false, fmt.Errorf("%w (%d bytes): a Group over mDNS needs the Conn's codec (discovery.Config.Codec nil, or mdns.Codec{}); with another codec set mdns.Config.Opaque, and nothing is published as DNS-SD", ErrNotMessage, len(b))
 	}
 	switch m.Kind {
 	case codec.Announce, codec.Query, codec.Goodbye:
 	default:
-		return false // about another member: carried opaquely
+		return false, nil // about another member: carried opaquely
 	}
 	if m.Group != c.cfg.Group {
 		if c.warnedGroup.CompareAndSwap(false, true) {
 			c.log.Warn("a pir message of another group is carried opaquely, not published", "group", m.Group, "conn_group", c.cfg.Group)
 		}
-		return false
+		return false, nil
 	}
-	return true
+	return true, nil
 }
 
 // sendRaw sends b opaquely: by unicast to dst when it is valid, else by

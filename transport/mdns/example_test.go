@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/pirlan/pir/codec"
-	"github.com/pirlan/pir/codec/pipe"
+
 	"github.com/pirlan/pir/transport/mdns"
 )
 
@@ -34,7 +34,7 @@ func Example() {
 	stop := time.AfterFunc(time.Minute, func() { b.Close() })
 	defer stop.Stop()
 
-	var c pipe.Codec
+	var c mdns.Codec
 	send := func(m *codec.Message) {
 		out, err := c.Encode(nil, m)
 		if err == nil {

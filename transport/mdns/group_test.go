@@ -157,28 +157,22 @@ func TestMDNSGroupUnspecifiedHost(t *testing.T) {
 }
 
 // A watcher over a service type finds a service that other software
-// announces: the tcpconnect health URI is probed by a plain connect, the
-// TXT record is its metadata, and its goodbye removes it.
+// announces: it is a member while mDNS advertises it, although nothing
+// listens on its port (its mdns:// health URI passes while it is
+// advertised: no flap over many probe intervals), the TXT record is its
+// metadata, and its goodbye removes it.
 func TestMDNSGroupForeignService(t *testing.T) {
 	netlab.Require(t)
 	t.Cleanup(func() { goleak.VerifyNone(t) })
 	port := udpPort(t)
+	// A port nothing listens on.
 	svc, err := net.Listen("tcp4", "198.18.255.1:0")
 	require.NoError(t, err)
-	defer svc.Close()
-	go func() {
-		for {
-			c, err := svc.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
 	svcPort := uint16(svc.Addr().(*net.TCPAddr).Port)
+	require.NoError(t, svc.Close())
 
-	// The default Prober: the Conn's Probers serve tcpconnect.
-	w := join(t, discovery.Config{Name: "web", Passive: true},
+	// The default Prober: the Conn's Probers serve mdns://.
+	w := join(t, discovery.Config{Name: "web", Passive: true, ProbeInterval: 50 * time.Millisecond},
 		mdns.Config{Port: port, Network: "udp4", Service: "_http._tcp"}, "")
 
 	// The foreign responder: it shares the mDNS port, as real ones do (a
@@ -209,11 +203,23 @@ func TestMDNSGroupForeignService(t *testing.T) {
 	}
 	announce(120)
 	e := w.wait(t, "the web site joined", func(e discovery.Event) bool { return e.Type == discovery.Joined })
-	assert.Equal(t, "tcpconnect://198.18.255.1:"+strconv.Itoa(int(svcPort)), e.Member.HealthURI.String())
+	assert.Equal(t, "mdns://198.18.255.1:"+strconv.Itoa(int(svcPort)), e.Member.HealthURI.String())
 	assert.Equal(t, "tcp://198.18.255.1:"+strconv.Itoa(int(svcPort)), e.Member.CommsURI.String())
 	assert.Equal(t, map[string]string{"path": "/index.html"}, e.Member.Meta)
 	id := e.Member.ID
 	assert.Regexp(t, `^Web-Site-[0-9a-f]{8}$`, id)
+
+	// Twenty probes later (a TCP connect would have failed every one), it
+	// is still a member and never left.
+	for st := w.Stats(); st.ProbesOK < 20; st = w.Stats() {
+		require.Zero(t, st.ProbesFailed, "a probe of the advertised service failed")
+		select {
+		case e := <-w.events:
+			require.NotEqual(t, discovery.Left, e.Type, "the service flapped: %+v", e)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	require.Len(t, w.Members(), 1)
 
 	announce(0)
 	w.wait(t, "the web site left", leftBy(id, discovery.Goodbye))

@@ -14,7 +14,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pirlan/pir/codec"
-	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/internal/netlab"
 	"github.com/pirlan/pir/transport"
 )
@@ -123,7 +122,7 @@ func open(t *testing.T, cfg Config) *peer {
 				continue
 			}
 			g := got{pkt: pkt, raw: bytes.Clone(buf[:pkt.N])}
-			_ = (pipe.Codec{}).Decode(g.raw, &g.msg)
+			_ = (Codec{}).Decode(g.raw, &g.msg)
 			select {
 			case p.msgs <- g:
 			default:
@@ -183,10 +182,10 @@ func goodbyeOf(id string) func(got) bool {
 	return func(g got) bool { return g.msg.Kind == codec.Goodbye && g.msg.ID == id }
 }
 
-// send encodes m with the pipe codec and gives it to the peer's Send.
+// send encodes m with the Conn's codec and gives it to the peer's Send.
 func (p *peer) send(m codec.Message) {
 	p.t.Helper()
-	b, err := (pipe.Codec{}).Encode(nil, &m)
+	b, err := (Codec{}).Encode(nil, &m)
 	require.NoError(p.t, err)
 	require.NoError(p.t, p.Send(b))
 }

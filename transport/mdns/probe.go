@@ -23,12 +23,14 @@ var ErrNotFound = errors.New("mdns: not a service found over mDNS")
 
 var _ healthcheck.SchemeProvider = (*Conn)(nil)
 
-// Probers returns the probers of the health schemes the Conn gives
-// services of other software (see the package doc): SchemeTCPConnect, a
-// TCP connect (healthcheck.TCPConnectProber), and SchemeAdvertised, which
-// passes while the service is advertised. Both first check that the
-// target is the health URI of a service the Conn found and still has in
-// its cache, and fail with an error wrapping ErrNotFound otherwise, without
+// Probers returns the probers of the health schemes of services of other
+// software (see the package doc): SchemeAdvertised, the health URI the
+// Conn gives them, which passes while the service is advertised, and
+// SchemeTCPConnect, a TCP connect (healthcheck.TCPConnectProber) to the
+// address of such a service, for an application that checks whether it
+// listens (never the Group's view of its membership). Both first check
+// that the target is a service the Conn found and still has in its
+// cache, and fail with an error wrapping ErrNotFound otherwise, without
 // touching the network. A discovery.Group over the Conn whose Config.Prober
 // is nil registers them (healthcheck.SchemeProvider); an application with
 // its own healthcheck.Registry registers them itself:
@@ -97,15 +99,22 @@ func keyOf(uri string) (foundKey, bool) {
 	return foundKey{scheme: strings.ToLower(u.Scheme), addr: netip.AddrPortFrom(ap.Addr().WithZone(""), ap.Port())}, true
 }
 
-// found reports whether k is the health URI of a foreign instance that was
-// delivered, has said no goodbye, and whose SRV record is alive.
+// found reports whether k names a foreign instance that was delivered,
+// has said no goodbye (or one still being checked), and whose SRV record
+// is alive: its health URI
+// (SchemeAdvertised), or its address for SchemeTCPConnect.
 func (e *engine) found(k foundKey, now time.Time) bool {
 	k.addr = netip.AddrPortFrom(k.addr.Addr().WithZone(""), k.addr.Port())
 	for _, inst := range e.insts {
-		if inst.id == "" || inst.gone || inst.other || inst.health != k {
+		if inst.id == "" || inst.gone || inst.other || inst.health.addr != k.addr {
 			continue
 		}
-		if e.cache.newest(rrKey{inst.key, dns.TypeSRV}, now) != nil {
+		if k.scheme != SchemeTCPConnect && inst.health != k {
+			continue
+		}
+		// While a goodbye is checked (see checkBye) the instance is still
+		// advertised: a forged goodbye must not fail its probes meanwhile.
+		if !inst.byeAt.IsZero() || e.cache.newest(rrKey{inst.key, dns.TypeSRV}, now) != nil {
 			return true
 		}
 	}

@@ -242,7 +242,7 @@ func TestMDNSForeignServiceAndGoodbye(t *testing.T) {
 
 	id := "My-Printer-" + shortHash(`my\ printer._ipp._tcp.local.`)
 	g := c.waitMsg("the printer", announceOf(id))
-	assert.Equal(t, "tcpconnect://198.18.255.1:631", g.msg.Health)
+	assert.Equal(t, "mdns://198.18.255.1:631", g.msg.Health)
 	assert.Equal(t, "tcp://198.18.255.1:631", g.msg.Comms)
 	assert.Equal(t, map[string]string{"txtvers": "1", "rp": "ipp/print", "note": "2nd floor", "Color": ""}, g.msg.Meta)
 	assert.Equal(t, netip.AddrPortFrom(netlab.LoopbackV4, port), g.pkt.Src)

@@ -15,7 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pirlan/pir/codec"
-	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/transport"
 )
 
@@ -264,7 +263,7 @@ func TestSynthesizeLocalHost(t *testing.T) {
 	out := drain(c)
 	require.Len(t, out, 1)
 	var msg codec.Message
-	require.NoError(t, (pipe.Codec{}).Decode(out[0].b, &msg))
+	require.NoError(t, (Codec{}).Decode(out[0].b, &msg))
 	assert.Equal(t, "m1", msg.ID)
 	assert.Equal(t, "tcp://[fe80::2%25lo0]:4000", msg.Health, "heard over IPv6 only: its link-local address, zoned")
 	assert.Equal(t, "http://[fe80::2%25lo0]:8080/x", msg.Comms)
@@ -273,7 +272,7 @@ func TestSynthesizeLocalHost(t *testing.T) {
 	e.response(inbound{msg: m, src: netip.MustParseAddrPort("198.18.0.7:5353"), ifIndex: 1}, time.Now())
 	out = drain(c)
 	require.Len(t, out, 1)
-	require.NoError(t, (pipe.Codec{}).Decode(out[0].b, &msg))
+	require.NoError(t, (Codec{}).Decode(out[0].b, &msg))
 	assert.Equal(t, "tcp://[fe80::2%25lo0]:4000", msg.Health)
 	assert.Equal(t, netip.MustParseAddrPort("[fe80::2%lo0]:5353"), out[0].src, "the source of the family of the address")
 }
@@ -297,9 +296,9 @@ func TestSynthesizeTrimsMetadata(t *testing.T) {
 	out := drain(c)
 	require.Len(t, out, 1)
 	var msg codec.Message
-	require.NoError(t, (pipe.Codec{MaxSize: 200}).Decode(out[0].b, &msg))
+	require.NoError(t, (Codec{MaxSize: 200}).Decode(out[0].b, &msg))
 	assert.Equal(t, map[string]string{"a": "1", "c": "3"}, msg.Meta)
-	assert.Equal(t, "tcpconnect://198.18.0.9:80", msg.Health)
+	assert.Equal(t, "mdns://198.18.0.9:80", msg.Health)
 	assert.Equal(t, "tcp://198.18.0.9:80", msg.Comms)
 }
 
@@ -334,9 +333,9 @@ func TestZeroconfPackets(t *testing.T) {
 	out := feed("zeroconf-announce.bin")
 	require.Len(t, out, 1)
 	var msg codec.Message
-	require.NoError(t, (pipe.Codec{}).Decode(out[0].b, &msg))
+	require.NoError(t, (Codec{}).Decode(out[0].b, &msg))
 	assert.Equal(t, "Zc-Web-Server-"+shortHash(`zc\ web\ server._http._tcp.local.`), msg.ID)
-	assert.Equal(t, "tcpconnect://198.18.255.1:8080", msg.Health)
+	assert.Equal(t, "mdns://198.18.255.1:8080", msg.Health)
 	assert.Equal(t, map[string]string{"path": "/x", "k": "vé", "flag": ""}, msg.Meta)
 
 	// The goodbye is checked first: delivered when the records have not
@@ -348,7 +347,7 @@ func TestZeroconfPackets(t *testing.T) {
 	c.e.due(t0.Add(byeDeadline + 200*time.Millisecond))
 	out = drain(c)
 	require.Len(t, out, 1)
-	require.NoError(t, (pipe.Codec{}).Decode(out[0].b, &msg))
+	require.NoError(t, (Codec{}).Decode(out[0].b, &msg))
 	assert.Equal(t, codec.Goodbye, msg.Kind)
 
 	for _, q := range []string{"zeroconf-probe.bin", "zeroconf-browse-qu.bin", "zeroconf-browse-known-answer.bin"} {
