@@ -478,6 +478,10 @@ func (c *Conn) read(f *family, s *socket) {
 			c.log.Trace("dropped a message", "from", src, "error", err)
 			continue
 		}
+		if m.Bad > 0 {
+			c.st.badRecords.Add(uint64(m.Bad))
+			c.log.Trace("skipped records that do not parse", "from", src, "records", m.Bad)
+		}
 		select {
 		case c.in <- inbound{msg: m, src: src, ifIndex: ifIndex, v6: f.v6, at: time.Now()}:
 		case <-c.done:
@@ -664,6 +668,10 @@ type Stats struct {
 	Raw uint64
 	// Malformed counts datagrams that are not DNS messages.
 	Malformed uint64
+	// BadRecords counts records left out of a message because their data
+	// does not parse (an NSEC type bitmap python-zeroconf writes, say):
+	// the rest of the message is used.
+	BadRecords uint64
 	// Ignored counts DNS messages mDNS ignores: an opcode or response
 	// code other than zero (RFC 6762 §18), a response from a port other
 	// than the mDNS port (§11).
@@ -706,16 +714,16 @@ type Stats struct {
 }
 
 type counters struct {
-	received, raw, malformed, ignored, oversize, offLink, filtered, readErrors atomic.Uint64
-	queries, answered, suppressed, conflicts                                   atomic.Uint64
-	synthesized, goodbyes, dropped, cacheFull, evicted, refuted, sendFailures  atomic.Uint64
+	received, raw, malformed, badRecords, ignored, oversize, offLink, filtered, readErrors atomic.Uint64
+	queries, answered, suppressed, conflicts                                               atomic.Uint64
+	synthesized, goodbyes, dropped, cacheFull, evicted, refuted, sendFailures              atomic.Uint64
 }
 
 // Stats reports the Conn's counters.
 func (c *Conn) Stats() Stats {
 	s := &c.st
 	return Stats{
-		Received: s.received.Load(), Raw: s.raw.Load(), Malformed: s.malformed.Load(),
+		Received: s.received.Load(), Raw: s.raw.Load(), Malformed: s.malformed.Load(), BadRecords: s.badRecords.Load(),
 		Ignored: s.ignored.Load(), Oversize: s.oversize.Load(), OffLink: s.offLink.Load(),
 		Filtered: s.filtered.Load(), ReadErrors: s.readErrors.Load(),
 		Queries: s.queries.Load(), Answered: s.answered.Load(), Suppressed: s.suppressed.Load(),

@@ -61,8 +61,10 @@ func seedMessages(f *testing.F) [][]byte {
 	return seeds
 }
 
-// FuzzParseMessage: the decoder never panics, and what it returns packs
-// again and decodes to the same records.
+// FuzzParseMessage: the decoder, record by record, never panics; on a
+// message miekg/dns parses whole it skips nothing and keeps the records
+// miekg/dns finds; and what it returns packs again and decodes to the same
+// records.
 func FuzzParseMessage(f *testing.F) {
 	for _, s := range seedMessages(f) {
 		f.Add(s)
@@ -71,6 +73,28 @@ func FuzzParseMessage(f *testing.F) {
 		m, err := parseMessage(b)
 		if err != nil {
 			return
+		}
+		if whole := new(dns.Msg); whole.Unpack(b) == nil {
+			if m.Bad != 0 {
+				t.Fatalf("skipped %d records of a message miekg/dns parses", m.Bad)
+			}
+			for i, sec := range [][]dns.RR{whole.Answer, whole.Ns, whole.Extra} {
+				var want []record
+				for _, rr := range sec {
+					if r, ok := fromRR(rr); ok {
+						want = append(want, r)
+					}
+				}
+				got := [][]record{m.Answers, m.Authority, m.Additional}[i]
+				if len(got) != len(want) {
+					t.Fatalf("section %d: %d records, miekg/dns finds %d", i, len(got), len(want))
+				}
+				for j := range got {
+					if !got[j].sameData(&want[j]) || got[j].TTL != want[j].TTL || got[j].Flush != want[j].Flush {
+						t.Fatalf("section %d: %+v, miekg/dns finds %+v", i, got[j], want[j])
+					}
+				}
+			}
 		}
 		var rrs []dns.RR
 		all := append(append(append([]record(nil), m.Answers...), m.Authority...), m.Additional...)

@@ -37,41 +37,69 @@ type message struct {
 	Authority []record
 	// Additional holds a response's additional records.
 	Additional []record
+	// Bad counts the records whose data did not parse, left out.
+	Bad int
 }
 
-// parseMessage decodes one mDNS message. It fails with errMalformed for
-// bytes that are not a DNS message, and with errIgnored for a message RFC
-// 6762 §18 says to ignore: an opcode or response code other than zero.
+// parseMessage decodes one mDNS message, record by record: a record whose
+// data does not parse (python-zeroconf 0.47 writes NSEC type bitmaps with
+// an empty block, which miekg/dns refuses) is skipped and counted in
+// message.Bad, and the rest of the message is kept. It fails with
+// errMalformed for bytes that are not a DNS message (a header, question
+// or record header that runs past the end, a name that does not
+// decompress), and with errIgnored for a message RFC 6762 §18 says to
+// ignore: an opcode or response code other than zero.
 func parseMessage(b []byte) (*message, error) {
 	if len(b) > MaxMessage+48 {
 		return nil, fmt.Errorf("%w: %d bytes", errMalformed, len(b))
 	}
-	var m dns.Msg
-	if err := m.Unpack(b); err != nil {
-		return nil, fmt.Errorf("%w: %v", errMalformed, err)
+	if len(b) < 12 {
+		return nil, fmt.Errorf("%w: %d bytes, shorter than a header", errMalformed, len(b))
 	}
-	if m.Opcode != dns.OpcodeQuery || m.Rcode != dns.RcodeSuccess {
-		return nil, fmt.Errorf("%w: opcode %d, rcode %d", errIgnored, m.Opcode, m.Rcode)
+	flags := binary.BigEndian.Uint16(b[2:])
+	opcode, rcode := int(flags>>11)&0xf, int(flags&0xf)
+	out := &message{Query: flags&0x8000 == 0, ID: binary.BigEndian.Uint16(b), TC: flags&0x0200 != 0}
+	var counts [4]int
+	for i := range counts {
+		counts[i] = int(binary.BigEndian.Uint16(b[4+2*i:]))
 	}
-	out := &message{Query: !m.Response, ID: m.Id, TC: m.Truncated}
-	for _, q := range m.Question {
-		if q.Qclass&^classFlush != dns.ClassINET && q.Qclass&^classFlush != dns.ClassANY {
+	off := 12
+	for range counts[0] {
+		name, next, err := dns.UnpackDomainName(b, off)
+		if err != nil || next+4 > len(b) {
+			return nil, fmt.Errorf("%w: question: %v", errMalformed, err)
+		}
+		qtype, qclass := binary.BigEndian.Uint16(b[next:]), binary.BigEndian.Uint16(b[next+2:])
+		off = next + 4
+		if qclass&^classFlush != dns.ClassINET && qclass&^classFlush != dns.ClassANY {
 			continue
 		}
-		out.Questions = append(out.Questions, question{Name: q.Name, Type: q.Qtype, QU: q.Qclass&classFlush != 0})
+		out.Questions = append(out.Questions, question{Name: name, Type: qtype, QU: qclass&classFlush != 0})
 	}
-	convert := func(rrs []dns.RR) []record {
-		var rs []record
-		for _, rr := range rrs {
+	for i, dst := range []*[]record{&out.Answers, &out.Authority, &out.Additional} {
+		for range counts[i+1] {
+			_, next, err := dns.UnpackDomainName(b, off)
+			if err != nil || next+10 > len(b) {
+				return nil, fmt.Errorf("%w: record header: %v", errMalformed, err)
+			}
+			end := next + 10 + int(binary.BigEndian.Uint16(b[next+8:]))
+			if end > len(b) {
+				return nil, fmt.Errorf("%w: record data runs past the end", errMalformed)
+			}
+			rr, _, err := dns.UnpackRR(b, off) // whole: a name in the data may point anywhere
+			off = end
+			if err != nil || rr == nil {
+				out.Bad++
+				continue
+			}
 			if r, ok := fromRR(rr); ok {
-				rs = append(rs, r)
+				*dst = append(*dst, r)
 			}
 		}
-		return rs
 	}
-	out.Answers = convert(m.Answer)
-	out.Authority = convert(m.Ns)
-	out.Additional = convert(m.Extra)
+	if opcode != dns.OpcodeQuery || rcode != dns.RcodeSuccess {
+		return nil, fmt.Errorf("%w: opcode %d, rcode %d", errIgnored, opcode, rcode)
+	}
 	return out, nil
 }
 

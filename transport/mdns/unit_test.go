@@ -357,6 +357,70 @@ func TestZeroconfPackets(t *testing.T) {
 	}
 }
 
+// python-zeroconf 0.47 answers a browse query with an NSEC record (no
+// AAAA for its host) whose type bitmap starts with an empty block, which
+// miekg/dns refuses. testdata/zeroconf-answer-nsec.bin is its answer to
+// a PTR query for _http._tcp.local, captured in a private namespace. The
+// NSEC record is skipped and counted; the rest of the message makes the
+// service a member.
+func TestZeroconfNSEC(t *testing.T) {
+	b := zeroconfPackets(t)["zeroconf-answer-nsec.bin"]
+	var whole dns.Msg
+	require.ErrorContains(t, whole.Unpack(b), "NSEC", "miekg/dns refuses the message as a whole")
+
+	m, err := parseMessage(b)
+	require.NoError(t, err)
+	assert.Equal(t, 1, m.Bad, "the NSEC record")
+	var types []uint16
+	for _, r := range append(append([]record(nil), m.Answers...), m.Additional...) {
+		types = append(types, r.Type)
+	}
+	assert.ElementsMatch(t, []uint16{dns.TypePTR, dns.TypeSRV, dns.TypeA, dns.TypeTXT}, types)
+
+	c := bareConn(t, Config{Service: "_http._tcp"})
+	c.e.response(inbound{msg: m, src: netip.MustParseAddrPort("198.18.255.1:5353"), ifIndex: 1}, time.Now())
+	out := drain(c)
+	require.Len(t, out, 1)
+	var msg codec.Message
+	require.NoError(t, (Codec{}).Decode(out[0].b, &msg))
+	assert.Equal(t, "Intranet-"+shortHash(`intranet._http._tcp.local.`), msg.ID)
+	assert.Equal(t, "tcp://198.18.255.1:8080", msg.Comms)
+	assert.Equal(t, map[string]string{"path": "/wiki"}, msg.Meta)
+}
+
+// parseMessage keeps the records that parse around one that does not,
+// in every section, and refuses a message whose framing is broken.
+func TestParseRecordByRecord(t *testing.T) {
+	good := &dns.Msg{MsgHdr: responseHdr, Answer: []dns.RR{
+		&dns.PTR{Hdr: hdr("_http._tcp.local.", dns.TypePTR, 120, false), Ptr: `a._http._tcp.local.`},
+	}, Extra: []dns.RR{
+		&dns.A{Hdr: hdr("a.local.", dns.TypeA, 120, true), A: netip.MustParseAddr("198.18.0.5").AsSlice()},
+	}}
+	b, err := good.Pack()
+	require.NoError(t, err)
+	// Splice a record with bad data (an SRV of 3 bytes) after the answer.
+	bad := append([]byte("\x01x\x05local\x00"), 0, 33, 0, 1, 0, 0, 0, 120, 0, 3, 1, 2, 3)
+	ptrEnd := len(b) - (len("\x01a\x05local\x00") + 10 + 4)
+	spliced := append(append(append([]byte(nil), b[:ptrEnd]...), bad...), b[ptrEnd:]...)
+	spliced[7]++ // two answers
+	m, err := parseMessage(spliced)
+	require.NoError(t, err)
+	assert.Equal(t, 1, m.Bad)
+	require.Len(t, m.Answers, 1)
+	assert.Equal(t, uint16(dns.TypePTR), m.Answers[0].Type)
+	require.Len(t, m.Additional, 1)
+	assert.Equal(t, uint16(dns.TypeA), m.Additional[0].Type)
+
+	for name, cut := range map[string][]byte{
+		"record runs past the end": spliced[:len(spliced)-2],
+		"header only, counts lie":  spliced[:12],
+		"short header":             spliced[:5],
+	} {
+		_, err := parseMessage(cut)
+		assert.ErrorIs(t, err, errMalformed, name)
+	}
+}
+
 func TestRawFraming(t *testing.T) {
 	for _, p := range [][]byte{nil, []byte("x"), make([]byte, MaxRaw)} {
 		b := appendRaw(nil, p)
