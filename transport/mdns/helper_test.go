@@ -25,13 +25,17 @@ const helperEnv = "PIR_MDNS_HELPER"
 
 // helperLine is one line the helper prints.
 type helperLine struct {
-	Event  string            `json:"event"` // ready, joined, left, updated, health, leaving, done
+	Event  string            `json:"event"` // ready, joined, left, updated, health, probed, leaving, done
 	ID     string            `json:"id,omitempty"`
 	Health string            `json:"health,omitempty"`
 	Comms  string            `json:"comms,omitempty"`
 	Meta   map[string]string `json:"meta,omitempty"`
 	Reason string            `json:"reason,omitempty"`
 	Error  string            `json:"error,omitempty"`
+	// OK and Failed, in a "probed" line, are the Group's ProbesOK and
+	// ProbesFailed, printed whenever either grows (with -probe-interval).
+	OK     uint64 `json:"ok,omitempty"`
+	Failed uint64 `json:"failed,omitempty"`
 }
 
 func helper(args []string) int {
@@ -44,6 +48,7 @@ func helper(args []string) int {
 	ifName := fs.String("iface", "eth0", "interface")
 	meta := fs.String("meta", "", "metadata k=v,k=v")
 	logLevel := fs.String("log", "off", "log level on stderr")
+	probeEvery := fs.Duration("probe-interval", 0, "the Group's ProbeInterval (0: its default); when set, print a probed line whenever the probe counts grow")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -69,7 +74,7 @@ func helper(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	cfg := discovery.Config{Name: *group, Transport: tr, Logger: log}
+	cfg := discovery.Config{Name: *group, Transport: tr, Logger: log, ProbeInterval: *probeEvery}
 	if *mode == "watch" {
 		cfg.Passive = true // the default Prober: tr's Probers for foreign services
 	} else {
@@ -109,6 +114,24 @@ func helper(args []string) int {
 		say(l)
 		return true
 	})
+	if *probeEvery > 0 {
+		go func() {
+			var ok, failed uint64
+			t := time.NewTicker(*probeEvery / 4)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				if st := g.Stats(); st.ProbesOK != ok || st.ProbesFailed != failed {
+					ok, failed = st.ProbesOK, st.ProbesFailed
+					say(helperLine{Event: "probed", OK: ok, Failed: failed})
+				}
+			}
+		}()
+	}
 	<-ctx.Done()
 	if cfg.Passive {
 		err = g.Close()

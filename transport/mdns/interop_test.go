@@ -27,7 +27,9 @@ import (
 //
 //	zc_driver.py FAMILY IFACE browse TYPE
 //	zc_driver.py FAMILY IFACE publish NAME TYPE PORT K=V...
+//	zc_driver.py FAMILY IFACE announce NAME TYPE PORT K=V...
 //
+// announce publishes as publish does, with nothing listening on PORT.
 // FAMILY is 4, 6 or all; it binds zeroconf to IFACE's address or index
 // only, as docs NETLAB.md §4 says, so that nothing goes elsewhere.
 const zeroconfScript = `
@@ -83,18 +85,19 @@ if mode == "browse":
 else:
     name, type_, port = sys.argv[4], sys.argv[5], int(sys.argv[6])
     props = dict(kv.split("=", 1) for kv in sys.argv[7:])
-    listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    listener.bind(("::", port))
-    listener.listen(16)
-    def accept():
-        while True:
-            try:
-                c, _ = listener.accept()
-                c.close()
-            except OSError:
-                return
-    threading.Thread(target=accept, daemon=True).start()
+    if mode == "publish":
+        listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        listener.bind(("::", port))
+        listener.listen(16)
+        def accept():
+            while True:
+                try:
+                    c, _ = listener.accept()
+                    c.close()
+                except OSError:
+                    return
+        threading.Thread(target=accept, daemon=True).start()
     addrs = []
     if family in ("4", "all"):
         addrs.append(socket.inet_pton(socket.AF_INET, v4))
@@ -311,7 +314,7 @@ func (x *interop) zeroconfToPir(round int) timings {
 
 	joined, at := x.waitHelper(watcher, 0, func(l helperLine) bool { return l.Event == "joined" })
 	addr := netip.AddrPortFrom(x.addr(h1), uint16(port)).String()
-	assert.Equal(x.t, "tcpconnect://"+addr, joined.Health)
+	assert.Equal(x.t, "mdns://"+addr, joined.Health)
 	assert.Equal(x.t, "tcp://"+addr, joined.Comms)
 	assert.Equal(x.t, map[string]string{"path": "/x", "k": "v"}, joined.Meta)
 	assert.Equal(x.t, foreignID(name, escapeLabel(name)+"._http._tcp.local."), joined.ID)
@@ -327,9 +330,50 @@ func (x *interop) zeroconfToPir(round int) timings {
 	return timings{seen: at.At.Sub(reg.At), dropped: gone.At.Sub(leave)}
 }
 
+// zeroconfFirst publishes a service with zeroconf on h1 with nothing
+// listening on its port, and only once it is registered starts a pir
+// watcher on h0 (probing every 100 ms): the watcher lists it (from
+// zeroconf's answer to its query, which holds an NSEC record that
+// miekg/dns refuses), keeps it over at least 20 probes with none failed
+// and no left event, and drops it on zeroconf's goodbye.
+func (x *interop) zeroconfFirst() {
+	x.t.Helper()
+	h0, h1 := x.lab.Host(0), x.lab.Host(1)
+	port := 8180
+	name := "Zc Early"
+	pub := x.zeroconf(h1, "announce", name, "_http._tcp.local.", fmt.Sprint(port), "path=/early")
+	x.waitZC(pub, 0, func(l zcLine) bool { return l.Event == "registered" })
+
+	watcher := x.helper(h0, "-mode", "watch", "-group", "web", "-service", "_http._tcp", "-probe-interval", "100ms")
+	joined, _ := x.waitHelper(watcher, 0, func(l helperLine) bool { return l.Event == "joined" })
+	id := foreignID(name, escapeLabel(name)+"._http._tcp.local.")
+	assert.Equal(x.t, id, joined.ID)
+	assert.Equal(x.t, "mdns://"+netip.AddrPortFrom(x.addr(h1), uint16(port)).String(), joined.Health)
+	assert.Equal(x.t, map[string]string{"path": "/early"}, joined.Meta)
+
+	from := watcher.Len()
+	probed, _ := x.waitHelper(watcher, from, func(l helperLine) bool { return l.Event == "probed" && (l.OK >= 20 || l.Failed > 0) })
+	assert.Zero(x.t, probed.Failed, "probes of a service nobody listens on failed")
+	for _, l := range watcher.Lines()[from:] {
+		var hl helperLine
+		if json.Unmarshal([]byte(l.Text), &hl) == nil && hl.Event == "left" {
+			x.t.Errorf("the service left while advertised: %s", l.Text)
+		}
+	}
+
+	from = watcher.Len()
+	require.NoError(x.t, pub.Interrupt())
+	left, _ := x.waitHelper(watcher, from, func(l helperLine) bool { return l.Event == "left" && l.ID == id })
+	assert.Equal(x.t, "goodbye", left.Reason)
+	x.waitExit(pub)
+	stopProc(x.t, watcher)
+}
+
 // A pir member shows in python-zeroconf's browser, resolved, with its TXT
 // record, and its Leave removes it; a service zeroconf publishes shows as a
-// member of a pir watcher, and zeroconf's goodbye removes it. Over IPv4 and
+// member of a pir watcher, whether registered before the watcher starts or
+// after, and whether or not anything listens on its port, and zeroconf's
+// goodbye removes it. Over IPv4 and
 // over IPv6, on two hosts of a lab.
 func TestMDNSZeroconfInterop(t *testing.T) {
 	for _, family := range []string{"4", "6"} {
@@ -348,6 +392,10 @@ func TestMDNSZeroconfInterop(t *testing.T) {
 				x.t = t
 				tm := x.zeroconfToPir(0)
 				t.Logf("pir saw the service %v after zeroconf began registering, dropped it %v after SIGINT", tm.seen, tm.dropped)
+			})
+			t.Run("pir sees zeroconf registered before, without a listener", func(t *testing.T) {
+				x.t = t
+				x.zeroconfFirst()
 			})
 		})
 	}
