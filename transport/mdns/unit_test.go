@@ -49,6 +49,7 @@ func bareConn(t testing.TB, cfg Config) *Conn {
 	c.browse = c.sub
 	if explicit {
 		c.browse = svc.fqdn()
+		c.allGroups = cfg.AllGroups
 	}
 	c.e.init(c, time.Now())
 	return c
@@ -275,6 +276,43 @@ func TestSynthesizeLocalHost(t *testing.T) {
 	require.NoError(t, (Codec{}).Decode(out[0].b, &msg))
 	assert.Equal(t, "tcp://[fe80::2%25lo0]:4000", msg.Health)
 	assert.Equal(t, netip.MustParseAddrPort("[fe80::2%lo0]:5353"), out[0].src, "the source of the family of the address")
+}
+
+// A pir member of another group is ignored, unless the Conn browses a
+// service type with AllGroups; then it is delivered as a member of the
+// Conn's group, an extended (pir) one, while a foreign service is not
+// extended.
+func TestSynthesizeAllGroups(t *testing.T) {
+	for _, all := range []bool{false, true} {
+		c := bareConn(t, Config{Service: "_pir._udp", AllGroups: all})
+		inst, foreign := "m1._pir._udp.local.", "printer._pir._udp.local."
+		rrs := []dns.RR{
+			&dns.PTR{Hdr: hdr(c.browse, dns.TypePTR, 120, false), Ptr: inst},
+			&dns.SRV{Hdr: hdr(inst, dns.TypeSRV, 120, true), Port: 4000, Target: "box.local."},
+			&dns.TXT{Hdr: hdr(inst, dns.TypeTXT, 120, true), Txt: []string{"txtvers=1", "id=m1", "g=other", "health=tcp://198.18.0.7:4000", "comms=tcp://198.18.0.7:4000"}},
+			&dns.PTR{Hdr: hdr(c.browse, dns.TypePTR, 120, false), Ptr: foreign},
+			&dns.SRV{Hdr: hdr(foreign, dns.TypeSRV, 120, true), Port: 631, Target: "box.local."},
+			&dns.TXT{Hdr: hdr(foreign, dns.TypeTXT, 120, true), Txt: []string{"rp=ipp"}},
+			&dns.A{Hdr: hdr("box.local.", dns.TypeA, 120, true), A: netip.MustParseAddr("198.18.0.7").AsSlice()},
+		}
+		b, err := (&dns.Msg{MsgHdr: responseHdr, Answer: rrs}).Pack()
+		require.NoError(t, err)
+		m, err := parseMessage(b)
+		require.NoError(t, err)
+		c.e.response(inbound{msg: m, src: netip.MustParseAddrPort("198.18.0.7:5353"), ifIndex: 1}, time.Now())
+		extended := map[string]bool{}
+		for _, d := range drain(c) {
+			var msg codec.Message
+			require.NoError(t, (Codec{}).Decode(d.b, &msg))
+			assert.Equal(t, "test", msg.Group)
+			extended[msg.ID] = msg.Extended
+		}
+		want := map[string]bool{"printer-" + shortHash(foreign): false}
+		if all {
+			want["m1"] = true
+		}
+		assert.Equal(t, want, extended, "AllGroups %v", all)
+	}
 }
 
 // Metadata of a foreign service is dropped, longest first, until the
