@@ -14,6 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/codec/auth"
 	"github.com/pirlan/pir/discovery"
 	"github.com/pirlan/pir/healthcheck"
 	"github.com/pirlan/pir/internal/netlab"
@@ -223,4 +225,31 @@ func TestMDNSGroupForeignService(t *testing.T) {
 
 	announce(0)
 	w.wait(t, "the web site left", leftBy(id, discovery.Goodbye))
+}
+
+// A Group with another codec (an authenticated envelope) over a Conn fails
+// to Join with mdns.ErrNotMessage, rather than silently publishing
+// nothing; with Config.Opaque the envelopes travel opaquely and such
+// members meet, unpublished.
+func TestMDNSGroupOtherCodec(t *testing.T) {
+	netlab.Require(t)
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	keys, err := auth.NewKeyring(auth.NewKey())
+	require.NoError(t, err)
+	newCodec := func() codec.Codec {
+		c, err := auth.New(mdns.Codec{}, auth.Config{Keys: keys})
+		require.NoError(t, err)
+		return c
+	}
+	port := udpPort(t)
+	tr, err := mdns.New(mdns.Config{Group: "web", Port: port, Network: "udp4", Interfaces: []string{netlab.Loopback}})
+	require.NoError(t, err)
+	_, err = discovery.Join(context.Background(), discovery.Config{Name: "web", Transport: tr, Codec: newCodec(), Passive: true})
+	require.ErrorIs(t, err, mdns.ErrNotMessage)
+
+	opaque := mdns.Config{Port: port, Network: "udp4", Opaque: true}
+	a := join(t, discovery.Config{Name: "web", Codec: newCodec(), Self: discovery.Peer{ID: "a"}}, opaque, "198.18.255.1:0")
+	b := join(t, discovery.Config{Name: "web", Codec: newCodec(), Self: discovery.Peer{ID: "b"}}, opaque, "198.18.255.1:0")
+	a.wait(t, "b joined", joined("b"))
+	b.wait(t, "a joined", joined("a"))
 }
