@@ -3,13 +3,17 @@
 // dns-sd, python-zeroconf and the like, and a pir Group finds services
 // that other software advertises.
 //
-// A Conn does not carry pir datagrams as they are. It reads the pir
-// messages (codec/pipe) a discovery.Group gives Send, publishes the member
-// they describe as a DNS-SD service instance and answers queries for it,
-// browses the service type, and hands Receive pir messages that it
-// synthesizes from the instances it finds. Bytes that are not a pir
-// message of its group are carried opaquely, so that the transport
-// conformance suite, and any other codec's datagrams, pass through.
+// A Conn is a message boundary of its own: it does not carry another
+// codec's datagrams. A discovery.Group over it encodes its messages with
+// the Conn's Codec, which the Conn returns as its DefaultCodec
+// (transport.DefaultCodec), so a Config over mDNS needs no Codec. The Conn
+// reads the messages Send is given, publishes the member they describe as
+// a DNS-SD service instance and answers queries for it, browses the
+// service type, and hands Receive messages, in the same Codec, that it
+// synthesizes from the instances it finds. Its messages about another
+// member (confirmations, evidence, obituaries) travel between Conns
+// opaquely (see Opaque datagrams below). Codec's bytes are private to
+// pir's Group and Conn, and are documented in Codec.
 //
 // Config.Group must be the Group's name:
 //
@@ -17,10 +21,14 @@
 //	...
 //	g, err := discovery.Join(ctx, discovery.Config{Name: "web", Transport: tr, Self: self})
 //
-// Only the pipe codec's messages are understood. With another codec (an
-// authenticated envelope, say) every datagram is carried opaquely: pir
-// members still reach each other over the mDNS group, but nothing is
-// published as DNS-SD, and other software sees nothing of them.
+// DNS records are not authenticated, so there is nothing a Conn could
+// publish for a group whose messages are signed (codec/auth): Send refuses
+// bytes that are not messages of Codec with ErrNotMessage, so that Join
+// with another codec fails at once. With Config.Opaque, Send carries such
+// bytes opaquely instead: members with the same codec still reach each
+// other over the mDNS port, but nothing is published as DNS-SD, and other
+// software sees nothing of them. The transport conformance suite, whose
+// datagrams are no messages, runs with Opaque.
 //
 // # Names
 //
@@ -48,7 +56,8 @@
 // members answer. With Config.Service set, say "_http._tcp", it publishes
 // its member as an _http._tcp instance (still with the group subtype) and
 // browses the whole type, so that every HTTP service on the link becomes a
-// member, whatever published it.
+// member, whatever published it; pir members of other groups (TXT g) are
+// left out unless Config.AllGroups is set.
 //
 // INSTANCE is Config.Instance, or else the member's ID. HOST is
 // Config.HostName, or else this machine's host name, "-pir-" and eight hex
@@ -82,25 +91,28 @@
 // # Synthesized messages
 //
 // Receive returns, for each browsed instance whose SRV and TXT records
-// (and its host's addresses, where needed) are in the cache, a pipe
-// Announce GROUP|ID|HEALTH|COMMS, as a 6-field extension when it has
-// metadata:
+// (and its host's addresses, where needed) are in the cache, an Announce
+// of group Config.Group, encoded with Codec, whose ID, HEALTH, COMMS and
+// metadata are:
 //
 //   - An instance whose TXT record has an id key is a pir member: ID, HEALTH
 //     and COMMS are its id, health and comms values, metadata its m.*
 //     pairs. A .local host name in a URI becomes an address of that host.
-//     An instance whose g differs from the Conn's group is ignored.
+//     An instance whose g differs from the Conn's group is ignored, unless
+//     Config.AllGroups.
 //   - Any other instance is foreign software. ID is its instance label made
 //     printable (letters, digits, '.', '_' and '-' kept, other bytes
 //     '-'), cut to 40 bytes, then '-' and eight hex digits of the SHA-256
 //     of its full name in lower case: "My Printer" gives
 //     "My-Printer-1a2b3c4d", the same on every host and every run. COMMS
 //     is tcp://ADDR:PORT or udp://ADDR:PORT, the protocol from the service
-//     type and the port from the SRV record. HEALTH is
-//     tcpconnect://ADDR:PORT for a _tcp service (healthy when a TCP connect
-//     succeeds) and mdns://ADDR:PORT for a _udp one (healthy while
-//     advertised). Metadata is the TXT record, every key=value pair as it
-//     is.
+//     type and the port from the SRV record. HEALTH is mdns://ADDR:PORT:
+//     the service is healthy while it is advertised, whether or not
+//     anything listens on its port, so its membership follows what mDNS
+//     says (records, TTLs, goodbyes) and never flaps with a probe.
+//     Metadata is the TXT record, every key=value pair as it is. Its
+//     message decodes with Extended false (it cannot answer pir's
+//     confirmations); every other message with Extended true.
 //
 // ADDR is an address of the SRV target: the one chosen before while it is
 // valid, else one of the family the instance was heard over (IPv4 first),
@@ -114,8 +126,8 @@
 // An instance is delivered when it appears or changes, and again every
 // Config.Heartbeat while its records live, so that a Group, which removes
 // members it does not hear for its ExpireAfter, keeps it. A goodbye of its
-// PTR or SRV record (TTL 0, RFC 6762 §10.1) is delivered as a pipe Goodbye
-// GROUP|ID|||bye|, so the Group removes the member with reason goodbye,
+// PTR or SRV record (TTL 0, RFC 6762 §10.1) is delivered as a Goodbye,
+// so the Group removes the member with reason goodbye,
 // once it is checked: anyone on the link can send a record with TTL 0, so
 // the Conn asks for the instance's PTR, SRV and TXT records, at once and
 // again 250 ms later, in a one-shot query from its ephemeral port (§6.7),
@@ -123,7 +135,8 @@
 // per record and second, §6, does not apply). If the records come back
 // with a TTL, the goodbye was forged (or the responder is back): it is
 // dropped and counted (Stats.Refuted), and the instance stays. If they
-// have not come back 500 ms after the goodbye, it is delivered. A real
+// have not come back 500 ms after the goodbye, it is delivered; while it
+// is checked, the instance's mdns:// probes still pass. A real
 // goodbye thus removes the member half a second after it was sent rather
 // than at once. When its records expire without a goodbye (the responder
 // crashed or left the link), heartbeats stop and the Group expires it.
@@ -132,20 +145,24 @@
 //
 // # Probing foreign services
 //
-// No default prober serves tcpconnect:// or mdns://: a bare connect, or
-// no probe at all, would let anyone who can send a pir announcement on
-// some other transport join with them. Conn.Probers returns the probers
-// of both schemes, and a discovery.Group whose Config.Prober is nil
-// registers them (the Conn implements healthcheck.SchemeProvider). They
-// pass only a target that is the health URI the Conn synthesized for a
-// foreign instance it delivered, that has not said goodbye and whose SRV
-// record is alive, and fail with ErrNotFound otherwise, without touching
-// the network; tcpconnect then connects. An application that gives the
-// Group a Prober of its own registers Conn.Probers in it to admit foreign
-// services; pir members found over mDNS announce their own tcp://, udp://
-// or http:// URIs and need nothing more.
+// No default prober serves mdns:// or tcpconnect://: no probe at all, or a
+// bare connect, would let anyone who can send a pir announcement on some
+// other transport join with them. Conn.Probers returns the probers of both
+// schemes, and a discovery.Group whose Config.Prober is nil registers them
+// (the Conn implements healthcheck.SchemeProvider). mdns:// passes only a
+// target that is the health URI the Conn synthesized for a foreign
+// instance it delivered, that has not said goodbye (or whose goodbye is
+// being checked) and whose SRV record is alive; tcpconnect:// passes only
+// such an instance's address, and then connects to it. Both fail with
+// ErrNotFound otherwise, without touching the network. The Conn gives no
+// instance a tcpconnect:// URI: an application that wants to know whether
+// a found service listens probes its address with tcpconnect:// apart,
+// and shows the answer beside the membership, not as one. An application
+// that gives the Group a Prober of its own registers Conn.Probers in it to
+// admit foreign services; pir members found over mDNS announce their own
+// tcp://, udp:// or http:// URIs and need nothing more.
 //
-// # What Send does with pir messages
+// # What Send does with messages
 //
 // An Announce or Query of the Conn's group publishes the member, or
 // updates its records and announces them again when they changed (RFC
@@ -158,8 +175,9 @@
 //
 // # Opaque datagrams
 //
-// Bytes that are not a pir message of the Conn's group, up to MaxRaw
-// (8909) bytes, travel as a DNS response (ID 0, flags QR and AA) with one
+// Messages of Codec that publish nothing (about another member, or of
+// another group), and with Config.Opaque any bytes that are not messages
+// of Codec, up to MaxRaw (8909) bytes, travel as a DNS response (ID 0, flags QR and AA) with one
 // answer: the name _pir-raw._udp.local, type 0xFF70 (private use, RFC 6895
 // §3.1), class IN, TTL 0, and the bytes as rdata. Byte by byte, 43 bytes
 // then the datagram:
@@ -220,7 +238,13 @@
 // 1500-byte frame over IPv6): larger responses are split over several
 // messages, larger queries too, with the TC bit (§7.2). Received messages
 // up to 9000 bytes are accepted; larger ones, and anything that is not a
-// DNS message, are dropped and counted in Stats, never an error.
+// DNS message, are dropped and counted in Stats, never an error. A message
+// is read record by record: a record whose data does not parse (such as
+// the NSEC records python-zeroconf 0.47 writes, whose type bitmap begins
+// with an empty block) is left out and counted (Stats.BadRecords), and
+// the rest of the message is used; only a message whose framing breaks (a
+// header, question or record header running past its end, a name that
+// does not decompress) is dropped whole.
 // Not implemented: negative responses (NSEC, §6.1), duplicate question
 // and answer suppression (§7.3, §7.4), passive observation of failures
 // (§10.5), and probing anew on an interface that appears (the Conn only
