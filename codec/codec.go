@@ -82,6 +82,14 @@ type Message struct {
 	// its own evidence is older than Since, and to send a second Evidence
 	// when that probe succeeds.
 	Probe bool
+	// Extended, from Decode, says that the sender wrote the message in a
+	// form only pir's extensions write (a six-field pipe message, an
+	// authenticated envelope): the sender is no original pir peer, and
+	// answers Confirm. A codec that cannot tell leaves it false. Given to
+	// Encode, it asks for that form even where the original's would do,
+	// so that receivers learn the sender speaks the extensions.
+	Extended bool
+
 	// Heard and Probed, in an Evidence, are how long before sending it the
 	// sender last heard an announcement of Target and last probed Target
 	// successfully; negative when it never has (or does not know Target).
@@ -101,20 +109,61 @@ func (k Kind) HasTarget() bool { return k == Confirm || k == Evidence || k == Ob
 //
 // Decode never panics, whatever b holds. It returns an error wrapping
 // ErrMalformed for bytes that are not a message of this codec, and may wrap
-// other sentinels of its own (for example an authentication failure) so
-// that callers can count drops by reason.
+// other sentinels of its own (for example an authentication failure),
+// declared with NewDropError, so that callers can count drops by reason
+// (see DropReasoner).
 type Codec interface {
 	Encode(dst []byte, m *Message) ([]byte, error)
 	Decode(b []byte, m *Message) error
 }
 
 var (
-	// ErrMalformed reports bytes that do not decode to a message.
-	ErrMalformed = errors.New("codec: malformed message")
+	// ErrMalformed reports bytes that do not decode to a message. Its drop
+	// reason is "malformed".
+	ErrMalformed = NewDropError("malformed", "codec: malformed message")
 	// ErrInvalid reports a message that cannot be encoded: an empty or
 	// ill-formed field.
 	ErrInvalid = errors.New("codec: invalid message")
 	// ErrTooLarge reports a message whose encoding exceeds the codec's
-	// size limit.
-	ErrTooLarge = errors.New("codec: message too large")
+	// size limit. Its drop reason is "oversize".
+	ErrTooLarge = NewDropError("oversize", "codec: message too large")
 )
+
+// MaxDatagram is the size limit, in bytes, of a codec whose configuration
+// gives none: an IPv6 datagram in a 1500-byte Ethernet frame (1500 - 40
+// IPv6 header - 8 UDP header). transport.MaxDatagram is the same number.
+const MaxDatagram = 1452
+
+// DropReasoner is implemented by the errors Decode returns, and by the
+// sentinels they wrap, that name why a datagram was refused: a short
+// snake_case word such as "malformed", "oversize" or "replay". A receiver
+// counts drops by reason with errors.As, without knowing the codec; the
+// first DropReasoner in an error's chain names its reason. The discovery
+// package counts the reasons its DropReason type names, and any other
+// under "rejected".
+type DropReasoner interface {
+	error
+	DropReason() string
+}
+
+// NewDropError returns an error whose text is text and whose DropReason is
+// reason. Codecs declare their sentinel errors with it and wrap them with
+// fmt.Errorf("%w: ...") to add detail; errors.Is and errors.As both work
+// on the result.
+func NewDropError(reason, text string) error {
+	return &dropError{reason: reason, text: text}
+}
+
+type dropError struct{ reason, text string }
+
+func (e *dropError) Error() string      { return e.text }
+func (e *dropError) DropReason() string { return e.reason }
+
+// NameChecker is implemented by codecs that limit the group names and
+// member IDs they can carry: CheckGroup and CheckID report why name or id
+// cannot be sent. A Group's Config.Validate calls them on its Name and
+// Self.ID.
+type NameChecker interface {
+	CheckGroup(name string) error
+	CheckID(id string) error
+}

@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/pirlan/pir/codec"
-	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/healthcheck"
 	"github.com/pirlan/pir/score"
 	"github.com/pirlan/pir/transport"
@@ -42,8 +40,10 @@ type Config struct {
 	// Join on and closes it on Close.
 	Transport transport.Transport
 
-	// Codec encodes messages. Nil means pipe.Codec{}, the original pir
-	// format.
+	// Codec encodes messages. Nil means the transport's default codec
+	// (transport.DefaultCodec): pipe.Codec{}, the original pir format,
+	// for the multicast, mDNS and in-memory transports. A transport without a
+	// default needs a Codec.
 	Codec codec.Codec
 
 	// Prober probes members' health URIs. Nil means
@@ -107,8 +107,10 @@ type Config struct {
 	// probe that failed here keeps it. This shields members from a path
 	// that fails between two hosts only (a lossy port, a neighbour
 	// discovery failure). Zero means 3; negative means none: the policy's
-	// verdict removes the member at once. Only healthy joined members are
-	// asked; with none, the verdict stands.
+	// verdict removes the member at once. Only healthy joined members
+	// known to speak pir's extensions are asked, never an original pir
+	// peer (docs/wire.md, "Who speaks the extensions"); with none, the
+	// verdict stands.
 	Confirmers int
 
 	// ConfirmTimeout bounds a confirmation: members that have not answered
@@ -265,9 +267,7 @@ func (c *Config) setDefaults() {
 
 // setFixed fills in the defaults that do not depend on other fields.
 func (c *Config) setFixed() {
-	if c.Codec == nil {
-		c.Codec = pipe.Codec{}
-	}
+	c.Codec = c.codec()
 	if c.Prober == nil {
 		r := healthcheck.NewRegistry()
 		if sp, ok := c.Transport.(healthcheck.SchemeProvider); ok {
@@ -329,6 +329,18 @@ func (c *Config) setFixed() {
 
 // setDerived fills in the defaults derived from other fields, which
 // setFixed must have filled in.
+// codec is c.Codec, or when nil the transport's default (nil when it has
+// none).
+func (c *Config) codec() codec.Codec {
+	if c.Codec != nil {
+		return c.Codec
+	}
+	if d, ok := c.Transport.(transport.DefaultCodec); ok {
+		return d.DefaultCodec()
+	}
+	return nil
+}
+
 func (c *Config) setDerived() {
 	if c.Policy == nil {
 		pc := score.DefaultPhiConfig()
@@ -360,22 +372,24 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
 	}
-	switch {
-	case c.Name == "":
-		bad("Name is empty")
-	case len(c.Name) > pipe.MaxGroupLen:
-		bad("Name is longer than %d bytes", pipe.MaxGroupLen)
-	case strings.ContainsAny(c.Name, "|\x00\r\n"):
-		bad("Name %q contains '|' or a control character", c.Name)
-	}
+	cdc := c.codec()
 	if c.Transport == nil {
 		bad("Transport is nil")
+	} else if cdc == nil {
+		bad("Codec is nil and the transport has no default codec (transport.DefaultCodec): give one")
 	}
-	if len(c.Self.ID) > pipe.MaxIDLen {
-		bad("Self.ID is longer than %d bytes", pipe.MaxIDLen)
+	names, _ := cdc.(codec.NameChecker)
+	if c.Name == "" {
+		bad("Name is empty")
+	} else if names != nil {
+		if err := names.CheckGroup(c.Name); err != nil {
+			bad("Name %q cannot be sent by the codec: %v", c.Name, err)
+		}
 	}
-	if i := strings.IndexFunc(c.Self.ID, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == '|' }); i >= 0 {
-		bad("Self.ID %q has %q at byte %d: it must be printable ASCII (no space, no '|')", c.Self.ID, c.Self.ID[i:i+1], i)
+	if c.Self.ID != "" && names != nil {
+		if err := names.CheckID(c.Self.ID); err != nil {
+			bad("Self.ID %q cannot be sent by the codec: %v", c.Self.ID, err)
+		}
 	}
 	if !c.Passive {
 		if c.Self.HealthURI == nil {

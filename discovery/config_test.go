@@ -11,8 +11,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/discovery"
 	"github.com/pirlan/pir/score"
+	"github.com/pirlan/pir/transport"
 )
 
 // Defaults derived from AnnounceInterval follow it when it is changed in
@@ -82,6 +85,7 @@ func TestValidateNamesEachField(t *testing.T) {
 		{"Name", func(c *discovery.Config) { c.Name = "" }},
 		{"Name", func(c *discovery.Config) { c.Name = "a|b" }},
 		{"Transport", func(c *discovery.Config) { c.Transport = nil }},
+		{"Codec", func(c *discovery.Config) { c.Transport = noDefaultCodec{c.Transport} }},
 		{"Self.ID", func(c *discovery.Config) { c.Self.ID = "a b" }},
 		{"Self.ID", func(c *discovery.Config) { c.Self.ID = "a|b" }},
 		{"Self.ID", func(c *discovery.Config) { c.Self.ID = "café" }},
@@ -123,6 +127,30 @@ func TestValidateNamesEachField(t *testing.T) {
 	require.True(t, errors.As(c.Validate(), &joined))
 	assert.Len(t, joined.Unwrap(), 3)
 }
+
+// noDefaultCodec hides the transport's DefaultCodec.
+type noDefaultCodec struct{ transport.Transport }
+
+// A transport without a default codec needs Config.Codec; the codec's own
+// limits, not pipe's, decide which names and IDs are valid.
+func TestValidateAsksTheCodec(t *testing.T) {
+	c := discovery.Config{Name: "web", Self: discovery.Peer{ID: "a", HealthURI: healthURI("a")}, Transport: noDefaultCodec{mustEndpoint(t)}}
+	require.ErrorContains(t, c.Validate(), "Codec is nil")
+	_, err := discovery.Join(context.Background(), c)
+	require.ErrorIs(t, err, discovery.ErrInvalidConfig)
+
+	c.Codec = pipe.Codec{}
+	require.NoError(t, c.Validate())
+	c.Self.ID = "a|b"
+	require.ErrorContains(t, c.Validate(), "Self.ID")
+
+	c.Codec = anyName{pipe.Codec{}} // a codec with no limits of its own
+	c.Name = strings.Repeat("é|", 300)
+	require.NoError(t, c.Validate())
+}
+
+// anyName is a codec that reports no name limits.
+type anyName struct{ codec.Codec }
 
 func TestJoinRefusesBadConfigAndClosesTransport(t *testing.T) {
 	c := discovery.Config{Name: "web", Self: discovery.Peer{ID: "a b", HealthURI: healthURI("a")}, Transport: mustEndpoint(t)}

@@ -3,7 +3,6 @@ package discovery
 import (
 	"fmt"
 	"net/netip"
-	"time"
 
 	"github.com/pirlan/pir/codec"
 )
@@ -65,6 +64,7 @@ func (g *Group) fromMember(in *inbound) bool {
 		g.log.Trace("not from the member it names", "peer", in.msg.ID, "from", in.src, "kind", in.msg.Kind)
 		return false
 	}
+	st.extended = true // it sent a kind no original knows
 	return true
 }
 
@@ -104,32 +104,4 @@ func (g *Group) noteAlt(id string, st *peerState, src netip.AddrPort) {
 func (g *Group) isAlt(id string, st *peerState, src netip.AddrPort) bool {
 	a, ok := g.alt[id]
 	return ok && a.st == st && sameAddr(a.addr, src)
-}
-
-// Answers to queries: a member answers a query with its announcement, by
-// multicast, at once while it has a token, and otherwise once more when
-// the next token is due, for all the queries heard meanwhile. A forged
-// query then costs each member at most one announcement to the group,
-// never a datagram to the forged source, and a flood of them at most
-// queryAnswerRate announcements a second. The burst lets a few members
-// that start together, a few tens of milliseconds apart, each get their
-// answers at once.
-const (
-	queryAnswerRate  = 10 // a second: one per 100 ms
-	queryAnswerBurst = 4
-)
-
-// answerSoon answers a query now, or when the next token is due.
-func (g *Group) answerSoon(now time.Time) {
-	if g.answerDue {
-		return // the answer scheduled covers this query too
-	}
-	if g.answerTok.take(now, queryAnswerRate, queryAnswerBurst) {
-		if err := g.sendSelf(codec.Announce); err != nil {
-			g.log.Debug("answer failed", "error", err)
-		}
-		return
-	}
-	g.answerDue = true
-	g.sched.push(task{at: g.at(now.Add(g.answerTok.wait(queryAnswerRate))), kind: taskAnswer})
 }

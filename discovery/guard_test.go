@@ -2,7 +2,6 @@ package discovery_test
 
 import (
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -112,63 +111,6 @@ func TestLoopbackHealthFromLoopback(t *testing.T) {
 		require.NoError(t, ep.Send(encode(t, &codec.Message{Kind: codec.Announce, ID: "p", Health: "tcp://127.0.0.1:8088", Comms: "tcp://127.0.0.1:8088"})))
 		synctest.Wait()
 		assert.Equal(t, []string{"p"}, ids(a.Members()))
-	})
-}
-
-// A query is answered by multicast, never by unicast to its source, and at
-// most 10 times a second after a burst of 4: queries beyond get one more
-// answer when the next token is due, so that none goes unanswered.
-func TestQueriesAnsweredByMulticastCoalesced(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		l := newLab(t)
-		_, epA := l.join("a", func(c *discovery.Config) { c.AnnounceInterval = time.Hour })
-		x := l.lan.Join()
-		t.Cleanup(func() { x.Close() })
-		var mu sync.Mutex
-		var dsts []bool // per announcement of a that x received: sent to the group
-		go func() {
-			buf := make([]byte, 2048)
-			for {
-				p, err := x.Receive(buf)
-				if err != nil {
-					return
-				}
-				var m codec.Message
-				if p.Src == epA.Addr() && (pipe.Codec{}).Decode(buf[:p.N], &m) == nil && m.Kind == codec.Announce {
-					mu.Lock()
-					dsts = append(dsts, p.Dst == mem.GroupAddr())
-					mu.Unlock()
-				}
-			}
-		}()
-		got := func() []bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return append([]bool(nil), dsts...)
-		}
-		advance(time.Second) // a's first announcement
-		base := len(got())
-
-		for i := range 10 { // ten watchers' queries within 50 ms
-			require.NoError(t, x.Send(encode(t, &codec.Message{Kind: codec.Query, ID: "w" + string(rune('0'+i))})))
-			advance(5 * time.Millisecond)
-		}
-		assert.Len(t, got(), base+4, "the burst, at once")
-		advance(60 * time.Millisecond)
-		assert.Len(t, got(), base+5, "one more when the next token is due, for the six queries since")
-		advance(time.Second)
-		assert.Len(t, got(), base+5, "and no more")
-
-		for i := range 100 { // a flood: 100 queries in one second
-			require.NoError(t, x.Send(encode(t, &codec.Message{Kind: codec.Query, ID: "f" + string(rune('0'+i%10)) + string(rune('0'+i/10))})))
-			advance(10 * time.Millisecond)
-		}
-		advance(200 * time.Millisecond)
-		assert.LessOrEqual(t, len(got())-base-5, 4+12, "at most the burst and 10 a second")
-		for _, multicast := range got() {
-			assert.True(t, multicast, "every answer went to the group")
-		}
-		assert.Zero(t, x.Stats().Delivered-x.Stats().Received)
 	})
 }
 

@@ -105,26 +105,6 @@ func TestProbeFilter(t *testing.T) {
 	})
 }
 
-// rejecting is a codec that refuses everything for a reason of its own, as
-// an authenticating codec refuses forgeries.
-type rejecting struct{ pipe.Codec }
-
-var errForged = errors.New("forged")
-
-func (rejecting) Decode([]byte, *codec.Message) error { return errForged }
-
-func TestCodecRejectionsCounted(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		l := newLab(t)
-		a, _ := l.join("a", func(c *discovery.Config) { c.Codec = rejecting{} })
-		l.join("b")
-		synctest.Wait()
-		assert.Empty(t, a.Members())
-		assert.Positive(t, a.Stats().Dropped[discovery.DropRejected])
-		assert.Zero(t, a.Stats().Dropped[discovery.DropMalformed])
-	})
-}
-
 // A member that asks again and again for confirmations (each answered by
 // unicast to its address) gets at most the burst, then AnswerRate answers
 // a second; the rest are counted.

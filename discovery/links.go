@@ -50,7 +50,7 @@ func (g *Group) usable(l transport.Link) bool {
 // unspecified hosts replaced by the link's address. Like every message, it
 // is encoded anew for each send: a codec may make each encoding unique
 // (codec/auth numbers them), and a receiver drops a copy as a replay.
-func (g *Group) encodeFor(kind codec.Kind, l transport.Link) ([]byte, error) {
+func (g *Group) encodeFor(kind codec.Kind, extended bool, l transport.Link) ([]byte, error) {
 	p := g.self
 	if u, _ := unspecifiedHost(p.HealthURI); u {
 		p.HealthURI = withAddr(p.HealthURI, l.Addr)
@@ -61,14 +61,16 @@ func (g *Group) encodeFor(kind codec.Kind, l transport.Link) ([]byte, error) {
 	return g.cfg.Codec.Encode(nil, &codec.Message{
 		Kind: kind, Group: g.cfg.Name, ID: p.ID,
 		Health: p.HealthURI.String(), Comms: p.CommsURI.String(), Meta: p.Meta,
+		Extended: extended,
 	})
 }
 
-// sendSelf multicasts our announcement or query. When our URIs name no
-// address, each link gets its own, carrying that link's address.
-func (g *Group) sendSelf(kind codec.Kind) error {
+// sendSelf multicasts our announcement or query, in the extension form
+// when extended (codec.Message.Extended). When our URIs name no address,
+// each link gets its own, carrying that link's address.
+func (g *Group) sendSelf(kind codec.Kind, extended bool) error {
 	if g.links == nil {
-		b, err := g.encodeSelf(kind)
+		b, err := g.encodeSelf(kind, extended)
 		if err != nil {
 			return err
 		}
@@ -80,7 +82,7 @@ func (g *Group) sendSelf(kind codec.Kind) error {
 		if !g.usable(l) {
 			continue
 		}
-		b, err := g.encodeFor(kind, l)
+		b, err := g.encodeFor(kind, extended, l)
 		if err == nil {
 			err = g.links.SendVia(b, l)
 			g.countSend(err)

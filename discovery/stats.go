@@ -90,6 +90,16 @@ var dropNames = [numDropReasons]string{
 	DropSpoofed:         "spoofed",
 }
 
+// dropReasons maps a name to its reason: the names codecs give their Decode
+// errors (codec.DropReasoner).
+var dropReasons = func() map[string]DropReason {
+	m := make(map[string]DropReason, numDropReasons)
+	for r, name := range dropNames {
+		m[name] = DropReason(r)
+	}
+	return m
+}()
+
 func (r DropReason) String() string {
 	if r < numDropReasons {
 		return dropNames[r]

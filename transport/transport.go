@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/pirlan/pir/codec"
 )
 
 // Transport moves datagrams between the members of one group. It knows
@@ -67,8 +69,10 @@ var (
 
 // MaxDatagram is the largest datagram a transport is expected to carry
 // unless its configuration says otherwise: an IPv6 datagram in a 1500-byte
-// Ethernet frame (1500 - 40 IPv6 header - 8 UDP header).
-const MaxDatagram = 1452
+// Ethernet frame (1500 - 40 IPv6 header - 8 UDP header). It is
+// codec.MaxDatagram, the size limit codecs default to, so that what a codec
+// encodes by default a transport carries.
+const MaxDatagram = codec.MaxDatagram
 
 // Link is one way out of a multi-interface transport: an interface and the
 // address family the transport uses on it.
@@ -96,4 +100,13 @@ type LinkSender interface {
 	// that receivers see the address the announcement carries as its
 	// source (a Group checks that they match).
 	SendVia(b []byte, l Link) error
+}
+
+// DefaultCodec is implemented by transports that have a wire format of their
+// own: DefaultCodec returns the codec a Group uses on the transport when its
+// Config gives none. The multicast, mDNS and in-memory transports return
+// pipe.Codec{}, the format of the original pir. A transport without it,
+// or whose DefaultCodec returns nil, needs a Config.Codec.
+type DefaultCodec interface {
+	DefaultCodec() codec.Codec
 }

@@ -227,6 +227,10 @@ func (noTransport) Receive([]byte) (transport.Packet, error) {
 }
 func (noTransport) Close() error { return nil }
 
+// DefaultCodec is the codec pir always uses, so that Validate checks names
+// against its limits.
+func (noTransport) DefaultCodec() codec.Codec { return pipe.Codec{} }
+
 // checkInterfaces reports a named interface that does not exist, is down,
 // cannot multicast or, with -4 or -6, has no address of that family, and
 // lists the interfaces that would do.

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/pirlan/pir/codec"
-	"github.com/pirlan/pir/transport"
 )
 
 // Prefix starts every envelope. The digit is the envelope's version. It is
@@ -39,32 +38,34 @@ var enc = base64.RawURLEncoding.Strict()
 const maxPooled = 64 << 10
 
 // Errors Decode returns, one per reason a datagram is refused, so that a
-// receiver can count drops by reason with errors.Is. None of them is
+// receiver can count drops by reason with errors.Is, or without knowing this
+// package by the reason each names (codec.DropReasoner: "unauthenticated",
+// "bad_tag", "unknown_key", "replay", "duplicate", "stale"). None of them is
 // codec.ErrMalformed; an authentic datagram whose inner message does not
 // decode reports the inner codec's error (codec.ErrMalformed for pipe).
 var (
 	// ErrUnauthenticated: the datagram is not an envelope at all (no
 	// Prefix): a peer without authentication, or noise.
-	ErrUnauthenticated = errors.New("auth: not an authenticated message")
+	ErrUnauthenticated = codec.NewDropError("unauthenticated", "auth: not an authenticated message")
 	// ErrBadTag: an envelope whose tag does not match: forged, tampered
 	// with or truncated, or signed by another key that has the same ID.
-	ErrBadTag = errors.New("auth: bad authentication tag")
+	ErrBadTag = codec.NewDropError("bad_tag", "auth: bad authentication tag")
 	// ErrUnknownKey: an envelope signed with a key the Keyring does not
 	// hold: a member with another key, or one rotated ahead or behind.
-	ErrUnknownKey = errors.New("auth: unknown key")
+	ErrUnknownKey = codec.NewDropError("unknown_key", "auth: unknown key")
 	// ErrReplay: an authentic envelope received before (or so far behind
 	// its sender's latest that it cannot be told from one received
 	// before).
-	ErrReplay = errors.New("auth: replayed message")
+	ErrReplay = codec.NewDropError("replay", "auth: replayed message")
 	// ErrDuplicate: a second copy of an authentic envelope, arriving
 	// within a second of its sender's latest: the same datagram heard by
 	// another path (IPv4 and IPv6, two interfaces). It is normal on a
 	// dual-stack or multi-homed LAN, and refused only because the first
 	// copy has been taken.
-	ErrDuplicate = errors.New("auth: duplicate message (a copy by another path)")
+	ErrDuplicate = codec.NewDropError("duplicate", "auth: duplicate message (a copy by another path)")
 	// ErrStale: an authentic envelope whose timestamp is further from the
 	// receiver's clock than Config.Window.
-	ErrStale = errors.New("auth: timestamp outside the window")
+	ErrStale = codec.NewDropError("stale", "auth: timestamp outside the window")
 	// ErrShortKey: a key shorter than MinKeyLen.
 	ErrShortKey = errors.New("auth: key too short")
 
@@ -94,7 +95,7 @@ type Config struct {
 	Keys *Keyring
 
 	// MaxSize is the largest datagram Encode produces and Decode accepts,
-	// envelope included, in bytes. Zero means transport.MaxDatagram
+	// envelope included, in bytes. Zero means codec.MaxDatagram
 	// (1452). Base64 makes the envelope 4/3 the size of the inner message
 	// plus Overhead, plus the Prefix: at 1452 bytes the inner message can
 	// take at most 1042.
@@ -120,7 +121,7 @@ type Config struct {
 // DefaultConfig returns the defaults; Keys is left nil.
 func DefaultConfig() Config {
 	return Config{
-		MaxSize:    transport.MaxDatagram,
+		MaxSize:    codec.MaxDatagram,
 		Window:     30 * time.Second,
 		MaxSenders: 4096,
 		Now:        time.Now,
@@ -217,6 +218,25 @@ func New(inner codec.Codec, cfg Config) (*Codec, error) {
 
 // buf returns a scratch buffer from the pool with room for n bytes plus a
 // full HMAC.
+var _ codec.NameChecker = (*Codec)(nil)
+
+// CheckGroup reports what the inner codec's CheckGroup reports: the
+// envelope carries the inner message whole.
+func (c *Codec) CheckGroup(name string) error {
+	if nc, ok := c.inner.(codec.NameChecker); ok {
+		return nc.CheckGroup(name)
+	}
+	return nil
+}
+
+// CheckID reports what the inner codec's CheckID reports.
+func (c *Codec) CheckID(id string) error {
+	if nc, ok := c.inner.(codec.NameChecker); ok {
+		return nc.CheckID(id)
+	}
+	return nil
+}
+
 func (c *Codec) buf(n int) *[]byte {
 	p, _ := c.bufs.Get().(*[]byte)
 	if p == nil {
@@ -332,6 +352,7 @@ func (c *Codec) Decode(b []byte, m *codec.Message) error {
 		c.stats.malformed.Add(1)
 		return err
 	}
+	m.Extended = true // no original pir peer signs its messages
 	c.stats.decoded.Add(1)
 	return nil
 }

@@ -92,6 +92,7 @@ func TestSharedKeyRoundTrip(t *testing.T) {
 		require.NoError(t, rx.Decode(b, &got))
 		assert.Equal(t, m.ID, got.ID)
 		assert.Equal(t, m.Kind, got.Kind)
+		assert.True(t, got.Extended, "no original pir peer signs: every sender speaks the extensions")
 	}
 	n := uint64(len(codectest.Messages()))
 	assert.Equal(t, n, tx.Stats().Encoded)

@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/pirlan/pir/codec"
-	"github.com/pirlan/pir/transport"
 )
 
 // Limits on single fields. A datagram is bounded by MaxSize as a whole; these
@@ -42,25 +41,36 @@ const maxAgeMs = 1<<31 - 1
 // use.
 type Codec struct {
 	// MaxSize is the largest datagram, in bytes, that Encode produces and
-	// Decode accepts. Zero means transport.MaxDatagram (1452), which fits
+	// Decode accepts. Zero means codec.MaxDatagram (1452), which fits
 	// a 1500-byte MTU over IPv6.
 	MaxSize int
 }
 
-var _ codec.Codec = Codec{}
+var (
+	_ codec.Codec       = Codec{}
+	_ codec.NameChecker = Codec{}
+)
+
+// CheckGroup reports why name cannot be a group name: it must be 1 to
+// MaxGroupLen bytes of UTF-8 without control characters or '|'.
+func (Codec) CheckGroup(name string) error { return validGroup(name) }
+
+// CheckID reports why id cannot be a member ID: it must be 1 to MaxIDLen
+// bytes of printable ASCII without space or '|'.
+func (Codec) CheckID(id string) error { return validID(id) }
 
 func (c Codec) maxSize() int {
 	if c.MaxSize > 0 {
 		return c.MaxSize
 	}
-	return transport.MaxDatagram
+	return codec.MaxDatagram
 }
 
 // Encode appends the encoding of m to dst.
 //
 // An Announce with no metadata whose health URI is tcp:// and whose URIs
 // both parse is encoded exactly as the original pir encodes it, four fields
-// and no terminator. Every other message is an extension of six fields:
+// and no terminator, unless m.Extended asks for the extension form. Every other message is an extension of six fields:
 // GROUP|ID|HEALTH|COMMS|KIND|META. A '|' inside a URI is written as %7C so
 // that framing never breaks.
 func (c Codec) Encode(dst []byte, m *codec.Message) ([]byte, error) {
@@ -111,7 +121,7 @@ func (c Codec) Encode(dst []byte, m *codec.Message) ([]byte, error) {
 	dst = append(dst, health...)
 	dst = append(dst, '|')
 	dst = append(dst, comms...)
-	if !(m.Kind == codec.Announce && len(m.Meta) == 0 && legacySafe(health, comms)) {
+	if !(m.Kind == codec.Announce && !m.Extended && len(m.Meta) == 0 && legacySafe(health, comms)) {
 		dst = append(dst, '|')
 		dst = append(dst, tok...)
 		dst = append(dst, '|')
@@ -211,7 +221,8 @@ func decodeTargeted(m *codec.Message, target, empty, args string) error {
 
 // Decode parses one datagram into m. It accepts the original four-field
 // announcement and the six-field extensions; fields after the sixth are
-// ignored, so that later versions can add some. Decode allocates one string
+// ignored, so that later versions can add some. A six-field message sets
+// m.Extended: no original pir peer writes one. Decode allocates one string
 // for the whole datagram, and a map when the message carries metadata.
 func (c Codec) Decode(b []byte, m *codec.Message) error {
 	if len(b) > c.maxSize() {
@@ -245,6 +256,7 @@ func (c Codec) Decode(b []byte, m *codec.Message) error {
 		return fmt.Errorf("%w: id: %v", codec.ErrMalformed, err)
 	}
 	if n == 6 {
+		m.Extended = true
 		switch f[4] {
 		case tokAnnounce:
 		case tokQuery:

@@ -83,6 +83,8 @@ func TestWireForms(t *testing.T) {
 			"g|i|tcp://h:1|tcp://c:2|qry|"},
 		{"passive query", codec.Message{Kind: codec.Query, Group: "g", ID: "w"}, "g|w|||qry|"},
 		{"goodbye drops URIs", codec.Message{Kind: codec.Goodbye, Group: "g", ID: "i", Health: "tcp://h:1"}, "g|i|||bye|"},
+		{"extended asks for six fields", codec.Message{Kind: codec.Announce, Group: "g", ID: "i", Health: "tcp://h:1", Comms: "tcp://c:2", Extended: true},
+			"g|i|tcp://h:1|tcp://c:2|ann|"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,6 +93,29 @@ func TestWireForms(t *testing.T) {
 			assert.Equal(t, tt.want, string(b))
 		})
 	}
+}
+
+// Decode says whether the sender wrote a form only pir's extensions write:
+// every six-field message, never the original's four fields.
+func TestDecodeSaysExtended(t *testing.T) {
+	var m codec.Message
+	require.NoError(t, pipe.Codec{}.Decode([]byte(original), &m))
+	assert.False(t, m.Extended, "the original's announcement")
+	for _, b := range []string{
+		"g|i|tcp://h:1|tcp://c:2|ann|",
+		"g|i|tcp://h:1|tcp://c:2|qry|",
+		"g|i|||bye|",
+		"g|i|t||cfm|since=1",
+		"g|i|t||evd|",
+		"g|i|t||obit|",
+	} {
+		m = codec.Message{}
+		require.NoError(t, pipe.Codec{}.Decode([]byte(b), &m), b)
+		assert.True(t, m.Extended, b)
+	}
+	// A reused message is not left Extended by the one before.
+	require.NoError(t, pipe.Codec{}.Decode([]byte(original), &m))
+	assert.False(t, m.Extended)
 }
 
 func TestLaterFieldsIgnored(t *testing.T) {
@@ -194,7 +219,7 @@ func TestTargetedWire(t *testing.T) {
 
 	var m codec.Message
 	require.NoError(t, pipe.Codec{}.Decode([]byte("web|c|b||evd|heard=5&future=x&probe=1"), &m))
-	assert.Equal(t, codec.Message{Kind: codec.Evidence, Group: "web", ID: "c", Target: "b", Heard: 5 * ms, Probed: -1}, m,
+	assert.Equal(t, codec.Message{Kind: codec.Evidence, Group: "web", ID: "c", Target: "b", Heard: 5 * ms, Probed: -1, Extended: true}, m,
 		"unknown arguments are ignored, and Evidence has no probe flag")
 
 	for _, bad := range []string{

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/discovery"
 	"github.com/pirlan/pir/healthcheck"
 	"github.com/pirlan/pir/transport"
@@ -134,7 +135,9 @@ func main() {
 	for i, tr := range trs {
 		tr.SetPeers(addrs)
 		g, err := discovery.Join(context.Background(), discovery.Config{
-			Name: "static", Transport: tr,
+			// A transport of your own names the wire format: pipe, the
+			// original pir's (or implement transport.DefaultCodec).
+			Name: "static", Transport: tr, Codec: pipe.Codec{},
 			Self: discovery.Peer{ID: fmt.Sprintf("member-%d", i+1), HealthURI: hc.URI()},
 		})
 		if err != nil {

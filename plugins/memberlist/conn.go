@@ -18,6 +18,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
 
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/transport"
 )
 
@@ -30,7 +32,23 @@ const readBuffer = 1 << 16
 // to someone else's UDP socket).
 const bindRetries = 10
 
-var _ transport.Transport = (*Conn)(nil)
+var (
+	_ transport.Transport    = (*Conn)(nil)
+	_ transport.DefaultCodec = (*Conn)(nil)
+)
+
+// DefaultCodec is the Inner transport's default codec, the pipe format of
+// the multicast transport, since the datagrams relayed are the LAN's own;
+// pipe.Codec{} without Inner.
+func (c *Conn) DefaultCodec() codec.Codec {
+	if c.cfg.Inner == nil {
+		return pipe.Codec{}
+	}
+	if d, ok := c.cfg.Inner.(transport.DefaultCodec); ok {
+		return d.DefaultCodec()
+	}
+	return nil
+}
 
 // Conn is a transport.Transport that carries a pir group across sites: it
 // sends every datagram on its Inner transport (the local LAN) and relays a

@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/discovery"
 	"github.com/pirlan/pir/transport"
 	"github.com/pirlan/pir/transport/mem"
@@ -23,6 +25,15 @@ import (
 type counted struct {
 	transport.Transport
 	sent, received atomic.Uint64
+}
+
+// DefaultCodec is the counted transport's, or pipe's when it has none (the
+// simulator's endpoints).
+func (c *counted) DefaultCodec() codec.Codec {
+	if d, ok := c.Transport.(transport.DefaultCodec); ok {
+		return d.DefaultCodec()
+	}
+	return pipe.Codec{}
 }
 
 func (c *counted) Send(b []byte) error {

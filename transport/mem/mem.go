@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/transport"
 )
 
@@ -585,3 +587,9 @@ func (e *Endpoint) Close() error {
 	}
 	return nil
 }
+
+var _ transport.DefaultCodec = (*Endpoint)(nil)
+
+// DefaultCodec returns pipe.Codec{}, the format of the original pir, so
+// that a Group on the in-memory LAN speaks what it speaks on a real one.
+func (e *Endpoint) DefaultCodec() codec.Codec { return pipe.Codec{} }

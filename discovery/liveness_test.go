@@ -2,8 +2,8 @@ package discovery_test
 
 import (
 	"context"
-	"fmt"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -212,64 +212,159 @@ func TestObituaries(t *testing.T) {
 	})
 }
 
-// Above ProbeAllUpTo members, each member probes ProbeFanout members per
-// ProbeInterval, whatever the size of the group; below it, every other
-// member. A vanished member is still found, and the others learn it from
-// obituaries.
-func TestBoundedProbing(t *testing.T) {
-	const n = 40
-	name := func(i int) string { return fmt.Sprintf("m%02d", i) }
-	cases := []struct {
-		name    string
-		allUpTo int
-		lo, hi  float64 // probes per member per second
-	}{
-		{"all-to-all", -1, 19, 20.5}, // 39 members every 2 s: 19.5
-		{"bounded", 0, 1.8, 2.2},     // the default, 32: 4 every 2 s
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				l := newLab(t)
-				groups := make([]*discovery.Group, n)
-				eps := make([]*mem.Endpoint, n)
-				for i := range n {
-					groups[i], eps[i] = l.join(name(i), func(c *discovery.Config) { c.ProbeAllUpTo = tc.allUpTo })
-				}
-				advance(10 * time.Second)
-				for _, g := range groups {
-					require.Len(t, g.Members(), n-1)
-				}
-				total := func() int {
-					sum := 0
-					for i := range n {
-						sum += l.health.count(name(i) + ":1")
-					}
-					return sum
-				}
-				before := total()
-				const window = 20 * time.Second
-				advance(window)
-				rate := float64(total()-before) / n / window.Seconds()
-				t.Logf("%s: %.2f probes per member per second", tc.name, rate)
-				assert.GreaterOrEqual(t, rate, tc.lo)
-				assert.LessOrEqual(t, rate, tc.hi)
-
-				l.vanish(name(0)+":1", eps[0], eps[1:]...)
-				start := time.Now()
-				for _, g := range groups[1:] {
-					waitLeft(t, g, name(0), start, 8*time.Second)
-				}
-				var obits uint64
-				for _, g := range groups[1:] {
-					obits += g.Stats().Obituaries
-				}
-				if tc.allUpTo < 0 {
-					assert.Zero(t, obits, "every member finds the death itself")
-				} else {
-					assert.Positive(t, obits, "most members learn the death from an obituary")
-				}
-			})
+// With an original pir peer in the group, members confirming a death ask
+// only members known to speak the extensions: an original never answers a
+// Confirm, so asking it would leave the confirmation waiting for nothing
+// (issue 14). a and b learn that the other speaks them without metadata
+// or any confirmation yet: a from b's query, b from a's answer to it.
+func TestOriginalsNeverAskedToConfirm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		var asked atomic.Int32
+		o := l.listen(func(m *codec.Message) {
+			if m.Kind == codec.Confirm {
+				asked.Add(1)
+			}
 		})
-	}
+		l.health.set("o:1", up)
+		plain, err := pipe.Codec{}.Encode(nil, announce("web", "o"))
+		require.NoError(t, err)
+		require.Equal(t, 3, strings.Count(string(plain), "|"), "what an original sends: four fields")
+		done := make(chan struct{})
+		defer close(done)
+		go func() { // the original announces every second, as it does
+			for {
+				_ = o.Send(plain)
+				select {
+				case <-done:
+					return
+				case <-time.After(time.Second):
+				}
+			}
+		}()
+		a, epA := l.join("a")
+		b, epB := l.join("b")
+		_, epC := l.join("c")
+		advance(3 * time.Second)
+		require.ElementsMatch(t, []string{"b", "c", "o"}, ids(a.Members()))
+		require.ElementsMatch(t, []string{"a", "c", "o"}, ids(b.Members()))
+
+		m, _ := a.Member("c")
+		l.vanish("c:1", epC, epA, epB, o)
+		waitLeft(t, a, "c", m.LastSeen, 10*time.Second)
+		waitLeft(t, b, "c", m.LastSeen, 10*time.Second)
+		assert.Zero(t, asked.Load(), "the original was asked to confirm")
+		assert.Positive(t, a.Stats().Confirmations, "a asked b, which it knows from b's query")
+		assert.Positive(t, b.Stats().Confirmations, "b asked a, which it knows from a's answer")
+	})
+}
+
+// With the Threshold policy a member is removed after exactly three failed
+// probes, the original pir's threshold, and health changes on the way.
+func TestRemovedAtThreshold(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		l.join("a")
+		b, _ := l.join("b", thresholdPolicy)
+		synctest.Wait()
+		rb := record(b)
+		l.health.set("a:1", refuse)
+		before := l.health.count("a:1")
+		for range 60 {
+			advance(100 * time.Millisecond)
+			if _, ok := b.Member("a"); !ok {
+				break
+			}
+			failed := l.health.count("a:1") - before
+			require.Less(t, failed, 3, "still a member after %d failed probes", failed)
+		}
+		assert.Equal(t, 3, l.health.count("a:1")-before, "removed on the third failure")
+		left := rb.of(discovery.Left, "a")
+		require.Len(t, left, 1)
+		assert.Equal(t, discovery.Failed, left[0].Reason)
+		var healths []float64
+		for _, e := range rb.of(discovery.HealthChanged, "a") {
+			healths = append(healths, e.Member.Health)
+		}
+		assert.InDeltaSlice(t, []float64{2.0 / 3, 1.0 / 3}, healths, 1e-9)
+	})
+}
+
+// A probe that never answers fails at ProbeTimeout, and counts like a
+// refusal.
+func TestSilentMemberTimesOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		l.join("a")
+		b, _ := l.join("b")
+		synctest.Wait()
+		rb := record(b)
+		l.health.set("a:1", silent)
+		start := time.Now()
+		for range 200 {
+			advance(100 * time.Millisecond)
+			if len(rb.of(discovery.Left, "a")) > 0 {
+				break
+			}
+		}
+		left := rb.of(discovery.Left, "a")
+		require.Len(t, left, 1)
+		assert.Equal(t, discovery.Failed, left[0].Reason)
+		// Three probes of 2 s timeout each, back to back (a probe as long
+		// as the interval delays the next by nothing), after up to one
+		// interval's wait for the first.
+		assert.GreaterOrEqual(t, time.Since(start), 6*time.Second)
+		assert.LessOrEqual(t, time.Since(start), 8*time.Second+100*time.Millisecond)
+	})
+}
+
+// A peer that never answers its probe is never reported: no joined/left
+// flapping.
+func TestUnreachablePeerNeverFlaps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		a, _ := l.join("a")
+		ra := record(a)
+		l.health.set("c:1", refuse)
+		l.join("c")
+		advance(30 * time.Second)
+		assert.Empty(t, ra.of(discovery.Joined, "c"))
+		assert.Empty(t, ra.of(discovery.Left, "c"))
+		assert.Greater(t, l.health.count("c:1"), 3, "c was probed again and again")
+		assert.Empty(t, a.Members())
+	})
+}
+
+// A member that goes quiet expires even though its probe still answers.
+func TestExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		_, epA := l.join("a")
+		b, epB := l.join("b")
+		synctest.Wait()
+		rb := record(b)
+		l.lan.Partition([]*mem.Endpoint{epA}, []*mem.Endpoint{epB})
+		advance(8 * time.Second)
+		_, ok := b.Member("a")
+		assert.True(t, ok, "still there 8 s after the last announcement")
+		advance(4 * time.Second)
+		left := rb.of(discovery.Left, "a")
+		require.Len(t, left, 1)
+		assert.Equal(t, discovery.Expired, left[0].Reason)
+		assert.Greater(t, l.health.count("a:1"), 3, "its probe answered all along")
+	})
+}
+
+func TestExpiryDisabled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		_, epA := l.join("a")
+		// Threshold: the default policy judges silence by itself.
+		b, epB := l.join("b", thresholdPolicy, func(c *discovery.Config) { c.ExpireAfter = -1 })
+		synctest.Wait()
+		l.lan.Partition([]*mem.Endpoint{epA}, []*mem.Endpoint{epB})
+		advance(60 * time.Second)
+		_, ok := b.Member("a")
+		assert.True(t, ok)
+	})
 }

@@ -10,12 +10,13 @@ import (
 	"github.com/pirlan/pir/score"
 )
 
-// This file holds what the Group does beyond probing each member on its
-// own schedule: it probes a member whose announcements stop at once (late
-// probes), asks other members before removing one (confirmations, SWIM's
-// indirect probes), and in large groups probes only a few members per
-// interval (bounded probing) and tells the others of deaths (obituaries).
-// docs/architecture.md describes the whole.
+// This file holds liveness: what the policy's verdicts do (assess); how a
+// member whose announcements stop is probed at once (late probes) and
+// removed once silent too long (expiry); how other members are asked
+// before one is removed (confirmations, SWIM's indirect probes: only
+// members known to speak the extensions, never an original pir peer); and
+// the evidence and obituaries members tell each other. Bounded probing is
+// in probe.go. docs/architecture.md describes the whole.
 
 // confirmation is a death put to other members: the policy found the peer
 // dead, and the Group waits for what the members asked have seen.
@@ -94,16 +95,6 @@ func (g *Group) silence(id string, st *peerState, now time.Time) {
 	g.probe(id, st, now)
 }
 
-// members is the number of joined members.
-func (g *Group) members() int { return len(g.peers) - g.pending }
-
-// chained reports whether st's probe chain goes on after a result: always
-// unless probing is bounded, where a healthy joined member waits for its
-// turn in the round.
-func (g *Group) chained(st *peerState) bool {
-	return !g.bounded || !st.joined || st.member.Verdict != score.Healthy || st.confirm != nil
-}
-
 // startConfirm asks up to Confirmers healthy members whether they have
 // seen st alive since our failed probe, and reports whether it did: false
 // means there is nobody to ask, or st never joined, and the verdict
@@ -135,12 +126,15 @@ func (g *Group) startConfirm(id string, st *peerState, now time.Time) bool {
 }
 
 // pickHelpers chooses up to k healthy joined members other than id, at
-// random (reservoir sampling), that can be reached by unicast.
+// random (reservoir sampling), that can be reached by unicast and are known
+// to speak the extensions (peerState.extended): an original pir peer never
+// answers a Confirm, and asking one would leave the confirmation waiting
+// for nothing.
 func (g *Group) pickHelpers(id string, k int) []string {
 	var picked []string
 	n := 0
 	for hid, h := range g.peers {
-		if hid == id || !h.joined || h.member.Verdict != score.Healthy || h.confirm != nil || !h.member.Addr.IsValid() {
+		if hid == id || !h.extended || !h.joined || h.member.Verdict != score.Healthy || h.confirm != nil || !h.member.Addr.IsValid() {
 			continue
 		}
 		n++
@@ -151,6 +145,16 @@ func (g *Group) pickHelpers(id string, k int) []string {
 		}
 	}
 	return picked
+}
+
+// speaksExtensions reports whether m shows that its sender is no original
+// pir peer: the codec says it was written in a form only the extensions
+// write (codec.Message.Extended), or its kind is one no original knows.
+// pickHelpers asks only such members. A member learns it of those that
+// joined before it from their answers to its query, which are sent in the
+// extension form, and of those that join after it from their queries.
+func speaksExtensions(m *codec.Message) bool {
+	return m.Extended || m.Kind != codec.Announce
 }
 
 // ask sends the Confirm to every member asked that has not answered.
@@ -166,14 +170,6 @@ func (g *Group) ask(id string, st *peerState, now time.Time) {
 		if h := g.peers[hid]; h != nil && !c.answered[i] {
 			g.sendTo(b, h.member.Addr)
 		}
-	}
-}
-
-func (g *Group) sendTo(b []byte, dst netip.AddrPort) {
-	err := g.cfg.Transport.SendTo(b, dst)
-	g.countSend(err)
-	if err != nil {
-		g.log.Debug("send failed", "to", dst, "error", err)
 	}
 }
 
@@ -302,7 +298,7 @@ func (g *Group) takeObituary(in inbound) {
 	if m.Target == g.self.ID {
 		if g.announce != nil && in.at.Sub(g.refuted) > g.cfg.AnnounceInterval/4 {
 			g.refuted = in.at
-			if err := g.sendSelf(codec.Announce); err != nil {
+			if err := g.sendSelf(codec.Announce, false); err != nil {
 				g.log.Debug("announce failed", "error", err)
 			}
 		}
@@ -325,62 +321,41 @@ func (g *Group) takeObituary(in inbound) {
 	g.remove(m.Target, st, Failed, in.at)
 }
 
-// updateMode switches between probing every member and bounded probing
-// when the number of members crosses ProbeAllUpTo.
-func (g *Group) updateMode(now time.Time) {
-	b := g.cfg.ProbeAllUpTo >= 0 && g.members() > g.cfg.ProbeAllUpTo
-	if b == g.bounded {
-		return
+// answerBurst is the burst Config.AnswerRate allows.
+const answerBurst = 32
+
+// mayAnswer reports whether the source of in may have an answer now, and
+// counts the request when it may not.
+func (g *Group) mayAnswer(in inbound) bool {
+	if g.answers.allow(in.src.Addr(), in.at) {
+		return true
 	}
-	g.bounded = b
-	g.log.Debug("probing mode", "bounded", b, "members", g.members())
-	if b {
-		g.round = nil
-		g.armRound(now)
-		return
-	}
-	// Back to probing everyone: restart the chains that bounded probing
-	// let end, spread over one interval.
-	for id, st := range g.peers {
-		if st.nextProbe == 0 && !st.probing && !st.queued {
-			g.probeAt(id, st, now.Add(rand.N(g.cfg.ProbeInterval)))
-		}
-	}
+	g.stats.drop(DropAnswerLimited)
+	return false
 }
 
-func (g *Group) armRound(now time.Time) {
-	if g.roundOn || !g.bounded {
-		return
+// assess asks the policy about st and acts on the answer. It reports
+// whether st is still tracked.
+func (g *Group) assess(id string, st *peerState, now time.Time) bool {
+	a := st.tracker.Assess(now)
+	switch {
+	case a.Verdict == score.Dead && st.confirm == nil && !g.startConfirm(id, st, now):
+		g.remove(id, st, Failed, now)
+		return false
+	case a.Verdict == score.Dead:
+		a.Verdict = score.Suspect // until the other members have answered
+	case st.confirm != nil:
+		st.confirm = nil // the policy changed its mind: a probe answered
 	}
-	g.roundOn = true
-	every := g.cfg.ProbeInterval / time.Duration(max(g.cfg.ProbeFanout, 1))
-	g.sched.push(task{at: g.at(now.Add(every)), kind: taskRound})
-}
-
-// nextInRound probes the next member of the round, SWIM's way: every
-// member once per round, in an order shuffled anew for each round, so that
-// each is probed within two rounds and the load is even.
-func (g *Group) nextInRound(now time.Time) {
-	if !g.bounded {
-		return
+	if a.Health == st.member.Health && a.Verdict == st.member.Verdict {
+		return true
 	}
-	defer g.armRound(now)
-	for range 2 {
-		for len(g.round) > 0 {
-			id := g.round[len(g.round)-1]
-			g.round = g.round[:len(g.round)-1]
-			st := g.peers[id]
-			if st == nil || !st.joined || st.probing || st.queued {
-				continue
-			}
-			g.probe(id, st, now)
-			return
-		}
-		for id, st := range g.peers {
-			if st.joined {
-				g.round = append(g.round, id)
-			}
-		}
-		rand.Shuffle(len(g.round), func(i, j int) { g.round[i], g.round[j] = g.round[j], g.round[i] })
+	g.mu.Lock()
+	prev := st.member
+	st.member.Health, st.member.Verdict = a.Health, a.Verdict
+	if st.joined {
+		g.emit(Event{Type: HealthChanged, Member: st.member, Prev: prev, At: now})
 	}
+	g.mu.Unlock()
+	return true
 }

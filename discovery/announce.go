@@ -1,0 +1,174 @@
+package discovery
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/transport"
+)
+
+// This file holds what the Group sends of itself: its announcements, the
+// query it joins with, the answers to other members' queries (coalesced
+// and rate-limited), and the sending they share. links.go encodes them per
+// interface when our URIs name no address.
+
+// prepareAnnouncements encodes our announcement once, or, when our URIs
+// name no host, checks that the transport can say which address each link
+// has.
+func (g *Group) prepareAnnouncements() error {
+	unspecified, v4 := unspecifiedHost(g.self.HealthURI)
+	if !unspecified {
+		unspecified, v4 = unspecifiedHost(g.self.CommsURI)
+	}
+	if unspecified {
+		ls, ok := g.cfg.Transport.(transport.LinkSender)
+		if !ok {
+			return fmt.Errorf("%w: Self.HealthURI %s names no host, and the transport cannot say which address each interface has; give an address",
+				ErrInvalidConfig, g.self.HealthURI)
+		}
+		g.links, g.v4Only = ls, v4
+	}
+	b, err := g.encodeSelf(codec.Announce, false)
+	if err != nil {
+		return fmt.Errorf("discovery: encode announcement: %w", err)
+	}
+	g.announce = b
+	return nil
+}
+
+// query sends our first message: a Query, which every member answers.
+func (g *Group) query(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("discovery: join: %w", err)
+	}
+	if !g.cfg.Passive {
+		if err := g.sendSelf(codec.Query, false); err != nil {
+			return fmt.Errorf("discovery: send query: %w", err)
+		}
+		return nil
+	}
+	b, err := g.cfg.Codec.Encode(nil, &codec.Message{Kind: codec.Query, Group: g.cfg.Name, ID: g.self.ID})
+	if err != nil {
+		return fmt.Errorf("discovery: encode query: %w", err)
+	}
+	if err := g.send(b); err != nil {
+		return fmt.Errorf("discovery: send query: %w", err)
+	}
+	return nil
+}
+
+func (g *Group) encodeSelf(kind codec.Kind, extended bool) ([]byte, error) {
+	m := codec.Message{
+		Kind:     kind,
+		Group:    g.cfg.Name,
+		ID:       g.self.ID,
+		Health:   g.self.HealthURI.String(),
+		Comms:    g.self.CommsURI.String(),
+		Meta:     g.self.Meta,
+		Extended: extended,
+	}
+	return g.cfg.Codec.Encode(nil, &m)
+}
+
+func (g *Group) send(b []byte) error {
+	err := g.cfg.Transport.Send(b)
+	g.countSend(err)
+	return err
+}
+
+func (g *Group) countSend(err error) {
+	if err != nil {
+		g.stats.sendErrors.Add(1)
+		return
+	}
+	g.stats.sent.Add(1)
+}
+
+func (g *Group) announceDelay() time.Duration {
+	d := g.cfg.AnnounceInterval
+	if j := g.cfg.AnnounceJitter; j > 0 {
+		d = time.Duration(float64(d) * (1 + j*(2*rand.Float64()-1)))
+	}
+	return d
+}
+
+// queryHeard is a query answered: from whom, and when.
+type queryHeard struct {
+	id string
+	at time.Time
+}
+
+// queryCopies is how soon after a query another from the same member is
+// taken for a copy of it, heard by another path (IPv4 and IPv6, a second
+// interface): a member sends one query, when it starts.
+const queryCopies = 100 * time.Millisecond
+
+// answer replies to a Query with our announcement, by multicast to the
+// group as every announcement goes, never by unicast to the query's source,
+// which a forger chooses: one forged query then sends nothing to a third
+// party. Answers are coalesced (see answerSoon). It answers one copy of a
+// query: the others, heard by another path (IPv4 and IPv6, a second
+// interface), are answered by the same announcement, which goes out on
+// every link.
+func (g *Group) answer(in inbound) {
+	if g.announce == nil || g.answeredCopy(in) {
+		return
+	}
+	g.answerSoon(in.at)
+}
+
+// answeredCopy reports whether in is a copy of a query answered already,
+// and if not, remembers it.
+func (g *Group) answeredCopy(in inbound) bool {
+	for _, q := range g.queries {
+		if q.id == in.msg.ID && in.at.Sub(q.at) < queryCopies {
+			return true
+		}
+	}
+	g.queries[g.nextQuery] = queryHeard{id: in.msg.ID, at: in.at}
+	g.nextQuery = (g.nextQuery + 1) % len(g.queries)
+	return false
+}
+
+// Answers to queries: a member answers a query with its announcement, by
+// multicast, at once while it has a token, and otherwise once more when
+// the next token is due, for all the queries heard meanwhile. A forged
+// query then costs each member at most one announcement to the group,
+// never a datagram to the forged source, and a flood of them at most
+// queryAnswerRate announcements a second. The burst lets a few members
+// that start together, a few tens of milliseconds apart, each get their
+// answers at once.
+const (
+	queryAnswerRate  = 10 // a second: one per 100 ms
+	queryAnswerBurst = 4
+)
+
+// answerSoon answers a query now, or when the next token is due.
+func (g *Group) answerSoon(now time.Time) {
+	if g.answerDue {
+		return // the answer scheduled covers this query too
+	}
+	if g.answerTok.take(now, queryAnswerRate, queryAnswerBurst) {
+		// In the extension form, which original peers ignore (they have
+		// our periodic announcements), so that the member that asked
+		// learns we answer confirmation requests (pickHelpers).
+		if err := g.sendSelf(codec.Announce, true); err != nil {
+			g.log.Debug("answer failed", "error", err)
+		}
+		return
+	}
+	g.answerDue = true
+	g.sched.push(task{at: g.at(now.Add(g.answerTok.wait(queryAnswerRate))), kind: taskAnswer})
+}
+
+func (g *Group) sendTo(b []byte, dst netip.AddrPort) {
+	err := g.cfg.Transport.SendTo(b, dst)
+	g.countSend(err)
+	if err != nil {
+		g.log.Debug("send failed", "to", dst, "error", err)
+	}
+}

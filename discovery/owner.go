@@ -1,0 +1,164 @@
+package discovery
+
+import (
+	"maps"
+	"time"
+
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/score"
+)
+
+// This file holds the owner goroutine, the one that owns the membership:
+// its loop, the switch over timed tasks (schedule.go) and the switch over
+// messages, which sends each kind to the file that handles it.
+
+// own is the goroutine that owns the membership: it handles messages,
+// probe results and timed tasks, one at a time.
+func (g *Group) own() {
+	defer g.wg.Done()
+	now := time.Now()
+	if g.announce != nil {
+		g.sched.push(task{at: g.at(now.Add(g.announceDelay())), kind: taskAnnounce})
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if at, ok := g.sched.next(); ok {
+			timer.Reset(time.Until(g.time(at)))
+		} else {
+			timer.Stop()
+		}
+		select {
+		case <-g.ctx.Done():
+			return
+		case in := <-g.inbox:
+			g.handle(in)
+		case r := <-g.results:
+			g.handleProbe(r)
+		case <-timer.C:
+		}
+		g.runDue(time.Now())
+	}
+}
+
+func (g *Group) runDue(now time.Time) {
+	due := g.at(now)
+	for {
+		at, ok := g.sched.next()
+		if !ok || at > due {
+			return
+		}
+		t := g.sched.pop()
+		switch t.kind {
+		case taskAnnounce:
+			if err := g.sendSelf(codec.Announce, false); err != nil {
+				g.log.Debug("announce failed", "error", err)
+			}
+			g.sched.push(task{at: g.at(now.Add(g.announceDelay())), kind: taskAnnounce})
+		case taskProbe:
+			if st := g.peers[t.id]; st != nil && st.gen == t.gen && t.at == st.nextProbe {
+				st.nextProbe = 0
+				g.probe(t.id, st, now)
+			}
+		case taskSilence:
+			if st := g.peers[t.id]; st != nil && st.gen == t.gen && t.at == st.silenceAt {
+				g.silence(t.id, st, now)
+			}
+		case taskConfirm, taskConfirmed:
+			if st := g.peers[t.id]; st != nil && st.confirm != nil && st.confirm.seq == t.gen {
+				if t.kind == taskConfirm {
+					g.ask(t.id, st, now) // those not answered yet, halfway to the deadline
+				} else {
+					g.confirmed(t.id, st, now)
+				}
+			}
+		case taskRound:
+			g.roundOn = false
+			g.nextInRound(now)
+		case taskProbeSlot:
+			g.slotArmed = false
+			g.startWaiting(now)
+		case taskUpdate:
+			g.releaseUpdates(t.id, t.gen, now)
+		case taskAnswer:
+			if g.answerDue {
+				g.answerDue = false
+				g.answerSoon(now)
+			}
+		}
+	}
+}
+
+func (g *Group) handle(in inbound) {
+	m := &in.msg
+	st := g.peers[m.ID]
+	switch m.Kind {
+	case codec.Goodbye:
+		if st != nil {
+			g.remove(m.ID, st, Goodbye, in.at)
+		}
+		return
+	case codec.Query:
+		g.answer(in)
+		if m.Health == "" && m.Comms == "" {
+			return // a watcher's query: nobody to track
+		}
+	case codec.Confirm:
+		g.answerConfirm(in)
+		return
+	case codec.Evidence:
+		// A vouch (probed=0, by multicast) about a peer joined here
+		// already, or about ourselves, is news we have: it is neither
+		// evidence nor a forgery.
+		vouch := m.Probed == 0 && in.dst.IsValid() && in.dst.IsMulticast()
+		if !g.takeVouch(in) && !vouch {
+			g.takeEvidence(in)
+		}
+		return
+	case codec.Obituary:
+		g.takeObituary(in)
+		return
+	}
+
+	if st == nil {
+		g.track(in)
+		return
+	}
+	// A known peer: the hot path. No allocation unless something changed.
+	if speaksExtensions(m) && sameAddr(st.member.Addr, in.src) {
+		st.extended = true
+	}
+	heard := g.at(in.at)
+	st.lastHeard = heard
+	st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
+	if st.lateProbed {
+		g.armSilence(m.ID, st, in.at) // a new silence may be late again
+	}
+	if !st.joined {
+		g.heardPending(m.ID, st, in.at)
+	}
+	p := pathOf(in)
+	primary := p == st.path
+	if primary {
+		st.pathHeard = heard
+	}
+	changed := m.Health != st.health || m.Comms != st.comms || !maps.Equal(m.Meta, st.member.Meta)
+	if changed && (primary || in.at.Sub(g.time(st.pathHeard)) > 3*g.cfg.AnnounceInterval) {
+		st.path, st.pathHeard = p, heard
+		g.update(st, in)
+		return
+	}
+	// Nothing new; or the same member heard another way (IPv6 as well as
+	// IPv4, a second interface), announcing the address it has there.
+	// Keep the way we know while it is heard, so the member does not flap
+	// between its addresses.
+	g.mu.Lock()
+	if primary {
+		st.member.Addr, st.member.IfIndex = in.src, in.ifIndex
+	}
+	st.member.LastSeen = in.at
+	g.mu.Unlock()
+	if !primary {
+		g.noteAlt(m.ID, st, in.src)
+	}
+}

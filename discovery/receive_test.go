@@ -1,0 +1,99 @@
+package discovery_test
+
+import (
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/codec/pipe"
+	"github.com/pirlan/pir/discovery"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestOriginalPeerInterop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		old := l.lan.Join() // speaks raw bytes, as an original pir peer
+		t.Cleanup(func() { old.Close() })
+		got := make(chan string, 16)
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				p, err := old.Receive(buf)
+				if err != nil {
+					close(got)
+					return
+				}
+				got <- string(buf[:p.N])
+			}
+		}()
+		b, _ := l.join("b", func(c *discovery.Config) { c.AnnounceJitter = -1 })
+		advance(time.Second)
+		assert.Equal(t, "web|b|tcp://b:1|tcp://b:1|qry|", <-got, "the query on join is an extension")
+		assert.Equal(t, "web|b|tcp://b:1|tcp://b:1", <-got, "announcements are the original's bytes")
+
+		l.health.set("198.18.0.2:37821", up)
+		require.NoError(t, old.Send([]byte("web|4972084b-10a3-4d9d-8523-7e25b7e50141|tcp://198.18.0.2:37821|tcp://10.1.1.1:80")))
+		synctest.Wait()
+		m, ok := b.Member("4972084b-10a3-4d9d-8523-7e25b7e50141")
+		require.True(t, ok)
+		assert.Equal(t, "tcp://10.1.1.1:80", m.CommsURI.String())
+		assert.Equal(t, old.Addr(), m.Addr)
+		require.NoError(t, old.Close())
+		for range got {
+		}
+	})
+}
+
+func TestBadInputDroppedAndCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		b, _ := l.join("b")
+		bad := l.lan.Join()
+		t.Cleanup(func() { bad.Close() })
+		for _, d := range []string{
+			"abc|x|%zz|y", // crashes the original pir
+			"web|x|%zz|y",
+			"\xff\xfe",
+			"",
+			"web|x|tcp://a:1",
+			"web|x|gopher://a:1|tcp://a:1",    // no prober for gopher
+			"web|x|tcp://[::1|tcp://a:1",      // does not parse
+			"other|x|tcp://x:1|tcp://x:1",     // another group
+			"web|b|tcp://evil:1|tcp://evil:1", // our own ID
+		} {
+			require.NoError(t, bad.Send([]byte(d)))
+		}
+		synctest.Wait()
+		s := b.Stats()
+		assert.Equal(t, uint64(5), s.Dropped[discovery.DropMalformed])
+		assert.Equal(t, uint64(2), s.Dropped[discovery.DropBadURI])
+		assert.Equal(t, uint64(1), s.Dropped[discovery.DropForeignGroup])
+		assert.GreaterOrEqual(t, s.Dropped[discovery.DropSelf], uint64(2), "the forged one and our own loopback")
+		assert.Empty(t, b.Members())
+		assert.Zero(t, s.Pending)
+	})
+}
+
+// rejecting is a codec that refuses everything for a reason of its own, as
+// an authenticating codec refuses forgeries.
+type rejecting struct{ pipe.Codec }
+
+var errForged = errors.New("forged")
+
+func (rejecting) Decode([]byte, *codec.Message) error { return errForged }
+
+func TestCodecRejectionsCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		a, _ := l.join("a", func(c *discovery.Config) { c.Codec = rejecting{} })
+		l.join("b")
+		synctest.Wait()
+		assert.Empty(t, a.Members())
+		assert.Positive(t, a.Stats().Dropped[discovery.DropRejected])
+		assert.Zero(t, a.Stats().Dropped[discovery.DropMalformed])
+	})
+}
