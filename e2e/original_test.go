@@ -316,24 +316,24 @@ func TestOriginalNeverAskedToConfirm(t *testing.T) {
 }
 
 // countUnicast counts, from now on, the UDP datagrams h receives addressed
-// to its own IPv4 address (not to a group), with an nft counter in h's
-// namespace. It skips the test when nft is missing.
+// to one of its own addresses, IPv4 or IPv6 (not to a group), with an nft
+// counter in h's namespace. It skips the test when nft is missing.
 func countUnicast(t *testing.T, h *lab.Host) {
 	t.Helper()
-	nftIn(t, h, fmt.Sprintf(`table ip pirtest {
+	nftIn(t, h, `table inet pirtest {
 	counter unicast {}
 	chain in {
 		type filter hook input priority 0; policy accept;
-		ip daddr %s meta l4proto udp counter name unicast
+		fib daddr type local meta l4proto udp counter name unicast
 	}
 }
-`, h.IPv4))
+`)
 }
 
 // unicastCount reads the counter countUnicast set on h.
 func unicastCount(t *testing.T, h *lab.Host) int {
 	t.Helper()
-	out := nftIn(t, h, "list counter ip pirtest unicast\n")
+	out := nftIn(t, h, "list counter inet pirtest unicast\n")
 	f := strings.Fields(out[strings.Index(out, "packets"):])
 	require.GreaterOrEqual(t, len(f), 2, "nft: %s", out)
 	n, err := strconv.Atoi(f[1])
