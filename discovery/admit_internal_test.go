@@ -15,13 +15,7 @@ import (
 // The per-source records stay bounded however many addresses a flood
 // sprays, and those with probes running are kept.
 func TestSourceRecordsBounded(t *testing.T) {
-	lan, err := mem.NewLAN(mem.Config{})
-	require.NoError(t, err)
-	cfg := Config{Name: "abc", Transport: lan.Join(),
-		Self: Peer{ID: "self", HealthURI: &url.URL{Scheme: "tcp", Host: "198.18.0.1:1"}}}
-	cfg.setDefaults()
-	g := newGroup(cfg)
-	defer g.Close()
+	g := idleGroup(t)
 
 	now := time.Now()
 	busy := netip.MustParseAddr("10.255.0.1")
@@ -41,4 +35,18 @@ func TestProbeRankSeparatesIDs(t *testing.T) {
 	assert.NotEqual(t, probeRank("xab", "c"), probeRank("xa", "bc"))
 	assert.NotEqual(t, probeRank("x", "m1"), probeRank("m1", "x"))
 	assert.Equal(t, probeRank("x", "m1"), probeRank("x", "m1"))
+}
+
+// idleGroup returns a Group with the default settings on an in-memory LAN,
+// none of whose goroutines run: a test drives its owner's methods itself.
+func idleGroup(t *testing.T) *Group {
+	t.Helper()
+	lan, err := mem.NewLAN(mem.Config{})
+	require.NoError(t, err)
+	cfg := Config{Name: "abc", Transport: lan.Join(),
+		Self: Peer{ID: "self", HealthURI: &url.URL{Scheme: "tcp", Host: "198.18.0.1:1"}}}
+	cfg.setDefaults()
+	g := newGroup(cfg)
+	t.Cleanup(func() { g.Close() })
+	return g
 }

@@ -42,7 +42,7 @@ type Config struct {
 
 	// Codec encodes messages. Nil means the transport's default codec
 	// (transport.DefaultCodec): pipe.Codec{}, the original pir format,
-	// for the multicast and in-memory transports. A transport without a
+	// for the multicast, mDNS and in-memory transports. A transport without a
 	// default needs a Codec.
 	Codec codec.Codec
 

@@ -57,8 +57,12 @@
 // The Group is written against four interfaces: transport.Transport (how
 // datagrams move), codec.Codec (what they look like), healthcheck.Prober
 // (how health is probed) and score.HealthPolicy (how health is judged). The
-// default codec and probe are byte-compatible with the original pir: the
-// pipe codec and the tcp probe. The default policy is [score.PhiAccrual],
+// default codec is the transport's (transport.DefaultCodec): on the
+// multicast and in-memory transports it is the pipe codec, which with the
+// default tcp probe is byte-compatible with the original pir. The engine
+// imports no codec: a codec's errors name their drop reason
+// (codec.DropReasoner) and a codec states its own name limits
+// (codec.NameChecker). The default policy is [score.PhiAccrual],
 // expecting an announcement every AnnounceInterval: a member is dead when
 // its silence has grown unlikely and its probe fails, or after three
 // failed probes in a row. [score.Threshold] gives the original pir's rule,

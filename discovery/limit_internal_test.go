@@ -1,14 +1,11 @@
 package discovery
 
 import (
-	"net/url"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/pirlan/pir/transport/mem"
 )
 
 // A bucket short of a token by a rounding error says to wait, not to try
@@ -30,13 +27,7 @@ func TestBucketWaitIsNeverZero(t *testing.T) {
 // in TestFlood (internal/stress) on this: the owner ran the slot task for
 // ever, so nothing drained its inbox.
 func TestRunDueEndsWhenATokenIsShortByRounding(t *testing.T) {
-	lan, err := mem.NewLAN(mem.Config{})
-	require.NoError(t, err)
-	cfg := Config{Name: "abc", Transport: lan.Join(),
-		Self: Peer{ID: "self", HealthURI: &url.URL{Scheme: "tcp", Host: "198.18.0.1:1"}}}
-	cfg.setDefaults()
-	g := newGroup(cfg)
-	defer g.Close()
+	g := idleGroup(t)
 
 	now := time.Now()
 	g.probeRate = bucket{tokens: 1 - 1e-8, last: now} // a wait of 0.05 ns

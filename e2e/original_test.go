@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -276,4 +277,88 @@ func TestOriginalPeer(t *testing.T) {
 	for _, line := range orig.Lines() {
 		assert.NotContains(t, line.Text, `"crash"`)
 	}
+}
+
+// TestOriginalNeverAskedToConfirm: with an original pir peer in the group,
+// the members that confirm a crashed member's death ask only members that
+// speak the extensions. An original never answers a cfm (its socket is
+// connected to the group), so asking it would only make the confirmation
+// wait. Counted at the IP layer: no unicast datagram reaches the original's
+// host, while the members' hosts get the cfm and evd they exchange.
+func TestOriginalNeverAskedToConfirm(t *testing.T) {
+	l := newLab(t, lab.Config{Hosts: 4})
+	hosts := l.Hosts()
+	_, self := startOriginal(t, hosts[0])
+	var members []*pircli.Peer
+	for _, h := range hosts[1:] {
+		members = append(members, join(t, h))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), meetTimeout)
+	defer cancel()
+	requireSeen(t, ctx, members, nil, self.ID, pircli.Joined)
+	requireMesh(t, members, members, nil)
+	for _, h := range hosts {
+		countUnicast(t, h)
+	}
+
+	crashed, survivors := members[2], members[:2]
+	from := mark(survivors...)
+	require.NoError(t, crashed.Kill())
+	rctx, rcancel := context.WithTimeout(context.Background(), removeTimeout)
+	defer rcancel()
+	requireSeen(t, rctx, survivors, from, crashed.ID, pircli.Left, pircli.Failed)
+
+	toOriginal := unicastCount(t, hosts[0])
+	toMembers := unicastCount(t, hosts[1]) + unicastCount(t, hosts[2])
+	t.Logf("figures: unicast datagrams after the crash: %d to the original's host, %d to the survivors' hosts", toOriginal, toMembers)
+	assert.Zero(t, toOriginal, "datagrams sent to the original (a cfm it cannot answer)")
+	assert.Positive(t, toMembers, "the survivors asked each other to confirm")
+}
+
+// countUnicast counts, from now on, the UDP datagrams h receives addressed
+// to one of its own addresses, IPv4 or IPv6 (not to a group), with an nft
+// counter in h's namespace. It skips the test when nft is missing.
+func countUnicast(t *testing.T, h *lab.Host) {
+	t.Helper()
+	nftIn(t, h, `table inet pirtest {
+	counter unicast {}
+	chain in {
+		type filter hook input priority 0; policy accept;
+		fib daddr type local meta l4proto udp counter name unicast
+	}
+}
+`)
+}
+
+// unicastCount reads the counter countUnicast set on h.
+func unicastCount(t *testing.T, h *lab.Host) int {
+	t.Helper()
+	out := nftIn(t, h, "list counter inet pirtest unicast\n")
+	f := strings.Fields(out[strings.Index(out, "packets"):])
+	require.GreaterOrEqual(t, len(f), 2, "nft: %s", out)
+	n, err := strconv.Atoi(f[1])
+	require.NoError(t, err, "nft: %s", out)
+	return n
+}
+
+// nftIn runs nft(8) with script on its standard input in h's namespace.
+func nftIn(t *testing.T, h *lab.Host, script string) string {
+	t.Helper()
+	path := ""
+	for _, p := range []string{"nft", "/usr/sbin/nft", "/sbin/nft"} {
+		if q, err := exec.LookPath(p); err == nil {
+			path = q
+			break
+		}
+	}
+	if path == "" {
+		t.Skip("nft(8) is not installed (Debian: apt-get install nftables): it counts the datagrams")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := h.Command(ctx, path, "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "nft on %s: %s", h.Name, out)
+	return string(out)
 }

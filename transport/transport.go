@@ -104,7 +104,7 @@ type LinkSender interface {
 
 // DefaultCodec is implemented by transports that have a wire format of their
 // own: DefaultCodec returns the codec a Group uses on the transport when its
-// Config gives none. The multicast and in-memory transports return
+// Config gives none. The multicast, mDNS and in-memory transports return
 // pipe.Codec{}, the format of the original pir. A transport without it,
 // or whose DefaultCodec returns nil, needs a Config.Codec.
 type DefaultCodec interface {
