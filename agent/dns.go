@@ -33,16 +33,11 @@ type dnsMember struct {
 }
 
 // AcceptQueries is a dns.MsgAcceptFunc for a dns.Server running the
-// agent's handler: it passes every query to the handler (which answers
-// malformed ones with FORMERR or NOTIMP and counts them) and ignores
-// responses. The server's default would answer some malformed queries
-// itself, uncounted.
-func AcceptQueries(h dns.Header) dns.MsgAcceptAction {
-	if h.Bits&(1<<15) != 0 { // QR: a response
-		return dns.MsgIgnore
-	}
-	return dns.MsgAccept
-}
+// agent's handler: it passes every message that unpacks to the handler,
+// which answers malformed queries with FORMERR or NOTIMP, drops
+// responses, and counts both. The server's default would answer some
+// malformed queries itself, uncounted.
+func AcceptQueries(dns.Header) dns.MsgAcceptAction { return dns.MsgAccept }
 
 // DNS returns the agent's DNS handler, for dns.Server{Net: "udp" or
 // "tcp", Handler: a.DNS(), MsgAcceptFunc: AcceptQueries}. It answers for
