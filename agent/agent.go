@@ -92,6 +92,9 @@ type Agent struct {
 	active  sync.WaitGroup
 
 	stats counters
+
+	waiting    atomic.Int64     // blocking queries waiting now (tests wait for it)
+	appliedFor func(seq uint64) // tests only: called at the end of each apply, under mu
 }
 
 // counters are the agent's Stats, as atomics.
@@ -213,6 +216,9 @@ func (a *Agent) apply(v *view, e discovery.Event) bool {
 				a.log.Debug("slow event stream dropped", "remote", s.remote)
 			}
 		}
+	}
+	if a.appliedFor != nil {
+		a.appliedFor(a.seq)
 	}
 	return true
 }

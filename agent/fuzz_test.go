@@ -34,10 +34,10 @@ func (w *memWriter) WriteMsg(m *dns.Msg) error {
 	return nil
 }
 func (w *memWriter) Write(b []byte) (int, error) { w.out = append(w.out, b); return len(b), nil }
-func (w *memWriter) Close() error              { return nil }
-func (w *memWriter) TsigStatus() error         { return nil }
-func (w *memWriter) TsigTimersOnly(bool)       {}
-func (w *memWriter) Hijack()                   {}
+func (w *memWriter) Close() error                { return nil }
+func (w *memWriter) TsigStatus() error           { return nil }
+func (w *memWriter) TsigTimersOnly(bool)         {}
+func (w *memWriter) Hijack()                     {}
 
 func seedQuery(name string, qtype uint16, edns uint16) []byte {
 	m := new(dns.Msg)

@@ -228,6 +228,8 @@ func (a *Agent) block(r *http.Request, v *view, index uint64, wait time.Duration
 	defer a.active.Done()
 	t := time.NewTimer(wait)
 	defer t.Stop()
+	a.waiting.Add(1)
+	defer a.waiting.Add(-1)
 	for {
 		a.mu.RLock()
 		now, changed := v.index, v.changed
