@@ -8,7 +8,6 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
-
 )
 
 // benchDNS answers one question about a 100-member group through the
@@ -75,4 +74,3 @@ func BenchmarkAgentHeap(b *testing.B) {
 	b.ReportMetric(total/float64(b.N)/(groups*members), "bytes/member")
 	b.ReportMetric(0, "ns/op")
 }
-
