@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/pirlan/pir/internal/netlab"
 )
@@ -137,4 +138,18 @@ func TestLANGroup(t *testing.T) {
 	assert.Equal(t, []string{"m2.web.pir."}, srv("udp", udp))
 	r = query(t, "udp", udp, "m3.web.pir.", dns.TypeA, 0)
 	assert.Equal(t, dns.RcodeNameError, r.Rcode)
+}
+
+// Close removes the agent's listener from the group: its goroutine ends,
+// and the group, still running, no longer feeds the agent.
+func TestCloseRemovesListener(t *testing.T) {
+	netlab.Require(t)
+	g, _ := lanMember(t, "m1", 9612, nil)
+	before := goleak.IgnoreCurrent()
+	a, err := New(Config{})
+	require.NoError(t, err)
+	require.NoError(t, a.Watch(g))
+	require.NoError(t, a.Close())
+	goleak.VerifyNone(t, before)
+	require.ErrorIs(t, a.Watch(g), ErrClosed)
 }
