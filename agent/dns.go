@@ -96,11 +96,12 @@ func (a *Agent) serveDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if len(m.Answer) == 0 {
 		m.Ns = []dns.RR{a.soa()}
 	}
-	if _, tcp := w.LocalAddr().(*net.TCPAddr); !tcp {
-		m.Truncate(size)
-		if m.Truncated {
-			a.stats.dnsTruncated.Add(1)
-		}
+	if _, tcp := w.LocalAddr().(*net.TCPAddr); tcp {
+		size = dns.MaxMsgSize // a TCP message's length is 16 bits
+	}
+	m.Truncate(size)
+	if m.Truncated {
+		a.stats.dnsTruncated.Add(1)
 	}
 	if m.Rcode == dns.RcodeNameError {
 		a.stats.dnsNXDomain.Add(1)
@@ -146,10 +147,11 @@ func (a *Agent) answer(m *dns.Msg, qtype uint16, rest string) {
 		case dns.TypeSRV:
 			perm := rand.Perm(len(d.srv))
 			m.Answer = make([]dns.RR, len(perm))
-			m.Extra = make([]dns.RR, len(perm), len(perm)+1)
+			extra := make([]dns.RR, len(perm), len(perm)+len(m.Extra)) // then the OPT, if any
 			for i, j := range perm {
-				m.Answer[i], m.Extra[i] = d.srv[j], d.glue[j]
+				m.Answer[i], extra[i] = d.srv[j], d.glue[j]
 			}
+			m.Extra = append(extra, m.Extra...)
 		case dns.TypeA:
 			m.Answer = shuffled(d.a)
 		case dns.TypeAAAA:
