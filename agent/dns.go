@@ -19,9 +19,14 @@ const maxUDPSize = 4096
 
 // dnsView is what the DNS answers need of a view, built once per change.
 type dnsView struct {
-	healthy []*dnsMember          // healthy members with a valid label
 	byLabel map[string]*dnsMember // every member with a valid label, by label
 	skipped int                   // members whose ID is not a valid label
+
+	// The group name's answers, built once: one SRV per healthy member
+	// with a port and address, glue[i] the address record of srv[i]'s
+	// target; the healthy members' A and AAAA records. Queries shuffle
+	// copies; the records themselves are never changed.
+	srv, glue, a, aaaa []dns.RR
 }
 
 type dnsMember struct {
@@ -91,11 +96,12 @@ func (a *Agent) serveDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if len(m.Answer) == 0 {
 		m.Ns = []dns.RR{a.soa()}
 	}
-	if _, tcp := w.LocalAddr().(*net.TCPAddr); !tcp {
-		m.Truncate(size)
-		if m.Truncated {
-			a.stats.dnsTruncated.Add(1)
-		}
+	if _, tcp := w.LocalAddr().(*net.TCPAddr); tcp {
+		size = dns.MaxMsgSize // a TCP message's length is 16 bits
+	}
+	m.Truncate(size)
+	if m.Truncated {
+		a.stats.dnsTruncated.Add(1)
 	}
 	if m.Rcode == dns.RcodeNameError {
 		a.stats.dnsNXDomain.Add(1)
@@ -139,22 +145,17 @@ func (a *Agent) answer(m *dns.Msg, qtype uint16, rest string) {
 	if len(labels) == 1 {
 		switch qtype {
 		case dns.TypeSRV:
-			for _, dm := range shuffled(d.healthy) {
-				if dm.port == 0 || !dm.addr.IsValid() {
-					continue
-				}
-				target := dm.label + "." + groupName
-				m.Answer = append(m.Answer, a.srv(groupName, target, dm.port))
-				if rr := a.addr(target, dm.addr); rr != nil {
-					m.Extra = append(m.Extra, rr)
-				}
+			perm := rand.Perm(len(d.srv))
+			m.Answer = make([]dns.RR, len(perm))
+			extra := make([]dns.RR, len(perm), len(perm)+len(m.Extra)) // then the OPT, if any
+			for i, j := range perm {
+				m.Answer[i], extra[i] = d.srv[j], d.glue[j]
 			}
-		case dns.TypeA, dns.TypeAAAA:
-			for _, dm := range shuffled(d.healthy) {
-				if dm.addr.IsValid() && dm.addr.Is4() == (qtype == dns.TypeA) {
-					m.Answer = append(m.Answer, a.addr(groupName, dm.addr))
-				}
-			}
+			m.Extra = append(extra, m.Extra...)
+		case dns.TypeA:
+			m.Answer = shuffled(d.a)
+		case dns.TypeAAAA:
+			m.Answer = shuffled(d.aaaa)
 		}
 		return
 	}
@@ -181,8 +182,11 @@ func (a *Agent) answer(m *dns.Msg, qtype uint16, rest string) {
 	}
 }
 
-func shuffled(ms []*dnsMember) []*dnsMember {
-	out := slices.Clone(ms)
+func shuffled(rrs []dns.RR) []dns.RR {
+	if len(rrs) == 0 {
+		return nil
+	}
+	out := slices.Clone(rrs)
 	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	return out
 }
@@ -226,7 +230,7 @@ func (a *Agent) dnsView(group string) *dnsView {
 		a.mu.RUnlock()
 		return d
 	}
-	d = buildDNSView(v.members)
+	d = a.buildDNSView(group+"."+a.cfg.Domain, v.members)
 	a.mu.RUnlock()
 	a.stats.dnsSkippedNames.Add(uint64(d.skipped))
 	a.mu.Lock()
@@ -237,7 +241,7 @@ func (a *Agent) dnsView(group string) *dnsView {
 	return d
 }
 
-func buildDNSView(members map[string]discovery.Member) *dnsView {
+func (a *Agent) buildDNSView(groupName string, members map[string]discovery.Member) *dnsView {
 	d := &dnsView{byLabel: make(map[string]*dnsMember, len(members))}
 	ids := make([]string, 0, len(members))
 	for id := range members {
@@ -258,8 +262,18 @@ func buildDNSView(members map[string]discovery.Member) *dnsView {
 		dm := &dnsMember{label: label, healthy: healthy(m), txt: txtOf(m.Meta)}
 		dm.addr, dm.port = endpoint(m)
 		d.byLabel[label] = dm
-		if dm.healthy {
-			d.healthy = append(d.healthy, dm)
+		if !dm.healthy || !dm.addr.IsValid() {
+			continue
+		}
+		if dm.addr.Is4() {
+			d.a = append(d.a, a.addr(groupName, dm.addr))
+		} else {
+			d.aaaa = append(d.aaaa, a.addr(groupName, dm.addr))
+		}
+		if dm.port != 0 {
+			target := label + "." + groupName
+			d.srv = append(d.srv, a.srv(groupName, target, dm.port))
+			d.glue = append(d.glue, a.addr(target, dm.addr))
 		}
 	}
 	return d

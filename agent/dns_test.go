@@ -3,12 +3,15 @@ package agent
 import (
 	"net"
 	"sort"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pirlan/pir/discovery"
 	"github.com/pirlan/pir/score"
 )
 
@@ -194,7 +197,12 @@ func TestDNSLargeGroupTruncated(t *testing.T) {
 	r := query(t, "udp", udp, "big.pir.", dns.TypeA, 4096)
 	assert.False(t, r.Truncated, "100 A records fit EDNS0's 4096 bytes")
 	assert.Len(t, r.Answer, 100)
-	assert.Equal(t, uint64(2), a.Stats().DNSTruncated)
+	assert.NotNil(t, r.IsEdns0(), "the OPT record answered")
+	r = query(t, "udp", udp, "big.pir.", dns.TypeSRV, 1232)
+	assert.True(t, r.Truncated)
+	assert.Greater(t, len(r.Answer), 10, "more than 512 bytes' worth")
+	assert.NotNil(t, r.IsEdns0(), "the OPT record answered with SRV glue")
+	assert.Equal(t, uint64(3), a.Stats().DNSTruncated)
 }
 
 func TestDNSShuffles(t *testing.T) {
@@ -267,4 +275,52 @@ func TestDNSMalformed(t *testing.T) {
 	assert.Equal(t, uint64(2), s.DNSFormErr)
 	assert.Equal(t, uint64(3), s.DNSNotImp)
 	require.Eventually(t, func() bool { return a.Stats().DNSIgnored == 1 }, 5e9, 1e6)
+}
+
+// Queries run in parallel with membership changes share the cached
+// records: the race detector sees no write to them.
+func TestDNSConcurrent(t *testing.T) {
+	a := newAgent(t, Config{})
+	v := feed(t, a, "big", bigGroup(50)...)
+	var wg sync.WaitGroup
+	for _, qtype := range []uint16{dns.TypeSRV, dns.TypeA, dns.TypeSRV, dns.TypeTXT} {
+		wg.Go(func() {
+			req := new(dns.Msg)
+			req.SetQuestion("big.pir.", qtype)
+			if qtype == dns.TypeTXT {
+				req.SetQuestion("m001.big.pir.", qtype)
+			}
+			for i := range 200 {
+				local := net.Addr(&net.UDPAddr{})
+				if i%2 == 0 {
+					local = &net.TCPAddr{}
+				}
+				w := &memWriter{local: local}
+				a.DNS().ServeDNS(w, req)
+				assert.NoError(t, w.err)
+			}
+		})
+	}
+	for i := range 200 {
+		m := bigGroup(50)[i%50]
+		m.Meta = map[string]string{"i": strconv.Itoa(i)}
+		a.apply(v, discovery.Event{Type: discovery.Updated, Member: m})
+	}
+	wg.Wait()
+}
+
+// A TCP message's length is 16 bits: an answer for 2000 members is cut
+// to 65535 bytes with TC rather than not sent at all.
+func TestDNSHugeGroupOverTCP(t *testing.T) {
+	a := newAgent(t, Config{})
+	feed(t, a, "huge", bigGroup(2000)...)
+	req := new(dns.Msg)
+	req.SetQuestion("huge.pir.", dns.TypeSRV)
+	w := &memWriter{local: &net.TCPAddr{}}
+	a.DNS().ServeDNS(w, req)
+	require.NoError(t, w.err)
+	require.Len(t, w.out, 1, "a reply")
+	assert.LessOrEqual(t, len(w.out[0]), dns.MaxMsgSize)
+	assert.True(t, w.msgs[0].Truncated)
+	assert.Greater(t, len(w.msgs[0].Answer), 500)
 }

@@ -12,6 +12,12 @@
 // number of streams), and a stream whose client reads too slowly is
 // disconnected and counted.
 //
+// Serving: run DNS on a dns.Server with MsgAcceptFunc AcceptQueries (so
+// that malformed queries reach the handler and are counted), over "udp"
+// and "tcp". Run HTTP on an http.Server with ReadHeaderTimeout set but no
+// WriteTimeout: blocking queries wait up to 10 minutes and event streams
+// last as long as the agent; the agent bounds each stream write itself.
+//
 // Close ends blocking queries and event streams, removes the agent's
 // listeners and waits, within a bound, for the requests it ended. The
 // groups themselves belong to the caller. See docs/agent.md for every
