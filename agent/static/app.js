@@ -160,7 +160,7 @@
       const dd = row(dl, k, str(meta[k]), 'meta');
       dd.dataset.meta = k;
     }
-    p.age = row(dl, 'heard', '', 'age');
+    p.age = row(dl, 'last heard', '', 'age');
     p.age.dataset.field = 'last_heard';
     showAge(m, Date.now() + skew);
     updateCount(g);
@@ -270,8 +270,12 @@
     li.dataset.group = str(d.group);
     li.dataset.member = str(d.id);
     const t = new Date(Date.parse(str(d.time)));
-    const time = elem('time', null, Number.isNaN(t.getTime()) ? '' : t.toLocaleTimeString());
-    if (!Number.isNaN(t.getTime())) time.dateTime = t.toISOString();
+    const time = elem('time');
+    if (!Number.isNaN(t.getTime())) {
+      const two = (n) => String(n).padStart(2, '0');
+      time.textContent = two(t.getHours()) + ':' + two(t.getMinutes()) + ':' + two(t.getSeconds());
+      time.dateTime = t.toISOString();
+    }
     li.append(time, elem('span', 'ev ev-' + (eventTypes.includes(type) ? type : 'other'), type));
     li.append(elem('span', 'ev-group', str(d.group) + ' '));
     li.append(elem('span', 'ev-id', str(d.id)));
