@@ -134,7 +134,8 @@ func TestLivePage(t *testing.T) {
 		members = append(members, p)
 	}
 	const httpAddr = "127.0.0.1:8500"
-	agent := startPir(t, agentHost, "agent", "-json", "-group", "pir", "-iface", "eth0", "-4", "-http", httpAddr, "-dns", "127.0.0.1:8600")
+	agentArgs := []string{"agent", "-json", "-group", "pir", "-iface", "eth0", "-4", "-http", httpAddr, "-dns", "127.0.0.1:8600"}
+	agent := startPir(t, agentHost, agentArgs...)
 
 	tab := newBrowser(t, agentHost)
 	ctx, cancel := context.WithTimeout(tab, 3*startTimeout)
@@ -163,6 +164,14 @@ func TestLivePage(t *testing.T) {
 		require.NoError(t, err, "member %s is never shown healthy", id)
 		assert.Contains(t, text, "tcp://198.18.", "member %s shows its URIs", id)
 	}
+
+	// The last-heard age ticks on its own.
+	age, err := chromedp.Run(startCtx, chromedp.Evaluate[string](`document.querySelector('li.member [data-field="last_heard"]').textContent`))
+	require.NoError(t, err)
+	_, err = chromedp.Run(startCtx, chromedp.PollFunction[chromedp.Void](`(age) =>
+		document.querySelector('li.member [data-field="last_heard"]').textContent !== age`,
+		chromedp.WithPollingArgs(age), chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(0)))
+	require.NoError(t, err, "the last-heard age stays %q", age)
 
 	// kill -9 one member: it sends no goodbye; the agent notices by its
 	// failed probes and silence, and the open page drops it. The page
@@ -235,6 +244,26 @@ func TestLivePage(t *testing.T) {
 		b: document.querySelectorAll('b').length })`))
 	require.NoError(t, err)
 	assert.Equal(t, map[string]int{"img": 0, "script": 1, "b": 0}, counts, "elements made of forged text")
+	kept, err = chromedp.Run(ctx, chromedp.Evaluate[bool](`window.pirTestMarker === true`))
+	require.NoError(t, err)
+	assert.True(t, kept, "the page was reloaded")
+
+	// The agent restarts; a member dies while it is down. The page
+	// reconnects by itself and shows the new agent's members.
+	stop(t, agent)
+	_, err = chromedp.Run(ctx, chromedp.Poll[chromedp.Void](`document.getElementById('status').dataset.status !== 'live'`,
+		chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(0)))
+	require.NoError(t, err, "the page never noticed that the agent stopped")
+	require.NoError(t, members[1].Kill())
+	agent = startPir(t, agentHost, agentArgs...)
+	want = []string{forgedID, "member-h1"}
+	restartCtx, restartCancel := context.WithTimeout(ctx, startTimeout)
+	defer restartCancel()
+	_, err = chromedp.Run(restartCtx, chromedp.PollFunction[chromedp.Void](`(want) =>
+		document.getElementById('status').dataset.status === 'live' &&
+		JSON.stringify(Array.from(document.querySelectorAll('li.member[data-group="pir"]'), e => e.dataset.member)) === JSON.stringify(want)`,
+		chromedp.WithPollingArgs(want), chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(0)))
+	require.NoError(t, err, "after the agent's restart the page never listed exactly %v; it shows %v", want, pageMembers(tab))
 	kept, err = chromedp.Run(ctx, chromedp.Evaluate[bool](`window.pirTestMarker === true`))
 	require.NoError(t, err)
 	assert.True(t, kept, "the page was reloaded")
