@@ -11,6 +11,8 @@
 (function () {
   const maxTimeline = 200; // timeline entries kept on the page
   const refreshEvery = 5000; // ms between refreshes of last-heard times
+  const fetchTimeout = 10000; // ms a request of the JSON API may take
+  const maxQueue = 10000; // events held while a snapshot loads
   const eventTypes = ['joined', 'left', 'health', 'updated'];
 
   const groupsEl = document.getElementById('groups');
@@ -46,7 +48,11 @@
   }
 
   async function getJSON(path) {
-    const r = await fetch(path, { cache: 'no-store', headers: { Accept: 'application/json' } });
+    const r = await fetch(path, {
+      cache: 'no-store',
+      headers: { Accept: 'application/json' },
+      signal: AbortSignal.timeout(fetchTimeout),
+    });
     if (!r.ok) throw new Error(path + ': HTTP ' + r.status);
     const date = Date.parse(r.headers.get('Date') || '');
     if (!Number.isNaN(date)) {
@@ -296,8 +302,16 @@
     } catch (err) {
       return;
     }
-    if (loading) queue.push([e.type, d]);
-    else apply(e.type, d);
+    if (!loading) {
+      apply(e.type, d);
+    } else if (queue.length < maxQueue) {
+      queue.push([e.type, d]);
+    } else {
+      // Too much happened during one load: take another snapshot after
+      // it instead of keeping every event.
+      queue = [];
+      again = true;
+    }
   }
 
   // reload takes a fresh snapshot while the stream's events wait, then
