@@ -243,9 +243,10 @@ func TestMirrorConfigValidate(t *testing.T) {
 	require.NoError(t, pireetcd.DefaultMirrorConfig("web").Validate())
 	require.NoError(t, pireetcd.MirrorConfig{Group: "web"}.Validate())
 
-	err = pireetcd.WatchConfig{Group: "\xff", RequestTimeout: -1}.Validate()
+	err = pireetcd.WatchConfig{Group: "\xff", RequestTimeout: -1, MaxListenerQueue: -1}.Validate()
 	require.ErrorIs(t, err, pireetcd.ErrInvalidConfig)
 	assert.ErrorContains(t, err, "UTF-8")
 	assert.ErrorContains(t, err, "RequestTimeout")
+	assert.ErrorContains(t, err, "MaxListenerQueue")
 	require.NoError(t, pireetcd.DefaultWatchConfig("web").Validate())
 }

@@ -37,6 +37,13 @@ type WatchConfig struct {
 	// reached. Zero means 1 s.
 	RetryInterval time.Duration
 
+	// MaxListenerQueue caps the events queued for one listener, as
+	// discovery.Config.MaxListenerQueue does a Group's: a member's Updated
+	// and HealthChanged events merge, and beyond the cap events are dropped
+	// and counted (WatchStats.EventsDropped). Zero means
+	// discovery.DefaultMaxListenerQueue.
+	MaxListenerQueue int
+
 	// Logger receives the Watcher's logs: resynchronisations and etcd
 	// errors at Warn, each bad value at Debug. Nil means no logging.
 	Logger hclog.Logger
@@ -45,7 +52,10 @@ type WatchConfig struct {
 // DefaultWatchConfig returns a WatchConfig for group with every default
 // filled in.
 func DefaultWatchConfig(group string) WatchConfig {
-	return WatchConfig{Prefix: DefaultPrefix, Group: group, RequestTimeout: 5 * time.Second, RetryInterval: time.Second}
+	return WatchConfig{
+		Prefix: DefaultPrefix, Group: group, RequestTimeout: 5 * time.Second, RetryInterval: time.Second,
+		MaxListenerQueue: discovery.DefaultMaxListenerQueue,
+	}
 }
 
 // Validate reports every problem with c at once, each wrapping
@@ -58,6 +68,9 @@ func (c WatchConfig) Validate() error {
 	}
 	if c.RetryInterval < 0 {
 		errs = append(errs, fmt.Errorf("%w: RetryInterval %v is negative", ErrInvalidConfig, c.RetryInterval))
+	}
+	if c.MaxListenerQueue < 0 {
+		errs = append(errs, fmt.Errorf("%w: MaxListenerQueue %d is negative", ErrInvalidConfig, c.MaxListenerQueue))
 	}
 	return errors.Join(errs...)
 }
@@ -81,6 +94,9 @@ func (c WatchConfig) withDefaults() WatchConfig {
 	if c.RetryInterval == 0 {
 		c.RetryInterval = d.RetryInterval
 	}
+	if c.MaxListenerQueue == 0 {
+		c.MaxListenerQueue = d.MaxListenerQueue
+	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
@@ -101,6 +117,11 @@ type WatchStats struct {
 	Resyncs uint64
 	// Events counts membership events emitted.
 	Events uint64
+	// EventsMerged counts events a listener never received because a
+	// newer event of the same member replaced them in its queue, or the
+	// member left; EventsDropped those dropped because a listener's queue
+	// was full (WatchConfig.MaxListenerQueue).
+	EventsMerged, EventsDropped uint64
 	// Members is the number of members now.
 	Members int
 	// Revision is the etcd revision the Watcher is up to date with.
@@ -126,10 +147,8 @@ type Watcher struct {
 
 	mu      sync.RWMutex
 	members map[string]discovery.Member
-	subs    map[*subscriber]struct{}
-	closed  bool
+	subs    *discovery.Listeners
 	rev     int64
-	subWG   sync.WaitGroup
 
 	puts, deletes, bad, resyncs, events atomic.Uint64
 
@@ -153,7 +172,7 @@ func Watch(ctx context.Context, cli *clientv3.Client, cfg WatchConfig) (*Watcher
 		gp:      groupPrefix(cfg.Prefix, cfg.Group),
 		log:     cfg.Logger,
 		members: map[string]discovery.Member{},
-		subs:    map[*subscriber]struct{}{},
+		subs:    discovery.NewListeners(cfg.MaxListenerQueue),
 	}
 	if err := w.resync(ctx); err != nil {
 		return nil, fmt.Errorf("etcd: watch group %q: first read of %s: %w", cfg.Group, w.gp, err)
@@ -330,9 +349,7 @@ func (w *Watcher) removeLocked(id string, why discovery.Reason, now time.Time) {
 
 func (w *Watcher) emitLocked(e discovery.Event) {
 	w.events.Add(1)
-	for s := range w.subs {
-		s.Push(e)
-	}
+	w.subs.Emit(e)
 }
 
 // verdict maps a recorded health to a verdict: a member in etcd is
@@ -376,45 +393,33 @@ func (w *Watcher) Member(id string) (discovery.Member, bool) {
 // A listener may call any Watcher method except Close. After Close,
 // AddListener does nothing.
 func (w *Watcher) AddListener(l discovery.Listener) (remove func()) {
-	s := newSubscriber(l)
-	removeOnce := sync.OnceFunc(func() {
-		w.mu.Lock()
-		delete(w.subs, s)
-		w.mu.Unlock()
-	})
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return func() {}
-	}
+	// Under mu, so that no change comes between the replay and the
+	// events emitted after it.
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	replay := make([]discovery.Event, 0, len(w.members))
 	for _, id := range slices.Sorted(maps.Keys(w.members)) {
 		m := w.members[id]
-		s.Push(discovery.Event{Type: discovery.Joined, Member: m, At: m.Joined})
+		replay = append(replay, discovery.Event{Type: discovery.Joined, Member: m, At: m.Joined})
 	}
-	w.subs[s] = struct{}{}
-	w.subWG.Add(1)
-	go func() {
-		defer w.subWG.Done()
-		s.Run(removeOnce)
-	}()
-	return func() {
-		s.Stop()
-		removeOnce()
-	}
+	return w.subs.Add(l, replay...)
 }
 
 // Stats returns a snapshot of the Watcher's counters.
 func (w *Watcher) Stats() WatchStats {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
+	ls := w.subs.Stats()
 	return WatchStats{
-		Puts:     w.puts.Load(),
-		Deletes:  w.deletes.Load(),
-		Bad:      w.bad.Load(),
-		Resyncs:  w.resyncs.Load(),
-		Events:   w.events.Load(),
-		Members:  len(w.members),
-		Revision: w.rev,
+		Puts:          w.puts.Load(),
+		Deletes:       w.deletes.Load(),
+		Bad:           w.bad.Load(),
+		Resyncs:       w.resyncs.Load(),
+		Events:        w.events.Load(),
+		EventsMerged:  ls.Merged,
+		EventsDropped: ls.Dropped,
+		Members:       len(w.members),
+		Revision:      w.rev,
 	}
 }
 
@@ -425,14 +430,7 @@ func (w *Watcher) Close() error {
 	w.closeOnce.Do(func() {
 		w.stop()
 		w.wg.Wait()
-		w.mu.Lock()
-		w.closed = true
-		subs := slices.Collect(maps.Keys(w.subs))
-		w.mu.Unlock()
-		for _, s := range subs {
-			s.Finish()
-		}
-		w.subWG.Wait()
+		w.subs.Close()
 		w.log.Debug("closed", "group", w.cfg.Group)
 	})
 	return nil

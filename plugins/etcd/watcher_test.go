@@ -2,6 +2,7 @@ package etcd_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -138,4 +139,58 @@ func TestWatcherListeners(t *testing.T) {
 	assert.Equal(t, int32(2), got.Load(), "Close returned before the listener had its queued events")
 	w.AddListener(func(discovery.Event) bool { t.Error("listener after Close"); return true })
 	require.NoError(t, w.Close())
+}
+
+// A listener that is stuck costs a bounded queue, however many values are
+// written to etcd (by anyone with write access to the prefix): a member's
+// updates merge, and events beyond WatchConfig.MaxListenerQueue are dropped
+// and counted, as a Group's listeners' are.
+func TestWatcherListenerQueueBounded(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	put := func(id, meta string) {
+		t.Helper()
+		_, err := e.admin.Put(ctx, "/pir-test/web/"+id,
+			`{"id":"`+id+`","group":"web","health_uri":"tcp://127.0.0.1:1","meta":{"v":"`+meta+`"}}`)
+		require.NoError(t, err)
+	}
+	cli := etcdtest.Client(t, e.etcd.Endpoint)
+	const limit = 4
+	w, err := pireetcd.Watch(ctx, cli, pireetcd.WatchConfig{Prefix: e.prefix, Group: e.group, MaxListenerQueue: limit})
+	require.NoError(t, err)
+	t.Cleanup(func() { w.Close() })
+
+	started, release := make(chan struct{}), make(chan struct{})
+	var got atomic.Int32
+	w.AddListener(func(discovery.Event) bool {
+		if got.Add(1) == 1 {
+			close(started)
+			<-release
+		}
+		return true
+	})
+	put("m0", "0")
+	<-started // m0's Joined is being delivered: the queue is empty
+
+	// Updates of one member merge into one pending event...
+	put("m1", "0")
+	for i := range 10 {
+		put("m1", strconv.Itoa(i+1))
+	}
+	// ... and the Joined events beyond the bound are dropped.
+	const more = 20
+	for i := range more {
+		put("n"+strconv.Itoa(i), "0")
+	}
+	require.Eventually(t, func() bool { return w.Stats().Members == 2+more }, wait, 10*time.Millisecond)
+	s := w.Stats()
+	assert.Equal(t, uint64(9), s.EventsMerged, "10 updates of m1, one pending")
+	// Queued: m1's Joined, m1's Updated, n0, n1; dropped: n2 and after.
+	assert.Equal(t, uint64(more-2), s.EventsDropped)
+
+	close(release)
+	require.Eventually(t, func() bool { return got.Load() == 1+limit }, wait, 10*time.Millisecond)
+	require.NoError(t, w.Close())
+	assert.Equal(t, int32(1+limit), got.Load())
 }

@@ -16,9 +16,6 @@ const leakWait = 10 * time.Second
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if examples.dir != "" {
-		_ = os.RemoveAll(examples.dir)
-	}
 	if code == 0 {
 		if err := findLeaks(); err != nil {
 			fmt.Fprintln(os.Stderr, "goroutines left running:", err)

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -367,29 +366,6 @@ func (c *Conn) sendErr(err error) error {
 	return err
 }
 
-// zoned replaces an interface name used as an IPv6 zone by the
-// interface's index, which the Conn knows at most one rescan late, rather
-// than Go's cache of names.
-func (c *Conn) zoned(dst netip.AddrPort) netip.AddrPort {
-	a := dst.Addr()
-	if a.Is4In6() {
-		return netip.AddrPortFrom(a.Unmap(), dst.Port())
-	}
-	zone := a.Zone()
-	if zone == "" {
-		return dst
-	}
-	if _, err := strconv.Atoi(zone); err == nil {
-		return dst
-	}
-	for _, l := range c.linkList() {
-		if l.ifi.Name == zone {
-			return netip.AddrPortFrom(a.WithZone(strconv.Itoa(l.ifi.Index)), dst.Port())
-		}
-	}
-	return dst
-}
-
 // Receive waits for a datagram and copies it into buf: a pir message
 // synthesized from a DNS-SD instance (see the package doc), or an opaque
 // datagram another Conn sent. A datagram longer than buf is dropped with
@@ -501,97 +477,6 @@ func (c *Conn) link(index int) *iface {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.links[index]
-}
-
-// Rescan checks the interfaces now rather than at the next
-// Config.RescanInterval: it joins the group on interfaces that appeared or
-// came up, leaves it on those that went away, and updates the addresses
-// the Conn publishes.
-func (c *Conn) Rescan() error {
-	if c.isClosed() {
-		return fmt.Errorf("mdns: rescan: %w", transport.ErrClosed)
-	}
-	return c.rescan()
-}
-
-func (c *Conn) rescan() error {
-	c.rescanMu.Lock()
-	defer c.rescanMu.Unlock()
-	ifs, err := listInterfaces()
-	if err != nil {
-		return fmt.Errorf("mdns: listing interfaces: %w", err)
-	}
-	c.mu.Lock()
-	old := c.links
-	c.mu.Unlock()
-	changed := false
-	for _, f := range c.fams {
-		fi := famIndex(f.v6)
-		chosen := make(map[int]*iface)
-		for _, l := range chooseLinks(ifs, c.cfg.Interfaces, f.v6) {
-			chosen[l.ifi.Index] = l
-		}
-		for idx, cur := range old {
-			if w := chosen[idx]; cur.on[fi] && (w == nil || w.ifi.Name != cur.ifi.Name) {
-				// The kernel forgets the membership of an interface that
-				// is gone, so failing to leave it is expected then.
-				if err := f.mc.leave(&cur.ifi, f.group.Addr()); err != nil {
-					c.log.Debug("leaving the group", "interface", cur.ifi.Name, "error", err)
-				}
-				c.log.Info("interface dropped", "interface", cur.ifi.Name, "ipv6", f.v6)
-				changed = true
-			}
-		}
-		for idx, w := range chosen {
-			if cur := old[idx]; cur != nil && cur.on[fi] && cur.ifi.Name == w.ifi.Name {
-				w.on[fi] = true
-				continue
-			}
-			if err := f.mc.join(&w.ifi, f.group.Addr()); err != nil {
-				c.log.Debug("joining the group", "interface", w.ifi.Name, "error", err)
-				continue // tried again at the next rescan
-			}
-			w.on[fi] = true
-			changed = true
-			c.log.Info("interface added", "interface", w.ifi.Name, "ipv6", f.v6)
-		}
-	}
-	next := make(map[int]*iface)
-	for _, l := range ifs {
-		if !l.on[0] && !l.on[1] {
-			continue
-		}
-		next[l.ifi.Index] = l
-		if cur := old[l.ifi.Index]; cur != nil && (!slices.Equal(cur.v4, l.v4) || !slices.Equal(cur.v6, l.v6)) {
-			changed = true
-		}
-	}
-	c.mu.Lock()
-	c.links = next
-	c.mu.Unlock()
-	if changed {
-		select {
-		case c.rescanned <- struct{}{}:
-		default:
-		}
-	}
-	return nil
-}
-
-func (c *Conn) rescanLoop(every time.Duration) {
-	defer c.wg.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-			if err := c.rescan(); err != nil {
-				c.log.Debug("rescan failed", "error", err)
-			}
-		}
-	}
 }
 
 func (c *Conn) isClosed() bool {

@@ -1,7 +1,7 @@
 package mdns
 
-import "github.com/pirlan/pir/internal/sockopt"
+import "github.com/pirlan/pir/internal/mcast"
 
 // SharedPortControl lets the external tests bind the mDNS port beside a
 // Conn, as other responders do.
-var SharedPortControl = sockopt.SharedPort
+var SharedPortControl = mcast.SharedPort

@@ -1,10 +1,15 @@
 package mdns
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
 	"strconv"
+	"time"
+
+	"github.com/pirlan/pir/internal/mcast"
+	"github.com/pirlan/pir/transport"
 )
 
 // iface is an interface the Conn uses, with its addresses.
@@ -14,6 +19,17 @@ type iface struct {
 	prefixes []netip.Prefix // its on-link prefixes, for the source check
 	on       [2]bool        // the group is joined on it: [0] IPv4, [1] IPv6
 	best     [2]netip.Addr  // the address to advertise (transport.Link.Addr)
+}
+
+// newIface returns the iface of it, joined on no family yet.
+func newIface(it mcast.Interface) *iface {
+	return &iface{
+		ifi:      it.Interface,
+		v4:       it.Family(false),
+		v6:       it.Family(true),
+		prefixes: slices.Clone(it.Prefixes),
+		best:     [2]netip.Addr{it.Addr(false), it.Addr(true)},
+	}
 }
 
 func famIndex(v6 bool) int {
@@ -26,111 +42,14 @@ func famIndex(v6 bool) int {
 // onLink reports whether a can be a neighbour on this interface: an
 // address in one of its prefixes, or a link-local or loopback one (RFC 6762
 // §11: responses must come from the local link).
-func (l *iface) onLink(a netip.Addr) bool {
-	a = a.Unmap().WithZone("")
-	if a.IsLinkLocalUnicast() || a.IsLoopback() {
-		return true
-	}
-	for _, p := range l.prefixes {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// listInterfaces reads the host's interfaces and their addresses. An
-// interface whose addresses cannot be read is listed without any.
-func listInterfaces() ([]*iface, error) {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*iface, 0, len(ifs))
-	for _, ifi := range ifs {
-		l := &iface{ifi: ifi}
-		addrs, err := ifi.Addrs()
-		if err == nil {
-			for _, a := range addrs {
-				n, ok := a.(*net.IPNet)
-				if !ok {
-					continue
-				}
-				addr, ok := netip.AddrFromSlice(n.IP)
-				if !ok {
-					continue
-				}
-				addr = addr.Unmap()
-				ones, _ := n.Mask.Size()
-				l.prefixes = append(l.prefixes, netip.PrefixFrom(addr, ones).Masked())
-				switch {
-				case addr.IsMulticast() || addr.IsUnspecified():
-				case addr.Is4():
-					l.v4 = append(l.v4, addr)
-				default:
-					l.v6 = append(l.v6, addr)
-				}
-			}
-		}
-		l.best[0] = bestAddr(l.v4, "")
-		l.best[1] = bestAddr(l.v6, ifi.Name)
-		out = append(out, l)
-	}
-	return out, nil
-}
-
-// chooseLinks picks, for one family, the interfaces to use from ifs, as
-// Config.Interfaces documents: up, multicast-capable and addressed in the
-// family; named ones when names is not empty, else every such interface
-// but loopback, which is used only when nothing else qualifies.
-func chooseLinks(ifs []*iface, names []string, v6 bool) []*iface {
-	var picked, loopbacks []*iface
-	for _, l := range ifs {
-		if len(names) > 0 && !slices.Contains(names, l.ifi.Name) {
-			continue
-		}
-		if l.ifi.Flags&net.FlagUp == 0 || l.ifi.Flags&net.FlagMulticast == 0 || !l.best[famIndex(v6)].IsValid() {
-			continue
-		}
-		if len(names) == 0 && l.ifi.Flags&net.FlagLoopback != 0 {
-			loopbacks = append(loopbacks, l)
-			continue
-		}
-		picked = append(picked, l)
-	}
-	if len(names) == 0 && len(picked) == 0 {
-		return loopbacks
-	}
-	return picked
-}
-
-// bestAddr picks the address a member advertises among addrs of one
-// family: a global or unique-local one, else a link-local one (with the
-// interface as zone), else loopback.
-func bestAddr(addrs []netip.Addr, zone string) netip.Addr {
-	var best netip.Addr
-	bestRank := 3
-	for _, a := range addrs {
-		if r := addrRank(a); r < bestRank {
-			best, bestRank = a, r
-		}
-	}
-	if best.Is6() && best.IsLinkLocalUnicast() && zone != "" {
-		best = best.WithZone(zone)
-	}
-	return best
-}
+func (l *iface) onLink(a netip.Addr) bool { return mcast.OnLink(l.prefixes, a) }
 
 // addrRank orders addresses by how well they reach a host from elsewhere
-// on the link: 0 for global and unique-local, 1 link-local, 2 loopback.
+// on the link: 0 for global and unique-local, 1 link-local, 2 loopback
+// (mcast.Rank); 0 too for one that reaches no host.
 func addrRank(a netip.Addr) int {
-	switch {
-	case a.IsLoopback():
-		return 2
-	case a.IsLinkLocalUnicast():
-		return 1
-	}
-	return 0
+	r, _ := mcast.Rank(a)
+	return r
 }
 
 // zoneName returns the zone for a link-local address heard on interface
@@ -143,4 +62,86 @@ func zoneName(links map[int]*iface, ifIndex int) string {
 		return strconv.Itoa(ifIndex)
 	}
 	return ""
+}
+
+// zoned replaces an interface name used as an IPv6 zone by the
+// interface's index (mcast.ZoneIndex), which the Conn knows at most one
+// rescan late, rather than Go's cache of names.
+func (c *Conn) zoned(dst netip.AddrPort) netip.AddrPort {
+	a := dst.Addr()
+	if a.Is4In6() {
+		return netip.AddrPortFrom(a.Unmap(), dst.Port())
+	}
+	if a.Zone() == "" {
+		return dst
+	}
+	return netip.AddrPortFrom(a.WithZone(mcast.ZoneIndex(a.Zone(), c.indexOf)), dst.Port())
+}
+
+// indexOf returns the index of the link named name.
+func (c *Conn) indexOf(name string) (int, bool) {
+	for _, l := range c.linkList() {
+		if l.ifi.Name == name {
+			return l.ifi.Index, true
+		}
+	}
+	return 0, false
+}
+
+// Rescan checks the interfaces now rather than at the next
+// Config.RescanInterval: it joins the group on interfaces that appeared or
+// came up, leaves it on those that went away, and updates the addresses
+// the Conn publishes.
+func (c *Conn) Rescan() error {
+	if c.isClosed() {
+		return fmt.Errorf("mdns: rescan: %w", transport.ErrClosed)
+	}
+	return c.rescan()
+}
+
+func (c *Conn) rescan() error {
+	c.rescanMu.Lock()
+	defer c.rescanMu.Unlock()
+	ifs, err := mcast.Interfaces()
+	if err != nil {
+		return fmt.Errorf("mdns: listing interfaces: %w", err)
+	}
+	changed := false
+	for _, f := range c.fams {
+		if f.mc.joined == nil {
+			f.mc.joined = mcast.NewMembership(f.mc.Socket, f.group.Addr(), c.cfg.Interfaces, c.log.With("ipv6", f.v6))
+		}
+		if f.mc.joined.Update(ifs) {
+			changed = true
+		}
+	}
+	next := make(map[int]*iface)
+	for _, it := range ifs {
+		l := newIface(it)
+		for _, f := range c.fams {
+			_, l.on[famIndex(f.v6)] = f.mc.joined.Link(it.Index)
+		}
+		if l.on[0] || l.on[1] {
+			next[it.Index] = l
+		}
+	}
+	c.mu.Lock()
+	c.links = next
+	c.mu.Unlock()
+	if changed {
+		select {
+		case c.rescanned <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+func (c *Conn) rescanLoop(every time.Duration) {
+	defer c.wg.Done()
+	mcast.RescanLoop(c.done, every, func() {
+		if err := c.rescan(); err != nil {
+			c.log.Debug("rescan failed", "error", err)
+		}
+	})
 }

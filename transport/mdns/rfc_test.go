@@ -13,10 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pirlan/pir/internal/mcast"
 	"github.com/pirlan/pir/internal/netlab"
 	"github.com/pirlan/pir/transport"
-
-	"github.com/pirlan/pir/internal/sockopt"
 )
 
 // querier is a test socket that speaks DNS to a Conn: bound to lo's IPv4
@@ -30,7 +29,7 @@ type querier struct {
 
 func newQuerier(t *testing.T, port uint16) *querier {
 	t.Helper()
-	lc := net.ListenConfig{Control: sockopt.SharedPort}
+	lc := net.ListenConfig{Control: mcast.SharedPort}
 	pc, err := lc.ListenPacket(context.Background(), "udp4", netip.AddrPortFrom(netlab.LoopbackV4, port).String())
 	require.NoError(t, err)
 	t.Cleanup(func() { pc.Close() })

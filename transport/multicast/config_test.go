@@ -1,7 +1,6 @@
 package multicast
 
 import (
-	"net"
 	"net/netip"
 	"testing"
 
@@ -73,66 +72,4 @@ func TestConfigValidate(t *testing.T) {
 			require.Error(t, err, "New must refuse what Validate refuses")
 		})
 	}
-}
-
-func TestLinkAddr(t *testing.T) {
-	a := netip.MustParseAddr
-	for _, tc := range []struct {
-		name  string
-		addrs []netip.Addr
-		v6    bool
-		want  netip.Addr
-	}{
-		{"v4 global over link-local and loopback", []netip.Addr{a("127.0.0.1"), a("169.254.1.1"), a("192.168.1.5"), a("10.0.0.1")}, false, a("192.168.1.5")},
-		{"v4 mapped form", []netip.Addr{a("::ffff:192.168.1.5")}, false, a("192.168.1.5")},
-		{"v4 link-local over loopback", []netip.Addr{a("127.0.0.1"), a("169.254.1.1")}, false, a("169.254.1.1")},
-		{"v4 loopback last", []netip.Addr{a("127.0.0.1"), a("fe80::1")}, false, a("127.0.0.1")},
-		{"v4 none", []netip.Addr{a("fe80::1"), a("2001:db8::1")}, false, netip.Addr{}},
-		{"v6 ULA over link-local", []netip.Addr{a("fe80::1"), a("192.168.1.5"), a("fd42::5")}, true, a("fd42::5")},
-		{"v6 global", []netip.Addr{a("fe80::1"), a("2001:db8::7")}, true, a("2001:db8::7")},
-		{"v6 link-local gets the zone", []netip.Addr{a("::1"), a("fe80::1")}, true, a("fe80::1%eth0")},
-		{"v6 loopback", []netip.Addr{a("::1"), a("127.0.0.1")}, true, a("::1")},
-		{"v6 ignores mapped v4", []netip.Addr{a("::ffff:192.168.1.5")}, true, netip.Addr{}},
-		{"v6 none", nil, true, netip.Addr{}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			assert.Equal(t, tc.want, linkAddr(tc.addrs, "eth0", tc.v6))
-		})
-	}
-}
-
-func TestChooseLinks(t *testing.T) {
-	a := netip.MustParseAddr
-	const up = net.FlagUp | net.FlagMulticast
-	lo := iface{net.Interface{Index: 1, Name: "lo", Flags: up | net.FlagLoopback}, []netip.Addr{a("127.0.0.1"), a("::1")}}
-	eth0 := iface{net.Interface{Index: 2, Name: "eth0", Flags: up}, []netip.Addr{a("192.168.1.5"), a("fe80::5")}}
-	eth1Down := iface{net.Interface{Index: 3, Name: "eth1", Flags: net.FlagMulticast}, []netip.Addr{a("192.168.2.5")}}
-	tun := iface{net.Interface{Index: 4, Name: "tun0", Flags: net.FlagUp}, []netip.Addr{a("10.8.0.2")}}
-	v6only := iface{net.Interface{Index: 5, Name: "eth2", Flags: up}, []netip.Addr{a("fe80::9"), a("2001:db8::9")}}
-	loNoMcast := iface{net.Interface{Index: 1, Name: "lo", Flags: net.FlagUp | net.FlagLoopback}, lo.addrs}
-
-	names := func(ls []link) []string {
-		var out []string
-		for _, l := range ls {
-			out = append(out, l.ifi.Name)
-		}
-		return out
-	}
-	all := []iface{lo, eth0, eth1Down, tun, v6only}
-
-	assert.Equal(t, []string{"eth0"}, names(chooseLinks(all, nil, false)),
-		"udp4: up, multicast, IPv4-addressed, not loopback")
-	assert.Equal(t, []string{"eth0", "eth2"}, names(chooseLinks(all, nil, true)),
-		"udp6: up, multicast, IPv6-addressed, not loopback")
-	assert.Equal(t, []string{"lo"}, names(chooseLinks([]iface{lo, eth1Down, tun}, nil, false)),
-		"loopback when nothing else qualifies")
-	assert.Empty(t, chooseLinks([]iface{loNoMcast, tun}, nil, false), "loopback without the multicast flag")
-	assert.Equal(t, []string{"lo", "eth0"}, names(chooseLinks(all, []string{"lo", "eth0", "eth1", "tun0", "gone"}, false)),
-		"named: loopback too, but still only up, multicast and addressed")
-	assert.Empty(t, chooseLinks(all, []string{"eth2"}, false), "named, but no IPv4 address")
-
-	l := chooseLinks(all, []string{"eth2"}, true)
-	require.Len(t, l, 1)
-	assert.Equal(t, a("2001:db8::9"), l[0].addr)
-	assert.Equal(t, 5, l[0].ifi.Index)
 }

@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/pirlan/pir/internal/mcast"
 	"github.com/pirlan/pir/transport"
 )
 
@@ -38,16 +36,12 @@ type Conn struct {
 	log   hclog.Logger
 	v6    bool
 	group netip.AddrPort
-	mc    socket // bound to the group port; receives the group
-	tx    socket // ephemeral port; sends everything, receives unicast
+	mc    *mcast.Socket     // bound to the group port; receives the group
+	tx    *mcast.Socket     // ephemeral port; sends everything, receives unicast
+	links *mcast.Membership // mc's membership of the group: the links in use
 
 	rx   chan datagram // from the reader goroutines to Receive
 	done chan struct{} // closed by Close
-
-	rescanMu sync.Mutex // serialises Rescan; held while links changes
-	mu       sync.Mutex // guards links
-	links    map[int]link
-	sendMu   sync.Mutex // serialises setMulticastInterface and the write after it
 
 	afterRescan func() // testHookRescanned when the Conn was made
 
@@ -93,28 +87,28 @@ func newConn(cfg Config, rx chan datagram) (*Conn, error) {
 		group: cfg.Group,
 		rx:    rx,
 		done:  make(chan struct{}),
-		links: make(map[int]link),
 
 		afterRescan: testHookRescanned,
 	}
 	c.log = cfg.Logger.Named("multicast").With("group", c.group.String())
 
 	var err error
-	if c.mc, err = listen(cfg.Network, c.group.Port(), true); err != nil {
+	if c.mc, err = mcast.Listen(c.v6, c.group.Port(), true); err != nil {
 		return nil, fmt.Errorf("multicast: listening on group port %d: %w", c.group.Port(), err)
 	}
-	if c.tx, err = listen(cfg.Network, 0, false); err != nil {
-		_ = c.mc.close()
+	if c.tx, err = mcast.Listen(c.v6, 0, false); err != nil {
+		_ = c.mc.Close()
 		return nil, fmt.Errorf("multicast: opening the sending socket: %w", err)
 	}
-	if err := setMulticastOptions(c.tx, cfg.HopLimit, !cfg.DisableLoopback); err != nil {
-		_ = c.mc.close()
-		_ = c.tx.close()
+	if err := c.tx.SetMulticastOptions(cfg.HopLimit, !cfg.DisableLoopback); err != nil {
+		_ = c.mc.Close()
+		_ = c.tx.Close()
 		return nil, fmt.Errorf("multicast: %w", err)
 	}
+	c.links = mcast.NewMembership(c.mc, c.group.Addr(), cfg.Interfaces, c.log)
 	if err := c.rescan(); err != nil {
-		_ = c.mc.close()
-		_ = c.tx.close()
+		_ = c.mc.Close()
+		_ = c.tx.Close()
 		return nil, err
 	}
 	c.warnMissing()
@@ -124,7 +118,10 @@ func newConn(cfg Config, rx chan datagram) (*Conn, error) {
 	go c.read(c.tx, "unicast")
 	if cfg.RescanInterval > 0 {
 		c.wg.Add(1)
-		go c.rescanLoop(cfg.RescanInterval)
+		go func() {
+			defer c.wg.Done()
+			mcast.RescanLoop(c.done, cfg.RescanInterval, c.periodicRescan)
+		}()
 	}
 	c.log.Debug("listening", "links", c.Links(), "unicast", c.LocalAddr())
 	return c, nil
@@ -148,7 +145,7 @@ func (c *Conn) Group() netip.AddrPort { return c.group }
 // LocalAddr reports the address of the socket that sends and receives
 // unicast: the wildcard address and an ephemeral port. It is the port of
 // every datagram's source, so a peer can answer with SendTo.
-func (c *Conn) LocalAddr() netip.AddrPort { return c.tx.localAddr() }
+func (c *Conn) LocalAddr() netip.AddrPort { return c.tx.LocalAddr() }
 
 // Stats reports the Conn's counters.
 func (c *Conn) Stats() Stats {
@@ -162,7 +159,7 @@ func (c *Conn) Send(b []byte) error {
 	if err := c.checkSend(b); err != nil {
 		return err
 	}
-	links := c.linkList()
+	links := c.links.Links()
 	if len(links) == 0 {
 		return fmt.Errorf("multicast: send to %s: %w", c.group, ErrNoInterface)
 	}
@@ -173,7 +170,7 @@ func (c *Conn) Send(b []byte) error {
 				return fmt.Errorf("multicast: send: %w", transport.ErrClosed)
 			}
 			c.sendFailures.Add(1)
-			c.log.Debug("send failed on one interface", "interface", l.ifi.Name, "error", err)
+			c.log.Debug("send failed on one interface", "interface", l.Name, "error", err)
 			errs = append(errs, err)
 		}
 	}
@@ -189,9 +186,7 @@ func (c *Conn) SendVia(b []byte, l transport.Link) error {
 	if err := c.checkSend(b); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	cur, ok := c.links[l.Index]
-	c.mu.Unlock()
+	cur, ok := c.links.Link(l.Index)
 	if !ok {
 		return fmt.Errorf("multicast: send via %s (index %d): %w", l.Name, l.Index, ErrNoInterface)
 	}
@@ -199,7 +194,7 @@ func (c *Conn) SendVia(b []byte, l transport.Link) error {
 		if c.closed() {
 			return fmt.Errorf("multicast: send: %w", transport.ErrClosed)
 		}
-		return fmt.Errorf("multicast: send via %s: %w", cur.ifi.Name, err)
+		return fmt.Errorf("multicast: send via %s: %w", cur.Name, err)
 	}
 	return nil
 }
@@ -210,18 +205,16 @@ func (c *Conn) SendVia(b []byte, l transport.Link) error {
 // for ff02:: and the interface's primary address for IPv4, and receivers
 // check that an announcement's address is its source. Where it cannot, or
 // the address is no longer there, the kernel picks.
-func (c *Conn) sendFrom(b []byte, l link, src netip.Addr) error {
+func (c *Conn) sendFrom(b []byte, l mcast.Interface, src netip.Addr) error {
 	src = src.Unmap().WithZone("")
 	if !src.IsValid() || src.IsUnspecified() || src.Is4() == c.v6 {
 		return c.sendOn(b, l)
 	}
-	c.sendMu.Lock()
-	err := c.tx.writeFrom(b, c.group, src, l.ifi.Index)
-	c.sendMu.Unlock()
+	err := c.tx.WriteFrom(b, c.group, src, l.Index)
 	if err == nil {
 		return nil
 	}
-	c.log.Trace("send with a source address failed", "interface", l.ifi.Name, "src", src, "error", err)
+	c.log.Trace("send with a source address failed", "interface", l.Name, "src", src, "error", err)
 	return c.sendOn(b, l)
 }
 
@@ -239,41 +232,15 @@ func (c *Conn) SendTo(b []byte, dst netip.AddrPort) error {
 		return fmt.Errorf("multicast: send to %s: not a %s destination", dst, c.cfg.Network)
 	}
 	if zone := addr.Zone(); zone != "" {
-		addr = addr.WithZone(c.zoneIndex(zone))
+		addr = addr.WithZone(mcast.ZoneIndex(zone, c.links.IndexOf))
 	}
-	if err := c.tx.writeTo(b, netip.AddrPortFrom(addr, dst.Port())); err != nil {
+	if err := c.tx.WriteTo(b, netip.AddrPortFrom(addr, dst.Port())); err != nil {
 		if c.closed() {
 			return fmt.Errorf("multicast: send: %w", transport.ErrClosed)
 		}
 		return fmt.Errorf("multicast: send to %s: %w", dst, err)
 	}
 	return nil
-}
-
-// zoneIndex turns an interface name used as an IPv6 zone into the
-// interface's index, as a string. Go's net package resolves a zone name
-// through a cache it refreshes once a minute, or when the name is missing;
-// an interface deleted and made again under the same name gets a new index,
-// and the stale one would send to a link that no longer exists. The Conn's
-// own links are at most one rescan old; another interface is looked up
-// afresh. A numeric zone, or a name that resolves to nothing, is returned
-// as it is.
-func (c *Conn) zoneIndex(zone string) string {
-	if _, err := strconv.Atoi(zone); err == nil {
-		return zone
-	}
-	c.mu.Lock()
-	for _, l := range c.links {
-		if l.ifi.Name == zone {
-			c.mu.Unlock()
-			return strconv.Itoa(l.ifi.Index)
-		}
-	}
-	c.mu.Unlock()
-	if ifi, err := net.InterfaceByName(zone); err == nil {
-		return strconv.Itoa(ifi.Index)
-	}
-	return zone
 }
 
 func (c *Conn) checkSend(b []byte) error {
@@ -286,17 +253,9 @@ func (c *Conn) checkSend(b []byte) error {
 	return nil
 }
 
-// sendOn multicasts b on one link. Choosing the interface with
-// IP_MULTICAST_IF and writing are one step under sendMu, which works the
-// same on every platform (per-datagram control messages do not exist on
-// Windows).
-func (c *Conn) sendOn(b []byte, l link) error {
-	c.sendMu.Lock()
-	defer c.sendMu.Unlock()
-	if err := c.tx.setMulticastInterface(&l.ifi); err != nil {
-		return fmt.Errorf("choosing interface %s: %w", l.ifi.Name, err)
-	}
-	return c.tx.writeTo(b, c.group)
+// sendOn multicasts b on one link.
+func (c *Conn) sendOn(b []byte, l mcast.Interface) error {
+	return c.tx.Multicast(b, &l.Interface, c.group)
 }
 
 // Receive waits for a datagram to the group or to LocalAddr and copies it
@@ -310,11 +269,11 @@ func (c *Conn) Receive(buf []byte) (transport.Packet, error) {
 
 // read is a reader goroutine: it reads datagrams from s and hands them to
 // Receive until the socket is closed.
-func (c *Conn) read(s socket, name string) {
+func (c *Conn) read(s *mcast.Socket, name string) {
 	defer c.wg.Done()
 	for {
 		d := datagram{buf: readBufs.Get().(*[]byte)}
-		d.n, d.src, d.dst, d.ifIndex, d.err = s.readFrom(*d.buf)
+		d.n, d.src, d.dst, d.ifIndex, d.err = s.ReadFrom(*d.buf)
 		dst := d.dst
 		if d.err != nil {
 			d.release()
@@ -322,7 +281,7 @@ func (c *Conn) read(s socket, name string) {
 				return
 			}
 			d.err = fmt.Errorf("multicast: receive on the %s socket: %w", name, d.err)
-		} else if dst.IsMulticast() && dst.WithZone("") != c.group.Addr() {
+		} else if !mcast.ForGroup(dst, c.group.Addr()) {
 			// Another group on the same port: possible where the
 			// socket cannot be limited to its own groups.
 			c.filtered.Add(1)
@@ -341,22 +300,11 @@ func (c *Conn) read(s socket, name string) {
 
 // Links reports the links the Conn currently sends on, by interface index.
 func (c *Conn) Links() []transport.Link {
-	links := c.linkList()
+	links := c.links.Links()
 	out := make([]transport.Link, len(links))
 	for i, l := range links {
-		out[i] = transport.Link{Index: l.ifi.Index, Name: l.ifi.Name, Addr: l.addr}
+		out[i] = transport.Link{Index: l.Index, Name: l.Name, Addr: l.Addr(c.v6)}
 	}
-	return out
-}
-
-func (c *Conn) linkList() []link {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]link, 0, len(c.links))
-	for _, l := range c.links {
-		out = append(out, l)
-	}
-	slices.SortFunc(out, func(a, b link) int { return a.ifi.Index - b.ifi.Index })
 	return out
 }
 
@@ -372,73 +320,21 @@ func (c *Conn) Rescan() error {
 }
 
 func (c *Conn) rescan() error {
-	c.rescanMu.Lock()
-	defer c.rescanMu.Unlock()
-	ifs, err := listInterfaces()
+	ifs, err := mcast.Interfaces()
 	if err != nil {
 		return fmt.Errorf("multicast: listing interfaces: %w", err)
 	}
-	want := make(map[int]link)
-	for _, l := range chooseLinks(ifs, c.cfg.Interfaces, c.v6) {
-		want[l.ifi.Index] = l
-	}
-
-	// Only rescan changes links, under rescanMu, so reading it here
-	// without mu is safe.
-	for idx, cur := range c.links {
-		if w, ok := want[idx]; ok && w.ifi.Name == cur.ifi.Name {
-			continue
-		}
-		// The kernel forgets the membership of an interface that is gone,
-		// so failing to leave it is expected then.
-		if err := c.mc.leaveGroup(&cur.ifi, c.group.Addr()); err != nil {
-			c.log.Debug("leaving the group", "interface", cur.ifi.Name, "error", err)
-		}
-		c.mu.Lock()
-		delete(c.links, idx)
-		c.mu.Unlock()
-		c.log.Info("interface dropped", "interface", cur.ifi.Name)
-	}
-	for idx, w := range want {
-		if cur, ok := c.links[idx]; ok {
-			if cur.addr != w.addr || cur.ifi.Flags != w.ifi.Flags || cur.ifi.MTU != w.ifi.MTU {
-				c.mu.Lock()
-				c.links[idx] = w
-				c.mu.Unlock()
-				if cur.addr != w.addr {
-					c.log.Info("interface address changed", "interface", w.ifi.Name, "addr", w.addr)
-				}
-			}
-			continue
-		}
-		if err := c.mc.joinGroup(&w.ifi, c.group.Addr()); err != nil {
-			c.log.Debug("joining the group", "interface", w.ifi.Name, "error", err)
-			continue // tried again at the next rescan
-		}
-		c.mu.Lock()
-		c.links[idx] = w
-		c.mu.Unlock()
-		c.log.Info("interface added", "interface", w.ifi.Name, "addr", w.addr)
-	}
+	c.links.Update(ifs)
 	return nil
 }
 
-func (c *Conn) rescanLoop(every time.Duration) {
-	defer c.wg.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-			if err := c.rescan(); err != nil {
-				c.log.Debug("rescan failed", "error", err)
-			}
-			if c.afterRescan != nil {
-				c.afterRescan()
-			}
-		}
+// periodicRescan is a rescan of the RescanInterval loop.
+func (c *Conn) periodicRescan() {
+	if err := c.rescan(); err != nil {
+		c.log.Debug("rescan failed", "error", err)
+	}
+	if c.afterRescan != nil {
+		c.afterRescan()
 	}
 }
 
@@ -458,7 +354,7 @@ func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		close(c.done)
-		err = errors.Join(c.mc.close(), c.tx.close())
+		err = errors.Join(c.mc.Close(), c.tx.Close())
 		c.wg.Wait()
 		if err != nil {
 			err = fmt.Errorf("multicast: close: %w", err)

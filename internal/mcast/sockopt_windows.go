@@ -1,4 +1,4 @@
-package sockopt
+package mcast
 
 import "syscall"
 

@@ -1,4 +1,4 @@
-package memberlist_test
+package e2e
 
 import (
 	"bytes"
@@ -21,28 +21,32 @@ import (
 	"github.com/pirlan/pir/internal/lab/pircli"
 )
 
-// The lab tests run the example program on the hosts of two LANs joined
-// only by a router (internal/lab's routed lab), which does not forward
-// multicast: each member multicasts on its LAN and relays to the other
-// through memberlist. They need root; without it they skip, saying why.
+// The memberlist tests run plugins/memberlist's example program on the
+// hosts of two LANs joined only by a router (internal/lab's routed lab),
+// which does not forward multicast: each member multicasts on its LAN and
+// relays to the other through memberlist. They live here, in the core
+// module, because they drive the lab (internal/lab), which a plugin module
+// must not import; they build the plugin's example with go build in its own
+// module. They need root; without it they skip, saying why.
 
-// Bounds on the waits of the lab tests: generous, because a test fails
-// only when one passes.
-const (
-	meetTimeout   = 30 * time.Second
-	removeTimeout = 40 * time.Second
-)
+// mlMeetTimeout bounds the wait for the members to meet across the
+// router: generous, because a test fails only when one passes.
+const mlMeetTimeout = 30 * time.Second
 
 // mlPort is the memberlist port of every lab host (each has its own
 // network namespace, so they do not collide).
 const mlPort = "7946"
 
-// buildExample builds the example program into dir, with the race
-// detector if race.
-func buildExample(ctx context.Context, dir string, race bool) (string, error) {
+// buildMemberlistExample builds plugins/memberlist's example program into
+// dir, with the race detector if race.
+func buildMemberlistExample(ctx context.Context, dir string, race bool) (string, error) {
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
-		return "", fmt.Errorf("building the example: %w", err)
+		return "", fmt.Errorf("building the memberlist example: %w", err)
+	}
+	root, err := pircli.ModuleRoot(".")
+	if err != nil {
+		return "", err
 	}
 	out := filepath.Join(dir, "example")
 	args := []string{"build", "-o", out}
@@ -50,44 +54,27 @@ func buildExample(ctx context.Context, dir string, race bool) (string, error) {
 		args = append(args, "-race")
 	}
 	cmd := exec.CommandContext(ctx, goCmd, append(args, "./example")...)
+	cmd.Dir = filepath.Join(root, "plugins", "memberlist")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go %s ./example: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(b))
+		return "", fmt.Errorf("go %s ./example in plugins/memberlist: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(b))
 	}
 	return out, nil
 }
 
-// examples caches the example binaries built, by race detector.
-var examples struct {
-	mu   sync.Mutex
-	dir  string
-	path map[bool]string
-}
-
-// example returns the example binary, building it the first time.
-func example(tb testing.TB, race bool) string {
+// memberlistExample builds the example for tb, in a directory removed at
+// its end.
+func memberlistExample(tb testing.TB, race bool) string {
 	tb.Helper()
-	examples.mu.Lock()
-	defer examples.mu.Unlock()
-	if p := examples.path[race]; p != "" {
-		return p
-	}
-	if examples.dir == "" {
-		dir, err := os.MkdirTemp("", "pir-memberlist-")
-		require.NoError(tb, err)
-		examples.dir = dir
-		examples.path = map[bool]string{}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	p, err := buildExample(ctx, examples.dir, race)
+	p, err := buildMemberlistExample(ctx, tb.TempDir(), race)
 	require.NoError(tb, err)
-	examples.path[race] = p
 	return p
 }
 
-// requireLab skips tb when no lab can be made here, unless CI is set and
+// requireRoutedLab skips tb when no lab can be made here, unless CI is set and
 // the machine is one where the lab must work (root), where it fails.
-func requireLab(tb testing.TB) {
+func requireRoutedLab(tb testing.TB) {
 	tb.Helper()
 	if ok, reason := lab.Available(); !ok {
 		if os.Getenv("CI") != "" && os.Geteuid() == 0 {
@@ -99,34 +86,34 @@ func requireLab(tb testing.TB) {
 
 func newRouted(tb testing.TB, lans ...int) *lab.Routed {
 	tb.Helper()
-	requireLab(tb)
+	requireRoutedLab(tb)
 	r, err := lab.NewRouted(lab.RoutedConfig{LANs: lans, IPv4: true, Logf: tb.Logf})
 	require.NoError(tb, err)
 	tb.Cleanup(func() { assert.NoError(tb, r.Close()) })
 	return r
 }
 
-// peer is the example running on a lab host.
-type peer struct {
+// mlPeer is the example running on a lab host.
+type mlPeer struct {
 	*lab.Proc
 	id string
 }
 
-// startPeer starts the example on h as member id, seeding memberlist with
+// startMLPeer starts the example on h as member id, seeding memberlist with
 // seeds.
-func startPeer(tb testing.TB, bin string, h *lab.Host, id, site string, seeds []string) *peer {
+func startMLPeer(tb testing.TB, bin string, h *lab.Host, id, site string, seeds []string) *mlPeer {
 	tb.Helper()
 	cmd := h.Command(context.Background(), bin, "-iface", "eth0", "-json", "-id", id,
 		"-port", mlPort, "-seeds", strings.Join(seeds, ","), "-meta", "site="+site, "-meta", "host="+h.Name, "-log", "debug")
 	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
 	p, err := h.StartCommand(cmd)
 	require.NoError(tb, err)
-	return &peer{Proc: p, id: id}
+	return &mlPeer{Proc: p, id: id}
 }
 
 // waitEvent waits for an event on a line at index from or later for which
 // match is true.
-func (p *peer) waitEvent(ctx context.Context, from int, match func(pircli.Event) bool) (pircli.Event, error) {
+func (p *mlPeer) waitEvent(ctx context.Context, from int, match func(pircli.Event) bool) (pircli.Event, error) {
 	var parseErr error
 	_, line, err := p.WaitLine(ctx, from, func(l lab.Line) bool {
 		e, err := pircli.Parse(l)
@@ -148,14 +135,14 @@ func (p *peer) waitEvent(ctx context.Context, from int, match func(pircli.Event)
 }
 
 // checkStderr reports a data race or a panic the example wrote.
-func (p *peer) checkStderr() error {
+func (p *mlPeer) checkStderr() error {
 	if s := p.Stderr(); strings.Contains(s, "WARNING: DATA RACE") || strings.Contains(s, "panic:") {
 		return fmt.Errorf("%s: %s", p.id, s)
 	}
 	return nil
 }
 
-func seedsOf(r *lab.Routed) []string {
+func mlSeeds(r *lab.Routed) []string {
 	var seeds []string
 	for i := range r.LANs() {
 		seeds = append(seeds, r.LAN(i)[0].IPv4.String()+":"+mlPort)
@@ -163,19 +150,19 @@ func seedsOf(r *lab.Routed) []string {
 	return seeds
 }
 
-// TestLabTwoSites: two members on each of two LANs that only a router
+// TestMemberlistTwoSites: two members on each of two LANs that only a router
 // joins. Every member sees the three others, with their URIs and
 // metadata; a member killed on LAN A is seen failing on LAN B, and a
 // goodbye on LAN A is seen on LAN B.
-func TestLabTwoSites(t *testing.T) {
+func TestMemberlistTwoSites(t *testing.T) {
 	r := newRouted(t, 2, 2)
-	bin := example(t, raceEnabled)
-	seeds := seedsOf(r)
+	bin := memberlistExample(t, raceEnabled)
+	seeds := mlSeeds(r)
 	sites := []string{"A", "B"}
-	var peers []*peer
+	var peers []*mlPeer
 	for lan := range 2 {
 		for j, h := range r.LAN(lan) {
-			peers = append(peers, startPeer(t, bin, h, fmt.Sprintf("%s%d", sites[lan], j), sites[lan], seeds))
+			peers = append(peers, startMLPeer(t, bin, h, fmt.Sprintf("%s%d", sites[lan], j), sites[lan], seeds))
 		}
 	}
 	a0, a1, b0, b1 := peers[0], peers[1], peers[2], peers[3]
@@ -185,7 +172,7 @@ func TestLabTwoSites(t *testing.T) {
 		}
 	})
 
-	ctx, cancel := context.WithTimeout(context.Background(), meetTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), mlMeetTimeout)
 	defer cancel()
 	seen := map[string]map[string]pircli.Event{}
 	var mu sync.Mutex
@@ -218,7 +205,7 @@ func TestLabTwoSites(t *testing.T) {
 	require.False(t, t.Failed(), "every member sees every other")
 
 	hA0 := r.LAN(0)[0]
-	for _, p := range []*peer{b0, b1} {
+	for _, p := range []*mlPeer{b0, b1} {
 		e := seen[p.id]["A0"]
 		assert.True(t, strings.HasPrefix(e.HealthURI, "tcp://"+hA0.IPv4.String()+":"), "%s sees A0's health URI %s", p.id, e.HealthURI)
 		assert.Equal(t, map[string]string{"site": "A", "host": hA0.Name}, e.Meta, "%s sees A0's metadata", p.id)
@@ -228,7 +215,7 @@ func TestLabTwoSites(t *testing.T) {
 	assert.NotEqual(t, seen["B0"]["A0"].Addr, e.Addr, "A1 hears A0 on the LAN, not through the relay")
 
 	// A crash on LAN A: no goodbye; LAN B sees A0 fail its probes.
-	from := map[*peer]int{}
+	from := map[*mlPeer]int{}
 	for _, p := range peers {
 		from[p] = p.Len()
 	}
@@ -236,7 +223,7 @@ func TestLabTwoSites(t *testing.T) {
 	require.NoError(t, a0.Kill())
 	ctx, cancel = context.WithTimeout(context.Background(), removeTimeout)
 	defer cancel()
-	for _, p := range []*peer{a1, b0, b1} {
+	for _, p := range []*mlPeer{a1, b0, b1} {
 		e, err := p.waitEvent(ctx, from[p], pircli.Is(pircli.Left, "A0"))
 		require.NoError(t, err, "%s sees A0 leave", p.id)
 		assert.Equal(t, pircli.Failed, e.Reason, "%s", p.id)
@@ -245,7 +232,7 @@ func TestLabTwoSites(t *testing.T) {
 
 	// A goodbye on LAN A crosses to LAN B at once.
 	require.NoError(t, a1.Interrupt())
-	for _, p := range []*peer{b0, b1} {
+	for _, p := range []*mlPeer{b0, b1} {
 		e, err := p.waitEvent(ctx, from[p], pircli.Is(pircli.Left, "A1"))
 		require.NoError(t, err, "%s sees A1 leave", p.id)
 		assert.Equal(t, pircli.Goodbye, e.Reason, "%s", p.id)
@@ -253,24 +240,24 @@ func TestLabTwoSites(t *testing.T) {
 	require.NoError(t, a1.Wait(ctx))
 }
 
-// BenchmarkLabCrossLANJoin measures how long a member started on LAN A
+// BenchmarkMemberlistCrossLANJoin measures how long a member started on LAN A
 // takes to be seen (a Joined event) by a member on LAN B, through the
 // memberlist relay and a health probe across the router; and, for
 // comparison, by a member on LAN A itself, by multicast. It reports the
 // medians and 90th percentiles in ms, from the start of the new member's
 // process (so they include its start-up and its memberlist join):
 //
-//	go test -run '^$' -bench LabCrossLANJoin -benchtime 20x ./
-func BenchmarkLabCrossLANJoin(b *testing.B) {
+//	go test -run '^$' -bench MemberlistCrossLANJoin -benchtime 20x ./e2e/
+func BenchmarkMemberlistCrossLANJoin(b *testing.B) {
 	r := newRouted(b, 2, 1)
-	bin := example(b, false) // timings without the race detector
-	seeds := seedsOf(r)
+	bin := memberlistExample(b, false) // timings without the race detector
+	seeds := mlSeeds(r)
 	hNew, hA, hB := r.LAN(0)[0], r.LAN(0)[1], r.LAN(1)[0]
 	// The new member seeds with a member of LAN B only: no seed of its own
 	// LAN is needed.
-	watchA := startPeer(b, bin, hA, "watchA", "A", seeds)
-	watchB := startPeer(b, bin, hB, "watchB", "B", seeds)
-	ctx, cancel := context.WithTimeout(context.Background(), meetTimeout)
+	watchA := startMLPeer(b, bin, hA, "watchA", "A", seeds)
+	watchB := startMLPeer(b, bin, hB, "watchB", "B", seeds)
+	ctx, cancel := context.WithTimeout(context.Background(), mlMeetTimeout)
 	defer cancel()
 	_, err := watchB.waitEvent(ctx, 0, pircli.Is(pircli.Joined, "watchA"))
 	require.NoError(b, err)
@@ -280,8 +267,8 @@ func BenchmarkLabCrossLANJoin(b *testing.B) {
 	for i := range b.N {
 		id := fmt.Sprintf("new%d", i)
 		fromA, fromB := watchA.Len(), watchB.Len()
-		p := startPeer(b, bin, hNew, id, "A", []string{hB.IPv4.String() + ":" + mlPort})
-		ctx, cancel := context.WithTimeout(context.Background(), meetTimeout)
+		p := startMLPeer(b, bin, hNew, id, "A", []string{hB.IPv4.String() + ":" + mlPort})
+		ctx, cancel := context.WithTimeout(context.Background(), mlMeetTimeout)
 		eB, err := watchB.waitEvent(ctx, fromB, pircli.Is(pircli.Joined, id))
 		require.NoError(b, err)
 		eA, err := watchA.waitEvent(ctx, fromA, pircli.Is(pircli.Joined, id))
