@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,6 +39,9 @@ type adviser struct {
 	w       io.Writer
 	group   string // this member's group
 	keyFile string // -key-file, "" when none
+	// siblings are the groups this process also serves (pir agent): their
+	// datagrams, heard on the shared port, are no misconfiguration.
+	siblings []string
 
 	mu      sync.Mutex
 	src     netip.AddrPort  // the source of the datagram being decoded
@@ -98,7 +102,7 @@ func (a *adviser) source() string {
 func (a *adviser) decoded(b []byte, m *codec.Message, err error) {
 	keyFile := a.keyFile
 	switch {
-	case err == nil && m.Group != a.group:
+	case err == nil && m.Group != a.group && !slices.Contains(a.siblings, m.Group):
 		src := a.source()
 		a.tell("foreign_group", src, fmt.Sprintf("datagrams from %s are for group %q, not %q (foreign_group): ignored; if you meant that group, check -group", src, m.Group, a.group))
 	case err == nil:

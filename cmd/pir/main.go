@@ -3,6 +3,7 @@
 //	pir demo                     peers discovering each other on loopback
 //	pir join  -group G -port P   be a member until interrupted
 //	pir watch -group G -port P   list members and events without announcing
+//	pir agent -group G,H         serve groups over DNS and HTTP to any program
 //	pir version                  the module version and VCS revision
 //
 // Run "pir help" or "pir help COMMAND" for the flags.
@@ -33,12 +34,16 @@ Usage:
   pir watch [flags]   observe a group without announcing: print its members and
                       their events, like avahi-browse; -t to list them once and
                       exit; -json for scripts
+  pir agent [flags]   serve groups to programs in any language until
+                      interrupted: DNS (dig @127.0.0.1 -p 8600 web.pir. SRV),
+                      an HTTP API and a live page (http://127.0.0.1:8500/);
+                      -service announces a local service with its own check
   pir genkey          print a new random group key, for -key-file
   pir version         print pir's version and VCS revision (also -version)
   pir help COMMAND    print a command's flags (also pir COMMAND -h)
 
 Common flags:
-  -group NAME   group name (default "pir")
+  -group NAME   group name (default "pir"); agent: comma-separated names
   -port N       UDP port (default 9999)
   -iface LIST   comma-separated interfaces (default: every up multicast one)
   -4 / -6       IPv4 only / IPv6 only (default: both where available)
@@ -80,6 +85,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"demo":  demo,
 	"join":  join,
 	"watch": watch,
+	"agent": agentCmd,
 	"genkey": func(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		return genkey(args, stdout, stderr)
 	},

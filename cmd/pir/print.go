@@ -43,6 +43,7 @@ type jsonEvent struct {
 	Verdict string            `json:"verdict,omitempty"`
 	Reason  string            `json:"reason,omitempty"`
 	Meta    map[string]string `json:"meta,omitempty"`
+	Group   string            `json:"group,omitempty"`
 }
 
 // newPrinter returns a printer that reports its first write error.
@@ -78,12 +79,18 @@ func (p *printer) Err() error {
 }
 
 // event prints one event, prefixed by who saw it when that is not empty.
-func (p *printer) event(who string, e discovery.Event) {
+func (p *printer) event(who string, e discovery.Event) { p.print(who, "", e) }
+
+// groupEvent prints one event of the named group: in text prefixed by the
+// name, in JSON with a "group" field.
+func (p *printer) groupEvent(group string, e discovery.Event) { p.print(printable(group), group, e) }
+
+func (p *printer) print(who, group string, e discovery.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	m := e.Member
 	if p.json {
-		je := jsonEvent{Time: e.At, Event: e.Type.String(), ID: m.ID, Score: m.Health, Meta: m.Meta}
+		je := jsonEvent{Time: e.At, Event: e.Type.String(), ID: m.ID, Score: m.Health, Meta: m.Meta, Group: group}
 		if m.HealthURI != nil {
 			je.Health = m.HealthURI.String()
 		}
