@@ -19,9 +19,14 @@ const maxUDPSize = 4096
 
 // dnsView is what the DNS answers need of a view, built once per change.
 type dnsView struct {
-	healthy []*dnsMember          // healthy members with a valid label
 	byLabel map[string]*dnsMember // every member with a valid label, by label
 	skipped int                   // members whose ID is not a valid label
+
+	// The group name's answers, built once: one SRV per healthy member
+	// with a port and address, glue[i] the address record of srv[i]'s
+	// target; the healthy members' A and AAAA records. Queries shuffle
+	// copies; the records themselves are never changed.
+	srv, glue, a, aaaa []dns.RR
 }
 
 type dnsMember struct {
@@ -139,22 +144,16 @@ func (a *Agent) answer(m *dns.Msg, qtype uint16, rest string) {
 	if len(labels) == 1 {
 		switch qtype {
 		case dns.TypeSRV:
-			for _, dm := range shuffled(d.healthy) {
-				if dm.port == 0 || !dm.addr.IsValid() {
-					continue
-				}
-				target := dm.label + "." + groupName
-				m.Answer = append(m.Answer, a.srv(groupName, target, dm.port))
-				if rr := a.addr(target, dm.addr); rr != nil {
-					m.Extra = append(m.Extra, rr)
-				}
+			perm := rand.Perm(len(d.srv))
+			m.Answer = make([]dns.RR, len(perm))
+			m.Extra = make([]dns.RR, len(perm), len(perm)+1)
+			for i, j := range perm {
+				m.Answer[i], m.Extra[i] = d.srv[j], d.glue[j]
 			}
-		case dns.TypeA, dns.TypeAAAA:
-			for _, dm := range shuffled(d.healthy) {
-				if dm.addr.IsValid() && dm.addr.Is4() == (qtype == dns.TypeA) {
-					m.Answer = append(m.Answer, a.addr(groupName, dm.addr))
-				}
-			}
+		case dns.TypeA:
+			m.Answer = shuffled(d.a)
+		case dns.TypeAAAA:
+			m.Answer = shuffled(d.aaaa)
 		}
 		return
 	}
@@ -181,8 +180,11 @@ func (a *Agent) answer(m *dns.Msg, qtype uint16, rest string) {
 	}
 }
 
-func shuffled(ms []*dnsMember) []*dnsMember {
-	out := slices.Clone(ms)
+func shuffled(rrs []dns.RR) []dns.RR {
+	if len(rrs) == 0 {
+		return nil
+	}
+	out := slices.Clone(rrs)
 	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	return out
 }
@@ -226,7 +228,7 @@ func (a *Agent) dnsView(group string) *dnsView {
 		a.mu.RUnlock()
 		return d
 	}
-	d = buildDNSView(v.members)
+	d = a.buildDNSView(group+"."+a.cfg.Domain, v.members)
 	a.mu.RUnlock()
 	a.stats.dnsSkippedNames.Add(uint64(d.skipped))
 	a.mu.Lock()
@@ -237,7 +239,7 @@ func (a *Agent) dnsView(group string) *dnsView {
 	return d
 }
 
-func buildDNSView(members map[string]discovery.Member) *dnsView {
+func (a *Agent) buildDNSView(groupName string, members map[string]discovery.Member) *dnsView {
 	d := &dnsView{byLabel: make(map[string]*dnsMember, len(members))}
 	ids := make([]string, 0, len(members))
 	for id := range members {
@@ -258,8 +260,18 @@ func buildDNSView(members map[string]discovery.Member) *dnsView {
 		dm := &dnsMember{label: label, healthy: healthy(m), txt: txtOf(m.Meta)}
 		dm.addr, dm.port = endpoint(m)
 		d.byLabel[label] = dm
-		if dm.healthy {
-			d.healthy = append(d.healthy, dm)
+		if !dm.healthy || !dm.addr.IsValid() {
+			continue
+		}
+		if dm.addr.Is4() {
+			d.a = append(d.a, a.addr(groupName, dm.addr))
+		} else {
+			d.aaaa = append(d.aaaa, a.addr(groupName, dm.addr))
+		}
+		if dm.port != 0 {
+			target := label + "." + groupName
+			d.srv = append(d.srv, a.srv(groupName, target, dm.port))
+			d.glue = append(d.glue, a.addr(target, dm.addr))
 		}
 	}
 	return d

@@ -3,12 +3,15 @@ package agent
 import (
 	"net"
 	"sort"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pirlan/pir/discovery"
 	"github.com/pirlan/pir/score"
 )
 
@@ -267,4 +270,36 @@ func TestDNSMalformed(t *testing.T) {
 	assert.Equal(t, uint64(2), s.DNSFormErr)
 	assert.Equal(t, uint64(3), s.DNSNotImp)
 	require.Eventually(t, func() bool { return a.Stats().DNSIgnored == 1 }, 5e9, 1e6)
+}
+
+// Queries run in parallel with membership changes share the cached
+// records: the race detector sees no write to them.
+func TestDNSConcurrent(t *testing.T) {
+	a := newAgent(t, Config{})
+	v := feed(t, a, "big", bigGroup(50)...)
+	var wg sync.WaitGroup
+	for _, qtype := range []uint16{dns.TypeSRV, dns.TypeA, dns.TypeSRV, dns.TypeTXT} {
+		wg.Go(func() {
+			req := new(dns.Msg)
+			req.SetQuestion("big.pir.", qtype)
+			if qtype == dns.TypeTXT {
+				req.SetQuestion("m001.big.pir.", qtype)
+			}
+			for i := range 200 {
+				local := net.Addr(&net.UDPAddr{})
+				if i%2 == 0 {
+					local = &net.TCPAddr{}
+				}
+				w := &memWriter{local: local}
+				a.DNS().ServeDNS(w, req)
+				assert.NoError(t, w.err)
+			}
+		})
+	}
+	for i := range 200 {
+		m := bigGroup(50)[i%50]
+		m.Meta = map[string]string{"i": strconv.Itoa(i)}
+		a.apply(v, discovery.Event{Type: discovery.Updated, Member: m})
+	}
+	wg.Wait()
 }
