@@ -13,7 +13,6 @@ cd "$(dirname "$0")"
 # The network lab needs unshare and nsenter (util-linux), ip (iproute2) and,
 # for loss on the lab's switch, nft (nftables). Without them the tests that
 # need them skip, saying why.
-# (Future: the browser tests of issue 16 will need chromium here too.)
 need=()
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
 have ip || need+=(iproute2)
@@ -23,6 +22,8 @@ have nft || need+=(nftables)
 /usr/bin/python3 -c 'import zeroconf' >/dev/null 2>&1 || need+=(python3-zeroconf)
 # plugins/etcd tests against a real etcd server, Debian's (started by the test).
 have etcd || need+=(etcd-server)
+# The agent's browser test (tools/browser) drives Debian's Chromium, headless.
+have chromium || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		echo "test.sh: installing ${need[*]}"
