@@ -28,8 +28,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"github.com/pirlan/pir/internal/lab"
-	"github.com/pirlan/pir/internal/lab/pircli"
+	"github.com/pirlan/pir/internal/nslan"
+	"github.com/pirlan/pir/internal/nslan/pircli"
 )
 
 // TestAgent runs pir agent on a lab host beside a three-member group and
@@ -45,7 +45,7 @@ import (
 // its host's namespace; the test's DNS and HTTP clients open their sockets
 // in that namespace (inNamespace), so that nothing leaves it.
 func TestAgent(t *testing.T) {
-	l := newLab(t, lab.Config{Hosts: 3})
+	l := newLab(t, nslan.Config{Hosts: 3})
 	hosts := l.Hosts()
 	h0 := hosts[0]
 
@@ -69,10 +69,10 @@ func TestAgent(t *testing.T) {
 	// for each step that waits for probes.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	_, line, err := ag.WaitLine(ctx, 0, func(l lab.Line) bool { return strings.Contains(l.Text, "api: announcing service") })
+	_, line, err := ag.WaitLine(ctx, 0, func(l nslan.Line) bool { return strings.Contains(l.Text, "api: announcing service") })
 	require.NoError(t, err)
 	svcID := strings.TrimSuffix(strings.Fields(strings.SplitN(line.Text, " as ", 2)[1])[0], ",")
-	_, _, err = ag.WaitLine(ctx, 0, func(l lab.Line) bool { return strings.Contains(l.Text, "agent serving groups") })
+	_, _, err = ag.WaitLine(ctx, 0, func(l nslan.Line) bool { return strings.Contains(l.Text, "agent serving groups") })
 	require.NoError(t, err)
 
 	c := newAgentClient(t, h0)
@@ -214,7 +214,9 @@ func TestAgent(t *testing.T) {
 		assert.Greater(t, a.index, index)
 		// How soon after the agent printed the change (the lab stamps its
 		// lines as it reads them) the query returned: a figure, not a test.
-		_, changed, err := ag.WaitLine(ctx, fromAgent, func(l lab.Line) bool { return strings.Contains(l.Text, "web: ") && strings.Contains(l.Text, killed.ID) })
+		_, changed, err := ag.WaitLine(ctx, fromAgent, func(l nslan.Line) bool {
+			return strings.Contains(l.Text, "web: ") && strings.Contains(l.Text, killed.ID)
+		})
 		require.NoError(t, err)
 		t.Logf("the blocking query returned %v after the agent printed %q", a.at.Sub(changed.At).Round(time.Microsecond), changed.Text)
 	case <-ctx.Done():
@@ -237,7 +239,7 @@ func TestAgent(t *testing.T) {
 
 // startAgent starts "pir agent args..." on h; the test interrupts it at its
 // end if it still runs.
-func startAgent(t *testing.T, h *lab.Host, args ...string) *pircli.Peer {
+func startAgent(t *testing.T, h *nslan.Host, args ...string) *pircli.Peer {
 	t.Helper()
 	cmd := h.Command(context.Background(), pirPath, append([]string{"agent"}, args...)...)
 	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
@@ -264,7 +266,7 @@ func startAgent(t *testing.T, h *lab.Host, args ...string) *pircli.Peer {
 // the runtime. It must not end instead (as a goroutine that exits locked
 // to its thread makes it do): the lab's processes get SIGKILL when the
 // thread that started them ends (Pdeathsig), and it may be this one.
-func inNamespace(h *lab.Host, f func()) error {
+func inNamespace(h *nslan.Host, f func()) error {
 	target, err := os.Open(filepath.Join("/run/netns", h.NS))
 	if err != nil {
 		return err
@@ -292,7 +294,7 @@ func inNamespace(h *lab.Host, f func()) error {
 }
 
 // dialIn dials addr from inside h's network namespace.
-func dialIn(ctx context.Context, h *lab.Host, network, addr string) (net.Conn, error) {
+func dialIn(ctx context.Context, h *nslan.Host, network, addr string) (net.Conn, error) {
 	var c net.Conn
 	var dialErr error
 	if err := inNamespace(h, func() { c, dialErr = (&net.Dialer{}).DialContext(ctx, network, addr) }); err != nil {
@@ -304,7 +306,7 @@ func dialIn(ctx context.Context, h *lab.Host, network, addr string) (net.Conn, e
 // agentClient asks the agent on one lab host, at its default addresses.
 type agentClient struct {
 	t    *testing.T
-	h    *lab.Host
+	h    *nslan.Host
 	http *http.Client
 }
 
@@ -313,7 +315,7 @@ const (
 	agentHTTP = "http://127.0.0.1:8500"
 )
 
-func newAgentClient(t *testing.T, h *lab.Host) *agentClient {
+func newAgentClient(t *testing.T, h *nslan.Host) *agentClient {
 	tr := &http.Transport{
 		Proxy: nil,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {

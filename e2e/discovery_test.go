@@ -8,8 +8,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pirlan/pir/internal/lab"
-	"github.com/pirlan/pir/internal/lab/pircli"
+	"github.com/pirlan/pir/internal/nslan"
+	"github.com/pirlan/pir/internal/nslan/pircli"
 )
 
 const lanHosts = 5
@@ -20,23 +20,23 @@ const lanHosts = 5
 func TestDiscovery(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		lab  lab.Config
+		lab  nslan.Config
 		args []string
 		v6   bool // members meet over IPv6
 	}{
-		{"IPv4", lab.Config{IPv4: true, IPv6: true}, []string{"-4"}, false},
-		{"IPv6", lab.Config{IPv4: true, IPv6: true}, []string{"-6"}, true},
+		{"IPv4", nslan.Config{IPv4: true, IPv6: true}, []string{"-4"}, false},
+		{"IPv6", nslan.Config{IPv4: true, IPv6: true}, []string{"-6"}, true},
 		// No IPv4 address anywhere: the default flags must still work.
-		{"IPv6-only LAN, default flags", lab.Config{IPv6: true}, nil, true},
+		{"IPv6-only LAN, default flags", nslan.Config{IPv6: true}, nil, true},
 		// No IPv6 at all, not even link-local: the default flags must
 		// fall back to IPv4.
-		{"IPv4-only LAN, default flags", lab.Config{IPv4: true}, nil, false},
+		{"IPv4-only LAN, default flags", nslan.Config{IPv4: true}, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.lab.Hosts = lanHosts
 			l := newLab(t, tc.lab)
 			var peers []*pircli.Peer
-			byID := make(map[string]*lab.Host)
+			byID := make(map[string]*nslan.Host)
 			for _, h := range l.Hosts() {
 				peers = append(peers, join(t, h, tc.args...))
 				byID[peerID(h)] = h
@@ -69,7 +69,7 @@ func TestDiscovery(t *testing.T) {
 // TestWatch checks that "pir watch" lists the members of a group, old and
 // new, without becoming one.
 func TestWatch(t *testing.T) {
-	l := newLab(t, lab.Config{Hosts: lanHosts})
+	l := newLab(t, nslan.Config{Hosts: lanHosts})
 	hosts := l.Hosts()
 	members := []*pircli.Peer{join(t, hosts[0]), join(t, hosts[1]), join(t, hosts[2], "-meta", "role=db")}
 	requireMesh(t, members, members, nil)

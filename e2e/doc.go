@@ -1,7 +1,7 @@
 // Package e2e holds pir's end-to-end tests: the pir command, built once
-// per test run, on a LAN of network namespaces made by internal/lab, as a
+// per test run, on a LAN of network namespaces made by internal/nslan, as a
 // user would run it on a real LAN; and plugins/memberlist's example on two
-// LANs joined by a router (a plugin module may not import internal/lab). They need root, ip(8) and nsenter(1)
+// LANs joined by a router (a plugin module may not import internal/nslan). They need root, ip(8) and nsenter(1)
 // (and nft(8) for the loss tests) and skip, saying why, without them:
 //
 //	sudo go test ./e2e/

@@ -9,8 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/pirlan/pir/internal/lab"
-	"github.com/pirlan/pir/internal/lab/pircli"
+	"github.com/pirlan/pir/internal/nslan"
+	"github.com/pirlan/pir/internal/nslan/pircli"
 )
 
 // TestCrashAndGoodbye checks that the members and a watcher remove a
@@ -18,7 +18,7 @@ import (
 // stops announcing) and one interrupted (it says goodbye, which they act
 // on at once).
 func TestCrashAndGoodbye(t *testing.T) {
-	l := newLab(t, lab.Config{Hosts: lanHosts})
+	l := newLab(t, nslan.Config{Hosts: lanHosts})
 	hosts := l.Hosts()
 	var members []*pircli.Peer
 	for _, h := range hosts[:4] {
@@ -50,7 +50,7 @@ func TestCrashAndGoodbye(t *testing.T) {
 // notices first gives the reason, failed or expired), it removes them, and
 // when the cable is back they all find each other again.
 func TestLinkDown(t *testing.T) {
-	l := newLab(t, lab.Config{Hosts: lanHosts})
+	l := newLab(t, nslan.Config{Hosts: lanHosts})
 	var members []*pircli.Peer
 	for _, h := range l.Hosts() {
 		members = append(members, join(t, h))
@@ -78,7 +78,7 @@ func TestLinkDown(t *testing.T) {
 // starts its goodbye, the others change nothing, and it exits with status
 // 0, not killed by a signal that came while it was exiting.
 func TestRepeatedInterrupts(t *testing.T) {
-	l := newLab(t, lab.Config{Hosts: 2})
+	l := newLab(t, nslan.Config{Hosts: 2})
 	hosts := l.Hosts()
 	a, b := join(t, hosts[0]), join(t, hosts[1])
 	requireMesh(t, []*pircli.Peer{a, b}, []*pircli.Peer{a, b}, nil)

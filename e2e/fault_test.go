@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pirlan/pir/internal/lab"
-	"github.com/pirlan/pir/internal/lab/pircli"
+	"github.com/pirlan/pir/internal/nslan"
+	"github.com/pirlan/pir/internal/nslan/pircli"
 )
 
 // soakTime is how long TestLossNoFalseRemovals keeps the loss on:
@@ -31,7 +31,7 @@ func soakTime(t *testing.T) time.Duration {
 
 // requireLoss skips t unless the lab can drop frames.
 func requireLoss(t *testing.T) {
-	if ok, reason := lab.AvailableLoss(); !ok && pirPath != "" {
+	if ok, reason := nslan.AvailableLoss(); !ok && pirPath != "" {
 		t.Skip("e2e: no loss or partitions in the lab: " + reason)
 	}
 }
@@ -60,7 +60,7 @@ func envInt(t *testing.T, name string, def int) int {
 // multicast, still arrive. pir must see through that by itself.
 func TestLossNoFalseRemovals(t *testing.T) {
 	hosts, loss := envInt(t, "PIR_SOAK_HOSTS", 10), envInt(t, "PIR_SOAK_LOSS", 30)
-	l := newLab(t, lab.Config{Hosts: hosts})
+	l := newLab(t, nslan.Config{Hosts: hosts})
 	requireLoss(t)
 	var members []*pircli.Peer
 	for _, h := range l.Hosts() {
@@ -107,7 +107,7 @@ func TestLossNoFalseRemovals(t *testing.T) {
 // TestPartitionHeals cuts a 6-host LAN in two: each side removes the other,
 // and after the cut heals everyone finds everyone again.
 func TestPartitionHeals(t *testing.T) {
-	l := newLab(t, lab.Config{Hosts: 6})
+	l := newLab(t, nslan.Config{Hosts: 6})
 	requireLoss(t)
 	hosts := l.Hosts()
 	var members []*pircli.Peer

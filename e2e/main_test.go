@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/pirlan/pir/internal/lab"
-	"github.com/pirlan/pir/internal/lab/pircli"
+	"github.com/pirlan/pir/internal/nslan"
+	"github.com/pirlan/pir/internal/nslan/pircli"
 )
 
 // Bounds on the waits: generous, because a test fails only when one passes.
@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if ok, reason := lab.Available(); !ok {
+	if ok, reason := nslan.Available(); !ok {
 		skipReason = reason
 		return m.Run()
 	}
@@ -72,24 +72,24 @@ func run(m *testing.M) int {
 }
 
 // newLab makes a lab for t, or skips t if none can be made here.
-func newLab(t *testing.T, cfg lab.Config) *lab.Lab {
+func newLab(t *testing.T, cfg nslan.Config) *nslan.Lab {
 	t.Helper()
 	if pirPath == "" {
 		t.Skip("e2e: no network lab here: " + skipReason)
 	}
 	cfg.Logf = t.Logf
-	l, err := lab.New(cfg)
+	l, err := nslan.New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, l.Close()) })
 	return l
 }
 
 // peerID is the ID the tests give the pir member on host h.
-func peerID(h *lab.Host) string { return "pir-" + h.Name }
+func peerID(h *nslan.Host) string { return "pir-" + h.Name }
 
 // join starts "pir join" on h with the ID peerID(h). When the test ends, a
 // peer still running is interrupted and must exit cleanly.
-func join(t *testing.T, h *lab.Host, args ...string) *pircli.Peer {
+func join(t *testing.T, h *nslan.Host, args ...string) *pircli.Peer {
 	t.Helper()
 	p, err := pircli.Join(h, pirPath, peerID(h), args...)
 	require.NoError(t, err)
@@ -98,7 +98,7 @@ func join(t *testing.T, h *lab.Host, args ...string) *pircli.Peer {
 }
 
 // watch starts "pir watch" on h, stopped like join's.
-func watch(t *testing.T, h *lab.Host, args ...string) *pircli.Peer {
+func watch(t *testing.T, h *nslan.Host, args ...string) *pircli.Peer {
 	t.Helper()
 	p, err := pircli.Watch(h, pirPath, args...)
 	require.NoError(t, err)

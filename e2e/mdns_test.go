@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pirlan/pir/internal/lab"
-	"github.com/pirlan/pir/internal/lab/pircli"
+	"github.com/pirlan/pir/internal/nslan"
+	"github.com/pirlan/pir/internal/nslan/pircli"
 )
 
 // requireMDNSFlags skips t unless the pir binary has the mDNS flags
@@ -33,7 +33,7 @@ func requireMDNSFlags(t *testing.T) {
 // mDNS goodbye: its records with TTL 0).
 func TestMDNSJoinAndWatch(t *testing.T) {
 	requireMDNSFlags(t)
-	l := newLab(t, lab.Config{Hosts: 3})
+	l := newLab(t, nslan.Config{Hosts: 3})
 	hosts := l.Hosts()
 	members := []*pircli.Peer{join(t, hosts[0], "-mdns", "-meta", "role=a"), join(t, hosts[1], "-mdns")}
 	seen := requireMesh(t, members, members, nil)
@@ -95,7 +95,7 @@ func TestMDNSWatchForeignService(t *testing.T) {
 	if err := exec.Command("/usr/bin/python3", "-c", "import zeroconf").Run(); err != nil {
 		t.Skip("e2e: python3-zeroconf is not installed (Debian: apt-get install python3-zeroconf)")
 	}
-	l := newLab(t, lab.Config{Hosts: 3, IPv4: true})
+	l := newLab(t, nslan.Config{Hosts: 3, IPv4: true})
 	script := filepath.Join(t.TempDir(), "publish.py")
 	require.NoError(t, os.WriteFile(script, []byte(zeroconfPublisher), 0o644))
 	before := watch(t, l.Host(0), "-mdns", "_http._tcp", "-wait-probe")
@@ -103,7 +103,7 @@ func TestMDNSWatchForeignService(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), meetTimeout)
 	defer cancel()
-	_, _, err = pub.WaitLine(ctx, 0, func(l lab.Line) bool { return l.Text == "ready" })
+	_, _, err = pub.WaitLine(ctx, 0, func(l nslan.Line) bool { return l.Text == "ready" })
 	require.NoError(t, err, pub.Stderr())
 
 	e, err := before.WaitEvent(ctx, 0, func(e pircli.Event) bool { return e.Event == pircli.Joined })

@@ -17,15 +17,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pirlan/pir/internal/lab"
-	"github.com/pirlan/pir/internal/lab/pircli"
+	"github.com/pirlan/pir/internal/nslan"
+	"github.com/pirlan/pir/internal/nslan/pircli"
 )
 
 // The memberlist tests run plugins/memberlist's example program on the
-// hosts of two LANs joined only by a router (internal/lab's routed lab),
+// hosts of two LANs joined only by a router (internal/nslan's routed lab),
 // which does not forward multicast: each member multicasts on its LAN and
 // relays to the other through memberlist. They live here, in the core
-// module, because they drive the lab (internal/lab), which a plugin module
+// module, because they drive the lab (internal/nslan), which a plugin module
 // must not import; they build the plugin's example with go build in its own
 // module. They need root; without it they skip, saying why.
 
@@ -76,7 +76,7 @@ func memberlistExample(tb testing.TB, race bool) string {
 // the machine is one where the lab must work (root), where it fails.
 func requireRoutedLab(tb testing.TB) {
 	tb.Helper()
-	if ok, reason := lab.Available(); !ok {
+	if ok, reason := nslan.Available(); !ok {
 		if os.Getenv("CI") != "" && os.Geteuid() == 0 {
 			tb.Fatalf("CI as root, but no network lab: %s", reason)
 		}
@@ -84,10 +84,10 @@ func requireRoutedLab(tb testing.TB) {
 	}
 }
 
-func newRouted(tb testing.TB, lans ...int) *lab.Routed {
+func newRouted(tb testing.TB, lans ...int) *nslan.Routed {
 	tb.Helper()
 	requireRoutedLab(tb)
-	r, err := lab.NewRouted(lab.RoutedConfig{LANs: lans, IPv4: true, Logf: tb.Logf})
+	r, err := nslan.NewRouted(nslan.RoutedConfig{LANs: lans, IPv4: true, Logf: tb.Logf})
 	require.NoError(tb, err)
 	tb.Cleanup(func() { assert.NoError(tb, r.Close()) })
 	return r
@@ -95,13 +95,13 @@ func newRouted(tb testing.TB, lans ...int) *lab.Routed {
 
 // mlPeer is the example running on a lab host.
 type mlPeer struct {
-	*lab.Proc
+	*nslan.Proc
 	id string
 }
 
 // startMLPeer starts the example on h as member id, seeding memberlist with
 // seeds.
-func startMLPeer(tb testing.TB, bin string, h *lab.Host, id, site string, seeds []string) *mlPeer {
+func startMLPeer(tb testing.TB, bin string, h *nslan.Host, id, site string, seeds []string) *mlPeer {
 	tb.Helper()
 	cmd := h.Command(context.Background(), bin, "-iface", "eth0", "-json", "-id", id,
 		"-port", mlPort, "-seeds", strings.Join(seeds, ","), "-meta", "site="+site, "-meta", "host="+h.Name, "-log", "debug")
@@ -115,7 +115,7 @@ func startMLPeer(tb testing.TB, bin string, h *lab.Host, id, site string, seeds 
 // match is true.
 func (p *mlPeer) waitEvent(ctx context.Context, from int, match func(pircli.Event) bool) (pircli.Event, error) {
 	var parseErr error
-	_, line, err := p.WaitLine(ctx, from, func(l lab.Line) bool {
+	_, line, err := p.WaitLine(ctx, from, func(l nslan.Line) bool {
 		e, err := pircli.Parse(l)
 		if err != nil {
 			parseErr = err
@@ -142,7 +142,7 @@ func (p *mlPeer) checkStderr() error {
 	return nil
 }
 
-func mlSeeds(r *lab.Routed) []string {
+func mlSeeds(r *nslan.Routed) []string {
 	var seeds []string
 	for i := range r.LANs() {
 		seeds = append(seeds, r.LAN(i)[0].IPv4.String()+":"+mlPort)

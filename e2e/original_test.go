@@ -20,8 +20,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pirlan/pir/internal/lab"
-	"github.com/pirlan/pir/internal/lab/pircli"
+	"github.com/pirlan/pir/internal/nslan"
+	"github.com/pirlan/pir/internal/nslan/pircli"
 )
 
 // helperEnv makes the test binary run a helper program instead of the
@@ -176,7 +176,7 @@ func probe(hostport string) bool {
 
 // startOriginal runs the original emulation on h, in group "pir" on the
 // default port, and returns it with what it announces.
-func startOriginal(t *testing.T, h *lab.Host) (*lab.Proc, origLine) {
+func startOriginal(t *testing.T, h *nslan.Host) (*nslan.Proc, origLine) {
 	t.Helper()
 	exe, err := os.Executable()
 	require.NoError(t, err)
@@ -187,7 +187,7 @@ func startOriginal(t *testing.T, h *lab.Host) (*lab.Proc, origLine) {
 	ctx, cancel := context.WithTimeout(context.Background(), meetTimeout)
 	defer cancel()
 	var ready origLine
-	_, _, err = p.WaitLine(ctx, 0, func(l lab.Line) bool {
+	_, _, err = p.WaitLine(ctx, 0, func(l nslan.Line) bool {
 		return json.Unmarshal([]byte(l.Text), &ready) == nil && ready.Event == "ready"
 	})
 	require.NoError(t, err)
@@ -196,9 +196,9 @@ func startOriginal(t *testing.T, h *lab.Host) (*lab.Proc, origLine) {
 
 // waitOriginal waits for a line of the original emulation that match
 // accepts.
-func waitOriginal(ctx context.Context, p *lab.Proc, from int, match func(origLine) bool) (origLine, error) {
+func waitOriginal(ctx context.Context, p *nslan.Proc, from int, match func(origLine) bool) (origLine, error) {
 	var got origLine
-	_, _, err := p.WaitLine(ctx, from, func(l lab.Line) bool {
+	_, _, err := p.WaitLine(ctx, from, func(l nslan.Line) bool {
 		var o origLine
 		if json.Unmarshal([]byte(l.Text), &o) != nil {
 			return false
@@ -218,7 +218,7 @@ func waitOriginal(ctx context.Context, p *lab.Proc, from int, match func(origLin
 // that can speak its format, pass their health probes, and survive every
 // message they send (joining, announcing, leaving).
 func TestOriginalPeer(t *testing.T) {
-	l := newLab(t, lab.Config{Hosts: lanHosts})
+	l := newLab(t, nslan.Config{Hosts: lanHosts})
 	hosts := l.Hosts()
 	orig, self := startOriginal(t, hosts[0])
 
@@ -286,7 +286,7 @@ func TestOriginalPeer(t *testing.T) {
 // wait. Counted at the IP layer: no unicast datagram reaches the original's
 // host, while the members' hosts get the cfm and evd they exchange.
 func TestOriginalNeverAskedToConfirm(t *testing.T) {
-	l := newLab(t, lab.Config{Hosts: 4})
+	l := newLab(t, nslan.Config{Hosts: 4})
 	hosts := l.Hosts()
 	_, self := startOriginal(t, hosts[0])
 	var members []*pircli.Peer
@@ -318,7 +318,7 @@ func TestOriginalNeverAskedToConfirm(t *testing.T) {
 // countUnicast counts, from now on, the UDP datagrams h receives addressed
 // to one of its own addresses, IPv4 or IPv6 (not to a group), with an nft
 // counter in h's namespace. It skips the test when nft is missing.
-func countUnicast(t *testing.T, h *lab.Host) {
+func countUnicast(t *testing.T, h *nslan.Host) {
 	t.Helper()
 	nftIn(t, h, `table inet pirtest {
 	counter unicast {}
@@ -331,7 +331,7 @@ func countUnicast(t *testing.T, h *lab.Host) {
 }
 
 // unicastCount reads the counter countUnicast set on h.
-func unicastCount(t *testing.T, h *lab.Host) int {
+func unicastCount(t *testing.T, h *nslan.Host) int {
 	t.Helper()
 	out := nftIn(t, h, "list counter inet pirtest unicast\n")
 	f := strings.Fields(out[strings.Index(out, "packets"):])
@@ -342,7 +342,7 @@ func unicastCount(t *testing.T, h *lab.Host) int {
 }
 
 // nftIn runs nft(8) with script on its standard input in h's namespace.
-func nftIn(t *testing.T, h *lab.Host, script string) string {
+func nftIn(t *testing.T, h *nslan.Host, script string) string {
 	t.Helper()
 	path := ""
 	for _, p := range []string{"nft", "/usr/sbin/nft", "/sbin/nft"} {

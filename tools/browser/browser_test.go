@@ -22,8 +22,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pirlan/pir/internal/lab"
-	"github.com/pirlan/pir/internal/lab/pircli"
+	"github.com/pirlan/pir/internal/nslan"
+	"github.com/pirlan/pir/internal/nslan/pircli"
 )
 
 // Bounds on the waits. They are generous where the test only waits for
@@ -55,7 +55,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if ok, reason := lab.Available(); !ok {
+	if ok, reason := nslan.Available(); !ok {
 		skipReason = "no network lab here: " + reason
 		return m.Run()
 	}
@@ -124,7 +124,7 @@ func TestLivePage(t *testing.T) {
 	if pirPath == "" {
 		t.Skip("browser: " + skipReason)
 	}
-	l, err := lab.New(lab.Config{Hosts: 5, IPv4: true, Logf: t.Logf})
+	l, err := nslan.New(nslan.Config{Hosts: 5, IPv4: true, Logf: t.Logf})
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, l.Close()) })
 	hosts := l.Hosts()
@@ -279,7 +279,7 @@ func TestLivePage(t *testing.T) {
 
 // startPir starts the pir binary with args on h; when the test ends it is
 // interrupted and must exit cleanly.
-func startPir(t *testing.T, h *lab.Host, args ...string) *lab.Proc {
+func startPir(t *testing.T, h *nslan.Host, args ...string) *nslan.Proc {
 	t.Helper()
 	cmd := h.Command(context.Background(), pirPath, args...)
 	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
@@ -291,7 +291,7 @@ func startPir(t *testing.T, h *lab.Host, args ...string) *lab.Proc {
 
 // stop interrupts p unless it has exited, and checks that it exits with
 // status 0 and reported no data race.
-func stop(t *testing.T, p *lab.Proc) {
+func stop(t *testing.T, p *nslan.Proc) {
 	select {
 	case <-p.Done():
 	default:
@@ -309,7 +309,7 @@ func stop(t *testing.T, p *lab.Proc) {
 // context of its tab. The browser talks to chromedp over a pipe, so it
 // needs no port that the test could not reach. It is stopped when the
 // test ends.
-func newBrowser(t *testing.T, h *lab.Host) context.Context {
+func newBrowser(t *testing.T, h *nslan.Host) context.Context {
 	t.Helper()
 	nsenter, err := exec.LookPath("nsenter")
 	require.NoError(t, err)
@@ -367,7 +367,7 @@ func newBrowser(t *testing.T, h *lab.Host) context.Context {
 
 // openPage navigates tab to url until the agent answers with its page:
 // the agent p has just been started and may not listen yet.
-func openPage(t *testing.T, ctx context.Context, tab context.Context, p *lab.Proc, url string) {
+func openPage(t *testing.T, ctx context.Context, tab context.Context, p *nslan.Proc, url string) {
 	t.Helper()
 	for {
 		err := chromedp.Do(ctx, chromedp.Navigate(url))
@@ -400,7 +400,7 @@ func pageMembers(tab context.Context) []string {
 
 // startForger runs the forger on h, announcing the forged member in group
 // pir on the default port, and waits until it is ready.
-func startForger(t *testing.T, h *lab.Host) {
+func startForger(t *testing.T, h *nslan.Host) {
 	t.Helper()
 	exe, err := os.Executable()
 	require.NoError(t, err)
@@ -417,7 +417,7 @@ func startForger(t *testing.T, h *lab.Host) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	_, _, err = p.WaitLine(ctx, 0, func(l lab.Line) bool { return l.Text == "ready" })
+	_, _, err = p.WaitLine(ctx, 0, func(l nslan.Line) bool { return l.Text == "ready" })
 	require.NoError(t, err)
 }
 

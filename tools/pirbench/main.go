@@ -1,5 +1,5 @@
 // Command pirbench measures how fast pir members notice each other, and
-// what they cost, on a LAN of network namespaces (internal/lab), with pir's
+// what they cost, on a LAN of network namespaces (internal/nslan), with pir's
 // default settings unless told otherwise. It needs Linux and root, and
 // runs from anywhere in the pir repository, whose cmd/pir it builds. It is
 // a program of the tools module; from the repository's root:
@@ -95,8 +95,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pirlan/pir/internal/lab"
-	"github.com/pirlan/pir/internal/lab/pircli"
+	"github.com/pirlan/pir/internal/nslan"
+	"github.com/pirlan/pir/internal/nslan/pircli"
 )
 
 func main() {
@@ -133,7 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	var o options
 	var sizes, extra string
-	fs.StringVar(&sizes, "hosts", "5", fmt.Sprintf("comma-separated numbers of hosts in the lab, each 4 to %d, e.g. 10,20,50,100", lab.MaxHosts))
+	fs.StringVar(&sizes, "hosts", "5", fmt.Sprintf("comma-separated numbers of hosts in the lab, each 4 to %d, e.g. 10,20,50,100", nslan.MaxHosts))
 	fs.IntVar(&o.runs, "runs", 10, "number of runs for each number of hosts")
 	fs.DurationVar(&o.steady, "steady", 10*time.Second, "steady-state window for traffic, CPU and memory (0: skip)")
 	fs.StringVar(&extra, "args", "", `extra flags for every "pir join", split at spaces, e.g. "-policy phi"`)
@@ -156,8 +156,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	for f := range strings.SplitSeq(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 4 || n > lab.MaxHosts {
-			errs = append(errs, fmt.Errorf("-hosts %q: want numbers of 4 to %d, comma-separated", sizes, lab.MaxHosts))
+		if err != nil || n < 4 || n > nslan.MaxHosts {
+			errs = append(errs, fmt.Errorf("-hosts %q: want numbers of 4 to %d, comma-separated", sizes, nslan.MaxHosts))
 			break
 		}
 		o.sizes = append(o.sizes, n)
@@ -206,7 +206,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	if ok, reason := lab.Available(); !ok {
+	if ok, reason := nslan.Available(); !ok {
 		fmt.Fprintf(stderr, "pirbench: no network lab here: %s\n", reason)
 		return 1
 	}

@@ -131,7 +131,7 @@ func loadAverage() float64 {
 }
 
 // otherLabs lists the prefixes of the network labs of other processes
-// (internal/lab's default names, pirlab-PID-N).
+// (internal/nslan's default names, pirlab-PID-N).
 func otherLabs() []string {
 	entries, err := os.ReadDir("/run/netns")
 	if err != nil {

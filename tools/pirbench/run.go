@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pirlan/pir/internal/lab"
-	"github.com/pirlan/pir/internal/lab/pircli"
+	"github.com/pirlan/pir/internal/nslan"
+	"github.com/pirlan/pir/internal/nslan/pircli"
 )
 
 // phaseSpread is the longest random wait before a removal: pir's default
@@ -45,7 +45,7 @@ type runResult struct {
 // with the error.
 func oneRun(ctx context.Context, o options, pir string, n, run int, progress func(string, ...any)) (r runResult, err error) {
 	began := time.Now()
-	l, err := lab.New(lab.Config{Hosts: n})
+	l, err := nslan.New(nslan.Config{Hosts: n})
 	if err != nil {
 		return r, err
 	}
@@ -175,14 +175,14 @@ func oneRun(ctx context.Context, o options, pir string, n, run int, progress fun
 
 // steadyState measures each member's traffic, CPU and memory over a window
 // of d, and counts the left lines printed meanwhile.
-func steadyState(ctx context.Context, l *lab.Lab, members []*pircli.Peer, d time.Duration) ([]hostSample, int, error) {
+func steadyState(ctx context.Context, l *nslan.Lab, members []*pircli.Peer, d time.Duration) ([]hostSample, int, error) {
 	from := marks(members)
-	read := func() ([]lab.Counters, []lab.ProcStats, error) {
+	read := func() ([]nslan.Counters, []nslan.ProcStats, error) {
 		c, err := l.AllCounters()
 		if err != nil {
 			return nil, nil, err
 		}
-		ps := make([]lab.ProcStats, len(members))
+		ps := make([]nslan.ProcStats, len(members))
 		for i, p := range members {
 			if ps[i], err = p.Stats(); err != nil {
 				return nil, nil, err
@@ -289,7 +289,7 @@ func waitAll(ctx context.Context, timeout time.Duration, p *pircli.Peer, from in
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var bad error
-	_, _, err := p.WaitLine(ctx, from, func(l lab.Line) bool {
+	_, _, err := p.WaitLine(ctx, from, func(l nslan.Line) bool {
 		e, err := pircli.Parse(l)
 		if err != nil {
 			bad = err

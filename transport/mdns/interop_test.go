@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pirlan/pir/internal/lab"
+	"github.com/pirlan/pir/internal/nslan"
 )
 
 // zeroconfScript drives python3-zeroconf on a lab host and prints JSON
@@ -131,22 +131,22 @@ type zcLine struct {
 // helper, for one address family.
 type interop struct {
 	t      testing.TB
-	lab    *lab.Lab
+	lab    *nslan.Lab
 	script string
 	family string // "4" or "6"
 }
 
-// newInterop makes the lab, or skips: it needs root (internal/lab) and
+// newInterop makes the lab, or skips: it needs root (internal/nslan) and
 // python3-zeroconf (Debian: apt-get install python3-zeroconf).
 func newInterop(t testing.TB, family string) *interop {
 	t.Helper()
-	if ok, reason := lab.Available(); !ok {
+	if ok, reason := nslan.Available(); !ok {
 		t.Skip("mdns interop: no network lab here: " + reason)
 	}
 	if err := exec.Command("/usr/bin/python3", "-c", "import zeroconf").Run(); err != nil {
 		t.Skip("mdns interop: python3-zeroconf is not installed (Debian: apt-get install python3-zeroconf): ", err)
 	}
-	l, err := lab.New(lab.Config{Hosts: 2, Logf: t.Logf})
+	l, err := nslan.New(nslan.Config{Hosts: 2, Logf: t.Logf})
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, l.Close()) })
 	script := filepath.Join(t.TempDir(), "zc_driver.py") // not zeroconf.py: that would shadow the module
@@ -162,7 +162,7 @@ func (x *interop) network() string {
 }
 
 // addr returns host h's address in the family.
-func (x *interop) addr(h *lab.Host) netip.Addr {
+func (x *interop) addr(h *nslan.Host) netip.Addr {
 	if x.family == "6" {
 		return h.IPv6
 	}
@@ -170,7 +170,7 @@ func (x *interop) addr(h *lab.Host) netip.Addr {
 }
 
 // zeroconf starts the script on h.
-func (x *interop) zeroconf(h *lab.Host, args ...string) *lab.Proc {
+func (x *interop) zeroconf(h *nslan.Host, args ...string) *nslan.Proc {
 	x.t.Helper()
 	p, err := h.Start("/usr/bin/python3", append([]string{x.script, x.family, "eth0"}, args...)...)
 	require.NoError(x.t, err)
@@ -180,7 +180,7 @@ func (x *interop) zeroconf(h *lab.Host, args ...string) *lab.Proc {
 }
 
 // helper starts this binary's helper on h and waits until it is ready.
-func (x *interop) helper(h *lab.Host, args ...string) *lab.Proc {
+func (x *interop) helper(h *nslan.Host, args ...string) *nslan.Proc {
 	x.t.Helper()
 	exe, err := os.Executable()
 	require.NoError(x.t, err)
@@ -194,7 +194,7 @@ func (x *interop) helper(h *lab.Host, args ...string) *lab.Proc {
 }
 
 // stopProc interrupts p unless it has exited, and waits for it.
-func stopProc(t testing.TB, p *lab.Proc) {
+func stopProc(t testing.TB, p *nslan.Proc) {
 	select {
 	case <-p.Done():
 		return
@@ -210,7 +210,7 @@ func stopProc(t testing.TB, p *lab.Proc) {
 }
 
 // waitExit waits for p to exit by itself, with status 0.
-func (x *interop) waitExit(p *lab.Proc) {
+func (x *interop) waitExit(p *nslan.Proc) {
 	x.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
 	defer cancel()
@@ -221,20 +221,20 @@ func (x *interop) waitExit(p *lab.Proc) {
 // one passes.
 const interopTimeout = 20 * time.Second
 
-func (x *interop) waitZC(p *lab.Proc, from int, match func(zcLine) bool) (zcLine, lab.Line) {
+func (x *interop) waitZC(p *nslan.Proc, from int, match func(zcLine) bool) (zcLine, nslan.Line) {
 	x.t.Helper()
 	var got zcLine
-	l := x.wait(p, from, func(l lab.Line) bool {
+	l := x.wait(p, from, func(l nslan.Line) bool {
 		got = zcLine{}
 		return json.Unmarshal([]byte(l.Text), &got) == nil && match(got)
 	})
 	return got, l
 }
 
-func (x *interop) waitHelper(p *lab.Proc, from int, match func(helperLine) bool) (helperLine, lab.Line) {
+func (x *interop) waitHelper(p *nslan.Proc, from int, match func(helperLine) bool) (helperLine, nslan.Line) {
 	x.t.Helper()
 	var got helperLine
-	l := x.wait(p, from, func(l lab.Line) bool {
+	l := x.wait(p, from, func(l nslan.Line) bool {
 		got = helperLine{}
 		return json.Unmarshal([]byte(l.Text), &got) == nil && match(got)
 	})
@@ -244,7 +244,7 @@ func (x *interop) waitHelper(p *lab.Proc, from int, match func(helperLine) bool)
 	return got, l
 }
 
-func (x *interop) wait(p *lab.Proc, from int, match func(lab.Line) bool) lab.Line {
+func (x *interop) wait(p *nslan.Proc, from int, match func(nslan.Line) bool) nslan.Line {
 	x.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
 	defer cancel()

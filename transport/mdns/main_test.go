@@ -21,7 +21,7 @@ import (
 // Every test that opens a socket runs inside the private namespace netlab
 // makes, where lo is the only interface: nothing reaches a real network.
 // The interoperability tests start this binary again on hosts of a lab
-// (internal/lab) as a helper program (see interop_test.go).
+// (internal/nslan) as a helper program (see interop_test.go).
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(helper(os.Args[1:]))

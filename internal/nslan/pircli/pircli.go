@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pirlan/pir/internal/lab"
+	"github.com/pirlan/pir/internal/nslan"
 )
 
 // Module is the path of the module whose cmd/pir Build builds.
@@ -85,7 +85,7 @@ type Event struct {
 	Meta      map[string]string `json:"meta"`
 
 	// Line is the line the event came from, with the time it was read.
-	Line lab.Line `json:"-"`
+	Line nslan.Line `json:"-"`
 	// Index is the line's index in the process's output.
 	Index int `json:"-"`
 }
@@ -105,7 +105,7 @@ const (
 // Parse parses one output line. It fails on a line that is not a JSON
 // object with a known event type and an ID, or with a reason on an event
 // other than left. Fields it does not know are ignored.
-func Parse(l lab.Line) (Event, error) {
+func Parse(l nslan.Line) (Event, error) {
 	var e Event
 	if err := json.Unmarshal([]byte(l.Text), &e); err != nil {
 		return Event{}, fmt.Errorf("line %q: %w", l.Text, err)
@@ -127,14 +127,14 @@ func Parse(l lab.Line) (Event, error) {
 
 // Peer is a running "pir join" or "pir watch".
 type Peer struct {
-	*lab.Proc
+	*nslan.Proc
 	// ID is the member's ID (-id), empty for a watcher.
 	ID string
 }
 
 // Join starts "pir join -json -iface eth0 -id ID args..." on h, with the
 // pir binary at pir.
-func Join(h *lab.Host, pir, id string, args ...string) (*Peer, error) {
+func Join(h *nslan.Host, pir, id string, args ...string) (*Peer, error) {
 	p, err := start(h, pir, append([]string{"join", "-json", "-iface", "eth0", "-id", id}, args...))
 	if err != nil {
 		return nil, err
@@ -143,7 +143,7 @@ func Join(h *lab.Host, pir, id string, args ...string) (*Peer, error) {
 }
 
 // Watch starts "pir watch -json -iface eth0 args..." on h.
-func Watch(h *lab.Host, pir string, args ...string) (*Peer, error) {
+func Watch(h *nslan.Host, pir string, args ...string) (*Peer, error) {
 	p, err := start(h, pir, append([]string{"watch", "-json", "-iface", "eth0"}, args...))
 	if err != nil {
 		return nil, err
@@ -151,7 +151,7 @@ func Watch(h *lab.Host, pir string, args ...string) (*Peer, error) {
 	return &Peer{Proc: p}, nil
 }
 
-func start(h *lab.Host, pir string, args []string) (*lab.Proc, error) {
+func start(h *nslan.Host, pir string, args []string) (*nslan.Proc, error) {
 	cmd := h.Command(context.Background(), pir, args...)
 	// A race-enabled binary would otherwise wait a second before exiting.
 	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
@@ -171,7 +171,7 @@ func (p *Peer) Name() string {
 func (p *Peer) WaitEvent(ctx context.Context, from int, match func(Event) bool) (Event, error) {
 	var bad error
 	var found Event
-	i, _, err := p.WaitLine(ctx, from, func(l lab.Line) bool {
+	i, _, err := p.WaitLine(ctx, from, func(l nslan.Line) bool {
 		e, err := Parse(l)
 		if err != nil {
 			bad = err

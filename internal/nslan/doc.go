@@ -1,4 +1,4 @@
-// Package lab builds a LAN of Linux network namespaces for end-to-end tests
+// Package nslan builds a LAN of Linux network namespaces for end-to-end tests
 // and benchmarks: N hosts, each a namespace with one interface eth0, all
 // cabled to one switch, a bridge in a namespace of its own.
 //
@@ -26,7 +26,7 @@
 // for them, and deletes every namespace of the lab; it is idempotent, and
 // New calls it itself when it fails half-way. A test writes
 //
-//	l, err := lab.New(lab.Config{Hosts: 5, Logf: t.Logf})
+//	l, err := nslan.New(nslan.Config{Hosts: 5, Logf: t.Logf})
 //	require.NoError(t, err)
 //	t.Cleanup(func() { l.Close() })
 //
@@ -65,4 +65,4 @@
 // nsenter(1) from util-linux; nft(8) from nftables for SetLoss. Available
 // reports whether a lab can be made here and, if not, why, so that a test
 // can skip with that reason. All methods are safe for concurrent use.
-package lab
+package nslan

@@ -9,12 +9,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pirlan/pir/internal/lab"
+	"github.com/pirlan/pir/internal/nslan"
 )
 
 func TestParse(t *testing.T) {
 	at := time.Now()
-	e, err := Parse(lab.Line{At: at, Text: `{"time":"2026-11-25T14:42:25.592005582Z","event":"left","id":"p1",` +
+	e, err := Parse(nslan.Line{At: at, Text: `{"time":"2026-11-25T14:42:25.592005582Z","event":"left","id":"p1",` +
 		`"health_uri":"tcp://198.18.0.2:38385","comms_uri":"tcp://198.18.0.2:80","addr":"198.18.0.2:41280",` +
 		`"health":0.5,"verdict":"suspect","reason":"failed","meta":{"k":"v"},"future":1}`})
 	require.NoError(t, err)
@@ -43,7 +43,7 @@ func TestParse(t *testing.T) {
 		`{"event":"joined","id":"p1","reason":"goodbye"}`,
 		`{"event":"left","id":"p1"}`,
 	} {
-		_, err := Parse(lab.Line{Text: bad})
+		_, err := Parse(nslan.Line{Text: bad})
 		assert.Error(t, err, bad)
 	}
 }
@@ -68,7 +68,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(`{"event":"nope"}`)
 	f.Add(`not json`)
 	f.Fuzz(func(t *testing.T, s string) {
-		e, err := Parse(lab.Line{Text: s})
+		e, err := Parse(nslan.Line{Text: s})
 		if err != nil {
 			return
 		}
