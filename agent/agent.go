@@ -168,7 +168,31 @@ func (a *Agent) Watch(g *discovery.Group) error {
 		return ErrClosed
 	}
 	v.remove = remove
+	a.active.Add(1)
+	go func() {
+		defer a.active.Done()
+		select {
+		case <-g.Done():
+			a.stopped(v)
+		case <-a.done:
+		}
+	}()
 	return nil
+}
+
+// stopped empties v when its group has stopped (closed or left): the agent
+// no longer knows its members. Each leaves with reason "stopped".
+func (a *Agent) stopped(v *view) {
+	a.mu.RLock()
+	ms := v.sorted()
+	a.mu.RUnlock()
+	now := time.Now()
+	for _, m := range ms {
+		if !a.apply(v, discovery.Event{Type: discovery.Left, Member: m, At: now}) {
+			return
+		}
+	}
+	a.log.Debug("watched group stopped", "group", v.name)
 }
 
 // newView adds an empty view named name. Tests feed it with apply.
