@@ -28,6 +28,9 @@ const (
 	// maxStreams bounds the SSE streams open at once; beyond it a new
 	// stream is refused with 503.
 	maxStreams = 256
+	// maxWaiting bounds the blocking queries waiting at once; beyond it a
+	// blocking query is refused with 503.
+	maxWaiting = 1024
 	// closeWait bounds how long Close waits for the requests it ends.
 	closeWait = 5 * time.Second
 )
@@ -103,6 +106,7 @@ type counters struct {
 	dnsFormErr, dnsNotImp, dnsIgnored, dnsSkippedNames atomic.Uint64
 	httpRequests, httpBad, httpForbidden               atomic.Uint64
 	sseDropped, sseRefused, events                     atomic.Uint64
+	waitRefused                                        atomic.Uint64
 }
 
 // Stats are the agent's counters.
@@ -133,6 +137,10 @@ type Stats struct {
 	// SSERefused streams refused because too many were open.
 	SSEStreams             int
 	SSEDropped, SSERefused uint64
+	// Waiting is the number of blocking queries waiting now;
+	// WaitRefused counts those refused because too many were waiting.
+	Waiting     int
+	WaitRefused uint64
 }
 
 // New returns an Agent watching no group yet.
@@ -168,7 +176,31 @@ func (a *Agent) Watch(g *discovery.Group) error {
 		return ErrClosed
 	}
 	v.remove = remove
+	a.active.Add(1)
+	go func() {
+		defer a.active.Done()
+		select {
+		case <-g.Done():
+			a.stopped(v)
+		case <-a.done:
+		}
+	}()
 	return nil
+}
+
+// stopped empties v when its group has stopped (closed or left): the agent
+// no longer knows its members. Each leaves with reason "stopped".
+func (a *Agent) stopped(v *view) {
+	a.mu.RLock()
+	ms := v.sorted()
+	a.mu.RUnlock()
+	now := time.Now()
+	for _, m := range ms {
+		if !a.apply(v, discovery.Event{Type: discovery.Left, Member: m, At: now}) {
+			return
+		}
+	}
+	a.log.Debug("watched group stopped", "group", v.name)
 }
 
 // newView adds an empty view named name. Tests feed it with apply.
@@ -258,6 +290,8 @@ func (a *Agent) Stats() Stats {
 		SSEStreams:      streams,
 		SSEDropped:      c.sseDropped.Load(),
 		SSERefused:      c.sseRefused.Load(),
+		Waiting:         int(a.waiting.Load()),
+		WaitRefused:     c.waitRefused.Load(),
 	}
 }
 

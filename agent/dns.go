@@ -281,16 +281,19 @@ func (a *Agent) buildDNSView(groupName string, members map[string]discovery.Memb
 
 // endpoint returns a member's address (the comms URI's host when it is an
 // IP literal, else the source address of its announcements) and its comms
-// URI's port (0 when none).
+// URI's port (0 when none). A loopback host from a member heard from
+// elsewhere is not believed: it would send this host's programs to their
+// own loopback; the source address is used instead.
 func endpoint(m discovery.Member) (netip.Addr, uint16) {
 	u := m.CommsURI
 	if u == nil {
 		u = m.HealthURI
 	}
-	addr := m.Addr.Addr()
+	addr := m.Addr.Addr().Unmap()
 	var port uint16
 	if u != nil {
-		if ip, err := netip.ParseAddr(hostOf(u)); err == nil && !ip.IsUnspecified() {
+		ip, err := netip.ParseAddr(hostOf(u))
+		if err == nil && !ip.IsUnspecified() && (!ip.Unmap().IsLoopback() || !addr.IsValid() || addr.IsLoopback()) {
 			addr = ip
 		}
 		if p, err := strconv.ParseUint(u.Port(), 10, 16); err == nil {

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"net"
+	"net/netip"
+	"net/url"
 	"sort"
 	"strconv"
 	"sync"
@@ -323,4 +325,30 @@ func TestDNSHugeGroupOverTCP(t *testing.T) {
 	assert.LessOrEqual(t, len(w.out[0]), dns.MaxMsgSize)
 	assert.True(t, w.msgs[0].Truncated)
 	assert.Greater(t, len(w.msgs[0].Answer), 500)
+}
+
+func TestEndpoint(t *testing.T) {
+	for _, tc := range []struct {
+		comms, src, want string
+		port             uint16
+	}{
+		{"tcp://198.18.0.5:80", "198.18.0.9:1975", "198.18.0.5", 80},
+		{"tcp://[fd42::5]:80", "198.18.0.9:1975", "fd42::5", 80},
+		{"tcp://[fe80::5%25eth0]:80", "198.18.0.9:1975", "fe80::5", 80},
+		{"tcp://0.0.0.0:80", "198.18.0.9:1975", "198.18.0.9", 80},
+		{"tcp://host.example:80", "198.18.0.9:1975", "198.18.0.9", 80},
+		{"tcp://127.0.0.1:80", "198.18.0.9:1975", "198.18.0.9", 80}, // from elsewhere: not believed
+		{"tcp://127.0.0.1:80", "127.0.0.1:1975", "127.0.0.1", 80},   // from this host
+		{"tcp://[::ffff:198.18.0.5]:80", "198.18.0.9:1975", "198.18.0.5", 80},
+		{"tcp://198.18.0.5", "198.18.0.9:1975", "198.18.0.5", 0},
+	} {
+		m := fake("x", "198.18.0.1", 1, score.Healthy, nil)
+		u, err := url.Parse(tc.comms)
+		require.NoError(t, err)
+		m.CommsURI = u
+		m.Addr = netip.MustParseAddrPort(tc.src)
+		addr, port := endpoint(m)
+		assert.Equal(t, tc.want, addr.String(), tc.comms)
+		assert.Equal(t, tc.port, port, tc.comms)
+	}
 }

@@ -201,8 +201,14 @@ func (a *Agent) handleMembers(w http.ResponseWriter, r *http.Request) {
 			a.httpError(w, http.StatusBadRequest, "index: want a number")
 			return
 		}
-		if !a.block(r, v, index, wait) {
-			return // the client went away
+		switch a.block(r, v, index, wait) {
+		case blockGone:
+			return
+		case blockBusy:
+			a.stats.waitRefused.Add(1)
+			w.Header().Set("Retry-After", "1")
+			a.writeError(w, http.StatusServiceUnavailable, "too many blocking queries")
+			return
 		}
 	}
 	a.mu.RLock()
@@ -219,32 +225,46 @@ func (a *Agent) handleMembers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, marshal(out))
 }
 
+type blockResult int
+
+const (
+	blockAnswer blockResult = iota // answer with the current members
+	blockGone                      // the client went away
+	blockBusy                      // too many queries are waiting
+)
+
 // block waits until v's index is above index, wait has passed or the
-// agent closes. It reports false when the client went away first.
-func (a *Agent) block(r *http.Request, v *view, index uint64, wait time.Duration) bool {
-	if !a.enter() {
-		return true
+// agent closes.
+func (a *Agent) block(r *http.Request, v *view, index uint64, wait time.Duration) blockResult {
+	a.mu.RLock()
+	passed := v.index > index
+	a.mu.RUnlock()
+	if passed || !a.enter() {
+		return blockAnswer
 	}
 	defer a.active.Done()
+	if a.waiting.Add(1) > maxWaiting {
+		a.waiting.Add(-1)
+		return blockBusy
+	}
+	defer a.waiting.Add(-1)
 	t := time.NewTimer(wait)
 	defer t.Stop()
-	a.waiting.Add(1)
-	defer a.waiting.Add(-1)
 	for {
 		a.mu.RLock()
 		now, changed := v.index, v.changed
 		a.mu.RUnlock()
 		if now > index {
-			return true
+			return blockAnswer
 		}
 		select {
 		case <-changed:
 		case <-t.C:
-			return true
+			return blockAnswer
 		case <-a.done:
-			return true
+			return blockAnswer
 		case <-r.Context().Done():
-			return false
+			return blockGone
 		}
 	}
 }

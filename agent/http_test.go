@@ -461,3 +461,33 @@ func TestHTTPCloseEndsRequests(t *testing.T) {
 	r = do(t, "GET", s.URL+"/v1/events")
 	jsonError(t, r, http.StatusServiceUnavailable)
 }
+
+// Blocking queries waiting at once are bounded: past maxWaiting one is
+// refused with 503 and counted; Close answers all the waiting ones.
+func TestHTTPBlockingQueriesBounded(t *testing.T) {
+	a, err := New(Config{})
+	require.NoError(t, err)
+	feed(t, a, "web", fake("m1", "198.18.0.1", 1, score.Healthy, nil))
+	h := a.HTTP()
+	ask := func() *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", "/v1/groups/web/members?index=1&wait=10m", nil)
+		req.Host = "localhost"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w
+	}
+	codes := make(chan int, maxWaiting)
+	for range maxWaiting {
+		go func() { codes <- ask().Code }()
+	}
+	blocked(t, a, maxWaiting)
+	w := ask()
+	assert.Equal(t, http.StatusServiceUnavailable, w.Code)
+	assert.Equal(t, "1", w.Header().Get("Retry-After"))
+	assert.Equal(t, uint64(1), a.Stats().WaitRefused)
+	assert.Equal(t, maxWaiting, a.Stats().Waiting)
+	require.NoError(t, a.Close())
+	for range maxWaiting {
+		assert.Equal(t, http.StatusOK, <-codes)
+	}
+}

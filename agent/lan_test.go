@@ -153,3 +153,27 @@ func TestCloseRemovesListener(t *testing.T) {
 	goleak.VerifyNone(t, before)
 	require.ErrorIs(t, a.Watch(g), ErrClosed)
 }
+
+// When the watched Group stops, the agent no longer knows its members:
+// each leaves with reason "stopped", live on the stream.
+func TestWatchedGroupStops(t *testing.T) {
+	netlab.Require(t)
+	const p = 9613
+	g1, _ := lanMember(t, "m1", p, nil)
+	lanMember(t, "m2", p, nil)
+	require.Eventually(t, func() bool { return len(g1.Members()) == 1 }, 10*time.Second, 5*time.Millisecond)
+	a := newAgent(t, Config{})
+	require.NoError(t, a.Watch(g1))
+	s := httpServer(t, a)
+	st := openStream(t, t.Context(), s.URL+"/v1/groups/web/events")
+	e := st.must()
+	require.Equal(t, "m2", e.data["id"])
+	require.NoError(t, g1.Close())
+	for e.event != "left" {
+		e = st.must()
+	}
+	assert.Equal(t, "m2", e.data["id"])
+	assert.Equal(t, "stopped", e.data["reason"])
+	r := do(t, "GET", s.URL+"/v1/groups/web/members")
+	assert.Equal(t, "[]\n", r.body)
+}

@@ -179,6 +179,9 @@ func eventJSON(group string, e discovery.Event, snapshot bool) []byte {
 		Group: group, Snapshot: snapshot}
 	if e.Type == discovery.Left {
 		j.Reason = e.Reason.String()
+		if e.Reason == 0 {
+			j.Reason = "stopped" // the watched group stopped (Agent.stopped)
+		}
 	}
 	return marshal(j)
 }
