@@ -2,12 +2,12 @@ package agent
 
 import (
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf16"
+
+	"github.com/pirlan/pir/internal/safejson"
 
 	"github.com/pirlan/pir/discovery"
 	"github.com/pirlan/pir/score"
@@ -188,36 +188,11 @@ func eventJSON(group string, e discovery.Event, snapshot bool) []byte {
 
 // marshal encodes v as JSON with <, > and & escaped (encoding/json's
 // default) and every rune that does not print escaped too (see
-// jsonPrintable). v's types never fail to encode.
+// safejson.Printable). v's types never fail to encode.
 func marshal(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return []byte(`{"error":"encoding failed"}`)
 	}
-	return jsonPrintable(b)
-}
-
-// jsonPrintable escapes, as \uXXXX, the runes encoding/json leaves raw
-// that do not print: DEL, the C1 controls, format characters such as
-// U+202E. Outside strings, JSON from encoding/json is ASCII that prints,
-// so every such rune is inside a string, where the escape means the same
-// rune. (The same as cmd/pir's.)
-func jsonPrintable(b []byte) []byte {
-	s := string(b)
-	if !strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) {
-		return b
-	}
-	var out strings.Builder
-	for _, r := range s {
-		switch {
-		case strconv.IsPrint(r):
-			out.WriteRune(r)
-		case r > 0xffff:
-			r1, r2 := utf16.EncodeRune(r)
-			fmt.Fprintf(&out, `\u%04x\u%04x`, r1, r2)
-		default:
-			fmt.Fprintf(&out, `\u%04x`, r)
-		}
-	}
-	return []byte(out.String())
+	return safejson.Printable(b)
 }

@@ -6,11 +6,11 @@ import (
 	"io"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf16"
+
+	"github.com/pirlan/pir/internal/safejson"
 
 	"github.com/pirlan/pir/discovery"
 )
@@ -107,7 +107,7 @@ func (p *printer) print(who, group string, e discovery.Event) {
 			je.Reason = e.Reason.String()
 		}
 		b, _ := json.Marshal(je)
-		p.writeLocked(jsonPrintable(b) + "\n")
+		p.writeLocked(string(safejson.Printable(b)) + "\n")
 		return
 	}
 	if who != "" {
@@ -170,29 +170,4 @@ func (p *printer) say(format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.writeLocked(fmt.Sprintf("%s %s\n", p.stamp(time.Now()), fmt.Sprintf(format, args...)))
-}
-
-// jsonPrintable escapes, as \uXXXX, the runes encoding/json leaves raw
-// that do not print: DEL, the C1 controls (U+009B is a terminal's CSI),
-// format characters such as U+202E. Outside strings, JSON from
-// encoding/json is ASCII that prints, so every such rune is inside a string,
-// where the escape means the same rune.
-func jsonPrintable(b []byte) string {
-	s := string(b)
-	if !strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) {
-		return s
-	}
-	var out strings.Builder
-	for _, r := range s {
-		switch {
-		case strconv.IsPrint(r):
-			out.WriteRune(r)
-		case r > 0xffff:
-			r1, r2 := utf16.EncodeRune(r)
-			fmt.Fprintf(&out, `\u%04x\u%04x`, r1, r2)
-		default:
-			fmt.Fprintf(&out, `\u%04x`, r)
-		}
-	}
-	return out.String()
 }
