@@ -75,8 +75,12 @@ type Conn struct {
 	closed atomic.Bool
 
 	mu     sync.Mutex
-	nodes  map[string]Node                  // the other nodes, by name
-	relays map[netip.AddrPort]struct{}      // every node's relay address, for SendTo
+	nodes  map[string]Node             // the other nodes, by name
+	relays map[netip.AddrPort]struct{} // every node's relay address, for SendTo
+	// gone keeps, for leftGrace, the relay addresses of nodes that left
+	// and when: a node's last datagrams (its members' goodbyes) may be
+	// read after memberlist's news of its leave.
+	gone   map[netip.AddrPort]time.Time
 	remote atomic.Pointer[[]netip.AddrPort] // relay addresses of the nodes Send relays to
 
 	stats struct {
@@ -161,6 +165,7 @@ func newConn(ctx context.Context, cfg Config) (*Conn, error) {
 		queue:  make(chan item, cfg.QueueLen),
 		nodes:  make(map[string]Node),
 		relays: make(map[netip.AddrPort]struct{}),
+		gone:   make(map[netip.AddrPort]time.Time),
 	}
 	c.remote.Store(new([]netip.AddrPort))
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -407,6 +412,25 @@ func (c *Conn) isRelay(dst netip.AddrPort) bool {
 	return ok
 }
 
+// leftGrace is how long datagrams from the relay address of a node that
+// left are still taken: memberlist's news of a leave can be read before
+// the goodbyes the node relayed just before it, which would otherwise be
+// dropped and turn each goodbye into a failure detected seconds later.
+const leftGrace = 5 * time.Second
+
+// relaysFrom reports whether a datagram from src comes from a node's relay
+// address: of a node memberlist knows alive, or of one that left less than
+// leftGrace ago.
+func (c *Conn) relaysFrom(src netip.AddrPort) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.relays[src]; ok {
+		return true
+	}
+	at, ok := c.gone[src]
+	return ok && time.Since(at) <= leftGrace
+}
+
 // Receive returns the next datagram heard on Inner or relayed by another
 // node. A relayed datagram's Src is the relay address of the node that
 // sent it, and its IfIndex 0.
@@ -456,7 +480,7 @@ func (c *Conn) readRelay() {
 			continue
 		}
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-		if !c.isRelay(src) {
+		if !c.relaysFrom(src) {
 			// Only nodes memberlist knows relay to us: anything else on
 			// this socket is a forgery, or a node we do not know yet
 			// (its next announcement comes after memberlist's gossip).
@@ -576,9 +600,18 @@ func (c *Conn) nodeChanged(n *memberlist.Node, alive bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := time.Now()
+	for a, at := range c.gone {
+		if now.Sub(at) > leftGrace {
+			delete(c.gone, a)
+		}
+	}
 	if old, ok := c.nodes[n.Name]; ok {
 		delete(c.relays, old.Relay)
 		delete(c.nodes, n.Name)
+		if !alive {
+			c.gone[old.Relay] = now
+		}
 	}
 	if alive {
 		addr, ok := netip.AddrFromSlice(n.Addr)
@@ -600,6 +633,7 @@ func (c *Conn) nodeChanged(n *memberlist.Node, alive bool) {
 			}
 			c.nodes[n.Name] = node
 			c.relays[node.Relay] = struct{}{}
+			delete(c.gone, node.Relay)
 		}
 	}
 	remote := make([]netip.AddrPort, 0, len(c.nodes))

@@ -31,7 +31,9 @@
 // so discovery's default check that a health URI names its announcement's
 // source address (see discovery.Config.ForeignHealthHosts) passes when
 // members advertise that address. The relay socket accepts datagrams only
-// from the relay address of a node memberlist knows alive: anything else
+// from the relay address of a node memberlist knows alive (or that left
+// less than 5 s ago: a goodbye it relayed just before its leave may be read
+// after memberlist's news of it): anything else
 // arriving there is dropped and counted (Stats.RelayDropped), so that a
 // host that is not a memberlist node cannot inject members through it.
 // (Joining memberlist is open to anyone who reaches it unless
