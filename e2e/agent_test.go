@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,7 +25,6 @@ import (
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/pirlan/pir/internal/nslan"
 	"github.com/pirlan/pir/internal/nslan/pircli"
@@ -43,7 +41,7 @@ import (
 //
 // The agent listens on its defaults, 127.0.0.1:8600 and 127.0.0.1:8500, in
 // its host's namespace; the test's DNS and HTTP clients open their sockets
-// in that namespace (inNamespace), so that nothing leaves it.
+// in that namespace (nslan.Host.Do), so that nothing leaves it.
 func TestAgent(t *testing.T) {
 	l := newLab(t, nslan.Config{Hosts: 3})
 	hosts := l.Hosts()
@@ -260,44 +258,11 @@ func startAgent(t *testing.T, h *nslan.Host, args ...string) *pircli.Peer {
 	return peer
 }
 
-// inNamespace runs f on a thread in h's network namespace: the sockets f
-// opens belong to that namespace for their whole life, whichever thread
-// uses them later. The thread then returns to its own namespace and to
-// the runtime. It must not end instead (as a goroutine that exits locked
-// to its thread makes it do): the lab's processes get SIGKILL when the
-// thread that started them ends (Pdeathsig), and it may be this one.
-func inNamespace(h *nslan.Host, f func()) error {
-	target, err := os.Open(filepath.Join("/run/netns", h.NS))
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	runtime.LockOSThread()
-	self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer self.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("entering %s: %w", h.NS, err)
-	}
-	f()
-	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-		// Stuck in the lab's namespace: the thread stays locked to this
-		// goroutine, so that no other goroutine runs there.
-		return fmt.Errorf("returning from %s: %w", h.NS, err)
-	}
-	runtime.UnlockOSThread()
-	return nil
-}
-
 // dialIn dials addr from inside h's network namespace.
 func dialIn(ctx context.Context, h *nslan.Host, network, addr string) (net.Conn, error) {
 	var c net.Conn
 	var dialErr error
-	if err := inNamespace(h, func() { c, dialErr = (&net.Dialer{}).DialContext(ctx, network, addr) }); err != nil {
+	if err := h.Do(func() { c, dialErr = (&net.Dialer{}).DialContext(ctx, network, addr) }); err != nil {
 		return nil, err
 	}
 	return c, dialErr

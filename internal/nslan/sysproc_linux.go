@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"syscall"
 
@@ -27,6 +28,19 @@ func setDeathSignal(cmd *exec.Cmd) {
 // saves the process a nsenter exec, a millisecond or two that timings of
 // a process's start would otherwise count.
 func startIn(cmd *exec.Cmd, ns string) error {
+	var startErr error
+	if err := inNetns(ns, func() { startErr = cmd.Start() }); err != nil {
+		return err
+	}
+	return startErr
+}
+
+// inNetns runs f on the calling thread moved into the network namespace at
+// path ns, then moves the thread back. If it cannot come back, the thread
+// stays locked to the calling goroutine, so that no other goroutine runs
+// in the lab's namespace; it ends with that goroutine, and its end kills
+// the processes started from it (Pdeathsig).
+func inNetns(ns string, f func()) error {
 	target, err := os.Open(ns)
 	if err != nil {
 		return err
@@ -43,13 +57,17 @@ func startIn(cmd *exec.Cmd, ns string) error {
 		runtime.UnlockOSThread()
 		return fmt.Errorf("entering %s: %w", ns, err)
 	}
-	startErr := cmd.Start()
+	f()
 	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-		// The thread is stuck in the lab's namespace: leave it locked, so
-		// that it ends with this goroutine rather than run other
-		// goroutines there. Its end kills the process (Pdeathsig).
 		return fmt.Errorf("returning from %s: %w", ns, err)
 	}
 	runtime.UnlockOSThread()
-	return startErr
+	return nil
+}
+
+// Do runs f on a thread in h's network namespace: the sockets f opens are
+// h's, and stay h's after f returns. The thread then returns to the test's
+// namespace and to the runtime.
+func (h *Host) Do(f func()) error {
+	return inNetns(filepath.Join("/run/netns", h.NS), f)
 }
