@@ -98,7 +98,7 @@ func TestMDNSWatchForeignService(t *testing.T) {
 	l := newLab(t, nslan.Config{Hosts: 3, IPv4: true})
 	script := filepath.Join(t.TempDir(), "publish.py")
 	require.NoError(t, os.WriteFile(script, []byte(zeroconfPublisher), 0o644))
-	before := watch(t, l.Host(0), "-mdns", "_http._tcp", "-wait-probe")
+	before := watch(t, l.Host(0), "-mdns", "_http._tcp", "-wait-probe", "-log", "debug")
 	pub, err := l.Host(1).Start("/usr/bin/python3", script)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), meetTimeout)
@@ -115,7 +115,7 @@ func TestMDNSWatchForeignService(t *testing.T) {
 	assert.Equal(t, "healthy", e.Verdict)
 
 	// A watcher started after the registration lists it too.
-	after := watch(t, l.Host(2), "-mdns", "_http._tcp", "-wait-probe")
+	after := watch(t, l.Host(2), "-mdns", "_http._tcp", "-wait-probe", "-log", "debug")
 	e2, err := after.WaitEvent(ctx, 0, pircli.Is(pircli.Joined, e.ID))
 	require.NoError(t, err)
 	assert.Equal(t, e.HealthURI, e2.HealthURI)
@@ -139,7 +139,7 @@ func TestMDNSWatchForeignService(t *testing.T) {
 	require.NoError(t, pub.Interrupt())
 	for i, w := range []*pircli.Peer{before, after} {
 		_, err = w.WaitEvent(rctx, from[i], pircli.Is(pircli.Left, e.ID, pircli.Goodbye))
-		require.NoError(t, err)
+		require.NoError(t, err, "%s's log:\n%s\npublisher's stderr:\n%s", w.Name(), w.Stderr(), pub.Stderr())
 	}
 	require.NoError(t, pub.Wait(rctx), pub.Stderr())
 }

@@ -202,3 +202,51 @@ func TestMDNSForgedGoodbye(t *testing.T) {
 	w.waitMsg("a's goodbye", goodbyeOf("a"))
 	assert.Equal(t, uint64(1), w.Stats().Goodbyes)
 }
+
+// The other side of the goodbye check: a responder that leaves and then
+// sends answers it had queued before its goodbye (python-zeroconf 0.47
+// holds multicast answers up to 1.5 s to aggregate them) must not keep its
+// instance, and must not bring it back. Only a direct answer to the check's
+// one-shot query refutes a goodbye or brings an instance back: a service
+// registered again gives one. On the code before, the stale records that
+// followed the goodbye refuted it, and the instance stayed until its
+// records expired (e2e TestMDNSWatchForeignService saw it with zeroconf).
+func TestMDNSStaleAnswersAfterGoodbye(t *testing.T) {
+	netlab.Require(t)
+	leakCheck(t)
+	port := freePort(t)
+	w := open(t, Config{Port: port, Network: "udp4", Service: "_http._tcp"})
+	r := newResponder(t, port)
+	r.legacyAnswers() // for what it advertises: not the records it sends
+	inst := `Web\ Site._http._tcp.local.`
+	records := func(ttl uint32) []dns.RR { return service("_http._tcp.local.", inst, "web.local.", 8080, ttl) }
+	isSite := func(kind codec.Kind) func(got) bool {
+		return func(g got) bool { return g.msg.Kind == kind && strings.HasPrefix(g.msg.ID, "Web-Site-") }
+	}
+	r.send(records(120)...)
+	w.waitMsg("the web site", isSite(codec.Announce))
+
+	// The goodbye, and at once the answers queued before it.
+	r.send(records(0)...)
+	r.send(records(120)...)
+	w.waitMsg("the goodbye, though records followed it", isSite(codec.Goodbye))
+	assert.Zero(t, w.Stats().Refuted)
+	// Handed to Receive: the announcement, the same again made from the
+	// records that came while the goodbye was checked (the member was
+	// still there then), and the goodbye. The counter is raised just after
+	// the hand-over.
+	const synthesized = 3
+	require.Eventually(t, func() bool { return w.Stats().Synthesized == synthesized }, timeout, time.Millisecond)
+
+	// More stale answers, after the goodbye was delivered: checked, and
+	// ignored since nobody answers the check.
+	r.send(records(120)...)
+	assert.True(t, strings.EqualFold(inst, w.waitEvent("return-ignored")))
+	assert.Equal(t, uint64(1), w.Stats().Stale)
+	assert.Equal(t, uint64(synthesized), w.Stats().Synthesized, "the instance was not brought back")
+
+	// The service registered again: it announces, and answers the check.
+	require.NoError(t, r.advertise(inst, records(120)...))
+	assert.True(t, strings.EqualFold(inst, w.waitEvent("returned")))
+	w.waitMsg("the web site, back", isSite(codec.Announce))
+}

@@ -25,14 +25,18 @@ type instance struct {
 	foreign bool     // not a pir member: software that publishes no TXT id
 	health  foundKey // the health URI synthesized for it (SchemeAdvertised); zero for a pir member's own
 
-	// A goodbye for a delivered instance is checked before it is
-	// delivered (see checkBye): byeAt is when the check's next step is
-	// due, zero when none runs; byeStep the step; byeSrc and byeIf where
-	// the goodbye came from.
-	byeAt   time.Time
-	byeStep int
-	byeSrc  netip.AddrPort
-	byeIf   int
+	// A goodbye for a delivered instance, and records that bring back an
+	// instance said goodbye to, are believed only after a check (see
+	// checkBye): checkAt is when the check's next step is due, zero when
+	// none runs; checkStep the step; checkIDs the IDs of the one-shot
+	// queries it sent; revive whether it decides a return rather than a
+	// goodbye; byeSrc and byeIf where the goodbye came from.
+	checkAt   time.Time
+	checkStep int
+	checkIDs  [2]uint16
+	revive    bool
+	byeSrc    netip.AddrPort
+	byeIf     int
 
 	addr    netip.Addr        // the address chosen for its host, kept while it is valid
 	src     [2]netip.AddrPort // the latest responder of each family
@@ -213,9 +217,11 @@ func (e *engine) response(in inbound, now time.Time) {
 			}
 		}
 	}
+	settled := make(map[string]bool)
 	for k := range touched {
-		if inst := e.checks[k]; inst != nil && !byes[k] && e.answered(inst, now) {
-			e.settle(inst, now) // refuted: the records came back
+		if inst := e.checks[k]; inst != nil && !byes[k] && in.direct && inst.checkedBy(m.ID) && e.answered(inst, now) {
+			e.settle(inst, now) // the instance answered the check
+			settled[k] = true
 		}
 	}
 	for k := range byes {
@@ -224,7 +230,16 @@ func (e *engine) response(in inbound, now time.Time) {
 		}
 	}
 	for k := range touched {
-		if inst := e.insts[k]; inst != nil && !byes[k] {
+		inst := e.insts[k]
+		switch {
+		case inst == nil || byes[k] || settled[k]:
+		case inst.gone && inst.id != "":
+			// Records of an instance that said goodbye: perhaps it is
+			// back, perhaps a responder sent answers it had queued before
+			// its goodbye (python-zeroconf 0.47 does). Only the instance
+			// itself can tell.
+			e.checkReturn(inst, now)
+		default:
 			e.deliver(inst, now)
 		}
 	}
@@ -273,7 +288,7 @@ func (e *engine) forget(gone []*entry) {
 		}
 		k := lower(en.rec.Target)
 		inst := e.insts[k]
-		if inst == nil || !inst.byeAt.IsZero() || e.pointsTo(k) {
+		if inst == nil || !inst.checkAt.IsZero() || e.pointsTo(k) {
 			continue
 		}
 		delete(e.insts, k)
@@ -334,16 +349,23 @@ func (e *engine) protected(now time.Time) map[*entry]bool {
 // Checking a goodbye. Anyone on the link can send a record with TTL 0, so a
 // goodbye for an instance that was delivered is not delivered at once: the
 // Conn asks the link for the instance's PTR, SRV and TXT records, at once
-// and again after byeRecheck, in a one-shot query from its ephemeral port
-// (RFC 6762 §6.7). Responders answer such a query by unicast, at once and
-// whenever they last multicast the records (the one-per-second limit of §6
-// is for multicast). A responder that is still there answers with its
-// records, which refutes the goodbye at once; when byeDeadline has passed
-// and they have not come back, the goodbye is delivered. A real goodbye
-// thus reaches the Group after byeDeadline instead of at once.
+// and again after checkRecheck, in a one-shot query from its ephemeral port
+// (RFC 6762 §6.7). Responders answer such a query at once, by unicast to
+// that port, echoing its ID. A responder that is still there answers with
+// its records, which refutes the goodbye; when checkDeadline has passed
+// without such an answer, the goodbye is delivered. A real goodbye thus
+// reaches the Group after checkDeadline instead of at once.
+//
+// Only a direct answer counts. Records that come by multicast meanwhile do
+// not refute the goodbye: python-zeroconf 0.47 queues its multicast answers
+// for up to 1.5 s to aggregate them, and sends those queued before its
+// goodbye after it, with their full TTLs. For the same reason records of an
+// instance whose goodbye was delivered bring it back only when it answers a
+// check of its own (checkReturn): a real return (the service registered
+// again) answers, the stale records of a responder that left do not.
 const (
-	byeRecheck  = 250 * time.Millisecond
-	byeDeadline = 500 * time.Millisecond
+	checkRecheck  = 250 * time.Millisecond
+	checkDeadline = 500 * time.Millisecond
 )
 
 // checkBye starts the check of a goodbye for inst from src, or, for an
@@ -353,19 +375,41 @@ func (e *engine) checkBye(inst *instance, src netip.AddrPort, ifIndex int, now t
 		inst.gone = true
 		return
 	}
-	if !inst.byeAt.IsZero() {
+	if !inst.checkAt.IsZero() {
 		return // a check runs already
 	}
 	e.c.log.Debug("checking a goodbye", "instance", inst.name, "id", inst.id, "from", src)
-	inst.byeAt, inst.byeStep, inst.byeSrc, inst.byeIf = now.Add(byeRecheck), 0, src, ifIndex
+	inst.byeSrc, inst.byeIf = src, ifIndex
+	e.startCheck(inst, false, now)
+}
+
+// checkReturn starts the check of records that bring back inst, whose
+// goodbye was delivered, unless one runs.
+func (e *engine) checkReturn(inst *instance, now time.Time) {
+	if !inst.checkAt.IsZero() {
+		return
+	}
+	e.c.log.Debug("checking a return", "instance", inst.name, "id", inst.id)
+	e.startCheck(inst, true, now)
+}
+
+// startCheck starts a check of inst: a goodbye's, or a return's when
+// revive is set.
+func (e *engine) startCheck(inst *instance, revive bool, now time.Time) {
+	inst.checkAt, inst.checkStep, inst.revive = now.Add(checkRecheck), 0, revive
+	inst.checkIDs[0] = e.askInstance(inst)
 	e.checks[inst.key] = inst
-	e.askInstance(inst)
+}
+
+// checkedBy reports whether id is the ID of a one-shot query inst's check sent.
+func (inst *instance) checkedBy(id uint16) bool {
+	return id == inst.checkIDs[0] || (inst.checkStep > 0 && id == inst.checkIDs[1])
 }
 
 // askInstance asks every link for inst's PTR, SRV and TXT records in a
 // one-shot (legacy) query from the ephemeral port, which responders answer
-// by unicast.
-func (e *engine) askInstance(inst *instance) {
+// by unicast, and returns the query's ID.
+func (e *engine) askInstance(inst *instance) uint16 {
 	qs := []dns.Question{
 		{Name: e.c.browse, Qtype: dns.TypePTR, Qclass: dns.ClassINET},
 		{Name: inst.name, Qtype: dns.TypeSRV, Qclass: dns.ClassINET},
@@ -381,35 +425,52 @@ func (e *engine) askInstance(inst *instance) {
 			}
 		}
 	})
+	return hdr.Id
 }
 
-// byeDue runs the steps of the goodbye checks that are due.
+// byeDue runs the steps of the checks that are due.
 func (e *engine) byeDue(now time.Time) {
 	for _, inst := range e.checks {
-		if inst.byeAt.After(now) {
+		if inst.checkAt.After(now) {
 			continue
 		}
-		if inst.byeStep == 0 && !e.answered(inst, now) {
-			inst.byeStep, inst.byeAt = 1, now.Add(byeDeadline-byeRecheck)
-			e.askInstance(inst)
+		if inst.checkStep == 0 {
+			inst.checkStep, inst.checkAt = 1, now.Add(checkDeadline-checkRecheck)
+			inst.checkIDs[1] = e.askInstance(inst)
 			continue
 		}
-		e.settle(inst, now)
+		e.endCheck(inst, false, now)
 	}
 }
 
-// settle ends the goodbye check of inst: refuted when its records came
-// back, else the goodbye is delivered.
+// settle ends the check of inst, which answered it: a goodbye is refuted,
+// a return is delivered.
 func (e *engine) settle(inst *instance, now time.Time) {
-	if e.answered(inst, now) {
+	e.endCheck(inst, true, now)
+}
+
+// endCheck ends the check of inst. When the instance answered, a goodbye
+// is refuted and a return delivered; when it did not, the goodbye is
+// delivered and a return ignored.
+func (e *engine) endCheck(inst *instance, answered bool, now time.Time) {
+	inst.checkAt = time.Time{}
+	delete(e.checks, inst.key)
+	switch {
+	case answered && inst.revive:
+		e.c.log.Debug("instance is back: it answered", "instance", inst.name, "id", inst.id)
+		e.event("returned", inst.name)
+		e.deliver(inst, now)
+	case answered:
 		e.c.log.Debug("goodbye refuted: the instance answered", "instance", inst.name, "id", inst.id, "from", inst.byeSrc)
 		e.c.st.refuted.Add(1)
 		e.event("goodbye-refuted", inst.name)
-	} else {
+	case inst.revive:
+		e.c.log.Debug("records of an instance that said goodbye, and it did not answer: ignored", "instance", inst.name, "id", inst.id)
+		e.c.st.stale.Add(1)
+		e.event("return-ignored", inst.name)
+	default:
 		e.bye(inst, inst.byeSrc, inst.byeIf)
 	}
-	inst.byeAt = time.Time{}
-	delete(e.checks, inst.key)
 	if !e.pointsTo(inst.key) {
 		delete(e.insts, inst.key)
 	}

@@ -78,6 +78,7 @@ type inbound struct {
 	ifIndex int
 	v6      bool
 	at      time.Time
+	direct  bool // sent by unicast to the ephemeral port: an answer to a one-shot query
 }
 
 // delivery is a datagram for Receive: raw bytes received, or a
@@ -459,7 +460,7 @@ func (c *Conn) read(f *family, s *socket) {
 			c.log.Trace("skipped records that do not parse", "from", src, "records", m.Bad)
 		}
 		select {
-		case c.in <- inbound{msg: m, src: src, ifIndex: ifIndex, v6: f.v6, at: time.Now()}:
+		case c.in <- inbound{msg: m, src: src, ifIndex: ifIndex, v6: f.v6, at: time.Now(), direct: s == f.tx && !dst.IsMulticast()}:
 		case <-c.done:
 			return
 		}
@@ -594,6 +595,10 @@ type Stats struct {
 	// Refuted counts goodbyes not delivered because the instance answered
 	// the check that follows a goodbye (see the package doc).
 	Refuted uint64
+	// Stale counts records of an instance whose goodbye was delivered that
+	// did not bring it back: it did not answer the check they started
+	// (python-zeroconf sends answers it queued before its goodbye after it).
+	Stale uint64
 	// SendFailures counts sends that failed on one interface.
 	SendFailures uint64
 }
@@ -601,7 +606,7 @@ type Stats struct {
 type counters struct {
 	received, raw, malformed, badRecords, ignored, oversize, offLink, filtered, readErrors atomic.Uint64
 	queries, answered, suppressed, conflicts                                               atomic.Uint64
-	synthesized, goodbyes, dropped, cacheFull, evicted, refuted, sendFailures              atomic.Uint64
+	synthesized, goodbyes, dropped, cacheFull, evicted, refuted, stale, sendFailures       atomic.Uint64
 }
 
 // Stats reports the Conn's counters.
@@ -614,6 +619,6 @@ func (c *Conn) Stats() Stats {
 		Queries: s.queries.Load(), Answered: s.answered.Load(), Suppressed: s.suppressed.Load(),
 		Conflicts: s.conflicts.Load(), Synthesized: s.synthesized.Load(), Goodbyes: s.goodbyes.Load(),
 		Dropped: s.dropped.Load(), CacheFull: s.cacheFull.Load(), Evicted: s.evicted.Load(),
-		Refuted: s.refuted.Load(), SendFailures: s.sendFailures.Load(),
+		Refuted: s.refuted.Load(), Stale: s.stale.Load(), SendFailures: s.sendFailures.Load(),
 	}
 }

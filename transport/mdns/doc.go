@@ -131,15 +131,24 @@
 // once it is checked: anyone on the link can send a record with TTL 0, so
 // the Conn asks for the instance's PTR, SRV and TXT records, at once and
 // again 250 ms later, in a one-shot query from its ephemeral port (§6.7),
-// which responders answer by unicast at once (the limit of one multicast
-// per record and second, §6, does not apply). If the records come back
-// with a TTL, the goodbye was forged (or the responder is back): it is
-// dropped and counted (Stats.Refuted), and the instance stays. If they
-// have not come back 500 ms after the goodbye, it is delivered; while it
-// is checked, the instance's mdns:// probes still pass. A real
-// goodbye thus removes the member half a second after it was sent rather
-// than at once. When its records expire without a goodbye (the responder
-// crashed or left the link), heartbeats stop and the Group expires it.
+// which responders answer by unicast at once, echoing its ID (the limit
+// of one multicast per record and second, §6, does not apply). If such an
+// answer brings the records back with a TTL, the goodbye was forged (or the
+// responder is back): it is dropped and counted (Stats.Refuted), and the
+// instance stays. If none has come 500 ms after the goodbye, it is
+// delivered; while it is checked, the instance's mdns:// probes still
+// pass. A real goodbye thus removes the member half a second after it was
+// sent rather than at once.
+//
+// Only a direct answer to that query counts, never records multicast
+// meanwhile: python-zeroconf 0.47 holds its multicast answers for up to
+// 1.5 s to aggregate them and sends those it queued before its goodbye
+// after it, with their full TTLs. Records that name an instance whose
+// goodbye was delivered likewise bring it back only if it answers the same
+// check: a service registered again does, stale answers of a responder
+// that left do not (they are counted in Stats.Stale). When an instance's
+// records expire without a goodbye (the responder crashed or left the
+// link), heartbeats stop and the Group expires it.
 //
 // Queries are not delivered: the Conn answers them itself.
 //

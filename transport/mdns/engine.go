@@ -51,7 +51,7 @@ type engine struct {
 	queryGap time.Duration
 	asks     map[rrKey]ask        // questions to send soon
 	asksAt   time.Time            // the earliest of asks; zero when none
-	checks   map[string]*instance // instances whose goodbye is being checked, by key
+	checks   map[string]*instance // instances being checked (a goodbye, a return), by key
 	beatAt   time.Time            // the next heartbeat; zero when disabled
 
 	testEvent func(event, name string) // Config.testEvent
@@ -175,7 +175,7 @@ func (e *engine) next() (time.Time, bool) {
 	add(e.queryAt)
 	add(e.asksAt)
 	for _, inst := range e.checks {
-		add(inst.byeAt)
+		add(inst.checkAt)
 	}
 	add(e.beatAt)
 	return at, !at.IsZero()

@@ -114,7 +114,7 @@ func (e *engine) found(k foundKey, now time.Time) bool {
 		}
 		// While a goodbye is checked (see checkBye) the instance is still
 		// advertised: a forged goodbye must not fail its probes meanwhile.
-		if !inst.byeAt.IsZero() || e.cache.newest(rrKey{inst.key, dns.TypeSRV}, now) != nil {
+		if !inst.checkAt.IsZero() || e.cache.newest(rrKey{inst.key, dns.TypeSRV}, now) != nil {
 			return true
 		}
 	}

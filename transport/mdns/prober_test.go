@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pirlan/pir/codec"
@@ -31,6 +30,7 @@ func TestMDNSProberConformance(t *testing.T) {
 	port := freePort(t)
 	w := open(t, Config{Port: port, Network: "udp4", Service: "_http._tcp"})
 	r := newResponder(t, port)
+	r.legacyAnswers()
 	var n atomic.Int32
 	for _, scheme := range []string{SchemeAdvertised, SchemeTCPConnect} {
 		reg := healthcheck.NewRegistry()
@@ -110,13 +110,7 @@ func (s *foundService) listen() error {
 // advertise sends the service's records with ttl (0: a goodbye) and waits
 // until w delivers the announcement or the goodbye.
 func (s *foundService) advertise(ttl uint32) error {
-	m := &dns.Msg{MsgHdr: dns.MsgHdr{Response: true, Authoritative: true},
-		Answer: service("_http._tcp.local.", s.inst, "web.local.", s.port, ttl)}
-	b, err := m.Pack()
-	if err != nil {
-		return err
-	}
-	if _, err := s.r.pc.WriteToUDPAddrPort(b, netip.AddrPortFrom(GroupV4, s.r.port)); err != nil {
+	if err := s.r.advertise(s.inst, service("_http._tcp.local.", s.inst, "web.local.", s.port, ttl)...); err != nil {
 		return err
 	}
 	kind := codec.Announce

@@ -6,12 +6,14 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/ipv4"
 
 	"github.com/pirlan/pir/internal/mcast"
 	"github.com/pirlan/pir/internal/netlab"
@@ -192,6 +194,9 @@ type responder struct {
 	t    *testing.T
 	pc   *net.UDPConn
 	port uint16
+
+	mu   sync.Mutex
+	live map[string][]dns.RR // with legacyAnswers: the records to answer, by instance
 }
 
 func newResponder(t *testing.T, port uint16) *responder {
@@ -206,6 +211,85 @@ func (r *responder) send(rrs ...dns.RR) {
 	require.NoError(r.t, err)
 	_, err = r.pc.WriteToUDPAddrPort(b, netip.AddrPortFrom(GroupV4, r.port))
 	require.NoError(r.t, err)
+}
+
+// legacyAnswers makes r answer the one-shot queries (RFC 6762 §6.7) a Conn
+// sends to check a goodbye or a return, as a real responder does: at once,
+// by unicast from the mDNS port, echoing the query's ID and questions, with
+// the records of the instances r advertises (set by advertise) that the
+// query asks for. The cleanup stops it and waits.
+func (r *responder) legacyAnswers() {
+	r.t.Helper()
+	lc := net.ListenConfig{Control: mcast.SharedPort}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", netip.AddrPortFrom(netip.IPv4Unspecified(), r.port).String())
+	require.NoError(r.t, err)
+	lo, err := net.InterfaceByName(netlab.Loopback)
+	require.NoError(r.t, err)
+	require.NoError(r.t, ipv4.NewPacketConn(pc).JoinGroup(lo, &net.UDPAddr{IP: GroupV4.AsSlice()}))
+	r.mu.Lock()
+	r.live = make(map[string][]dns.RR)
+	r.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 9000)
+		for {
+			n, src, err := pc.(*net.UDPConn).ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			var q dns.Msg
+			if q.Unpack(buf[:n]) != nil || q.Response || src.Port() == r.port {
+				continue // not a one-shot query
+			}
+			resp := &dns.Msg{MsgHdr: dns.MsgHdr{Id: q.Id, Response: true, Authoritative: true}, Question: q.Question}
+			r.mu.Lock()
+			for inst, rrs := range r.live {
+				for _, qu := range q.Question {
+					if strings.EqualFold(qu.Name, inst) || (qu.Qtype == dns.TypePTR && strings.EqualFold(qu.Name, rrs[0].Header().Name)) {
+						for _, rr := range rrs {
+							rr = dns.Copy(rr)
+							rr.Header().Ttl, rr.Header().Class = legacyTTL, dns.ClassINET
+							resp.Answer = append(resp.Answer, rr)
+						}
+						break
+					}
+				}
+			}
+			r.mu.Unlock()
+			if len(resp.Answer) == 0 {
+				continue
+			}
+			if b, err := resp.Pack(); err == nil {
+				_, _ = r.pc.WriteToUDPAddrPort(b, src)
+			}
+		}
+	}()
+	r.t.Cleanup(func() {
+		pc.Close()
+		<-done
+	})
+}
+
+// advertise multicasts rrs, the records of instance inst (its PTR first),
+// and, with legacyAnswers, answers one-shot queries for them while their
+// TTL is not 0. Unlike send, it may be called from any goroutine.
+func (r *responder) advertise(inst string, rrs ...dns.RR) error {
+	r.mu.Lock()
+	if r.live != nil {
+		if rrs[0].Header().Ttl > 0 {
+			r.live[inst] = rrs
+		} else {
+			delete(r.live, inst)
+		}
+	}
+	r.mu.Unlock()
+	b, err := (&dns.Msg{MsgHdr: dns.MsgHdr{Response: true, Authoritative: true}, Answer: rrs}).Pack()
+	if err != nil {
+		return err
+	}
+	_, err = r.pc.WriteToUDPAddrPort(b, netip.AddrPortFrom(GroupV4, r.port))
+	return err
 }
 
 func hdr(name string, typ uint16, ttl uint32, flush bool) dns.RR_Header {

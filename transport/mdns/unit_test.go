@@ -377,12 +377,12 @@ func TestZeroconfPackets(t *testing.T) {
 	assert.Equal(t, map[string]string{"path": "/x", "k": "vé", "flag": ""}, msg.Meta)
 
 	// The goodbye is checked first: delivered when the records have not
-	// come back by byeDeadline.
+	// come back by checkDeadline.
 	t0 := time.Now()
 	require.Empty(t, feed("zeroconf-goodbye.bin"))
-	c.e.due(t0.Add(byeRecheck + 100*time.Millisecond))
+	c.e.due(t0.Add(checkRecheck + 100*time.Millisecond))
 	require.Empty(t, drain(c), "still checking")
-	c.e.due(t0.Add(byeDeadline + 200*time.Millisecond))
+	c.e.due(t0.Add(checkDeadline + 200*time.Millisecond))
 	out = drain(c)
 	require.Len(t, out, 1)
 	require.NoError(t, (Codec{}).Decode(out[0].b, &msg))
