@@ -148,7 +148,7 @@ func requireSeen(t *testing.T, ctx context.Context, observers []*pircli.Peer, fr
 			continue
 		}
 		e, err := o.WaitEvent(ctx, from[o], pircli.Is(typ, id, reasons...))
-		require.NoError(t, err, "%s never printed %s %s %v", o.Name(), typ, id, reasons)
+		require.NoError(t, err, "%s never printed %s %s %v; its stderr:\n%s", o.Name(), typ, id, reasons, o.Stderr())
 		got[o] = e
 	}
 	return got

@@ -291,7 +291,9 @@ func TestOriginalNeverAskedToConfirm(t *testing.T) {
 	_, self := startOriginal(t, hosts[0])
 	var members []*pircli.Peer
 	for _, h := range hosts[1:] {
-		members = append(members, join(t, h))
+		// Their logs are in the message when a wait fails (it failed
+		// once at the meet, beside three helpers' builds and benchmarks).
+		members = append(members, join(t, h, "-log", "debug"))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), meetTimeout)
 	defer cancel()
