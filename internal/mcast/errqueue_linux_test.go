@@ -257,13 +257,25 @@ func TestQueuedErrorRefused(t *testing.T) {
 	}
 }
 
+// kernelV4 is the control message Linux 6.18 (amd64) gave with a port
+// unreachable from 127.0.0.1: a cmsghdr (48 bytes, SOL_IP, IP_RECVERR),
+// a sock_extended_err (errno 111, origin ICMP, type 3, code 3) and the
+// offender, a sockaddr_in for 127.0.0.1.
+var kernelV4 = []byte{48, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11, 0, 0, 0,
+	111, 0, 0, 0, 2, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}
+
+func TestParseQueuedKernelBytes(t *testing.T) {
+	qe := parseQueued(&unix.SockaddrInet4{Port: 4000, Addr: [4]byte{127, 0, 0, 1}}, kernelV4, false)
+	assert.Equal(t, QueuedError{Dst: netip.MustParseAddrPort("127.0.0.1:4000"), From: netip.MustParseAddr("127.0.0.1"),
+		ICMP: true, Type: 3, Code: 3, Errno: syscall.ECONNREFUSED}, *qe)
+	assert.True(t, qe.Refused())
+	// The same bytes on an IPv6 socket are not its kind of message.
+	assert.False(t, parseQueued(&unix.SockaddrInet4{Port: 4000, Addr: [4]byte{127, 0, 0, 1}}, kernelV4, true).ICMP)
+}
+
 // parseQueued reads what the kernel wrote; it must not crash on any of it.
 func FuzzParseQueued(f *testing.F) {
-	// Control messages as the kernel gave them for a port unreachable
-	// on lo (see TestRefusalReported).
-	v4 := []byte{20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11, 0, 0, 0,
-		111, 0, 0, 0, 2, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}
-	v4[0] = 48
+	v4 := kernelV4
 	f.Add(v4, false)
 	f.Add([]byte{}, true)
 	f.Add(v4[:20], false)
@@ -272,4 +284,20 @@ func FuzzParseQueued(f *testing.F) {
 		_ = qe.Refused()
 		_ = qe.Error()
 	})
+}
+
+// A link-local destination gets its interface's name as zone, as the Src
+// of a datagram does, so that it matches the address a member was heard
+// from.
+func TestQueuedLinkLocalZone(t *testing.T) {
+	netlab.Require(t)
+	ifi := lo(t)
+	sa := &unix.SockaddrInet6{Port: 4000, ZoneId: uint32(ifi.Index), Addr: netip.MustParseAddr("fe80::2").As16()}
+	qe := parseQueued(sa, nil, true)
+	assert.Equal(t, netip.MustParseAddrPort("[fe80::2%"+ifi.Name+"]:4000"), qe.Dst)
+	assert.False(t, qe.ICMP)
+
+	sa.ZoneId = 0
+	sa.Addr = netip.MustParseAddr("fd42::2").As16()
+	assert.Equal(t, netip.MustParseAddrPort("[fd42::2]:4000"), parseQueued(sa, nil, true).Dst)
 }
