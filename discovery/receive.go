@@ -50,7 +50,8 @@ func (g *Group) receive() {
 			}
 			continue
 		}
-		if !g.ingest(buf[:pkt.N], pkt, in) || g.full(in) {
+		// A refusal (Packet.Refused) is no datagram; nothing uses it yet.
+		if pkt.Refused || !g.ingest(buf[:pkt.N], pkt, in) || g.full(in) {
 			continue
 		}
 		select {

@@ -1,7 +1,10 @@
 package discovery_test
 
 import (
+	"bytes"
 	"errors"
+	"net/netip"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -9,6 +12,8 @@ import (
 	"github.com/pirlan/pir/codec"
 	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/discovery"
+	"github.com/pirlan/pir/transport"
+	"github.com/pirlan/pir/transport/mem"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -95,5 +100,57 @@ func TestCodecRejectionsCounted(t *testing.T) {
 		assert.Empty(t, a.Members())
 		assert.Positive(t, a.Stats().Dropped[discovery.DropRejected])
 		assert.Zero(t, a.Stats().Dropped[discovery.DropMalformed])
+	})
+}
+
+// refusalFirst hands its Group a refusal before every datagram, as a
+// transport would whose unicasts keep being refused.
+type refusalFirst struct {
+	*mem.Endpoint
+	mu   sync.Mutex
+	held *transport.Packet
+	data []byte
+}
+
+func (r *refusalFirst) Receive(buf []byte) (transport.Packet, error) {
+	r.mu.Lock()
+	if p := r.held; p != nil {
+		r.held = nil
+		p.N = copy(buf, r.data)
+		r.mu.Unlock()
+		return *p, nil
+	}
+	r.mu.Unlock()
+	p, err := r.Endpoint.Receive(buf)
+	if err != nil {
+		return p, err
+	}
+	r.mu.Lock()
+	r.held, r.data = &p, bytes.Clone(buf[:p.N])
+	r.mu.Unlock()
+	return transport.Packet{Refused: true, Src: netip.MustParseAddrPort("198.18.0.250:7946")}, nil
+}
+
+// A refusal is not a datagram: the receiver skips it, neither counting it
+// as received nor as dropped. (Before the receiver skipped them, b counted
+// twice the datagrams its endpoint received, half of them malformed.)
+func TestRefusalsSkipped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		l.join("a")
+		var ep *mem.Endpoint
+		b, _ := l.join("b", func(c *discovery.Config) {
+			ep = c.Transport.(*mem.Endpoint)
+			c.Transport = &refusalFirst{Endpoint: ep}
+		})
+		advance(3 * time.Second)
+		assert.Equal(t, []string{"a"}, ids(b.Members()))
+		s := b.Stats()
+		assert.Equal(t, ep.Stats().Received, s.Received, "only datagrams are counted as received")
+		for r, n := range s.Dropped {
+			if r != discovery.DropSelf {
+				assert.Zero(t, n, "dropped as %v", r)
+			}
+		}
 	})
 }

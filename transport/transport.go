@@ -55,6 +55,16 @@ type Packet struct {
 	// a unicast answer only when they came by unicast, so that a forged
 	// multicast cannot make every member answer a spoofed source.
 	Dst netip.Addr
+	// Refused reports, instead of a datagram, that a unicast this
+	// transport sent was refused: an ICMP port unreachable came back from
+	// its destination, where nothing listens on the port (the member there
+	// has died). Src is that destination, N is 0 and nothing was copied
+	// into the buffer; IfIndex and Dst may be unset. Only transports that
+	// implement RefusalReporter deliver such packets, and only when it
+	// says so; a receiver that does not care about refusals skips them.
+	// A refusal is as easy to forge as any ICMP message: it is a hint to
+	// check sooner, not a proof.
+	Refused bool
 }
 
 var (
@@ -100,6 +110,27 @@ type LinkSender interface {
 	// that receivers see the address the announcement carries as its
 	// source (a Group checks that they match).
 	SendVia(b []byte, l Link) error
+}
+
+// UniqueUnicast is an optional interface for transports whose unicast
+// reaches exactly one member: SendTo to the Src of a received packet
+// reaches the member that sent it and no other, even when several members
+// share a host, and that address closes when the member's transport
+// closes. A Group pings only over such a transport. The multicast and
+// in-memory transports implement it (their sources are ephemeral ports
+// and endpoint addresses).
+type UniqueUnicast interface {
+	UnicastIsUnique() bool
+}
+
+// RefusalReporter is an optional interface for transports that report
+// refused unicast: ReportsRefusals true says that Receive delivers a
+// Packet with Refused set when a datagram SendTo sent reaches an address
+// where nothing listens (see Packet.Refused). It is false where the
+// platform or the configuration gives no such reports; a member that dies
+// is then noticed only by its silence.
+type RefusalReporter interface {
+	ReportsRefusals() bool
 }
 
 // DefaultCodec is implemented by transports that have a wire format of their

@@ -8,7 +8,11 @@
 //     (SharedPort); reads report each datagram's destination address and
 //     arrival interface (IP_PKTINFO, IPV6_RECVPKTINFO) where the platform
 //     gives them; writes choose the outgoing interface, or the source
-//     address and interface with a control message (WriteFrom).
+//     address and interface with a control message (WriteFrom). On
+//     Linux, ReportRefusals makes it report the ICMP errors about the
+//     datagrams it sent (IP_RECVERR): ReadFrom returns each as a
+//     *QueuedError, and Refused tells a port unreachable from the
+//     destination itself.
 //   - Interfaces, Choose and LinkAddr: the host's interfaces with their
 //     addresses and on-link prefixes, which of them to use for one family,
 //     and the address a member advertises on each.

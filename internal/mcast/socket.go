@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"syscall"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -25,6 +26,11 @@ type Socket struct {
 	p4 *ipv4.PacketConn // when !v6
 	p6 *ipv6.PacketConn // when v6
 	cm bool             // control messages on: ReadFrom reports dst and ifIndex
+
+	// recvErr is set by ReportRefusals: the kernel queues ICMP errors
+	// about the datagrams the socket sends, and ReadFrom returns them.
+	recvErr bool
+	rc      syscall.RawConn
 
 	// sendMu serialises choosing the multicast interface and the write
 	// after it, which works the same on every platform (per-datagram
@@ -61,6 +67,38 @@ func Listen(v6 bool, port uint16, shared bool) (*Socket, error) {
 		s.cm = s.p4.SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true) == nil
 	}
 	return s, nil
+}
+
+// ReportRefusals asks the kernel to report the ICMP errors that come back
+// about datagrams s sends, such as a port unreachable from a destination
+// where nothing listens, and reports whether it will: on Linux it sets
+// IP_RECVERR (IPV6_RECVERR); other platforms report nothing to a socket
+// that is not connected, and it returns false there. Call it before the
+// first ReadFrom.
+//
+// ReadFrom then returns each entry of the socket's error queue as a
+// *QueuedError, and the writes of s retry a send that failed with the
+// pending error of an earlier datagram: with IP_RECVERR set, Linux hands
+// each ICMP error to the next read or write of the socket as well, and a
+// write that gets it sends nothing.
+func (s *Socket) ReportRefusals() bool {
+	if !refusalsSupported {
+		return false
+	}
+	rc, err := s.uc.SyscallConn()
+	if err != nil || setRecvErr(rc, s.v6) != nil {
+		return false
+	}
+	s.rc, s.recvErr = rc, true
+	return true
+}
+
+// network is the socket's network, for errors.
+func (s *Socket) network() string {
+	if s.v6 {
+		return "udp6"
+	}
+	return "udp4"
 }
 
 // V6 reports whether s is an IPv6 socket.
@@ -105,7 +143,34 @@ func (s *Socket) SetUnicastHopLimit(hopLimit int) error {
 // ReadFrom reads one datagram into b. src is its source, IPv4 in its
 // 4-byte form; dst is its destination address and ifIndex the interface
 // it arrived on, where the platform reports them (zero values otherwise).
+//
+// After ReportRefusals, it also returns each entry of the socket's error
+// queue, as an error of type *QueuedError, in the order the datagrams and
+// the errors come; reading goes on after one.
 func (s *Socket) ReadFrom(b []byte) (n int, src netip.AddrPort, dst netip.Addr, ifIndex int, err error) {
+	if !s.recvErr {
+		return s.readFrom(b)
+	}
+	for {
+		qe, err := s.nextQueued()
+		if err != nil {
+			return 0, netip.AddrPort{}, netip.Addr{}, 0, err
+		}
+		if qe != nil {
+			return 0, netip.AddrPort{}, netip.Addr{}, 0, qe
+		}
+		n, src, dst, ifIndex, err = s.readFrom(b)
+		if err != nil && pendingError(err) {
+			// An ICMP error came after nextQueued looked: its entry is
+			// in the queue, and the datagram still waits.
+			continue
+		}
+		return n, src, dst, ifIndex, err
+	}
+}
+
+// readFrom reads one datagram, as ReadFrom does without the error queue.
+func (s *Socket) readFrom(b []byte) (n int, src netip.AddrPort, dst netip.Addr, ifIndex int, err error) {
 	if !s.cm {
 		n, src, err = s.uc.ReadFromUDPAddrPort(b)
 		if err != nil {
@@ -141,7 +206,32 @@ func (s *Socket) ReadFrom(b []byte) (n int, src netip.AddrPort, dst netip.Addr, 
 // WriteTo sends b to dst by unicast, or by multicast on the interface the
 // last Multicast chose.
 func (s *Socket) WriteTo(b []byte, dst netip.AddrPort) error {
-	_, err := s.uc.WriteToUDPAddrPort(b, dst)
+	return s.write(func() error {
+		_, err := s.uc.WriteToUDPAddrPort(b, dst)
+		return err
+	})
+}
+
+// A write that keeps meeting pending errors is tried again up to
+// blindTries times in all, and up to maxWriteTries while errors are queued.
+// Reading each queued ICMP error sets the pending error anew while more are
+// queued, so a write may meet one for every entry the reader takes
+// meanwhile, and the queue is bounded by the receive buffer: a few hundred
+// entries. An error of the write's own (no route, say) is tried
+// blindTries times.
+const (
+	blindTries    = 8
+	maxWriteTries = 256
+)
+
+// write runs send, and runs it again while it fails with what may be the
+// pending error of an ICMP error about an earlier datagram (see
+// ReportRefusals): that failure sent nothing and cleared the error.
+func (s *Socket) write(send func() error) error {
+	err := send()
+	for try := 1; err != nil && s.recvErr && try < maxWriteTries && pendingError(err) && (try < blindTries || s.errQueued()); try++ {
+		err = send()
+	}
 	return err
 }
 
@@ -171,13 +261,15 @@ func (s *Socket) WriteFrom(b []byte, dst netip.AddrPort, src netip.Addr, ifIndex
 	}
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
-	var err error
-	if s.v6 {
-		_, err = s.p6.WriteTo(b, &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: ifIndex}, net.UDPAddrFromAddrPort(dst))
-	} else {
-		_, err = s.p4.WriteTo(b, &ipv4.ControlMessage{Src: src.AsSlice(), IfIndex: ifIndex}, net.UDPAddrFromAddrPort(dst))
-	}
-	return err
+	return s.write(func() error {
+		var err error
+		if s.v6 {
+			_, err = s.p6.WriteTo(b, &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: ifIndex}, net.UDPAddrFromAddrPort(dst))
+		} else {
+			_, err = s.p4.WriteTo(b, &ipv4.ControlMessage{Src: src.AsSlice(), IfIndex: ifIndex}, net.UDPAddrFromAddrPort(dst))
+		}
+		return err
+	})
 }
 
 // JoinGroup joins group on interface ifi.

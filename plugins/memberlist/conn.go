@@ -507,6 +507,9 @@ func (c *Conn) readInner() {
 			}
 			return
 		}
+		if err == nil && p.Refused {
+			continue // a refusal (transport.Packet.Refused) is no datagram; not passed on
+		}
 		it := item{err: err}
 		if err == nil {
 			it = item{data: slices.Clone(buf[:p.N]), src: p.Src, ifIndex: p.IfIndex}

@@ -38,6 +38,12 @@
 // wire: partitions and loss do not apply to it, though being down does.
 // Stats counts every outcome.
 //
+// A datagram SendTo addresses to no open endpoint is dropped, as UDP drops
+// it. With Config.Refusals, the sender also receives a refusal: a Packet
+// with Refused set and Src the address, at once, as the multicast
+// transport reports an ICMP port unreachable on Linux. That is how a test
+// plays a member that was killed: close its endpoint.
+//
 // Loss is decided by a math/rand/v2 source seeded from Config.Seed, so a
 // test that sends from one goroutine sees the same losses on every run.
 //

@@ -57,6 +57,6 @@ func ExampleLAN_Partition() {
 	_ = a.Send([]byte("anyone?"))
 	fmt.Printf("healed:      %+v\n", lan.Stats())
 	// Output:
-	// partitioned: {Sent:1 Delivered:0 Received:0 Truncated:0 Lost:0 Partitioned:2 Down:0 QueueFull:0 Unknown:0}
-	// healed:      {Sent:2 Delivered:2 Received:0 Truncated:0 Lost:0 Partitioned:2 Down:0 QueueFull:0 Unknown:0}
+	// partitioned: {Sent:1 Delivered:0 Received:0 Truncated:0 Lost:0 Partitioned:2 Down:0 QueueFull:0 Unknown:0 Refused:0}
+	// healed:      {Sent:2 Delivered:2 Received:0 Truncated:0 Lost:0 Partitioned:2 Down:0 QueueFull:0 Unknown:0 Refused:0}
 }

@@ -63,6 +63,14 @@ type Config struct {
 	// 127.0.0.1, as examples and tests with real probes do.
 	Loopback bool
 
+	// Refusals makes SendTo to an address where no open endpoint is (one
+	// that never joined, or whose endpoint closed) deliver a refusal to the
+	// sender: a Packet with Refused set and Src the address, as the
+	// multicast transport reports an ICMP port unreachable on Linux
+	// (transport.RefusalReporter). False (the zero value) drops such a
+	// datagram silently, as UDP does.
+	Refusals bool
+
 	// Seed seeds the random source that decides which datagrams loss
 	// strikes. Zero is a seed like any other: the same seed and the same
 	// sequence of sends give the same losses.
@@ -141,12 +149,16 @@ type Stats struct {
 	QueueFull uint64
 	// Unknown counts SendTo datagrams addressed to no endpoint of the LAN.
 	Unknown uint64
+	// Refused counts the refusals of such datagrams queued for their
+	// sender (Config.Refusals).
+	Refused uint64
 }
 
 // counters is the live, concurrently updated form of Stats.
 type counters struct {
 	sent, delivered, received, truncated        atomic.Uint64
 	lost, partitioned, down, queueFull, unknown atomic.Uint64
+	refused                                     atomic.Uint64
 }
 
 // outcome is what became of one copy of a datagram.
@@ -202,6 +214,7 @@ func (c *counters) snapshot() Stats {
 		Down:        c.down.Load(),
 		QueueFull:   c.queueFull.Load(),
 		Unknown:     c.unknown.Load(),
+		Refused:     c.refused.Load(),
 	}
 }
 
@@ -346,15 +359,27 @@ type Endpoint struct {
 	closed   chan struct{} // closed by Close
 }
 
-var _ transport.Transport = (*Endpoint)(nil)
+var (
+	_ transport.Transport       = (*Endpoint)(nil)
+	_ transport.UniqueUnicast   = (*Endpoint)(nil)
+	_ transport.RefusalReporter = (*Endpoint)(nil)
+)
 
 // datagram is one queued copy. Its bytes are shared by every copy of one
 // send and never written after the send copied them.
 type datagram struct {
-	b   []byte
-	src netip.AddrPort
-	dst netip.Addr
+	b       []byte
+	src     netip.AddrPort
+	dst     netip.Addr
+	refused bool // a refusal by src, not a datagram
 }
+
+// UnicastIsUnique reports true: an endpoint's address is its own, and is
+// never reused.
+func (e *Endpoint) UnicastIsUnique() bool { return true }
+
+// ReportsRefusals reports whether the LAN's Config.Refusals is set.
+func (e *Endpoint) ReportsRefusals() bool { return e.lan.cfg.Refusals }
 
 // Addr returns the endpoint's address: what receivers see as Packet.Src
 // and what SendTo reaches it by.
@@ -405,7 +430,9 @@ func (e *Endpoint) Send(b []byte) error {
 
 // SendTo delivers a copy of b to the endpoint whose address is dst. A
 // datagram to an address no open endpoint has is dropped silently, as UDP
-// drops it, and counted in Stats.Unknown. An IPv4-mapped IPv6 dst
+// drops it, and counted in Stats.Unknown; with Config.Refusals, the
+// sender then receives a refusal (a Packet with Refused set and Src dst),
+// unless it is down. An IPv4-mapped IPv6 dst
 // (::ffff:198.18.0.1) reaches the endpoint with the IPv4 address. It does
 // not keep b, and fails as Send does.
 func (e *Endpoint) SendTo(b []byte, dst netip.AddrPort) error {
@@ -415,12 +442,17 @@ func (e *Endpoint) SendTo(b []byte, dst netip.AddrPort) error {
 	if err := e.checkSend("send to "+dst.String(), len(b)); err != nil {
 		return err
 	}
-	to := l.byAddr[netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())]
+	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
+	to := l.byAddr[dst]
 	if to == nil {
 		e.stats.unknown.Add(1)
 		l.stats.unknown.Add(1)
 		if l.log.IsTrace() {
 			l.log.Trace("datagram dropped", "from", e.addr, "to", dst, "reason", "unknown destination")
+		}
+		if l.cfg.Refusals && !e.down && dst.Addr().IsValid() && e.push(datagram{src: dst, refused: true}) {
+			e.stats.refused.Add(1)
+			l.stats.refused.Add(1)
 		}
 		return nil
 	}
@@ -507,7 +539,8 @@ func (e *Endpoint) signal() {
 // Receive blocks until a datagram arrives, copies it into buf and describes
 // it: Src is the sender's address, IfIndex is 1 and Dst is GroupAddr for
 // a datagram sent with Send, the endpoint's address for one sent with
-// SendTo. A datagram longer than
+// SendTo. A refusal (Config.Refusals) is returned as a Packet with only
+// Refused and Src, the refused address, set. A datagram longer than
 // buf is dropped and Receive returns an error wrapping
 // transport.ErrTruncated, with a Packet whose Src names the sender and whose
 // N is 0. Once the endpoint is closed, Receive returns an error wrapping
@@ -524,6 +557,9 @@ func (e *Endpoint) Receive(buf []byte) (transport.Packet, error) {
 			case <-e.closed:
 			}
 			continue
+		}
+		if d.refused {
+			return transport.Packet{Src: d.src, Refused: true}, nil
 		}
 		if len(d.b) > len(buf) {
 			e.stats.truncated.Add(1)

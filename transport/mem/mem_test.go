@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/assert"
@@ -48,6 +49,7 @@ func TestConformance(t *testing.T) {
 	}{
 		{"Loopback", mem.Config{}},
 		{"NoLoopback", mem.Config{NoLoopback: true}},
+		{"Refusals", mem.Config{Refusals: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			transporttest.Run(t, func(t *testing.T, n int) []transport.Transport {
@@ -738,4 +740,102 @@ func TestLogsDrops(t *testing.T) {
 	assert.Contains(t, log, "datagram dropped: from=198.18.0.1:7946 to=192.0.2.1:1 reason=\"unknown destination\"")
 	require.NoError(t, eps[1].Close())
 	assert.Contains(t, out.String(), "endpoint left: addr=198.18.0.2:7946")
+}
+
+// next receives the next queued packet, which must be there already.
+func next(t *testing.T, e *mem.Endpoint, what string) (string, transport.Packet) {
+	t.Helper()
+	done := make(chan struct{})
+	var (
+		p   transport.Packet
+		err error
+		buf = make([]byte, mem.MaxUDP)
+	)
+	go func() {
+		defer close(done)
+		p, err = e.Receive(buf)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = e.Close() // unblocks the Receive
+		<-done
+		t.Fatalf("%v: nothing queued while waiting for %s", e, what)
+	}
+	require.NoError(t, err)
+	return string(buf[:p.N]), p
+}
+
+func TestRefusals(t *testing.T) {
+	lan := newLAN(t, mem.Config{Refusals: true})
+	eps := join(t, lan, 3)
+	a := eps[0]
+	closed := eps[2].Addr()
+	require.NoError(t, eps[2].Close())
+	assert.True(t, a.ReportsRefusals())
+	assert.True(t, a.UnicastIsUnique())
+
+	never := netip.MustParseAddrPort("198.18.0.200:7946")
+	for _, dst := range []netip.AddrPort{closed, never, netip.AddrPortFrom(netip.AddrFrom16(closed.Addr().As16()), closed.Port())} {
+		require.NoError(t, a.SendTo([]byte("anyone?"), dst), "%v", dst)
+		_, p := next(t, a, "the refusal of "+dst.String())
+		assert.Equal(t, transport.Packet{Refused: true, Src: netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())}, p)
+	}
+	assert.Equal(t, uint64(3), a.Stats().Refused)
+	assert.Equal(t, uint64(3), a.Stats().Unknown)
+
+	// An open endpoint receives the datagram; the sender gets no refusal
+	// (the loopback copy of the marker, sent after, comes first).
+	require.NoError(t, a.SendTo([]byte("hello"), eps[1].Addr()))
+	got, _ := recv(t, eps[1])
+	assert.Equal(t, "hello", got)
+	require.NoError(t, a.Send([]byte("marker")))
+	got, p := next(t, a, "the marker")
+	assert.Equal(t, "marker", got)
+	assert.False(t, p.Refused)
+
+	// A sender that is down sends nothing, and nothing is refused.
+	a.SetDown(true)
+	require.NoError(t, a.SendTo([]byte("anyone?"), closed))
+	a.SetDown(false)
+	require.NoError(t, a.Send([]byte("marker")))
+	got, _ = next(t, a, "the marker")
+	assert.Equal(t, "marker", got)
+	assert.Equal(t, uint64(3), lan.Stats().Refused)
+}
+
+// Without Config.Refusals, nothing changes: a datagram to a closed endpoint
+// vanishes.
+func TestNoRefusalsByDefault(t *testing.T) {
+	lan := newLAN(t, mem.Config{})
+	eps := join(t, lan, 2)
+	a := eps[0]
+	closed := eps[1].Addr()
+	require.NoError(t, eps[1].Close())
+	assert.False(t, a.ReportsRefusals())
+	require.NoError(t, a.SendTo([]byte("anyone?"), closed))
+	require.NoError(t, a.Send([]byte("marker")))
+	got, p := next(t, a, "the marker")
+	assert.Equal(t, "marker", got)
+	assert.False(t, p.Refused)
+	assert.Zero(t, a.Stats().Refused)
+}
+
+// A refusal works inside a synctest bubble at once: it is queued when
+// SendTo returns.
+func TestRefusalInBubble(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := newLAN(t, mem.Config{Refusals: true})
+		a, b := lan.Join(), lan.Join()
+		defer a.Close()
+		dst := b.Addr()
+		require.NoError(t, b.Close())
+		start := time.Now()
+		require.NoError(t, a.SendTo([]byte("anyone?"), dst))
+		p, err := a.Receive(make([]byte, 64))
+		require.NoError(t, err)
+		assert.True(t, p.Refused)
+		assert.Equal(t, dst, p.Src)
+		assert.Zero(t, time.Since(start))
+	})
 }

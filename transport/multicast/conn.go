@@ -15,8 +15,10 @@ import (
 )
 
 var (
-	_ transport.Transport  = (*Conn)(nil)
-	_ transport.LinkSender = (*Conn)(nil)
+	_ transport.Transport       = (*Conn)(nil)
+	_ transport.LinkSender      = (*Conn)(nil)
+	_ transport.UniqueUnicast   = (*Conn)(nil)
+	_ transport.RefusalReporter = (*Conn)(nil)
 )
 
 // ErrNoInterface reports a send with no interface to send on: none
@@ -45,8 +47,12 @@ type Conn struct {
 
 	afterRescan func() // testHookRescanned when the Conn was made
 
-	sendFailures atomic.Uint64
-	filtered     atomic.Uint64
+	refusals bool // tx reports refusals (Linux)
+
+	sendFailures  atomic.Uint64
+	filtered      atomic.Uint64
+	refused       atomic.Uint64
+	errorsDropped atomic.Uint64
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -65,6 +71,14 @@ type Stats struct {
 	// Filtered counts received datagrams dropped because they were sent to
 	// another multicast group on the same port.
 	Filtered uint64
+	// Refused counts the refusals reported as packets with Refused set
+	// (see Conn.ReportsRefusals).
+	Refused uint64
+	// ErrorsDropped counts the other errors the kernel reported about
+	// datagrams the Conn sent, read and dropped: ICMP errors sent by a
+	// router rather than the destination (time exceeded, a network or host
+	// unreachable), packet too big, errors of local origin.
+	ErrorsDropped uint64
 }
 
 // New opens a Conn, joins the group on the interfaces cfg chooses and
@@ -105,6 +119,7 @@ func newConn(cfg Config, rx chan datagram) (*Conn, error) {
 		_ = c.tx.Close()
 		return nil, fmt.Errorf("multicast: %w", err)
 	}
+	c.refusals = c.tx.ReportRefusals()
 	c.links = mcast.NewMembership(c.mc, c.group.Addr(), cfg.Interfaces, c.log)
 	if err := c.rescan(); err != nil {
 		_ = c.mc.Close()
@@ -149,8 +164,25 @@ func (c *Conn) LocalAddr() netip.AddrPort { return c.tx.LocalAddr() }
 
 // Stats reports the Conn's counters.
 func (c *Conn) Stats() Stats {
-	return Stats{SendFailures: c.sendFailures.Load(), Filtered: c.filtered.Load()}
+	return Stats{
+		SendFailures:  c.sendFailures.Load(),
+		Filtered:      c.filtered.Load(),
+		Refused:       c.refused.Load(),
+		ErrorsDropped: c.errorsDropped.Load(),
+	}
 }
+
+// UnicastIsUnique reports true: every datagram leaves from the Conn's own
+// ephemeral port (LocalAddr), which closes with the Conn.
+func (c *Conn) UnicastIsUnique() bool { return true }
+
+// ReportsRefusals reports whether Receive delivers refusals: a Packet with
+// Refused set and Src the destination, when a datagram sent with SendTo
+// (or Send, to a unicast address) comes back as an ICMP port unreachable
+// from that destination. It is true on Linux, where the unicast socket
+// has IP_RECVERR (IPV6_RECVERR); other platforms report ICMP errors only
+// to connected sockets, and it is false there.
+func (c *Conn) ReportsRefusals() bool { return c.refusals }
 
 // Send multicasts b to the group on every link. It fails only when no
 // interface qualifies (ErrNoInterface) or the send failed on every link;
@@ -262,7 +294,9 @@ func (c *Conn) sendOn(b []byte, l mcast.Interface) error {
 // into buf. A datagram longer than buf is dropped with an error wrapping
 // transport.ErrTruncated. After Close it fails with an error wrapping
 // transport.ErrClosed. Any other error comes from a socket read; receiving
-// may go on after it, as after ErrTruncated.
+// may go on after it, as after ErrTruncated. Where ReportsRefusals is
+// true, it also returns refusals: a Packet with Refused set, N 0 and Src
+// the address that refused; never an error.
 func (c *Conn) Receive(buf []byte) (transport.Packet, error) {
 	return receive(c.rx, c.done, buf)
 }
@@ -275,7 +309,17 @@ func (c *Conn) read(s *mcast.Socket, name string) {
 		d := datagram{buf: readBufs.Get().(*[]byte)}
 		d.n, d.src, d.dst, d.ifIndex, d.err = s.ReadFrom(*d.buf)
 		dst := d.dst
-		if d.err != nil {
+		var qe *mcast.QueuedError
+		if errors.As(d.err, &qe) {
+			d.release()
+			if !qe.Refused() {
+				c.errorsDropped.Add(1)
+				c.log.Trace("dropped an error about a sent datagram", "error", qe)
+				continue
+			}
+			c.refused.Add(1)
+			d = datagram{refused: true, src: qe.Dst}
+		} else if d.err != nil {
 			d.release()
 			if c.closed() || errors.Is(d.err, net.ErrClosed) {
 				return

@@ -69,6 +69,25 @@
 // link-local source carries its zone, the interface's name, so a reply with
 // SendTo goes back out the same link.
 //
+// # Refusals
+//
+// On Linux the unicast socket has IP_RECVERR (IPV6_RECVERR), so that the
+// kernel reports the ICMP errors that come back about the datagrams it
+// sends. When a SendTo reaches an address where nothing listens on the
+// port, such as the unicast port of a member that was killed, the host
+// there answers with an ICMP port unreachable, and Receive returns a
+// transport.Packet with Refused set, N 0 and Src the refused address,
+// about one round trip after the send (ReportsRefusals, the optional
+// transport.RefusalReporter). Only a port or host unreachable sent by the
+// destination itself counts; other ICMP errors, such as a router's, and
+// errors of local origin are read, dropped and counted in
+// Stats.ErrorsDropped. Refusals are never returned as errors. Linux limits
+// the ICMP errors a host sends (net.ipv4.icmp_ratelimit and
+// icmp_msgs_per_sec, and their IPv6 counterparts), so a flood of datagrams
+// to a closed port is refused only in part. Other platforms report ICMP
+// errors only to connected sockets: there ReportsRefusals is false and no
+// Refused packet is delivered.
+//
 // # Dual stack and IPv6 only
 //
 // A Conn is one family. NewDual opens an IPv4 and an IPv6 Conn as one

@@ -10,8 +10,10 @@ import (
 )
 
 var (
-	_ transport.Transport  = (*Dual)(nil)
-	_ transport.LinkSender = (*Dual)(nil)
+	_ transport.Transport       = (*Dual)(nil)
+	_ transport.LinkSender      = (*Dual)(nil)
+	_ transport.UniqueUnicast   = (*Dual)(nil)
+	_ transport.RefusalReporter = (*Dual)(nil)
 )
 
 // Dual is one Transport over an IPv4 and an IPv6 Conn: Send sends on both,
@@ -100,8 +102,19 @@ func (d *Dual) Rescan() error {
 // Stats adds up the counters of both Conns.
 func (d *Dual) Stats() Stats {
 	s4, s6 := d.v4.Stats(), d.v6.Stats()
-	return Stats{SendFailures: s4.SendFailures + s6.SendFailures, Filtered: s4.Filtered + s6.Filtered}
+	return Stats{
+		SendFailures:  s4.SendFailures + s6.SendFailures,
+		Filtered:      s4.Filtered + s6.Filtered,
+		Refused:       s4.Refused + s6.Refused,
+		ErrorsDropped: s4.ErrorsDropped + s6.ErrorsDropped,
+	}
 }
+
+// UnicastIsUnique reports true, as Conn's does.
+func (d *Dual) UnicastIsUnique() bool { return true }
+
+// ReportsRefusals reports whether both Conns report refusals (Linux).
+func (d *Dual) ReportsRefusals() bool { return d.v4.ReportsRefusals() && d.v6.ReportsRefusals() }
 
 // Close closes both Conns and waits for their goroutines. It is
 // idempotent; only the first call reports an error.

@@ -23,6 +23,7 @@ type datagram struct {
 	src     netip.AddrPort
 	dst     netip.Addr
 	ifIndex int
+	refused bool // a refusal by src, not a datagram; buf is nil
 	err     error
 }
 
@@ -48,6 +49,9 @@ func receive(rx <-chan datagram, done <-chan struct{}, buf []byte) (transport.Pa
 		defer d.release()
 		if d.err != nil {
 			return transport.Packet{}, d.err
+		}
+		if d.refused {
+			return transport.Packet{Src: d.src, Refused: true}, nil
 		}
 		if d.n > len(buf) {
 			return transport.Packet{}, fmt.Errorf("multicast: %d-byte datagram from %s into a %d-byte buffer: %w",

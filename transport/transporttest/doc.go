@@ -21,7 +21,12 @@
 // goroutines are sending and receiving; that concurrent sends and a
 // concurrent receive neither race nor tear datagrams; and that an empty
 // datagram is either refused by Send or delivered with N == 0, as UDP
-// delivers it.
+// delivers it. No subtest but the last sends to a closed member, so a
+// Packet with Refused set fails them. The last, for transports whose
+// ReportsRefusals (transport.RefusalReporter) is true and skipped for
+// others, checks that a unicast to an open member is never refused and
+// that one to a member since closed comes back as a Packet with Refused
+// set, N 0 and Src the member's address, never as an error.
 //
 // The suite asks no more of a network than loopback gives: datagrams from
 // one sender to one receiver arrive, in order, when a burst is small. It

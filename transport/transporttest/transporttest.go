@@ -55,6 +55,7 @@ func Run(t *testing.T, mk MakeLAN) {
 		{"Close", 2, testClose},
 		{"CloseWhileBusy", 2, testCloseWhileBusy},
 		{"ConcurrentSend", 2, testConcurrentSend},
+		{"Refusals", 2, testRefusals},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,6 +71,10 @@ type lan struct {
 	tr  []transport.Transport
 	tag [8]byte
 	wg  sync.WaitGroup
+
+	// refusals is set once the subtest has sent to a closed member:
+	// until then, a Packet with Refused set fails it.
+	refusals bool
 }
 
 func newLAN(t *testing.T, mk MakeLAN, n int) *lan {
@@ -264,6 +269,8 @@ func (l *lan) receive(m, size int, waitingFor string) received {
 	select {
 	case r := <-l.receiveAsync(m, size):
 		if r.err == nil {
+			require.Falsef(l.t, r.p.Refused && !l.refusals,
+				"member %d: Receive reported a refusal by %v, though nothing was sent to a closed member", m, r.p.Src)
 			require.Truef(l.t, r.p.N >= 0 && r.p.N <= size, "member %d: Receive reported N=%d for a %d-byte buffer", m, r.p.N, size)
 			require.Truef(l.t, r.p.Src.IsValid() && r.p.Src.Port() != 0, "member %d: Receive reported no source (Src=%v)", m, r.p.Src)
 		}
@@ -655,5 +662,46 @@ func testConcurrentSend(l *lan) {
 			l.t.Fatalf("member 1: %d of %d datagrams missing after %v: %s",
 				len(missing), senders*perSender, timeout, describe(missing))
 		}
+	}
+}
+
+// testRefusals, for transports that report refusals (a
+// transport.RefusalReporter whose ReportsRefusals is true; skipped for
+// others): a unicast to a member that listens is answered and never
+// refused; once that member is closed, a unicast to its address comes back
+// as a Packet with Refused set, N 0 and Src that address, not as an error.
+func testRefusals(l *lan) {
+	for i, tr := range l.tr {
+		if rr, ok := tr.(transport.RefusalReporter); !ok || !rr.ReportsRefusals() {
+			l.t.Skipf("member %d (%T) does not report refusals", i, tr)
+		}
+	}
+	src1 := l.hello(1, 0)
+
+	// Open: answered, and the answer is the first thing member 0 gets
+	// (receive fails on a refusal until l.refusals is set).
+	uni := key{from: 0, kind: kindUnicast}
+	require.NoError(l.t, l.tr[0].SendTo(l.payload(uni, 64), src1), "member 0: SendTo %v", src1)
+	got := l.await(1, []key{uni}, nil)
+	reply := key{from: 1, kind: kindReply}
+	require.NoError(l.t, l.tr[1].SendTo(l.payload(reply, 64), got[uni].Src), "member 1: SendTo %v", got[uni].Src)
+	l.await(0, []key{reply}, nil)
+
+	// Closed: refused.
+	require.NoError(l.t, l.tr[1].Close(), "closing member 1")
+	l.refusals = true
+	require.NoError(l.t, l.tr[0].SendTo(l.payload(key{from: 0, kind: kindData}, 64), src1), "member 0: SendTo %v", src1)
+	for {
+		r := l.receive(0, recvBufLen, "the refusal of a unicast to closed member 1 at "+src1.String())
+		require.NoError(l.t, r.err, "member 0: a refusal must be a packet, not a Receive error")
+		if !r.p.Refused {
+			k, ours, err := l.parse(r.data)
+			require.NoError(l.t, err)
+			l.t.Logf("member 0: ignoring %v (ours: %v) from %v", k, ours, r.p.Src)
+			continue
+		}
+		require.Equal(l.t, src1, r.p.Src, "member 0: the refusal names the closed member's address")
+		require.Zero(l.t, r.p.N, "member 0: a refusal carries no bytes")
+		return
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -65,6 +66,18 @@ func (b *broken) Receive(buf []byte) (transport.Packet, error) {
 			err = errors.New("endpoint closed")
 		}
 		return p, err
+	case "refusal-as-error":
+		p, err := b.Endpoint.Receive(buf)
+		if err == nil && p.Refused {
+			return transport.Packet{}, errors.New("connection refused")
+		}
+		return p, err
+	case "refusal-wrong-src":
+		p, err := b.Endpoint.Receive(buf)
+		if err == nil && p.Refused {
+			p.Src = netip.AddrPortFrom(p.Src.Addr(), p.Src.Port()+1)
+		}
+		return p, err
 	}
 	return b.Endpoint.Receive(buf)
 }
@@ -78,7 +91,8 @@ func TestBroken(t *testing.T) {
 		t.Skip("runs only as a child of TestSuiteCatchesBrokenTransports")
 	}
 	transporttest.Run(t, func(t *testing.T, n int) []transport.Transport {
-		lan, err := mem.NewLAN(mem.Config{})
+		// Refusals on for the sound transport and the faults about them.
+		lan, err := mem.NewLAN(mem.Config{Refusals: fault == "none" || strings.HasPrefix(fault, "refusal")})
 		require.NoError(t, err)
 		trs := make([]transport.Transport, n)
 		for i := range trs {
@@ -105,6 +119,8 @@ func TestSuiteCatchesBrokenTransports(t *testing.T) {
 		{"cuts-large", []string{"MaxDatagram"}},
 		{"empty-vanishes", []string{"EmptyDatagram"}},
 		{"close-unwrapped", []string{"Close", "CloseWhileBusy"}},
+		{"refusal-as-error", []string{"Refusals"}},
+		{"refusal-wrong-src", []string{"Refusals"}},
 	} {
 		t.Run(tc.fault, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestBroken$", "-test.v", "-test.count=1", "-test.timeout=60s")
