@@ -187,7 +187,7 @@ type advisedTransport struct {
 
 func (t advisedTransport) Receive(buf []byte) (transport.Packet, error) {
 	pkt, err := t.Transport.Receive(buf)
-	if err == nil {
+	if err == nil && !pkt.Refused { // a refusal is no datagram to decode
 		t.a.setSource(pkt.Src)
 	}
 	return pkt, err
