@@ -35,11 +35,21 @@ func writeMarkdown(w io.Writer, res results) {
 		fmt.Fprintf(w, ", pir at %s", m.Commit)
 	}
 	fmt.Fprintf(w, "; %s.\n", dateOnly(res.Date))
+	if c := res.Contender; c != nil {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, contenderText(c))
+		writeComparison(w, res.Sizes, c)
+	}
 	if len(res.Sizes) > 1 {
 		writeOverview(w, res.Sizes)
 	}
 	for _, s := range sortedSizes(res.Sizes) {
 		writeSize(w, s)
+	}
+	if c := res.Contender; c != nil {
+		for _, s := range sortedSizes(c.Sizes) {
+			writeSize(w, s)
+		}
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Times run from the action to the last member concerned printing its line, as pirbench")
@@ -111,7 +121,11 @@ func writeOverview(w io.Writer, sizes []sizeResult) {
 // writeSize writes the table of one size.
 func writeSize(w io.Writer, s sizeResult) {
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "**%d hosts**, %d runs", s.Hosts, s.Runs)
+	if s.System != "" {
+		fmt.Fprintf(w, "**%d hosts, %s**, %d runs", s.Hosts, s.System, s.Runs)
+	} else {
+		fmt.Fprintf(w, "**%d hosts**, %d runs", s.Hosts, s.Runs)
+	}
 	if len(s.Load) > 0 {
 		loads := make([]string, len(s.Load))
 		for i, l := range s.Load {
