@@ -42,7 +42,8 @@ func fixtureContender() results {
 		c.Sizes = append(c.Sizes, o)
 	}
 	res.Contender = c
-	res.Command += " -contender memberlist"
+	res.Command += " -contender memberlist -settle 1m0s"
+	res.Settings.Settle = "1m0s"
 	return res
 }
 
@@ -159,6 +160,7 @@ func TestWriteMarkdownContender(t *testing.T) {
 	for _, want := range []string{
 		"Contender: memberlist, each member `mlshim join -json -iface eth0 -id ml-hI -seed 198.18.0.1` (tools/mlshim; the first host's without -seed): github.com/hashicorp/memberlist v0.7.0, DefaultLANConfig; GossipNodes 3, ProbeInterval 1s.",
 		"**10 hosts, memberlist**, 3 runs, load average after each: 1.0, 2.0, 3.0:",
+		"steady-state window 10s from 1m0s after the last join.",
 		"| crash (kill -9) | 160.0 ms |",
 	} {
 		assert.Contains(t, md, want)
@@ -181,6 +183,7 @@ func TestWriteMarkdownContender(t *testing.T) {
 	writeMarkdown(&b, fixture())
 	assert.NotContains(t, b.String(), "memberlist")
 	assert.NotContains(t, b.String(), "Contender")
+	assert.Contains(t, b.String(), "steady-state window 10s.", "results from before -settle")
 }
 
 // TestFromContender: a results.json with a contender round-trips through

@@ -11,6 +11,8 @@
 //	-hosts 5          comma-separated LAN sizes, each 4 to 1000 hosts
 //	-runs 10          runs for each size, each in a fresh lab
 //	-steady 10s       steady-state window (0: skip the steady state)
+//	-settle 2s        wait from all members seeing each other to the
+//	                  steady-state window
 //	-args "..."       extra flags for every "pir join", split at spaces,
 //	                  e.g. -args "-policy phi"; recorded in the output
 //	-family 4|6       pir join -4 or -6 (default: both, pir's default)
@@ -52,7 +54,7 @@
 //	                      lines about the others
 //	join, all see new     the same start, to the last "joined" line about it
 //	                      among the others
-//	steady state          after a 2 s pause, over -steady: each member's
+//	steady state          after -settle (2 s), over -steady: each member's
 //	                      frames and bytes per second sent and received (its
 //	                      switch port's counters), its CPU time (% of one
 //	                      core) and its resident memory (VmRSS at the end)
@@ -127,8 +129,9 @@ type options struct {
 	sizes   []int
 	runs    int
 	steady  time.Duration
-	family  string   // "4", "6" or "" (pir's default: both)
-	args    []string // extra pir join flags
+	settle  time.Duration // before the steady-state window
+	family  string        // "4", "6" or "" (pir's default: both)
+	args    []string      // extra pir join flags
 	out     string
 	json    bool
 	verbose bool
@@ -160,6 +163,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&sizes, "hosts", "5", fmt.Sprintf("comma-separated numbers of hosts in the lab, each 4 to %d, e.g. 10,20,50,100", nslan.MaxHosts))
 	fs.IntVar(&o.runs, "runs", 10, "number of runs for each number of hosts")
 	fs.DurationVar(&o.steady, "steady", 10*time.Second, "steady-state window for traffic, CPU and memory (0: skip)")
+	fs.DurationVar(&o.settle, "settle", defaultSettle, "wait from all members seeing each other to the steady-state window")
 	fs.StringVar(&extra, "args", "", `extra flags for every "pir join", split at spaces, e.g. "-policy phi"`)
 	fs.StringVar(&o.family, "family", "", `"4" (pir join -4), "6" (pir join -6) or empty for pir's default (both)`)
 	fs.StringVar(&o.out, "out", "", "directory to write results.json, table.md, times.svg and steady.svg to (made if missing)")
@@ -199,6 +203,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.mlshim != "" && o.contender != contenderMemberlist {
 		errs = append(errs, fmt.Errorf("-mlshim: only with -contender %s", contenderMemberlist))
+	}
+	if o.settle < 0 {
+		errs = append(errs, fmt.Errorf("-settle %v: want 0 or more", o.settle))
 	}
 	if o.family != "" && o.family != "4" && o.family != "6" {
 		errs = append(errs, fmt.Errorf("-family %q: want 4, 6 or nothing", o.family))
@@ -265,6 +272,7 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 		Settings: settings{
 			Runs:    o.runs,
 			Steady:  o.steady.String(),
+			Settle:  o.settle.String(),
 			Family:  familyName(o.family),
 			PirArgs: o.joinArgs(),
 			PirJoin: strings.Join(append([]string{"pir join -json -iface eth0 -id pir-hI"}, o.joinArgs()...), " "),

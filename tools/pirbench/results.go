@@ -43,8 +43,11 @@ type contenderResults struct {
 }
 
 type settings struct {
-	Runs    int      `json:"runs"`
-	Steady  string   `json:"steady"`
+	Runs   int    `json:"runs"`
+	Steady string `json:"steady"`
+	// Settle is the wait before the steady-state window (-settle); empty
+	// in results of pirbench before -settle, which waited 2 s.
+	Settle  string   `json:"settle,omitempty"`
 	Family  string   `json:"family"`
 	PirArgs []string `json:"pir_args"` // the flags added to pir join, beyond pirbench's own
 	PirJoin string   `json:"pir_join"` // the command each member runs

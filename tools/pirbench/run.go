@@ -20,10 +20,10 @@ import (
 // probe interval.
 const phaseSpread = 2 * time.Second
 
-// settle is the wait between all members seeing each other and the
-// steady-state window: one probe interval, so that the probes that
-// followed the joins are over.
-const settle = 2 * time.Second
+// defaultSettle is the default wait (-settle) between all members seeing
+// each other and the steady-state window: one probe interval, so that the
+// probes that followed the joins are over.
+const defaultSettle = 2 * time.Second
 
 // waitTimeout bounds each wait of a run of n hosts: far beyond what pir
 // needs, and more for more hosts, which share the machine's cores.
@@ -165,7 +165,7 @@ func oneRun(ctx context.Context, o options, sys system, n, run int, progress fun
 
 	// Steady state: all n members see each other now.
 	if o.steady > 0 {
-		if err := sleep(ctx, settle); err != nil {
+		if err := sleep(ctx, o.settle); err != nil {
 			return r, err
 		}
 		hs, left, err := steadyState(ctx, l, members, o.steady)
