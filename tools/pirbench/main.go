@@ -11,6 +11,8 @@
 //	-hosts 5          comma-separated LAN sizes, each 4 to 1000 hosts
 //	-runs 10          runs for each size, each in a fresh lab
 //	-steady 10s       steady-state window (0: skip the steady state)
+//	-settle 2s        wait from all members seeing each other to the
+//	                  steady-state window
 //	-args "..."       extra flags for every "pir join", split at spaces,
 //	                  e.g. -args "-policy phi"; recorded in the output
 //	-family 4|6       pir join -4 or -6 (default: both, pir's default)
@@ -22,6 +24,11 @@
 //	                  cmd/pir, no -race)
 //	-from FILE        measure nothing: read a results.json and write its
 //	                  tables (and, with -out, its files) again
+//	-contender memberlist
+//	                  also measure hashicorp/memberlist (DefaultLANConfig),
+//	                  through tools/mlshim, in the same way: see below
+//	-mlshim PATH      mlshim binary for -contender memberlist (default:
+//	                  build the tools module's ./mlshim)
 //	-v                report progress on stderr
 //
 // The kernel's neighbour tables (ARP, IPv6 neighbour discovery) are shared
@@ -47,7 +54,7 @@
 //	                      lines about the others
 //	join, all see new     the same start, to the last "joined" line about it
 //	                      among the others
-//	steady state          after a 2 s pause, over -steady: each member's
+//	steady state          after -settle (2 s), over -steady: each member's
 //	                      frames and bytes per second sent and received (its
 //	                      switch port's counters), its CPU time (% of one
 //	                      core) and its resident memory (VmRSS at the end)
@@ -72,6 +79,21 @@
 // for the steady state. It also counts the reasons the observers gave for
 // each removal, and the "left" lines printed during the steady state
 // (which should be none).
+//
+// # A contender
+//
+// With -contender memberlist, each size's runs alternate between pir and
+// memberlist, each run in a fresh lab: pir run 1, memberlist run 1, pir
+// run 2, and so on, so that both meet the same machine load. A memberlist
+// member is "mlshim join -json -iface eth0 -id ml-hI -seed 198.18.0.1"
+// (tools/mlshim): a memberlist node with DefaultLANConfig bound to its
+// eth0 address, printing pir's JSON event lines; every member but the
+// first host's joins through the first host's (memberlist needs a seed
+// where pir needs none). -args and -family are pir's alone. results.json
+// keeps memberlist's results in its "contender" section, with the
+// settings mlshim ran with; table.md and the output add a side-by-side
+// table of the medians with the ratio pir / memberlist, and memberlist's
+// own tables. The charts show pir only.
 //
 // The output (table.md, the charts) is made to be included in
 // docs/performance.md; results.json keeps every sample, the summaries,
@@ -107,13 +129,18 @@ type options struct {
 	sizes   []int
 	runs    int
 	steady  time.Duration
-	family  string   // "4", "6" or "" (pir's default: both)
-	args    []string // extra pir join flags
+	settle  time.Duration // before the steady-state window
+	family  string        // "4", "6" or "" (pir's default: both)
+	args    []string      // extra pir join flags
 	out     string
 	json    bool
 	verbose bool
 	pir     string // a pir binary to use instead of building one
 	from    string // a results.json to render instead of measuring
+	// contender is the other system measured, alternately with pir:
+	// "" (none) or contenderMemberlist.
+	contender string
+	mlshim    string // an mlshim binary to use instead of building one
 }
 
 // joinArgs returns the flags pirbench adds to every pir join.
@@ -136,6 +163,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&sizes, "hosts", "5", fmt.Sprintf("comma-separated numbers of hosts in the lab, each 4 to %d, e.g. 10,20,50,100", nslan.MaxHosts))
 	fs.IntVar(&o.runs, "runs", 10, "number of runs for each number of hosts")
 	fs.DurationVar(&o.steady, "steady", 10*time.Second, "steady-state window for traffic, CPU and memory (0: skip)")
+	fs.DurationVar(&o.settle, "settle", defaultSettle, "wait from all members seeing each other to the steady-state window")
 	fs.StringVar(&extra, "args", "", `extra flags for every "pir join", split at spaces, e.g. "-policy phi"`)
 	fs.StringVar(&o.family, "family", "", `"4" (pir join -4), "6" (pir join -6) or empty for pir's default (both)`)
 	fs.StringVar(&o.out, "out", "", "directory to write results.json, table.md, times.svg and steady.svg to (made if missing)")
@@ -143,6 +171,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.verbose, "v", false, "report progress on stderr")
 	fs.StringVar(&o.pir, "pir", "", "pir binary to run (default: build cmd/pir of the pir repository pirbench runs in, without -race)")
 	fs.StringVar(&o.from, "from", "", "measure nothing: read this results.json and write its tables and, with -out, its files again")
+	fs.StringVar(&o.contender, "contender", "", `"memberlist": also measure hashicorp/memberlist (DefaultLANConfig) through tools/mlshim, its runs alternated with pir's`)
+	fs.StringVar(&o.mlshim, "mlshim", "", "mlshim binary for -contender memberlist (default: build ./mlshim of the tools module)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: pirbench [flags]\n\nMeasure pir's join, leave and failure-detection times, and its traffic, CPU and\nmemory per host, on a LAN of network namespaces (needs Linux and root).\nSee go doc ./pirbench in tools/.\n\n")
 		fs.PrintDefaults()
@@ -167,6 +197,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.steady < 0 {
 		errs = append(errs, fmt.Errorf("-steady %v: want 0 (none) or more", o.steady))
+	}
+	if o.contender != "" && o.contender != contenderMemberlist {
+		errs = append(errs, fmt.Errorf("-contender %q: want %s or nothing", o.contender, contenderMemberlist))
+	}
+	if o.mlshim != "" && o.contender != contenderMemberlist {
+		errs = append(errs, fmt.Errorf("-mlshim: only with -contender %s", contenderMemberlist))
+	}
+	if o.settle < 0 {
+		errs = append(errs, fmt.Errorf("-settle %v: want 0 or more", o.settle))
 	}
 	if o.family != "" && o.family != "4" && o.family != "6" {
 		errs = append(errs, fmt.Errorf("-family %q: want 4, 6 or nothing", o.family))
@@ -233,18 +272,22 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 		Settings: settings{
 			Runs:    o.runs,
 			Steady:  o.steady.String(),
+			Settle:  o.settle.String(),
 			Family:  familyName(o.family),
 			PirArgs: o.joinArgs(),
 			PirJoin: strings.Join(append([]string{"pir join -json -iface eth0 -id pir-hI"}, o.joinArgs()...), " "),
 		},
 	}
-	pir := o.pir
-	if pir == "" {
-		dir, err := os.MkdirTemp("", "pirbench-")
-		if err != nil {
+	var dir string // for the binaries pirbench builds
+	if o.pir == "" || (o.contender != "" && o.mlshim == "") {
+		var err error
+		if dir, err = os.MkdirTemp("", "pirbench-"); err != nil {
 			return err
 		}
 		defer os.RemoveAll(dir)
+	}
+	pir := o.pir
+	if pir == "" {
 		root, err := pircli.ModuleRoot(".")
 		if err != nil {
 			return fmt.Errorf("%w (run pirbench inside the pir repository, or give -pir)", err)
@@ -254,6 +297,23 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 			return err
 		}
 		res.Machine.Commit = gitCommit(ctx, root)
+	}
+	systems := []system{pirSystem(o, pir)}
+	if o.contender != "" {
+		shim := o.mlshim
+		if shim == "" {
+			progress("building mlshim")
+			var err error
+			if shim, err = buildShim(ctx, dir); err != nil {
+				return err
+			}
+		}
+		c, err := shimConfig(ctx, shim)
+		if err != nil {
+			return err
+		}
+		res.Contender = &contenderResults{System: o.contender, Join: shimJoin, Config: c}
+		systems = append(systems, memberlistSystem(shim))
 	}
 
 	changed, restore, err := raiseNeighLimits("/proc/sys", slices.Max(o.sizes))
@@ -277,33 +337,57 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 
 	failed := 0
 	for _, n := range o.sizes {
-		sr := sizeResult{Hosts: n, Runs: o.runs}
+		// One result for each system, runs alternated between them.
+		srs := make([]sizeResult, len(systems))
+		for k, sys := range systems {
+			srs[k] = sizeResult{Hosts: n, Runs: o.runs}
+			if sys.name != "pir" {
+				srs[k].System = sys.name
+			}
+		}
+	runs:
 		for i := range o.runs {
-			progress("%d hosts: run %d of %d", n, i+1, o.runs)
-			if others := otherLabs(); len(others) > 0 {
-				fmt.Fprintf(stderr, "pirbench: warning: other network labs are running (%s): they share the CPU and distort the figures\n", strings.Join(others, ", "))
-			}
-			r, err := oneRun(ctx, o, pir, n, i+1, progress)
-			sr.Load = append(sr.Load, loadAverage())
-			sr.Samples = append(sr.Samples, r.samples...)
-			sr.HostSamples = append(sr.HostSamples, r.hosts...)
-			sr.SteadyLeft += r.steadyLeft
-			if err != nil {
-				failed++
-				sr.Failed = append(sr.Failed, fmt.Sprintf("run %d: %v", i+1, err))
-				fmt.Fprintf(stderr, "pirbench: %d hosts, run %d: %v\n", n, i+1, err)
-			}
-			if ctx.Err() != nil {
-				break
+			for k, sys := range systems {
+				sr := &srs[k]
+				what := ""
+				if len(systems) > 1 {
+					what = sys.name + ", "
+				}
+				progress("%d hosts: %srun %d of %d", n, what, i+1, o.runs)
+				if others := otherLabs(); len(others) > 0 {
+					fmt.Fprintf(stderr, "pirbench: warning: other network labs are running (%s): they share the CPU and distort the figures\n", strings.Join(others, ", "))
+				}
+				r, err := oneRun(ctx, o, sys, n, i+1, progress)
+				sr.Load = append(sr.Load, loadAverage())
+				sr.Samples = append(sr.Samples, r.samples...)
+				sr.HostSamples = append(sr.HostSamples, r.hosts...)
+				sr.SteadyLeft += r.steadyLeft
+				if err != nil {
+					failed++
+					sr.Failed = append(sr.Failed, fmt.Sprintf("run %d: %v", i+1, err))
+					fmt.Fprintf(stderr, "pirbench: %d hosts, %srun %d: %v\n", n, what, i+1, err)
+				}
+				if ctx.Err() != nil {
+					break runs
+				}
 			}
 		}
-		sr.Times = summarize(sr.Samples)
-		if len(sr.HostSamples) > 0 {
-			sr.Steady = summarizeSteady(sr.HostSamples)
+		for k := range srs {
+			sr := &srs[k]
+			sr.Times = summarize(sr.Samples)
+			if len(sr.HostSamples) > 0 {
+				sr.Steady = summarizeSteady(sr.HostSamples)
+			}
+			if !o.json {
+				writeSize(stdout, *sr)
+			}
 		}
-		res.Sizes = append(res.Sizes, sr)
-		if !o.json {
-			writeSize(stdout, sr)
+		res.Sizes = append(res.Sizes, srs[0])
+		if res.Contender != nil {
+			res.Contender.Sizes = append(res.Contender.Sizes, srs[1])
+			if !o.json {
+				writeComparison(stdout, res.Sizes[len(res.Sizes)-1:], res.Contender)
+			}
 		}
 		if o.out != "" {
 			if err := writeOutputs(o.out, res); err != nil {
@@ -322,6 +406,9 @@ func bench(ctx context.Context, o options, args []string, stdout, stderr io.Writ
 		}
 	} else if len(res.Sizes) > 1 {
 		writeOverview(stdout, res.Sizes)
+		if res.Contender != nil {
+			writeComparison(stdout, res.Sizes, res.Contender)
+		}
 	}
 	if o.out != "" {
 		progress("wrote %s", o.out)

@@ -20,13 +20,15 @@ func TestParseFlags(t *testing.T) {
 	assert.Equal(t, []int{5}, o.sizes)
 	assert.Equal(t, 10, o.runs)
 	assert.Equal(t, 10*time.Second, o.steady)
+	assert.Equal(t, 2*time.Second, o.settle)
 	assert.Empty(t, o.joinArgs(), "pir's defaults")
 
-	o, err = parseFlags([]string{"-hosts", "10, 20,50,100", "-runs", "3", "-steady", "0", "-family", "6", "-args", " -policy  phi -log=off "}, &stderr)
+	o, err = parseFlags([]string{"-hosts", "10, 20,50,100", "-runs", "3", "-steady", "0", "-settle", "1m", "-family", "6", "-args", " -policy  phi -log=off "}, &stderr)
 	require.NoError(t, err)
 	assert.Equal(t, []int{10, 20, 50, 100}, o.sizes)
 	assert.Equal(t, 3, o.runs)
 	assert.Zero(t, o.steady)
+	assert.Equal(t, time.Minute, o.settle)
 	assert.Equal(t, []string{"-policy", "phi", "-log=off"}, o.args)
 	assert.Equal(t, []string{"-6", "-policy", "phi", "-log=off"}, o.joinArgs())
 
@@ -37,6 +39,7 @@ func TestParseFlags(t *testing.T) {
 		{"-hosts", "1001"},
 		{"-runs", "0"},
 		{"-steady", "-1s"},
+		{"-settle", "-1s"},
 		{"-family", "5"},
 		{"-args", "-iface lo"},
 		{"-args", "--json"},

@@ -22,11 +22,32 @@ type results struct {
 	Machine  machine      `json:"machine"`
 	Settings settings     `json:"settings"`
 	Sizes    []sizeResult `json:"sizes"`
+	// Contender is what the same invocation measured of another system,
+	// its runs alternated with pir's (-contender); nil without one.
+	Contender *contenderResults `json:"contender,omitempty"`
+}
+
+// contenderResults is what the runs of a contender measured, and how it
+// ran.
+type contenderResults struct {
+	// System is the contender's name: "memberlist".
+	System string `json:"system"`
+	// Join is the command each member runs.
+	Join string `json:"join"`
+	// Config is the contender's settings, by name, as its shim reports
+	// them ("mlshim config"), its version among them.
+	Config map[string]string `json:"config"`
+	// Sizes are its results for each size, as for pir; their System is
+	// the contender's name.
+	Sizes []sizeResult `json:"sizes"`
 }
 
 type settings struct {
-	Runs    int      `json:"runs"`
-	Steady  string   `json:"steady"`
+	Runs   int    `json:"runs"`
+	Steady string `json:"steady"`
+	// Settle is the wait before the steady-state window (-settle); empty
+	// in results of pirbench before -settle, which waited 2 s.
+	Settle  string   `json:"settle,omitempty"`
 	Family  string   `json:"family"`
 	PirArgs []string `json:"pir_args"` // the flags added to pir join, beyond pirbench's own
 	PirJoin string   `json:"pir_join"` // the command each member runs
@@ -34,8 +55,10 @@ type settings struct {
 
 // sizeResult is what the runs of one LAN size measured.
 type sizeResult struct {
-	Hosts int `json:"hosts"`
-	Runs  int `json:"runs"`
+	// System is what ran: empty for pir, the contender's name otherwise.
+	System string `json:"system,omitempty"`
+	Hosts  int    `json:"hosts"`
+	Runs   int    `json:"runs"`
 	// Failed holds the errors of the runs that failed; what they
 	// measured before failing is kept.
 	Failed []string `json:"failed,omitempty"`

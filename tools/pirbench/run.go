@@ -20,10 +20,10 @@ import (
 // probe interval.
 const phaseSpread = 2 * time.Second
 
-// settle is the wait between all members seeing each other and the
-// steady-state window: one probe interval, so that the probes that
-// followed the joins are over.
-const settle = 2 * time.Second
+// defaultSettle is the default wait (-settle) between all members seeing
+// each other and the steady-state window: one probe interval, so that the
+// probes that followed the joins are over.
+const defaultSettle = 2 * time.Second
 
 // waitTimeout bounds each wait of a run of n hosts: far beyond what pir
 // needs, and more for more hosts, which share the machine's cores.
@@ -40,10 +40,49 @@ type runResult struct {
 	steadyLeft int
 }
 
-// oneRun makes a lab of n hosts, starts the members and makes the
+// system is what a run starts on every host: pir, or a contender behind
+// pir join's command-line contract (tools/mlshim for memberlist).
+type system struct {
+	// name is "pir" or the contender's name, as results.json records it.
+	name string
+	// bin is the program run as "bin join -json -iface eth0 -id ID args...".
+	bin string
+	// idPrefix starts every member's ID, followed by its host's name.
+	idPrefix string
+	// args returns the flags added for the member on host h of lab l.
+	args func(l *nslan.Lab, h *nslan.Host) []string
+}
+
+// pirSystem is pir, with the join flags o adds.
+func pirSystem(o options, pir string) system {
+	args := o.joinArgs()
+	return system{name: "pir", bin: pir, idPrefix: "pir-", args: func(*nslan.Lab, *nslan.Host) []string { return args }}
+}
+
+// memberlistSystem is hashicorp/memberlist through tools/mlshim at shim:
+// every member but the first host's joins through the first host's.
+func memberlistSystem(shim string) system {
+	return system{name: contenderMemberlist, bin: shim, idPrefix: "ml-", args: func(l *nslan.Lab, h *nslan.Host) []string {
+		seed := l.Host(0)
+		if h == seed {
+			return nil
+		}
+		return []string{"-seed", seedAddr(seed)}
+	}}
+}
+
+// seedAddr is the address a contender member joins through on host h.
+func seedAddr(h *nslan.Host) string {
+	if h.IPv4.IsValid() {
+		return h.IPv4.String()
+	}
+	return h.IPv6.String()
+}
+
+// oneRun makes a lab of n hosts, starts sys's members and makes the
 // measurements. When it fails half-way it returns what it measured so far
 // with the error.
-func oneRun(ctx context.Context, o options, pir string, n, run int, progress func(string, ...any)) (r runResult, err error) {
+func oneRun(ctx context.Context, o options, sys system, n, run int, progress func(string, ...any)) (r runResult, err error) {
 	began := time.Now()
 	l, err := nslan.New(nslan.Config{Hosts: n})
 	if err != nil {
@@ -56,12 +95,18 @@ func oneRun(ctx context.Context, o options, pir string, n, run int, progress fun
 	}()
 	progress("  lab of %d hosts made in %v", n, time.Since(began).Round(time.Millisecond))
 	timeout := waitTimeout(n)
-	args := o.joinArgs()
 	hosts := l.Hosts()
+	join := func(h *nslan.Host) (*pircli.Peer, error) {
+		return pircli.Join(h, sys.bin, sys.idPrefix+h.Name, sys.args(l, h)...)
+	}
 	var started []*pircli.Peer
 	defer func() {
 		if err != nil && len(started) > 0 {
-			dir, lerr := os.MkdirTemp("", fmt.Sprintf("pirbench-%dhosts-run%d-", n, run))
+			prefix := fmt.Sprintf("pirbench-%dhosts-run%d-", n, run)
+			if sys.name != "pir" {
+				prefix = fmt.Sprintf("pirbench-%s-%dhosts-run%d-", sys.name, n, run)
+			}
+			dir, lerr := os.MkdirTemp("", prefix)
 			if lerr == nil {
 				lerr = writeLogs(dir, started)
 			}
@@ -79,7 +124,7 @@ func oneRun(ctx context.Context, o options, pir string, n, run int, progress fun
 	began = time.Now()
 	var members []*pircli.Peer
 	for _, h := range hosts[:n-1] {
-		p, err := pircli.Join(h, pir, "pir-"+h.Name, args...)
+		p, err := join(h)
 		if err != nil {
 			return r, err
 		}
@@ -99,7 +144,7 @@ func oneRun(ctx context.Context, o options, pir string, n, run int, progress fun
 	// Join: a new member; both directions from its process start.
 	before := marks(members)
 	h := hosts[n-1]
-	newcomer, err := pircli.Join(h, pir, "pir-"+h.Name, args...)
+	newcomer, err := join(h)
 	if err != nil {
 		return r, err
 	}
@@ -120,7 +165,7 @@ func oneRun(ctx context.Context, o options, pir string, n, run int, progress fun
 
 	// Steady state: all n members see each other now.
 	if o.steady > 0 {
-		if err := sleep(ctx, settle); err != nil {
+		if err := sleep(ctx, o.settle); err != nil {
 			return r, err
 		}
 		hs, left, err := steadyState(ctx, l, members, o.steady)
