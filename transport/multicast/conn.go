@@ -197,7 +197,10 @@ func (c *Conn) Send(b []byte) error {
 	}
 	var errs []error
 	for _, l := range links {
-		if err := c.sendOn(b, l); err != nil {
+		// From the link's address, as SendVia sends: receivers know a
+		// member by the source of its announcements, and take its other
+		// multicasts (vouches, obituaries) only from that address.
+		if err := c.sendFrom(b, l, l.Addr(c.v6)); err != nil {
 			if c.closed() {
 				return fmt.Errorf("multicast: send: %w", transport.ErrClosed)
 			}

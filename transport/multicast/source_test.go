@@ -53,6 +53,17 @@ func TestSendViaSourceAndDst(t *testing.T) {
 			assert.Equal(t, tc.extra, r.p.Src.Addr().WithZone(""), "the link's address is the source")
 			assert.Equal(t, tc.group, r.p.Dst.WithZone(""), "sent to the group")
 
+			// Send, to every link, sends from the address Links reports,
+			// as SendVia does: a receiver that knows a member by its
+			// announcements' source takes its vouches and obituaries,
+			// which go by Send, from the same address. On the code before,
+			// the kernel chose (IPv6: ::1 on lo, where Links says fd42::9),
+			// and members known by a global IPv6 address had their vouches
+			// dropped.
+			require.NoError(t, a.Send([]byte("all")))
+			r = next(t, got, "all")
+			assert.Equal(t, links[0].Addr.WithZone(""), r.p.Src.Addr().WithZone(""), "the link's address is the source")
+
 			require.NoError(t, a.SendTo([]byte("direct"), b.LocalAddr()))
 			r = next(t, got, "direct")
 			assert.False(t, r.p.Dst.IsMulticast(), "a unicast: Dst %s", r.p.Dst)
