@@ -107,7 +107,7 @@ func TestMDNSWatchForeignService(t *testing.T) {
 	require.NoError(t, err, pub.Stderr())
 
 	e, err := before.WaitEvent(ctx, 0, func(e pircli.Event) bool { return e.Event == pircli.Joined })
-	require.NoError(t, err)
+	require.NoError(t, err, "%s's log:\n%s", before.Name(), before.Stderr())
 	assert.Regexp(t, `^Intranet-[0-9a-f]{8}$`, e.ID)
 	assert.Equal(t, "mdns://"+l.Host(1).IPv4.String()+":8080", e.HealthURI)
 	assert.Equal(t, "tcp://"+l.Host(1).IPv4.String()+":8080", e.CommsURI)
@@ -117,7 +117,7 @@ func TestMDNSWatchForeignService(t *testing.T) {
 	// A watcher started after the registration lists it too.
 	after := watch(t, l.Host(2), "-mdns", "_http._tcp", "-wait-probe", "-log", "debug")
 	e2, err := after.WaitEvent(ctx, 0, pircli.Is(pircli.Joined, e.ID))
-	require.NoError(t, err)
+	require.NoError(t, err, "%s's log:\n%s", after.Name(), after.Stderr())
 	assert.Equal(t, e.HealthURI, e2.HealthURI)
 
 	// Neither saw it leave meanwhile, though every probe of a TCP connect
