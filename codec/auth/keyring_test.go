@@ -76,11 +76,18 @@ func TestKeyring(t *testing.T) {
 	require.ErrorIs(t, err, auth.ErrShortKey)
 }
 
-// Changes while other goroutines read: every reader sees a ring with a
-// current key it holds.
+// Changes while another goroutine sends: every message is signed by a key
+// the ring held, whole, at that moment. Current and IDs are two separate
+// reads, so the test checks what one Encode sees instead: a receiver
+// holding A and B accepts every message sent during the rotation, and
+// the Keyring ends as it started.
 func TestKeyringConcurrentChanges(t *testing.T) {
 	r := ring(t, keyA)
 	idA, _ := auth.KeyIDOf(keyA)
+	clk := newClock()
+	tx := newCodec(t, auth.Config{Keys: r, Now: clk.Now})
+	rx := newCodec(t, auth.Config{Keys: ring(t, keyA, keyB), Now: clk.Now})
+	msgs := make(chan []byte, 200)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for range 200 {
@@ -92,14 +99,24 @@ func TestKeyringConcurrentChanges(t *testing.T) {
 		}
 	})
 	wg.Go(func() {
+		defer close(msgs)
 		for range 200 {
-			cur, ok := r.Current()
-			assert.True(t, ok)
-			assert.Contains(t, r.IDs(), cur)
+			b, err := tx.Encode(nil, announce("4972084b-10a3-4d9d-8523-7e25b7e50141"))
+			if assert.NoError(t, err) {
+				msgs <- b
+			}
 		}
 	})
 	wg.Wait()
+	n := 0
+	for b := range msgs {
+		require.NoError(t, decode(rx, b), "message %d", n)
+		n++
+	}
+	assert.Equal(t, 200, n)
 	assert.Equal(t, []auth.KeyID{idA}, r.IDs())
+	cur, _ := r.Current()
+	assert.Equal(t, idA, cur)
 }
 
 func TestParseKey(t *testing.T) {
