@@ -3,6 +3,7 @@ package codec
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -29,6 +30,28 @@ const (
 	// Obituary tells the group that Target failed: it stopped announcing,
 	// a probe of it failed and no member asked could vouch for it.
 	Obituary
+
+	// The kinds below belong to the ping protocol and the state transfer
+	// of docs/design/frugal.md. They go only, by unicast, to members that
+	// said they answer pings (Pings); a pir version older than them counts
+	// them malformed.
+
+	// Ping asks the member it is sent to, at the address its datagrams
+	// come from, to answer at once with an Ack that echoes Nonce: the
+	// direct probe of SWIM, on the Group's own socket.
+	Ping
+	// Ack answers a Ping with its Nonce. Who says the acker does not know
+	// the pinger.
+	Ack
+	// Offer answers a Query, by unicast: the sender offers the querier its
+	// member table, Pages pages long, to be pulled with Cookie.
+	Offer
+	// Pull asks the sender of an Offer for page Page of its table, with
+	// the Offer's Cookie.
+	Pull
+	// Page answers a Pull: page Page of Pages of the sender's table, the
+	// members in Entries.
+	Page
 )
 
 func (k Kind) String() string {
@@ -45,6 +68,16 @@ func (k Kind) String() string {
 		return "evidence"
 	case Obituary:
 		return "obituary"
+	case Ping:
+		return "ping"
+	case Ack:
+		return "ack"
+	case Offer:
+		return "offer"
+	case Pull:
+		return "pull"
+	case Page:
+		return "page"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -76,7 +109,10 @@ type Message struct {
 	Target string
 	// Since, in a Confirm, is how recent evidence must be to count: the
 	// sender's probe that failed started this long before it sent the
-	// Confirm. Whole milliseconds on the wire.
+	// Confirm. In an Obituary, the sender's first failed ping of Target
+	// started this long before it sent the Obituary; zero in an obituary
+	// of the older rule, which carries none. Whole milliseconds on the
+	// wire.
 	Since time.Duration
 	// Probe, in a Confirm, asks the receiver to probe Target at once when
 	// its own evidence is older than Since, and to send a second Evidence
@@ -95,7 +131,84 @@ type Message struct {
 	// successfully; negative when it never has (or does not know Target).
 	// Whole milliseconds on the wire.
 	Heard, Probed time.Duration
+	// Failed, in an Evidence, says that the sender's own check of Target,
+	// which the Confirm's Probe asked for, failed.
+	Failed bool
+
+	// Pings, in an Announce or a Query, says that the sender answers
+	// Pings (and takes the other kinds of the ping protocol). A message
+	// without it comes from an original or older pir peer, or from a
+	// member that pings nobody.
+	Pings bool
+	// Version, in an Announce, a Query, a Ping and an Ack, is the version
+	// of the sender's record: it grows with every change of the sender's
+	// URIs, metadata or HealthFails. Zero when the sender gives none.
+	Version uint32
+	// HealthFails, in an Announce or a Query, is the sender's count of
+	// consecutive failed checks of its own health, from 0. At most
+	// 2^31-1; negative is invalid.
+	HealthFails int
+	// Interval, in an Announce or a Query, is the sender's current
+	// announce interval. Whole seconds on the wire, rounded up; zero (or
+	// negative, to Encode) when the sender gives none.
+	Interval time.Duration
+
+	// Nonce, in a Ping, is a random number that the Ack answering it
+	// carries back.
+	Nonce uint32
+	// Who, in an Ack, says that the acker does not know the pinger's ID:
+	// the pinger should send it its announcement.
+	Who bool
+
+	// Cookie, in an Offer, a Pull and a Page, binds the pulls and pages of
+	// one state transfer to the Offer that started it.
+	Cookie [8]byte
+	// Page, in a Pull and a Page, is the number of a page of the table,
+	// from 0. Pages, in an Offer and a Page, is how many pages the table
+	// has, at most MaxPages; in a Page, Page < Pages.
+	Page, Pages int
+	// Entries, in a Page, are members of the sender's table: at most
+	// MaxEntries. A decoder allocates a new slice for each Page; the
+	// receiver may keep it.
+	Entries []Entry
 }
+
+// Entry is one member in a Page: what the sender of the Page knows of it.
+type Entry struct {
+	// ID is the member's ID.
+	ID string
+	// Addr is the source address of the member's datagrams as the sender
+	// knows it. Zero when the sender has none to give: the entry of the
+	// sender itself, whose address is the Page's source.
+	Addr netip.AddrPort
+	// Health and Comms are the member's URIs, as in a Message.
+	Health, Comms string
+	// Meta is the member's metadata, nil when it has none.
+	Meta map[string]string
+	// Version, HealthFails and Pings are the member's, as its own
+	// Announce gave them (see Message).
+	Version     uint32
+	HealthFails int
+	Pings       bool
+	// Extended says that the member speaks pir's extensions (see
+	// Message.Extended): it answers Confirm.
+	Extended bool
+	// Suspect says that the sender's health policy judges the member
+	// Suspect. An entry without it is a member the sender holds healthy.
+	Suspect bool
+}
+
+// MaxPages is the most pages a state transfer may have (Message.Pages):
+// room for a table far beyond any Group's MaxPeers, whatever its metadata.
+// A decoder refuses more as malformed, so that a receiver can size what it
+// keeps per page without trusting the sender.
+const MaxPages = 1 << 16
+
+// MaxEntries is the most entries a Page may carry: more than fit in a
+// codec.MaxDatagram datagram (an entry takes at least 10 bytes). Encode
+// refuses more with ErrTooLarge, Decode with ErrTooLarge too, so that a
+// codec given a larger MaxSize still allocates a bounded slice.
+const MaxEntries = 256
 
 // HasTarget reports whether messages of kind k are about another member,
 // Message.Target, rather than about their sender.
