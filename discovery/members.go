@@ -14,7 +14,7 @@ import (
 // tracked and a known one updated, and how a member joins and leaves (the
 // events listeners see). admit.go holds how a pending peer is admitted.
 
-// peerState is what the owner keeps of one peer: 280 bytes, in the 288-byte
+// peerState is what the owner keeps of one peer: 288 bytes, the whole 288-byte
 // size class, besides the Member's URIs and the policy's tracker. Its
 // times are instants (8 bytes; zero means never), and its flags sit
 // together.
@@ -41,6 +41,13 @@ type peerState struct {
 	lateProbed bool   // probed for this silence already
 
 	extended bool // it speaks the extensions: a confirmation helper (pickHelpers)
+	pings    bool // it answers pings: its ann or qry said so (codec.Message.Pings)
+
+	// What its own record says of it (docs/design/frugal.md, sections 2.2
+	// and 2.3.4): the record's version, and its count of consecutive
+	// failed checks of its own health, capped at 255.
+	healthFails uint8
+	version     uint32
 
 	adm peerAdmission // while pending (admit.go)
 }
