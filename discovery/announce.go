@@ -51,7 +51,9 @@ func (g *Group) query(ctx context.Context) error {
 		}
 		return nil
 	}
-	b, err := g.cfg.Codec.Encode(nil, &codec.Message{Kind: codec.Query, Group: g.cfg.Name, ID: g.self.ID})
+	m := codec.Message{Kind: codec.Query, Group: g.cfg.Name, ID: g.self.ID}
+	g.selfArgs(&m)
+	b, err := g.cfg.Codec.Encode(nil, &m)
 	if err != nil {
 		return fmt.Errorf("discovery: encode query: %w", err)
 	}
@@ -71,7 +73,19 @@ func (g *Group) encodeSelf(kind codec.Kind, extended bool) ([]byte, error) {
 		Meta:     g.self.Meta,
 		Extended: extended,
 	}
+	g.selfArgs(&m)
 	return g.cfg.Codec.Encode(nil, &m)
+}
+
+// pinging reports whether this member runs the ping protocol
+// (Config.PingInterval).
+func (g *Group) pinging() bool { return g.cfg.PingInterval > 0 }
+
+// selfArgs sets what our announcements and queries say in field 7 (ARGS)
+// of the frugal engine (docs/design/frugal.md, section 2.5): nothing
+// unless we ping, so that today's bytes stay as they were.
+func (g *Group) selfArgs(m *codec.Message) {
+	m.Pings = g.pinging()
 }
 
 func (g *Group) send(b []byte) error {

@@ -139,6 +139,47 @@ type Config struct {
 	// (derived at Join: 10 s by default); negative means never.
 	ExpireAfter time.Duration
 
+	// PingInterval turns on the liveness protocol of docs/design/frugal.md
+	// (section 2.1): every PingInterval a member pings the next member of
+	// a shuffled round, by unicast on the Group's own socket, and members
+	// that answer pings are no longer probed by TCP after they joined.
+	// Zero or negative: off, today's engine. The protocol is being built
+	// (docs/design/frugal.md, section 5); until it is complete it stays
+	// off by default, and a member that turns it on announces with field
+	// 7 (ARGS), which original pir peers drop.
+	PingInterval time.Duration
+	// PingTimeout is how long a ping waits for its ack after its first
+	// send. Zero means 500 ms.
+	PingTimeout time.Duration
+	// PingResends is how often a ping is sent again within PingTimeout
+	// while no ack has come, evenly spread. Zero means 2; negative means
+	// none.
+	PingResends int
+	// RefusedGrace is how long a ping that the target's host refused (ICMP
+	// port unreachable, transport.Packet.Refused) still waits for an ack
+	// before it fails. Zero means 20 ms.
+	RefusedGrace time.Duration
+	// ObituaryGrace is how long an obituary of a pinging member waits
+	// before it removes the member, which can refute it meanwhile. Zero
+	// means 200 ms.
+	ObituaryGrace time.Duration
+	// ReconnectInterval is how often a pinging member pings one member it
+	// removed as Failed within the last ReconnectFor, so that the two
+	// halves of a healed partition meet again. Zero means 5 s and 5 min.
+	ReconnectInterval, ReconnectFor time.Duration
+
+	// HealthInterval, with PingInterval on, is how often a member checks
+	// its own health (Prober against Self.HealthURI, over loopback) and
+	// multicasts the changes, instead of every member probing every
+	// other (docs/design/frugal.md, section 2.2). Zero or negative: off.
+	HealthInterval time.Duration
+
+	// MaxTransfers caps the state transfers a member serves at once to
+	// newcomers (docs/design/frugal.md, section 2.4), and StateRate the
+	// pages per second it sends for all of them. Zero means 4 and 4,000.
+	MaxTransfers int
+	StateRate    float64
+
 	// JoinBeforeProbe reports a member as Joined on its first
 	// announcement. By default (false) Joined waits for its first
 	// successful probe, so that a peer that cannot be reached never
@@ -322,6 +363,30 @@ func (c *Config) setFixed() {
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = 5 * time.Second
 	}
+	if c.PingTimeout == 0 {
+		c.PingTimeout = 500 * time.Millisecond
+	}
+	if c.PingResends == 0 {
+		c.PingResends = 2
+	}
+	if c.RefusedGrace == 0 {
+		c.RefusedGrace = 20 * time.Millisecond
+	}
+	if c.ObituaryGrace == 0 {
+		c.ObituaryGrace = 200 * time.Millisecond
+	}
+	if c.ReconnectInterval == 0 {
+		c.ReconnectInterval = 5 * time.Second
+	}
+	if c.ReconnectFor == 0 {
+		c.ReconnectFor = 5 * time.Minute
+	}
+	if c.MaxTransfers == 0 {
+		c.MaxTransfers = 4
+	}
+	if c.StateRate == 0 {
+		c.StateRate = 4000
+	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
@@ -412,10 +477,18 @@ func (c Config) Validate() error {
 		{"ProbeTimeout", c.ProbeTimeout},
 		{"SuspectProbeInterval", c.SuspectProbeInterval},
 		{"ConfirmTimeout", c.ConfirmTimeout},
+		{"PingTimeout", c.PingTimeout},
+		{"RefusedGrace", c.RefusedGrace},
+		{"ObituaryGrace", c.ObituaryGrace},
+		{"ReconnectInterval", c.ReconnectInterval},
+		{"ReconnectFor", c.ReconnectFor},
 	} {
 		if d.v < 0 {
 			bad("%s %v is negative", d.name, d.v)
 		}
+	}
+	if c.StateRate < 0 {
+		bad("StateRate %v is negative", c.StateRate)
 	}
 	if c.AnnounceJitter >= 1 {
 		bad("AnnounceJitter %v must be below 1", c.AnnounceJitter)
@@ -430,6 +503,7 @@ func (c Config) Validate() error {
 		{"NewPeerBurst", c.NewPeerBurst},
 		{"ProbeFanout", c.ProbeFanout},
 		{"MaxListenerQueue", c.MaxListenerQueue},
+		{"MaxTransfers", c.MaxTransfers},
 	} {
 		if n.v < 0 {
 			bad("%s %d is negative", n.name, n.v)

@@ -58,11 +58,13 @@ func (g *Group) encodeFor(kind codec.Kind, extended bool, l transport.Link) ([]b
 	if u, _ := unspecifiedHost(p.CommsURI); u {
 		p.CommsURI = withAddr(p.CommsURI, l.Addr)
 	}
-	return g.cfg.Codec.Encode(nil, &codec.Message{
+	m := codec.Message{
 		Kind: kind, Group: g.cfg.Name, ID: p.ID,
 		Health: p.HealthURI.String(), Comms: p.CommsURI.String(), Meta: p.Meta,
 		Extended: extended,
-	})
+	}
+	g.selfArgs(&m)
+	return g.cfg.Codec.Encode(nil, &m)
 }
 
 // sendSelf multicasts our announcement or query, in the extension form
