@@ -446,7 +446,7 @@ func (c Codec) encodeTargeted(dst []byte, m *codec.Message) ([]byte, error) {
 			sep = "&"
 		}
 		if m.Heard >= 0 {
-			dst = append(dst, "heard="...)
+			dst = append(dst, sep+"heard="...)
 			dst = strconv.AppendInt(dst, ageMs(m.Heard), 10)
 			sep = "&"
 		}
@@ -729,7 +729,7 @@ func decodeTransfer(m *codec.Message, health, comms, args, entries string) error
 		return fmt.Errorf("%w: page: %d fields after ARGS, not %d per entry", codec.ErrMalformed, nf, entryFields)
 	}
 	if nf/entryFields > codec.MaxEntries {
-		return fmt.Errorf("%w: %d entries, limit %d", codec.ErrTooLarge, nf/entryFields, codec.MaxEntries)
+		return fmt.Errorf("%w: %d entries, limit %d", codec.ErrMalformed, nf/entryFields, codec.MaxEntries)
 	}
 	m.Entries = make([]codec.Entry, nf/entryFields)
 	for i := range m.Entries {
