@@ -3,6 +3,8 @@ package pipe_test
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -467,4 +469,30 @@ func TestDecodeResetsNewFields(t *testing.T) {
 			require.Equal(t, fresh, m, "%q after %v", b, prev.Kind)
 		}
 	}
+}
+
+// Every example message in docs/wire.md decodes, and re-encodes to the
+// same bytes: the spec shows what the codec writes.
+func TestWireDocExamples(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "wire.md"))
+	require.NoError(t, err)
+	n := 0
+	for _, line := range strings.Split(string(raw), "\n") {
+		ex, ok := strings.CutPrefix(line, "    ")
+		if !ok || !strings.Contains(ex, "|") {
+			continue
+		}
+		ex = strings.Fields(ex)[0]
+		if strings.HasPrefix(ex, "GROUP|") || strings.HasPrefix(ex, "MID|") {
+			continue // a form, not a message
+		}
+		n++
+		var m codec.Message
+		require.NoError(t, pipe.Codec{}.Decode([]byte(ex), &m), "%q", ex)
+		m.Extended = strings.Count(ex, "|") != 3
+		b, err := pipe.Codec{}.Encode(nil, &m)
+		require.NoError(t, err)
+		assert.Equal(t, ex, string(b))
+	}
+	assert.GreaterOrEqual(t, n, 16, "examples found")
 }
