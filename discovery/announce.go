@@ -85,6 +85,9 @@ func (g *Group) pinging() bool { return g.cfg.PingInterval > 0 }
 // of the frugal engine (docs/design/frugal.md, section 2.5): nothing
 // unless we ping, so that today's bytes stay as they were.
 func (g *Group) selfArgs(m *codec.Message) {
+	if m.Kind == codec.Announce && !m.Extended && g.ann.plain {
+		return // legacy mode's periodic announcement: plain, for originals (rtcp.go)
+	}
 	m.Pings = g.pinging()
 }
 

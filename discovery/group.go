@@ -82,6 +82,7 @@ type Group struct {
 	answerTok bucket                      // answers to queries (see answerSoon)
 	answerDue bool                        // a taskAnswer is scheduled
 	alt       map[string]altAddr          // joined members' addresses on their other path (see noteAlt)
+	ann       annState                    // when our periodic announcements go (rtcp.go)
 
 	// links is set when our URIs name no host (0.0.0.0, [::]): each link
 	// then gets an announcement carrying its own address.

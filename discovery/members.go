@@ -139,6 +139,7 @@ func (g *Group) track(in inbound) {
 		pathHeard: g.at(in.at),
 		gen:       g.newGen(),
 		extended:  speaksExtensions(&in.msg),
+		pings:     in.msg.Pings,
 	}
 	st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
 	a := st.tracker.Assess(in.at)
@@ -209,6 +210,7 @@ func (g *Group) newGen() uint32 {
 }
 
 func (g *Group) remove(id string, st *peerState, why Reason, now time.Time) {
+	prev := g.groupSize()
 	g.mu.Lock()
 	delete(g.peers, id)
 	if !st.joined {
@@ -223,6 +225,7 @@ func (g *Group) remove(id string, st *peerState, why Reason, now time.Time) {
 	st.confirm = nil
 	delete(g.askers, id)
 	g.updateMode(now)
+	g.fewer(prev, now)
 }
 
 // emit queues e for every listener. g.mu must be held.
