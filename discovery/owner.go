@@ -85,6 +85,8 @@ func (g *Group) runDue(now time.Time) {
 				g.answerDue = false
 				g.answerSoon(now)
 			}
+		case taskPull:
+			g.pullsDue(t.at, now)
 		}
 	}
 }
@@ -117,6 +119,9 @@ func (g *Group) handle(in inbound) {
 		return
 	case codec.Obituary:
 		g.takeObituary(in)
+		return
+	case codec.Offer, codec.Pull, codec.Page:
+		g.takeTransfer(in)
 		return
 	}
 
