@@ -26,7 +26,9 @@ import (
 //     sends the querier, by unicast, an Offer with a cookie and the size of
 //     its table in pages, and only when the Offer is no longer than the
 //     query it answers, so that a forged query reflects at most its own
-//     size, twice. A watcher pads its query (watcherPad) to have offers.
+//     size, twice. When it would be longer, F and S answer as everyone
+//     answers a legacy query: by multicast, rate-limited. A watcher pads
+//     its query (watcherPad) to have offers.
 //   - Cookie. HMAC-SHA256, under a secret each Group draws when it first
 //     needs one, of the querier's address, its ID and the minute, cut to
 //     8 bytes; valid in that minute and the next. It costs no state until
@@ -83,7 +85,8 @@ type transfers struct {
 	pull     *pulling
 	fallback *offerFrom
 	offers   int
-	done     bool // our transfer ended: take no more offers
+	cookies  [2][8]byte // of the offers taken
+	done     bool       // our transfer ended: take no more offers
 }
 
 // tableSnap is our table as pages: page i holds entries[starts[i]:starts[i+1]].
@@ -167,7 +170,10 @@ func (g *Group) offer(in inbound) {
 	}
 	q, err := g.cfg.Codec.Encode(nil, &in.msg) // the query's size, as the codec writes it
 	if err != nil || len(b) > len(q) {
+		// An offer may not reflect more than the query: answer as a
+		// legacy query is answered, by multicast to the group.
 		g.stats.offersLong.Add(1)
+		g.answerSoon(in.at)
 		return
 	}
 	if !g.xfer.offerTok.take(in.at, offerRate, offerBurst) {
@@ -385,10 +391,13 @@ func (g *Group) takeOffer(in inbound) {
 		return // not joining: nothing to pull
 	case x.pull != nil && x.pull.id == m.ID, x.fallback != nil && x.fallback.id == m.ID:
 		return // a copy, by another path
+	case m.Pages == 0:
+		return // nothing to pull: wait for another
 	case m.Pages > g.cfg.MaxPeers+1:
 		g.stats.drop(DropPeerCap) // more than we could take: each page holds an entry at least
 		return
 	}
+	x.cookies[x.offers] = m.Cookie
 	x.offers++
 	o := offerFrom{from: in.src, id: m.ID, cookie: m.Cookie, pages: m.Pages}
 	if x.pull == nil {
@@ -490,7 +499,11 @@ func (g *Group) takePage(in inbound) {
 	m := &in.msg
 	p := g.xfer.pull
 	if p == nil || in.src != p.from || m.ID != p.id || m.Cookie != p.cookie {
-		g.stats.drop(DropSpoofed)
+		// A page of an offer we took comes late (a second copy, or from
+		// the offer we fell back from): not forged.
+		if x := &g.xfer; x.offers == 0 || x.cookies[0] != m.Cookie && (x.offers == 1 || x.cookies[1] != m.Cookie) {
+			g.stats.drop(DropSpoofed)
+		}
 		return
 	}
 	if !p.received && m.Pages != p.pages {

@@ -242,9 +242,12 @@ func (l *lab) querier(id string) *querier {
 	return q
 }
 
-func (q *querier) query(t *testing.T) {
+func (q *querier) query(t *testing.T) { q.queryPings(t, true) }
+
+// queryPings sends the querier's query, saying it pings or not.
+func (q *querier) queryPings(t *testing.T, pings bool) {
 	b, err := (pipe.Codec{}).Encode(nil, &codec.Message{Kind: codec.Query, Group: "web", ID: q.id,
-		Health: "tcp://" + q.id + ":1", Comms: "tcp://" + q.id + ":1", Pings: true})
+		Health: "tcp://" + q.id + ":1", Comms: "tcp://" + q.id + ":1", Pings: pings})
 	require.NoError(t, err)
 	require.NoError(t, q.ep.Send(b))
 }
@@ -413,4 +416,76 @@ func maps2set(m map[int]bool) map[int]bool {
 		out[k] = v
 	}
 	return out
+}
+
+// A query without p=1 (an older pir peer's) is answered as before, by
+// every member's announcement, even where the members transfer.
+func TestLegacyQueryAnsweredByAll(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		ms := l.joinGroup(5)
+		var mu sync.Mutex
+		heard := map[string]codec.Kind{}
+		ep := l.listen(func(m *codec.Message) {
+			mu.Lock()
+			defer mu.Unlock()
+			heard[m.ID] = m.Kind
+		})
+		offers := map[string]uint64{}
+		for name, m := range ms {
+			offers[name] = m.g.Stats().OffersSent
+		}
+		q := &querier{id: "legacy", ep: ep}
+		q.queryPings(t, false)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		require.Len(t, heard, len(ms), "every member answers")
+		for id, k := range heard {
+			assert.Equal(t, codec.Announce, k, "%s answers with its announcement", id)
+		}
+		for name, m := range ms {
+			assert.Equal(t, offers[name], m.g.Stats().OffersSent, "%s offers nothing", name)
+		}
+	})
+}
+
+// An offer longer than the query it answers is not sent: F and S answer
+// by multicast instead, as for a legacy query.
+func TestOfferLongerThanQuery(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		// IDs far longer than the querier's URIs: every offer is longer
+		// than its query.
+		long := strings.Repeat("m", 60)
+		a, _ := l.join(long+"a", transferring)
+		b, _ := l.join(long+"b", transferring)
+		c, _ := l.join(long+"c", transferring)
+		advance(50 * time.Millisecond)
+		var mu sync.Mutex
+		var kinds []codec.Kind
+		ep := l.listen(func(m *codec.Message) {
+			mu.Lock()
+			defer mu.Unlock()
+			kinds = append(kinds, m.Kind)
+		})
+		var tooLong, offers uint64
+		gs := []*discovery.Group{a, b, c}
+		for _, g := range gs {
+			tooLong -= g.Stats().OffersTooLong
+			offers -= g.Stats().OffersSent
+		}
+		q := &querier{id: "q", ep: ep}
+		q.query(t)
+		synctest.Wait()
+		for _, g := range gs {
+			tooLong += g.Stats().OffersTooLong
+			offers += g.Stats().OffersSent
+		}
+		assert.Equal(t, uint64(2), tooLong, "F and S")
+		assert.Zero(t, offers)
+		mu.Lock()
+		defer mu.Unlock()
+		assert.Equal(t, []codec.Kind{codec.Announce, codec.Announce}, kinds, "F and S answer by multicast")
+	})
 }
