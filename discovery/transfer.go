@@ -77,9 +77,9 @@ const (
 type transfers struct {
 	secret   []byte
 	snap     *tableSnap
-	serving  map[netip.AddrPort]*serving // at most 2 × MaxTransfers (roomToServe)
-	pageTok  bucket                      // StateRate
-	offerTok bucket                      // offerRate
+	serving  map[netip.Addr]*serving // by querier host; at most 2 × MaxTransfers (roomToServe)
+	pageTok  bucket                  // StateRate
+	offerTok bucket                  // offerRate
 	// Our own transfer, while we join: the transfer we pull, the other
 	// offer to fall back to, and how many offers we took (at most 2).
 	pull     *pulling
@@ -160,9 +160,13 @@ func (g *Group) offer(in inbound) {
 	if g.offerRank(in.msg.ID) > 1 {
 		return
 	}
+	if !g.xfer.offerTok.take(in.at, offerRate, offerBurst) {
+		g.stats.drop(DropAnswerLimited)
+		return
+	}
 	snap := g.snapshot(in.at)
 	m := codec.Message{Kind: codec.Offer, Group: g.cfg.Name, ID: g.self.ID,
-		Cookie: g.cookie(in.src, in.msg.ID, minute(in.at)), Pages: snap.pages()}
+		Cookie: g.cookie(in.src.Addr(), in.msg.ID, minute(in.at)), Pages: snap.pages()}
 	b, err := g.cfg.Codec.Encode(nil, &m)
 	if err != nil {
 		g.log.Debug("offer failed", "error", err)
@@ -176,10 +180,6 @@ func (g *Group) offer(in inbound) {
 		g.answerSoon(in.at)
 		return
 	}
-	if !g.xfer.offerTok.take(in.at, offerRate, offerBurst) {
-		g.stats.drop(DropAnswerLimited)
-		return
-	}
 	g.stats.offers.Add(1)
 	g.sendTo(b, in.src)
 }
@@ -187,15 +187,17 @@ func (g *Group) offer(in inbound) {
 // minute is the cookie's time: whole minutes since the Unix epoch.
 func minute(t time.Time) int64 { return t.Unix() / 60 }
 
-// cookie binds a transfer to the querier's address and ID and to a minute.
-func (g *Group) cookie(src netip.AddrPort, id string, min int64) [8]byte {
+// cookie binds a transfer to the querier's address (its host: the port a
+// transport sends a query from need not be the one it pulls from) and ID
+// and to a minute.
+func (g *Group) cookie(src netip.Addr, id string, min int64) [8]byte {
 	if g.xfer.secret == nil {
 		g.xfer.secret = make([]byte, 32)
 		rand.Read(g.xfer.secret) // never fails (crypto/rand)
 	}
 	mac := hmac.New(sha256.New, g.xfer.secret)
 	var b [64]byte
-	a := src.AppendTo(b[:0])
+	a := hostOf(src).AppendTo(b[:0])
 	a = append(a, '|')
 	mac.Write(a)
 	mac.Write([]byte(id))
@@ -208,7 +210,7 @@ func (g *Group) cookie(src netip.AddrPort, id string, min int64) [8]byte {
 
 // validCookie reports whether c is the cookie of src and id this minute or
 // the previous one.
-func (g *Group) validCookie(src netip.AddrPort, id string, c [8]byte, now time.Time) bool {
+func (g *Group) validCookie(src netip.Addr, id string, c [8]byte, now time.Time) bool {
 	if g.xfer.secret == nil {
 		return false // we never offered
 	}
@@ -307,23 +309,24 @@ func (g *Group) takeTransfer(in inbound) {
 // servePull answers a Pull with a valid cookie, within the bounds.
 func (g *Group) servePull(in inbound) {
 	m := &in.msg
-	if g.announce == nil || !g.validCookie(in.src, m.ID, m.Cookie, in.at) {
+	if g.announce == nil || !g.validCookie(in.src.Addr(), m.ID, m.Cookie, in.at) {
 		g.stats.drop(DropSpoofed)
 		return
 	}
 	now := in.at
-	t := g.xfer.serving[in.src]
+	host := hostOf(in.src.Addr())
+	t := g.xfer.serving[host]
 	if t == nil || t.id != m.ID || t.cookie != m.Cookie {
 		if t == nil && !g.roomToServe(now) {
 			g.stats.drop(DropAnswerLimited)
 			return
 		}
 		if g.xfer.serving == nil {
-			g.xfer.serving = make(map[netip.AddrPort]*serving, 2*g.cfg.MaxTransfers)
+			g.xfer.serving = make(map[netip.Addr]*serving, 2*g.cfg.MaxTransfers)
 		}
 		snap := g.snapshot(now)
 		t = &serving{id: m.ID, cookie: m.Cookie, snap: snap, served: make([]uint8, snap.pages()), left: snap.pages()}
-		g.xfer.serving[in.src] = t
+		g.xfer.serving[host] = t
 		g.stats.transfers.Add(1)
 	}
 	t.last = g.at(now)
@@ -360,7 +363,7 @@ func (g *Group) pageBurst() float64 { return max(1, min(pullWindow, g.cfg.StateR
 // table keeps at most 2 × MaxTransfers.
 func (g *Group) roomToServe(now time.Time) bool {
 	busy := 0
-	var oldest netip.AddrPort
+	var oldest netip.Addr
 	var oldestAt instant
 	for a, t := range g.xfer.serving {
 		switch {
