@@ -489,3 +489,56 @@ func TestOfferLongerThanQuery(t *testing.T) {
 		assert.Equal(t, []codec.Kind{codec.Announce, codec.Announce}, kinds, "F and S answer by multicast")
 	})
 }
+
+// A page's entries pass the checks an announcement's URIs pass, the
+// entry's Addr standing for its source: with ForeignHealthHosts off, the
+// health host must be that Addr's; a loopback Addr only from a loopback
+// page source; no Addr only for the page's sender, whose source we see.
+func TestPageEntriesChecked(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		var mu sync.Mutex
+		var pulls []codec.Message
+		f := l.listen(func(m *codec.Message) {
+			mu.Lock()
+			defer mu.Unlock()
+			if m.Kind == codec.Pull {
+				pulls = append(pulls, *m)
+			}
+		})
+		x, xep := l.join("newcomer", transferring, func(c *discovery.Config) { c.ForeignHealthHosts = false })
+		synctest.Wait()
+		send := func(m *codec.Message) {
+			b, err := (pipe.Codec{}).Encode(nil, m)
+			require.NoError(t, err)
+			require.NoError(t, f.SendTo(b, xep.Addr()))
+		}
+		cookie := [8]byte{1, 2, 3, 4, 5, 6, 7, 8}
+		send(&codec.Message{Kind: codec.Offer, Group: "web", ID: "fake-f", Cookie: cookie, Pages: 1})
+		synctest.Wait()
+		mu.Lock()
+		require.Len(t, pulls, 1)
+		assert.Equal(t, codec.Message{Kind: codec.Pull, Group: "web", ID: "newcomer", Cookie: cookie, Page: 0, Extended: true}, pulls[0])
+		mu.Unlock()
+
+		host := func(a netip.Addr) string { return "tcp://" + a.String() + ":1" }
+		other := netip.MustParseAddr("198.18.7.7")
+		entry := func(id string, addr netip.AddrPort, health string) codec.Entry {
+			return codec.Entry{ID: id, Addr: addr, Health: health, Comms: health, Pings: true}
+		}
+		was := x.Stats().Dropped[discovery.DropNotAllowed]
+		send(&codec.Message{Kind: codec.Page, Group: "web", ID: "fake-f", Cookie: cookie, Page: 0, Pages: 1, Entries: []codec.Entry{
+			entry("fake-f", netip.AddrPort{}, host(f.Addr().Addr())),                                   // the sender
+			entry("good", netip.AddrPortFrom(other, 5000), host(other)),                                // health at its Addr
+			entry("foreign", netip.AddrPortFrom(other, 5000), host(netip.MustParseAddr("198.18.7.8"))), // elsewhere
+			entry("loop", netip.MustParseAddrPort("127.0.0.1:5000"), host(netip.MustParseAddr("127.0.0.1"))),
+			entry("no-addr", netip.AddrPort{}, host(other)),
+		}})
+		synctest.Wait()
+		assert.Equal(t, []string{"fake-f", "good"}, ids(x.Members()))
+		assert.Equal(t, uint64(3), x.Stats().Dropped[discovery.DropNotAllowed]-was)
+		m, ok := x.Member("fake-f")
+		require.True(t, ok)
+		assert.Equal(t, f.Addr(), m.Addr, "the sender's entry has the page's source")
+	})
+}
