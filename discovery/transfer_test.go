@@ -120,6 +120,8 @@ func TestNewcomerLearnsByTransfer(t *testing.T) {
 		xs := x.Stats()
 		assert.Zero(t, xs.ProbesOK+xs.ProbesFailed, "the newcomer probes nobody")
 		assert.Positive(t, xs.PagesReceived)
+		t.Logf("figures: %d members listed after %v (synctest), %d pages, %d datagrams sent by the newcomer",
+			xs.Members, took, xs.PagesReceived, xs.Sent)
 
 		var senders []string
 		var served uint64
