@@ -303,6 +303,14 @@ func TestPullWithoutCookie(t *testing.T) {
 		synctest.Wait()
 		assert.Equal(t, 1, a.received())
 		assert.Equal(t, was.PagesSent+1, ms[o.ID].g.Stats().PagesSent)
+
+		// A page is served at most twice in a transfer.
+		a.pull(t, "querier-a", o.Cookie, 0, src)
+		a.pull(t, "querier-a", o.Cookie, 0, src)
+		synctest.Wait()
+		st = ms[o.ID].g.Stats()
+		assert.Equal(t, was.PagesSent+2, st.PagesSent)
+		assert.Equal(t, uint64(1), st.Dropped[discovery.DropAnswerLimited]-was.Dropped[discovery.DropAnswerLimited])
 	})
 }
 
