@@ -84,6 +84,8 @@ func (g *Group) runDue(now time.Time) {
 				g.answerDue = false
 				g.answerSoon(now)
 			}
+		case taskPull:
+			g.pullsDue(t.at, now)
 		}
 	}
 }
@@ -116,6 +118,9 @@ func (g *Group) handle(in inbound) {
 		return
 	case codec.Obituary:
 		g.takeObituary(in)
+		return
+	case codec.Offer, codec.Pull, codec.Page:
+		g.takeTransfer(in)
 		return
 	}
 
