@@ -82,6 +82,7 @@ type Group struct {
 	answerTok bucket                      // answers to queries (see answerSoon)
 	answerDue bool                        // a taskAnswer is scheduled
 	alt       map[string]altAddr          // joined members' addresses on their other path (see noteAlt)
+	pg        pinger                      // the ping protocol (ping.go)
 
 	// links is set when our URIs name no host (0.0.0.0, [::]): each link
 	// then gets an announcement carrying its own address.
@@ -286,6 +287,10 @@ func (g *Group) Stats() Stats {
 		Confirmations: g.stats.confirms.Load(),
 		Refutations:   g.stats.refutes.Load(),
 		Obituaries:    g.stats.obits.Load(),
+		PingsSent:     g.stats.pingsSent.Load(),
+		AcksReceived:  g.stats.acksReceived.Load(),
+		PingsFailed:   g.stats.pingsFailed.Load(),
+		PingsRefused:  g.stats.pingsRefused.Load(),
 	}
 	for r := range numDropReasons {
 		s.Dropped[r] = g.stats.dropped[r].Load()

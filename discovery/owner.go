@@ -20,6 +20,7 @@ func (g *Group) own() {
 	if g.announce != nil {
 		g.sched.push(task{at: g.at(now.Add(g.announceDelay())), kind: taskAnnounce})
 	}
+	g.armPing(now, true)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -85,14 +86,41 @@ func (g *Group) runDue(now time.Time) {
 				g.answerDue = false
 				g.answerSoon(now)
 			}
+		case taskPing:
+			g.pg.armed = false
+			g.nextPing(now)
+		case taskPingResend:
+			g.resendPing(t)
+		case taskPingTimeout:
+			g.pingDue(t, now)
 		}
 	}
 }
 
 func (g *Group) handle(in inbound) {
+	if in.refused {
+		g.takeRefusal(in)
+		return
+	}
 	m := &in.msg
 	st := g.peers[m.ID]
+	if st != nil && g.pingOn() && samePort(st.member.Addr, in.src) {
+		// Any datagram from a pinged member's own address is a sign of
+		// life (docs/design/frugal.md, section 2.1).
+		st.lastHeard = g.at(in.at)
+		g.heardAlive(m.ID, st, in.at)
+	}
 	switch m.Kind {
+	case codec.Ping, codec.Ack:
+		switch {
+		case !g.pingOn():
+			g.stats.drop(DropMalformed) // as an older pir counts a kind it does not know
+		case m.Kind == codec.Ping:
+			g.takePing(in)
+		default:
+			g.takeAck(in)
+		}
+		return
 	case codec.Goodbye:
 		if st != nil {
 			g.remove(m.ID, st, Goodbye, in.at)
@@ -127,6 +155,9 @@ func (g *Group) handle(in inbound) {
 	// A known peer: the hot path. No allocation unless something changed.
 	if speaksExtensions(m) && sameAddr(st.member.Addr, in.src) {
 		st.extended = true
+	}
+	if sameAddr(st.member.Addr, in.src) {
+		st.pings = saysPings(m)
 	}
 	heard := g.at(in.at)
 	st.lastHeard = heard

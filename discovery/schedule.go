@@ -14,6 +14,12 @@ const (
 	taskRound     // bounded probing: the next member of the round
 	taskUpdate    // a member's Updated rate limit window ends (gen: its seq)
 	taskAnswer    // the coalesced answer to queries is due (see answerSoon)
+
+	// The ping protocol (ping.go). A ping's tasks carry its flight's seq
+	// in gen.
+	taskPing        // the round's next ping is due
+	taskPingResend  // a ping is sent again
+	taskPingTimeout // a ping times out, or its refusal's grace ends
 )
 
 // task is one timed job of the Group's goroutine: 32 bytes. Probe and

@@ -141,6 +141,11 @@ type Stats struct {
 	// Obituaries counts the removals of a member on another member's word
 	// (bounded probing, see Config.ProbeAllUpTo).
 	Obituaries uint64
+	// PingsSent counts the pings started (each with its nonce, sent up to
+	// 1 + Config.PingResends times); AcksReceived those acked, PingsFailed
+	// those that timed out or were refused, and PingsRefused the pings
+	// whose target's host refused them (ICMP port unreachable).
+	PingsSent, AcksReceived, PingsFailed, PingsRefused uint64
 	// Members is the number of joined members; Pending the peers heard
 	// but not yet joined (waiting for a first successful probe).
 	Members, Pending int
@@ -157,6 +162,10 @@ type counters struct {
 	updatesHeld        atomic.Uint64
 	confirms, refutes  atomic.Uint64
 	obits              atomic.Uint64
+	pingsSent          atomic.Uint64
+	acksReceived       atomic.Uint64
+	pingsFailed        atomic.Uint64
+	pingsRefused       atomic.Uint64
 }
 
 func (c *counters) drop(r DropReason) { c.dropped[r].Add(1) }

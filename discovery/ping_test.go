@@ -1,0 +1,291 @@
+package discovery_test
+
+import (
+	"net/netip"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/codec/pipe"
+	"github.com/pirlan/pir/discovery"
+	"github.com/pirlan/pir/transport/mem"
+)
+
+// newPingLab is a lab whose LAN reports refusals, as the multicast
+// transport does on Linux: a ping to a closed endpoint is refused at once.
+func newPingLab(t *testing.T) *lab {
+	lan, err := mem.NewLAN(mem.Config{Refusals: true})
+	require.NoError(t, err)
+	return &lab{t: t, lan: lan, health: newFakeHealth()}
+}
+
+// pinging turns the ping protocol on, at its defaults.
+func pinging(c *discovery.Config) { c.PingInterval = time.Second }
+
+// sentPing is one ping datagram a member sent.
+type sentPing struct {
+	to    netip.AddrPort
+	nonce uint32
+	at    time.Time
+}
+
+// pingSpy is a member's endpoint that records the pings it sends, and may
+// drop some of them before they reach the LAN.
+type pingSpy struct {
+	*mem.Endpoint
+	mu    sync.Mutex
+	pings []sentPing
+	drop  func(p sentPing, n int) bool // n: pings sent before this one
+}
+
+func (s *pingSpy) SendTo(b []byte, dst netip.AddrPort) error {
+	var m codec.Message
+	if (pipe.Codec{}).Decode(b, &m) == nil && m.Kind == codec.Ping {
+		s.mu.Lock()
+		p := sentPing{to: dst, nonce: m.Nonce, at: time.Now()}
+		n := len(s.pings)
+		s.pings = append(s.pings, p)
+		drop := s.drop != nil && s.drop(p, n)
+		s.mu.Unlock()
+		if drop {
+			return nil
+		}
+	}
+	return s.Endpoint.SendTo(b, dst)
+}
+
+func (s *pingSpy) sent() []sentPing {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]sentPing(nil), s.pings...)
+}
+
+// spied joins a pinging member whose pings spy records.
+func (l *lab) spied(name string, spy *pingSpy, mutate ...func(*discovery.Config)) (*discovery.Group, *mem.Endpoint) {
+	return l.join(name, append([]func(*discovery.Config){pinging, func(c *discovery.Config) {
+		spy.Endpoint = c.Transport.(*mem.Endpoint)
+		c.Transport = spy
+	}}, mutate...)...)
+}
+
+// pingsOnce is the pings of s, one per nonce (a ping's resends carry its
+// nonce), sent at or after from.
+func pingsOnce(s *pingSpy, from time.Time) []sentPing {
+	var out []sentPing
+	seen := map[uint32]bool{}
+	for _, p := range s.sent() {
+		if !p.at.Before(from) && !seen[p.nonce] {
+			seen[p.nonce] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func waitMembers(t *testing.T, n int, gs ...*discovery.Group) {
+	t.Helper()
+	for range 100 {
+		ok := true
+		for _, g := range gs {
+			ok = ok && len(g.Members()) == n
+		}
+		if ok {
+			return
+		}
+		advance(100 * time.Millisecond)
+	}
+	t.Fatal("the group did not form")
+}
+
+// TestPingRound: each member pings one member a second, every other member
+// once per round in a shuffled order, so that over 20 s each pings each
+// other one 4 or 5 times, and never one twice before it pinged all others
+// since.
+func TestPingRound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		const n = 5
+		spies := make([]*pingSpy, n)
+		start := time.Now()
+		var gs []*discovery.Group
+		addrs := map[netip.AddrPort]bool{}
+		for i := range spies {
+			spies[i] = &pingSpy{}
+			g, ep := l.spied(string(rune('a'+i)), spies[i])
+			gs = append(gs, g)
+			addrs[ep.Addr()] = true
+		}
+		waitMembers(t, n-1, gs...)
+		advance(20*time.Second - time.Since(start) - time.Nanosecond)
+		for i, s := range spies {
+			ps := pingsOnce(s, start)
+			require.GreaterOrEqual(t, len(ps), 19, "member %d pings once a second", i)
+			require.LessOrEqual(t, len(ps), 20, "member %d pings once a second", i)
+			counts := map[netip.AddrPort]int{}
+			for _, p := range ps {
+				require.True(t, addrs[p.to], "a ping to a member's address")
+				counts[p.to]++
+				lo, hi := 1<<30, 0
+				for a := range addrs {
+					if a == spies[i].Addr() {
+						continue
+					}
+					lo, hi = min(lo, counts[a]), max(hi, counts[a])
+				}
+				// A member that joined after the first round was made
+				// may have been put at a place passed already.
+				require.LessOrEqual(t, hi-lo, 2, "member %d: rounds are even (%v)", i, counts)
+			}
+			require.Len(t, counts, n-1, "member %d pings every other one", i)
+			for a, c := range counts {
+				assert.True(t, c == 4 || c == 5, "member %d pinged %s %d times", i, a, c)
+			}
+			// Two pings of one target are at most one round apart plus
+			// the next round's length.
+			last := map[netip.AddrPort]int{}
+			for k, p := range ps {
+				if j, ok := last[p.to]; ok {
+					assert.LessOrEqual(t, k-j, 2*(n-1)-1, "member %d: a target waited more than two rounds", i)
+				}
+				last[p.to] = k
+			}
+			st := gs[i].Stats()
+			assert.Zero(t, st.PingsFailed)
+			assert.GreaterOrEqual(t, st.AcksReceived+1, st.PingsSent, "every ping acked (one may be in flight)")
+			assert.Zero(t, st.Dropped[discovery.DropSpoofed])
+		}
+	})
+}
+
+// TestPingResend: the first send of a ping is lost; its resend is acked,
+// and nothing fails.
+func TestPingResend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		spy := &pingSpy{drop: func(_ sentPing, n int) bool { return n == 0 }}
+		a, _ := l.spied("a", spy)
+		b, _ := l.join("b", pinging)
+		waitMembers(t, 1, a, b)
+		advance(3 * time.Second)
+		ps := spy.sent()
+		require.GreaterOrEqual(t, len(ps), 3)
+		require.Equal(t, ps[0].nonce, ps[1].nonce, "the lost ping was sent again")
+		assert.Equal(t, time.Duration(500*time.Millisecond/3), ps[1].at.Sub(ps[0].at), "resent at PingTimeout/3")
+		assert.NotEqual(t, ps[1].nonce, ps[2].nonce, "the resend was acked: the next is a new ping")
+		st := a.Stats()
+		assert.Zero(t, st.PingsFailed)
+		assert.Equal(t, st.PingsSent, st.AcksReceived)
+		assert.GreaterOrEqual(t, st.PingsSent, uint64(2))
+		assert.Len(t, a.Members(), 1)
+	})
+}
+
+// TestPingRefusedFast: a ping to a member whose endpoint closed is refused
+// at once, and fails RefusedGrace (20 ms) after it was sent, not at
+// PingTimeout.
+func TestPingRefusedFast(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		spy := &pingSpy{}
+		a, _ := l.spied("a", spy)
+		b, bep := l.join("b", pinging)
+		waitMembers(t, 1, a, b)
+		advance(2 * time.Second)
+		for len(pingsOnce(spy, time.Time{})) == 0 || a.Stats().AcksReceived != a.Stats().PingsSent {
+			advance(10 * time.Millisecond)
+		}
+		require.NoError(t, b.Close()) // killed: its port closes, no goodbye
+		closed := time.Now()
+		for a.Stats().PingsFailed == 0 {
+			require.Less(t, time.Since(closed), 3*time.Second, "a ping of the dead member failed")
+			advance(time.Millisecond)
+		}
+		failed := time.Now()
+		var first sentPing
+		for _, p := range pingsOnce(spy, closed) {
+			if p.to == bep.Addr() {
+				first = p
+				break
+			}
+		}
+		require.False(t, first.at.IsZero(), "a pinged b after it closed")
+		assert.LessOrEqual(t, failed.Sub(first.at), 25*time.Millisecond, "refused: failed within RefusedGrace")
+		assert.GreaterOrEqual(t, failed.Sub(first.at), 20*time.Millisecond, "refused: the grace waited for an ack")
+		assert.Equal(t, uint64(1), a.Stats().PingsRefused)
+	})
+}
+
+// TestPingNotFromMember: a ping from an ID the member does not know is
+// acked with Who, within AnswerRate per source; a ping that claims a
+// member's ID from another address is not acked at all.
+func TestPingNotFromMember(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		a, aep := l.join("a", pinging)
+		b, _ := l.join("b", pinging)
+		waitMembers(t, 1, a, b)
+		var mu sync.Mutex
+		var acks []codec.Message
+		raw := l.listen(func(m *codec.Message) {
+			if m.Kind == codec.Ack {
+				mu.Lock()
+				acks = append(acks, *m)
+				mu.Unlock()
+			}
+		})
+		ping := func(id string, nonce uint32) {
+			b, err := (pipe.Codec{}).Encode(nil, &codec.Message{Kind: codec.Ping, Group: "web", ID: id, Nonce: nonce})
+			require.NoError(t, err)
+			require.NoError(t, raw.SendTo(b, aep.Addr()))
+		}
+		spoofed := a.Stats().Dropped[discovery.DropSpoofed]
+		ping("b", 7) // b's ID, not b's address
+		advance(10 * time.Millisecond)
+		mu.Lock()
+		require.Empty(t, acks, "a ping that claims a member's ID from elsewhere is not acked")
+		mu.Unlock()
+		require.Equal(t, spoofed+1, a.Stats().Dropped[discovery.DropSpoofed])
+
+		// A burst of 100 from an unknown ID: the answer limit's burst
+		// (32) is acked, the rest counted.
+		limited := a.Stats().Dropped[discovery.DropAnswerLimited]
+		for i := range 100 {
+			ping("stranger", uint32(i))
+		}
+		advance(10 * time.Millisecond)
+		mu.Lock()
+		got := append([]codec.Message(nil), acks...)
+		mu.Unlock()
+		require.Len(t, got, 32, "acks within AnswerRate's burst")
+		for i, m := range got {
+			assert.True(t, m.Who, "an unknown pinger is asked who it is")
+			assert.Equal(t, uint32(i), m.Nonce)
+			assert.Equal(t, "a", m.ID)
+		}
+		assert.Equal(t, limited+68, a.Stats().Dropped[discovery.DropAnswerLimited])
+	})
+}
+
+// TestPingStopsOnClose: Close stops the round, its resends and timeouts:
+// nothing is sent after it (goleak checks the goroutines).
+func TestPingStopsOnClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		spy := &pingSpy{}
+		a, _ := l.spied("a", spy)
+		b, _ := l.join("b", pinging)
+		waitMembers(t, 1, a, b)
+		advance(1100 * time.Millisecond)
+		require.NoError(t, b.Close())
+		advance(3 * time.Millisecond) // a's ping to b refused, in flight
+		require.NoError(t, a.Close())
+		n := len(spy.sent())
+		advance(10 * time.Second)
+		assert.Equal(t, n, len(spy.sent()), "no ping after Close")
+	})
+}
