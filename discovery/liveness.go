@@ -35,6 +35,9 @@ type confirmation struct {
 	probe    bool
 	asked    []string // member IDs
 	answered []bool
+	// failed: the member asked pinged the peer itself and the ping failed
+	// (Evidence.Failed). A confirmation by pings ends when all have.
+	failed []bool
 }
 
 // armSilence schedules the next silence check of st: when its next
@@ -104,13 +107,17 @@ func (g *Group) startConfirm(id string, st *peerState, now time.Time) bool {
 	if g.cfg.Confirmers < 0 || !st.joined {
 		return false // a peer never healthy goes without asking anyone
 	}
-	helpers := g.pickHelpers(id, g.cfg.Confirmers)
+	pingable := g.pingable(st)
+	helpers := g.pickHelpers(id, g.cfg.Confirmers, pingable)
 	if len(helpers) == 0 {
 		return false
 	}
 	g.seq++
-	c := &confirmation{seq: g.seq, probe: g.bounded, asked: helpers, answered: make([]bool, len(helpers))}
-	if st.failedStart == 0 {
+	c := &confirmation{seq: g.seq, probe: g.bounded || pingable, asked: helpers, answered: make([]bool, len(helpers)), failed: make([]bool, len(helpers))}
+	if pingable {
+		// Our ping failed: anything heard since it started refutes it.
+		c.since = g.time(st.failedStart)
+	} else if st.failedStart == 0 {
 		c.since = g.time(st.lastHeard)
 	} else {
 		c.since = g.time(st.failedStart)
@@ -129,12 +136,13 @@ func (g *Group) startConfirm(id string, st *peerState, now time.Time) bool {
 // random (reservoir sampling), that can be reached by unicast and are known
 // to speak the extensions (peerState.extended): an original pir peer never
 // answers a Confirm, and asking one would leave the confirmation waiting
-// for nothing.
-func (g *Group) pickHelpers(id string, k int) []string {
+// for nothing. pings asks for members that answer pings, which ping the
+// peer themselves.
+func (g *Group) pickHelpers(id string, k int, pings bool) []string {
 	var picked []string
 	n := 0
 	for hid, h := range g.peers {
-		if hid == id || !h.extended || !h.joined || h.member.Verdict != score.Healthy || h.confirm != nil || !h.member.Addr.IsValid() {
+		if hid == id || !h.extended || pings && !h.pings || !h.joined || h.member.Verdict != score.Healthy || h.confirm != nil || !h.member.Addr.IsValid() {
 			continue
 		}
 		n++
@@ -177,6 +185,10 @@ func (g *Group) ask(id string, st *peerState, now time.Time) {
 // bounded probing most members do not probe it, so we tell them.
 func (g *Group) confirmed(id string, st *peerState, now time.Time) {
 	st.confirm = nil
+	if g.pingable(st) {
+		g.deathRoundFailed(id, st, now)
+		return
+	}
 	bounded := g.bounded
 	g.remove(id, st, Failed, now)
 	if !bounded {
@@ -215,6 +227,10 @@ func (g *Group) takeEvidence(in inbound) {
 		g.log.Debug("death refuted", "peer", m.Target, "by", m.ID, "heard", m.Heard, "probed", m.Probed)
 		g.stats.refutes.Add(1)
 		st.confirm = nil
+		if g.pingable(st) {
+			delete(g.pg.dying, m.Target)
+			return
+		}
 		// Another member's successful probe counts as ours would.
 		st.tracker.Observe(score.Observation{Event: score.ProbeOK, At: in.at})
 		if g.assess(m.Target, st, in.at) && st.nextProbe == 0 && !st.probing && !st.queued && g.chained(st) {
@@ -223,7 +239,10 @@ func (g *Group) takeEvidence(in inbound) {
 		return
 	}
 	c.answered[i] = true
-	if !c.probe && !slices.Contains(c.answered, false) {
+	if m.Failed {
+		c.failed[i] = true
+	}
+	if !c.probe && !slices.Contains(c.answered, false) || c.probe && !slices.Contains(c.failed, false) {
 		g.confirmed(m.Target, st, in.at)
 	}
 }
@@ -254,7 +273,13 @@ func (g *Group) answerConfirm(in inbound) {
 				}
 				g.askers[m.Target] = append(as, in.src)
 			}
-			defer g.probe(m.Target, st, in.at)
+			if g.pingable(st) {
+				// Our own ping: its ack or failure is news for the askers
+				// (pingAcked, pingFailed). One in flight already will do.
+				g.startPing(m.Target, st.member.Addr, st.gen, pingHelper, in.at)
+			} else {
+				defer g.probe(m.Target, st, in.at)
+			}
 		}
 	}
 	b, err := g.cfg.Codec.Encode(nil, &reply)
@@ -301,11 +326,20 @@ func (g *Group) takeObituary(in inbound) {
 			if err := g.sendSelf(codec.Announce, false); err != nil {
 				g.log.Debug("announce failed", "error", err)
 			}
+			if g.pingOn() {
+				// Twice: the obituary's removal waits ObituaryGrace,
+				// and one lost refutation must not let it happen.
+				g.sched.push(task{at: g.at(in.at.Add(refuteAgain)), kind: taskRefute})
+			}
 		}
 		return
 	}
 	st := g.peers[m.Target]
 	if st == nil {
+		return
+	}
+	if g.pingable(st) {
+		g.suspect(m.Target, st, in.at.Add(-m.Since), in.at)
 		return
 	}
 	latest := max(st.lastHeard, st.lastProbeOK)

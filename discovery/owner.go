@@ -93,6 +93,18 @@ func (g *Group) runDue(now time.Time) {
 			g.resendPing(t)
 		case taskPingTimeout:
 			g.pingDue(t, now)
+		case taskDeathPing:
+			g.nextDeathRound(t, now)
+		case taskObituary:
+			g.sendObituary(t, now)
+		case taskObitRemove:
+			g.graceOver(t, now)
+		case taskRefute:
+			if err := g.sendSelf(codec.Announce, false); err != nil {
+				g.log.Debug("announce failed", "error", err)
+			}
+		case taskReconnect:
+			g.reconnectNext(now)
 		}
 	}
 }

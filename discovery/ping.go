@@ -3,6 +3,7 @@ package discovery
 import (
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/pirlan/pir/codec"
@@ -22,9 +23,58 @@ import (
 type pinger struct {
 	round   []string           // members left in this round, next last
 	flights map[string]*flight // pings in flight, by target ID
-	seq     uint32             // numbers flights: their tasks carry it in gen
+	seq     uint32             // numbers flights and deaths: their tasks carry it in gen
 	armed   bool               // a taskPing is scheduled
+
+	// loss is f of docs/design/frugal.md: the share of acked pings that
+	// needed a resend, an exponentially weighted average over about
+	// lossWindow acks. It sets how many failed rounds a death needs.
+	loss   float64
+	dying  map[string]*death    // deaths being established, by member ID
+	graces map[string]obitGrace // obituaries waiting for their grace, by member ID
+
+	reconnect []recheck // members removed as Failed, oldest first
+	recNext   int       // the next of them to ping
+	recArmed  bool      // a taskReconnect is scheduled
 }
+
+// death is a member whose ping failed, while the rounds that decide its
+// death run: each a direct ping and a confirmation, deathRoundGap apart.
+type death struct {
+	seq    uint32
+	gen    uint32    // the member's peerState gen
+	since  time.Time // when the first failed ping started
+	rounds int       // rounds failed
+	obits  int       // copies of the obituary sent
+}
+
+// obitGrace is an obituary whose removal waits ObituaryGrace.
+type obitGrace struct {
+	gen   uint32  // the member's peerState gen
+	since instant // the member heard after this is alive
+}
+
+// recheck is a member removed as Failed, pinged now and then in case a
+// partition healed.
+type recheck struct {
+	id   string
+	addr netip.AddrPort
+	at   time.Time // removed
+}
+
+// Constants of the death rounds (docs/design/frugal.md, section 2.1).
+const (
+	deathRoundGap = 250 * time.Millisecond // between a failed round and the next
+	obitCopies    = 3                      // an obituary is sent 3 times,
+	obitGap       = 100 * time.Millisecond // this far apart
+	refuteAgain   = 100 * time.Millisecond // a refutation's second copy
+	lossWindow    = 100                    // acks the loss average spans
+	maxReconnect  = 256                    // members on the reconnect list
+)
+
+// initialPingLoss is the loss estimate a Group starts with: zero, but
+// tests of the rounds set it (ping_export_test.go).
+var initialPingLoss float64
 
 // pingWhy says what a ping is for, and so what its result does.
 type pingWhy uint8
@@ -78,6 +128,7 @@ func (g *Group) armPing(now time.Time, first bool) {
 	g.pg.armed = true
 	d := g.cfg.PingInterval
 	if first {
+		g.pg.loss = initialPingLoss
 		d = rand.N(d) + 1
 	}
 	g.sched.push(task{at: g.at(now.Add(d)), kind: taskPing})
@@ -263,16 +314,27 @@ func (g *Group) takeAck(in inbound) {
 	}
 	delete(g.pg.flights, m.ID)
 	g.stats.acksReceived.Add(1)
+	x := 0.0
+	if f.sent > 1 {
+		x = 1
+	}
+	g.pg.loss += (x - g.pg.loss) / lossWindow
 	g.pingAcked(m.ID, f, m.Who, in.at)
 }
 
 // pingAcked records a ping's success: the target is alive now.
 func (g *Group) pingAcked(id string, f *flight, who bool, now time.Time) {
 	st := g.peers[id]
+	if f.why == pingRecheck {
+		g.reconnected(id, now)
+		return
+	}
 	if st == nil || st.gen != f.gen {
 		return
 	}
 	st.lastProbeOK = g.at(now) // our latest proof of life: an ack
+	g.tellAskers(id, st, now)
+	g.heardAlive(id, st, now)
 	if who && st.joined {
 		// It does not know us: tell it who we are.
 		if b, err := g.encodeSelf(codec.Announce, true); err == nil {
@@ -281,14 +343,249 @@ func (g *Group) pingAcked(id string, f *flight, who bool, now time.Time) {
 	}
 }
 
-// pingFailed acts on a failed ping.
-func (g *Group) pingFailed(id string, f *flight, now time.Time) {}
+// pingFailed acts on a failed ping: the members that asked us to check
+// are told; a round's ping, or a death's, starts a confirmation.
+func (g *Group) pingFailed(id string, f *flight, now time.Time) {
+	st := g.peers[id]
+	if st == nil || st.gen != f.gen || f.why == pingRecheck {
+		return
+	}
+	g.tellFailed(id, st, now)
+	if f.why == pingHelper || !g.pingable(st) || st.confirm != nil || st.lastHeard > f.start {
+		return // heard since it started: alive
+	}
+	d := g.pg.dying[id]
+	if d == nil {
+		if g.pg.dying == nil {
+			g.pg.dying = make(map[string]*death)
+		}
+		g.sweepDying()
+		g.pg.seq++
+		d = &death{seq: g.pg.seq, gen: st.gen, since: g.time(f.start)}
+		g.pg.dying[id] = d
+	}
+	st.failedStart = f.start
+	if !g.startConfirm(id, st, now) {
+		g.deathRoundFailed(id, st, now) // nobody to ask: our rounds alone
+	}
+}
+
+// tellFailed sends the members that asked us to check st the news that our
+// ping of it failed.
+func (g *Group) tellFailed(id string, st *peerState, now time.Time) {
+	as := g.askers[id]
+	if len(as) == 0 {
+		return
+	}
+	// Heard was in our first answer; a failed check says nothing new of
+	// it. (Leaving it out also keeps clear of codec/pipe's encoding of
+	// failed=1 followed by heard=, which lacks the '&' on main.)
+	m := codec.Message{Kind: codec.Evidence, Group: g.cfg.Name, ID: g.self.ID, Target: id, Heard: -1, Probed: -1, Failed: true}
+	if st.lastProbeOK != 0 {
+		m.Probed = now.Sub(g.time(st.lastProbeOK))
+	}
+	if b, err := g.cfg.Codec.Encode(nil, &m); err == nil {
+		for _, a := range as {
+			g.sendTo(b, a)
+		}
+	}
+	delete(g.askers, id)
+}
+
+// rounds is R: how many failed rounds in a row a death needs, by the loss
+// our pings see (docs/design/frugal.md, section 2.1).
+func (g *Group) rounds() int {
+	switch {
+	case g.pg.loss < 0.05:
+		return 1
+	case g.pg.loss < 0.2:
+		return 2
+	}
+	return 3
+}
+
+// deathRoundFailed ends a round of id's death that nothing refuted: the
+// next round follows, or after the last one the obituary.
+func (g *Group) deathRoundFailed(id string, st *peerState, now time.Time) {
+	d := g.pg.dying[id]
+	if d == nil || d.gen != st.gen {
+		return
+	}
+	d.rounds++
+	if d.rounds < g.rounds() {
+		g.sched.push(task{at: g.at(now.Add(deathRoundGap)), kind: taskDeathPing, id: id, gen: d.seq})
+		return
+	}
+	g.log.Debug("member dead by pings", "peer", id, "rounds", d.rounds)
+	g.sendObituary(task{id: id, gen: d.seq}, now)
+	g.suspect(id, st, d.since, now)
+}
+
+// deathOf returns the death a task was scheduled for, nil when it ended.
+func (g *Group) deathOf(t task) *death {
+	if d := g.pg.dying[t.id]; d != nil && d.seq == t.gen {
+		return d
+	}
+	return nil
+}
+
+// nextDeathRound pings a dying member again: a round of its own.
+func (g *Group) nextDeathRound(t task, now time.Time) {
+	d := g.deathOf(t)
+	if d == nil {
+		return
+	}
+	st := g.peers[t.id]
+	if st == nil || st.gen != d.gen {
+		delete(g.pg.dying, t.id)
+		return
+	}
+	if !g.startPing(t.id, st.member.Addr, st.gen, pingDeath, now) {
+		// A ping of it is in flight (a helper's): try again after it.
+		g.sched.push(task{at: g.at(now.Add(deathRoundGap)), kind: taskDeathPing, id: t.id, gen: d.seq})
+	}
+}
+
+// sendObituary multicasts a dying member's obituary, with since, and
+// schedules the next copy.
+func (g *Group) sendObituary(t task, now time.Time) {
+	d := g.deathOf(t)
+	if d == nil {
+		return
+	}
+	m := codec.Message{Kind: codec.Obituary, Group: g.cfg.Name, ID: g.self.ID, Target: t.id, Since: max(now.Sub(d.since), time.Millisecond)}
+	b, err := g.cfg.Codec.Encode(nil, &m)
+	if err == nil {
+		err = g.send(b)
+	}
+	if err != nil {
+		g.log.Debug("obituary failed", "peer", t.id, "error", err)
+	}
+	d.obits++
+	if d.obits < obitCopies {
+		g.sched.push(task{at: g.at(now.Add(obitGap)), kind: taskObituary, id: t.id, gen: d.seq})
+		return
+	}
+	delete(g.pg.dying, t.id)
+}
+
+// suspect starts an obituary's grace: id is removed ObituaryGrace from now
+// unless it is heard after since meanwhile. A member that hears its own
+// obituary answers at once (takeObituary), so this is a suspicion that the
+// suspect can end.
+func (g *Group) suspect(id string, st *peerState, since, now time.Time) {
+	if st.lastHeard > g.at(since) {
+		return // heard after the failed ping: alive
+	}
+	if w, ok := g.pg.graces[id]; ok && w.gen == st.gen {
+		return // a grace runs already
+	}
+	if g.pg.graces == nil {
+		g.pg.graces = make(map[string]obitGrace)
+	}
+	g.pg.graces[id] = obitGrace{gen: st.gen, since: g.at(since)}
+	g.sched.push(task{at: g.at(now.Add(g.cfg.ObituaryGrace)), kind: taskObitRemove, id: id, gen: st.gen})
+}
+
+// graceOver removes a member whose obituary's grace ended, unless it was
+// heard after the obituary's since.
+func (g *Group) graceOver(t task, now time.Time) {
+	w, ok := g.pg.graces[t.id]
+	if !ok || w.gen != t.gen {
+		return
+	}
+	delete(g.pg.graces, t.id)
+	st := g.peers[t.id]
+	if st == nil || st.gen != w.gen || st.lastHeard > w.since {
+		return
+	}
+	g.log.Debug("obituary", "peer", t.id)
+	g.stats.obits.Add(1)
+	addr := st.member.Addr
+	g.remove(t.id, st, Failed, now)
+	g.addReconnect(t.id, addr, now)
+}
+
+// heardAlive is told of every sign of life of a pinged member: a datagram
+// from its address, or an ack. It ends a death being established.
+func (g *Group) heardAlive(id string, st *peerState, now time.Time) {
+	if d := g.pg.dying[id]; d != nil && d.gen == st.gen {
+		g.log.Debug("dying member heard", "peer", id)
+		delete(g.pg.dying, id)
+		st.confirm = nil
+	}
+}
 
 // dying reports whether a death of id is being established.
-func (g *Group) dying(id string) bool { return false }
+func (g *Group) dying(id string) bool { return g.pg.dying[id] != nil }
 
-// heardAlive is told of every datagram from a pinged member's address.
-func (g *Group) heardAlive(id string, st *peerState, now time.Time) {}
+// sweepDying drops the deaths of members gone, so that the table stays
+// bounded by the members.
+func (g *Group) sweepDying() {
+	if len(g.pg.dying) < len(g.peers)+16 {
+		return
+	}
+	for id, d := range g.pg.dying {
+		if st := g.peers[id]; st == nil || st.gen != d.gen {
+			delete(g.pg.dying, id)
+		}
+	}
+	for id, w := range g.pg.graces {
+		if st := g.peers[id]; st == nil || st.gen != w.gen {
+			delete(g.pg.graces, id)
+		}
+	}
+}
+
+// addReconnect puts a member removed as Failed on the reconnect list: it is
+// pinged every ReconnectInterval in turn with the others, for ReconnectFor,
+// so that the halves of a healed partition meet again.
+func (g *Group) addReconnect(id string, addr netip.AddrPort, now time.Time) {
+	if !g.pingOn() || !addr.IsValid() {
+		return
+	}
+	g.pg.reconnect = slices.DeleteFunc(g.pg.reconnect, func(r recheck) bool { return r.id == id })
+	if len(g.pg.reconnect) >= maxReconnect {
+		g.pg.reconnect = slices.Delete(g.pg.reconnect, 0, 1)
+	}
+	g.pg.reconnect = append(g.pg.reconnect, recheck{id: id, addr: addr, at: now})
+	if !g.pg.recArmed {
+		g.pg.recArmed = true
+		g.sched.push(task{at: g.at(now.Add(g.cfg.ReconnectInterval)), kind: taskReconnect})
+	}
+}
+
+// reconnectNext pings the next member of the reconnect list.
+func (g *Group) reconnectNext(now time.Time) {
+	g.pg.recArmed = false
+	g.pg.reconnect = slices.DeleteFunc(g.pg.reconnect, func(r recheck) bool {
+		return now.Sub(r.at) > g.cfg.ReconnectFor || g.peers[r.id] != nil
+	})
+	if len(g.pg.reconnect) == 0 {
+		g.pg.reconnect = nil
+		return
+	}
+	r := g.pg.reconnect[g.pg.recNext%len(g.pg.reconnect)]
+	g.pg.recNext++
+	g.startPing(r.id, r.addr, 0, pingRecheck, now)
+	g.pg.recArmed = true
+	g.sched.push(task{at: g.at(now.Add(g.cfg.ReconnectInterval)), kind: taskReconnect})
+}
+
+// reconnected: a member removed as Failed acked our ping, so a partition
+// healed. We multicast a query: every member answers it with its
+// announcement, so that both halves hear each other and admit each other
+// again as newcomers are admitted.
+func (g *Group) reconnected(id string, now time.Time) {
+	g.pg.reconnect = slices.DeleteFunc(g.pg.reconnect, func(r recheck) bool { return r.id == id })
+	g.log.Debug("removed member answers again", "peer", id)
+	if g.announce == nil {
+		return
+	}
+	if err := g.sendSelf(codec.Query, true); err != nil {
+		g.log.Debug("query failed", "error", err)
+	}
+}
 
 // saysPings reports whether m, a member's own announcement or query, says
 // that it answers pings. The kinds that reach the hot path are those.

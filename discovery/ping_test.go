@@ -1,6 +1,7 @@
 package discovery_test
 
 import (
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
@@ -287,5 +288,95 @@ func TestPingStopsOnClose(t *testing.T) {
 		n := len(spy.sent())
 		advance(10 * time.Second)
 		assert.Equal(t, n, len(spy.sent()), "no ping after Close")
+	})
+}
+
+// pingLAN starts n pinging members named m00..., each with a spy, on a LAN
+// that reports refusals, and waits until they all know each other.
+func pingLAN(t *testing.T, l *lab, n int, mutate ...func(*discovery.Config)) ([]*discovery.Group, []*mem.Endpoint, []*pingSpy, []*recorder) {
+	t.Helper()
+	gs := make([]*discovery.Group, n)
+	eps := make([]*mem.Endpoint, n)
+	spies := make([]*pingSpy, n)
+	recs := make([]*recorder, n)
+	for i := range n {
+		spies[i] = &pingSpy{}
+		gs[i], eps[i] = l.spied(fmt.Sprintf("m%02d", i), spies[i], mutate...)
+		recs[i] = record(gs[i])
+	}
+	waitMembers(t, n-1, gs...)
+	return gs, eps, spies, recs
+}
+
+// firstPingTo is the earliest ping any spy sent to addr at or after from.
+func firstPingTo(addr netip.AddrPort, from time.Time, spies ...*pingSpy) time.Time {
+	var first time.Time
+	for _, s := range spies {
+		for _, p := range pingsOnce(s, from) {
+			if p.to == addr && (first.IsZero() || p.at.Before(first)) {
+				first = p.at
+			}
+		}
+	}
+	return first
+}
+
+// removedBy waits until every group in gs has removed id, and returns when
+// each did (its Left event), failing after limit.
+func removedBy(t *testing.T, id string, limit time.Duration, gs []*discovery.Group, recs []*recorder) []time.Time {
+	t.Helper()
+	start := time.Now()
+	for {
+		done := true
+		for _, g := range gs {
+			if _, ok := g.Member(id); ok {
+				done = false
+			}
+		}
+		if done {
+			break
+		}
+		require.Less(t, time.Since(start), limit, "%s removed by all", id)
+		advance(5 * time.Millisecond)
+	}
+	advance(time.Millisecond) // the listeners have their events
+	var at []time.Time
+	for i, r := range recs {
+		left := r.of(discovery.Left, id)
+		require.Len(t, left, 1, "member %d: one Left of %s", i, id)
+		assert.Equal(t, discovery.Failed, left[0].Reason)
+		at = append(at, left[0].At)
+	}
+	return at
+}
+
+// TestKilledFoundByRefusal: one of 20 is killed (its endpoint closes, no
+// goodbye). The first ping of it is refused; the helpers' pings too; the
+// obituary's grace ends: every other member removes it at most 300 ms after
+// the first ping, and nobody else.
+func TestKilledFoundByRefusal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		gs, eps, spies, recs := pingLAN(t, l, 20)
+		advance(2 * time.Second)
+		probes := func() (n uint64) {
+			for _, g := range gs[1:] {
+				n += g.Stats().ProbesOK + g.Stats().ProbesFailed
+			}
+			return n
+		}
+		formed := probes()
+		require.NoError(t, gs[0].Close())
+		killed := time.Now()
+		at := removedBy(t, "m00", 5*time.Second, gs[1:], recs[1:])
+		first := firstPingTo(eps[0].Addr(), killed, spies[1:]...)
+		require.False(t, first.IsZero())
+		for i, a := range at {
+			assert.LessOrEqual(t, a.Sub(first), 300*time.Millisecond, "member %d removed the killed one in time", i+1)
+		}
+		for i, g := range gs[1:] {
+			assert.Len(t, g.Members(), 18, "member %d lost nobody else", i+1)
+		}
+		assert.Equal(t, formed, probes(), "members that answer pings are not probed by TCP once joined")
 	})
 }

@@ -20,6 +20,11 @@ const (
 	taskPing        // the round's next ping is due
 	taskPingResend  // a ping is sent again
 	taskPingTimeout // a ping times out, or its refusal's grace ends
+	taskDeathPing   // a death's next round (gen: the death's seq)
+	taskObituary    // a death's obituary is sent again (gen: the death's seq)
+	taskObitRemove  // an obituary's grace ends (gen: the peer state's gen)
+	taskRefute      // our refutation of an obituary about us is sent again
+	taskReconnect   // a member removed as Failed is pinged
 )
 
 // task is one timed job of the Group's goroutine: 32 bytes. Probe and
