@@ -380,3 +380,109 @@ func TestKilledFoundByRefusal(t *testing.T) {
 		assert.Equal(t, formed, probes(), "members that answer pings are not probed by TCP once joined")
 	})
 }
+
+// TestVanishedFoundByTimeout: one of 10 vanishes (its link cut: no
+// refusal comes back). The first ping times out, the helpers' pings too:
+// every other member removes it at most 1.5 s after the first ping.
+func TestVanishedFoundByTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		gs, eps, spies, recs := pingLAN(t, l, 10)
+		advance(2 * time.Second)
+		l.lan.Partition(eps[:1], eps[1:])
+		cut := time.Now()
+		at := removedBy(t, "m00", 10*time.Second, gs[1:], recs[1:])
+		first := firstPingTo(eps[0].Addr(), cut, spies[1:]...)
+		require.False(t, first.IsZero())
+		for i, a := range at {
+			assert.LessOrEqual(t, a.Sub(first), 1500*time.Millisecond, "member %d removed the vanished one in time", i+1)
+			assert.GreaterOrEqual(t, a.Sub(first), 500*time.Millisecond, "member %d: a timeout, not a refusal", i+1)
+		}
+		for i, g := range gs[1:] {
+			assert.Len(t, g.Members(), 8, "member %d lost nobody else", i+1)
+			assert.Zero(t, g.Stats().PingsRefused)
+		}
+	})
+}
+
+// TestForgedObituaryRefuted: a member forges the obituary of a live one
+// that has not been heard for a while. Every member starts the grace; the
+// named member hears its obituary and announces at once, and nobody
+// removes it.
+func TestForgedObituaryRefuted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		// Announcements are rare, so that nothing but the refutation
+		// keeps the member within the grace.
+		slow := func(c *discovery.Config) { c.AnnounceInterval = time.Minute }
+		gs, _, _, recs := pingLAN(t, l, 4, slow)
+		l.health.set("x:1", up)
+		raw := l.listen(func(*codec.Message) {})
+		send := func(m *codec.Message) {
+			b, err := (pipe.Codec{}).Encode(nil, m)
+			require.NoError(t, err)
+			require.NoError(t, raw.Send(b))
+		}
+		send(announce("web", "x")) // the forger is a member
+		waitMembers(t, 4, gs...)
+		advance(2 * time.Second)
+		for _, target := range []string{"m01", "m02"} {
+			send(&codec.Message{Kind: codec.Obituary, Group: "web", ID: "x", Target: target})
+			advance(time.Second)
+		}
+		for i, r := range recs {
+			for _, e := range r.all() {
+				assert.NotEqual(t, discovery.Left, e.Type, "member %d: %s", i, e)
+			}
+		}
+		for i, g := range gs {
+			assert.Len(t, g.Members(), 4, "member %d lost nobody", i)
+			assert.Zero(t, g.Stats().Obituaries)
+		}
+	})
+}
+
+// TestLossyRounds: with a loss estimate f of 30 %, a death needs three
+// failed rounds, each a ping and a confirmation, 250 ms apart; the killed
+// member is still removed by all.
+func TestLossyRounds(t *testing.T) {
+	defer discovery.SetInitialPingLoss(0.3)()
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		gs, eps, spies, recs := pingLAN(t, l, 5)
+		require.NoError(t, gs[0].Close())
+		killed := time.Now()
+		at := removedBy(t, "m00", 10*time.Second, gs[1:], recs[1:])
+		first := firstPingTo(eps[0].Addr(), killed, spies[1:]...)
+		most := uint64(0)
+		for i, g := range gs[1:] {
+			most = max(most, g.Stats().Confirmations)
+			assert.GreaterOrEqual(t, at[i].Sub(first), 2*250*time.Millisecond+200*time.Millisecond,
+				"member %d: three rounds 250 ms apart, then the grace", i+1)
+		}
+		assert.Equal(t, uint64(3), most, "the member that found it confirmed three rounds")
+	})
+}
+
+// TestPartitionReconnect: a LAN splits in two halves, which remove each
+// other as Failed. Announcements are rare, so nothing but the reconnect
+// pings brings them together: once the LAN heals, they all list each other
+// again within two ReconnectIntervals.
+func TestPartitionReconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		slow := func(c *discovery.Config) { c.AnnounceInterval = 10 * time.Minute }
+		gs, eps, _, _ := pingLAN(t, l, 6, slow)
+		l.lan.Partition(eps[:3], eps[3:])
+		waitMembers(t, 2, gs...)
+		l.lan.Heal()
+		healed := time.Now()
+		for _, g := range gs {
+			for len(g.Members()) != 5 {
+				require.Less(t, time.Since(healed), 2*5*time.Second, "the halves meet again")
+				advance(100 * time.Millisecond)
+			}
+		}
+		t.Logf("met again %v after the heal", time.Since(healed))
+	})
+}
