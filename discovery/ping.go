@@ -175,6 +175,11 @@ func (g *Group) addToRound(id string) {
 	if !g.pingOn() {
 		return
 	}
+	if len(g.pg.round) > len(g.peers)+16 {
+		// Members that joined and went within one round: drop them, so
+		// that the round stays bounded by the members.
+		g.pg.round = slices.DeleteFunc(g.pg.round, func(id string) bool { return g.peers[id] == nil })
+	}
 	i := rand.N(len(g.pg.round) + 1)
 	g.pg.round = append(g.pg.round, "")
 	copy(g.pg.round[i+1:], g.pg.round[i:])

@@ -139,7 +139,9 @@ type Stats struct {
 	// refuted, having seen the peer alive, so that it stayed.
 	Confirmations, Refutations uint64
 	// Obituaries counts the removals of a member on another member's word
-	// (bounded probing, see Config.ProbeAllUpTo).
+	// (bounded probing, see Config.ProbeAllUpTo), and with the ping
+	// protocol (Config.PingInterval) the removals by an obituary whose
+	// grace ended, ours included.
 	Obituaries uint64
 	// PingsSent counts the pings started (each with its nonce, sent up to
 	// 1 + Config.PingResends times); AcksReceived those acked, PingsFailed
