@@ -16,7 +16,10 @@ import (
 // before one is removed (confirmations, SWIM's indirect probes: only
 // members known to speak the extensions, never an original pir peer); and
 // the evidence and obituaries members tell each other. Bounded probing is
-// in probe.go. docs/architecture.md describes the whole.
+// in probe.go. docs/architecture.md describes the whole. With the ping
+// protocol on (ping.go), a member that answers pings is found dead by
+// failed pings instead, confirmed by helpers that ping it too, and
+// removed by an obituary whose grace it can end by being heard.
 
 // confirmation is a death put to other members: the policy found the peer
 // dead, and the Group waits for what the members asked have seen.
@@ -30,8 +33,9 @@ type confirmation struct {
 	// counts (it announces but does not answer).
 	probeOnly bool
 	// probe: the members asked probe the peer themselves when what they
-	// have is older than since (bounded probing). Their answers to the
-	// request then do not settle it: only the deadline does.
+	// have is older than since (bounded probing), or ping it (the ping
+	// protocol). Their answers to the request then do not settle it: only
+	// the deadline does, or every one of them reporting its ping failed.
 	probe    bool
 	asked    []string // member IDs
 	answered []bool
@@ -312,9 +316,12 @@ func (g *Group) tellAskers(id string, st *peerState, now time.Time) {
 
 // takeObituary removes a member another member found dead, unless we have
 // heard or probed it within LateAfter: an obituary cannot remove a member
-// that announces. One about ourselves is answered with an announcement at
-// once, so that members that took it hear us again. Only a joined member's
-// obituary, from the address it is known by, counts.
+// that announces. A member we ping is removed instead ObituaryGrace later,
+// unless heard after the obituary's since meanwhile (suspect). One about
+// ourselves is answered with an announcement at once (and, when we ping,
+// once more refuteAgain later), so that members that took it hear us
+// again. Only a joined member's obituary, from the address it is known by,
+// counts.
 func (g *Group) takeObituary(in inbound) {
 	m := &in.msg
 	if !g.fromMember(&in) {

@@ -486,3 +486,41 @@ func TestPartitionReconnect(t *testing.T) {
 		t.Logf("met again %v after the heal", time.Since(healed))
 	})
 }
+
+// TestAckOnlyFromTarget: a member that sees the pings (their nonces) acks
+// them in the vanished target's name from its own address. Those acks do
+// not count: the target is removed as if they had not been sent.
+func TestAckOnlyFromTarget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		spy := &pingSpy{}
+		a, _ := l.spied("a", spy)
+		b, bep := l.join("b", pinging)
+		rec := record(a)
+		waitMembers(t, 1, a, b)
+		raw := l.listen(func(*codec.Message) {})
+		l.lan.Partition([]*mem.Endpoint{bep}, nil)
+		cut := time.Now()
+		forged := 0
+		acked := map[uint32]bool{}
+		for _, ok := a.Member("b"); ok; _, ok = a.Member("b") {
+			require.Less(t, time.Since(cut), 5*time.Second, "b removed")
+			for _, p := range pingsOnce(spy, cut) {
+				if p.to == bep.Addr() && !acked[p.nonce] {
+					acked[p.nonce] = true
+					m := codec.Message{Kind: codec.Ack, Group: "web", ID: "b", Nonce: p.nonce}
+					buf, err := (pipe.Codec{}).Encode(nil, &m)
+					require.NoError(t, err)
+					require.NoError(t, raw.SendTo(buf, spy.Addr()))
+					forged++
+				}
+			}
+			advance(10 * time.Millisecond)
+		}
+		require.NotZero(t, forged)
+		advance(time.Millisecond)
+		require.Len(t, rec.of(discovery.Left, "b"), 1)
+		assert.Equal(t, discovery.Failed, rec.of(discovery.Left, "b")[0].Reason)
+		assert.GreaterOrEqual(t, a.Stats().Dropped[discovery.DropSpoofed], uint64(forged))
+	})
+}
