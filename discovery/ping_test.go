@@ -524,3 +524,79 @@ func TestAckOnlyFromTarget(t *testing.T) {
 		assert.GreaterOrEqual(t, a.Stats().Dropped[discovery.DropSpoofed], uint64(forged))
 	})
 }
+
+// TestAckWhoGetsAnnouncement: a pinged member that does not know the
+// pinger acks with Who; the pinger then sends it its announcement, by
+// unicast to the acker alone.
+func TestAckWhoGetsAnnouncement(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		a, aep := l.join("a", pinging)
+		l.health.set("x:1", up)
+		x := l.lan.Join()
+		t.Cleanup(func() { x.Close() })
+		var mu sync.Mutex
+		var toX []codec.Message // unicast datagrams x received from a
+		send := func(m *codec.Message, dst netip.AddrPort) {
+			b, err := (pipe.Codec{}).Encode(nil, m)
+			require.NoError(t, err)
+			if dst.IsValid() {
+				require.NoError(t, x.SendTo(b, dst))
+			} else {
+				require.NoError(t, x.Send(b))
+			}
+		}
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				p, err := x.Receive(buf)
+				if err != nil {
+					return
+				}
+				var m codec.Message
+				if p.Src != aep.Addr() || p.Dst.IsMulticast() || (pipe.Codec{}).Decode(buf[:p.N], &m) != nil {
+					continue
+				}
+				mu.Lock()
+				toX = append(toX, m)
+				mu.Unlock()
+				if m.Kind == codec.Ping {
+					send(&codec.Message{Kind: codec.Ack, Group: "web", ID: "x", Nonce: m.Nonce, Who: true}, p.Src)
+				}
+			}
+		}()
+		ann := announce("web", "x")
+		ann.Pings, ann.Extended = true, true
+		send(ann, netip.AddrPort{})
+		waitMembers(t, 1, a)
+		advance(2 * time.Second)
+		mu.Lock()
+		defer mu.Unlock()
+		var pinged, announced bool
+		for _, m := range toX {
+			switch m.Kind {
+			case codec.Ping:
+				pinged = true
+			case codec.Announce:
+				announced = pinged // after a ping it acked with Who
+				assert.Equal(t, "a", m.ID)
+				assert.Equal(t, healthURI("a").String(), m.Health)
+			}
+		}
+		assert.True(t, pinged, "x was pinged")
+		assert.True(t, announced, "a told x who it is, by unicast")
+		assert.Zero(t, a.Stats().PingsFailed)
+		assert.NotZero(t, a.Stats().AcksReceived)
+	})
+}
+
+// TestPingConfig: RefusedGrace may not exceed PingTimeout.
+func TestPingConfig(t *testing.T) {
+	cfg := discovery.Config{Name: "web", Self: discovery.Peer{HealthURI: healthURI("a")}, Transport: &mem.Endpoint{},
+		PingInterval: time.Second, PingTimeout: 100 * time.Millisecond, RefusedGrace: time.Second}
+	err := cfg.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "RefusedGrace")
+	cfg.RefusedGrace = 50 * time.Millisecond
+	assert.NoError(t, cfg.Validate())
+}
