@@ -125,8 +125,11 @@ func (g *Group) handle(in inbound) {
 	switch m.Kind {
 	case codec.Ping, codec.Ack:
 		switch {
-		case !g.pingOn():
-			g.stats.drop(DropMalformed) // as an older pir counts a kind it does not know
+		case !g.pinging():
+			// We did not say p=1 (selfArgs): drop it as an older pir
+			// counts a kind it does not know. While we say it, we ack
+			// pings even where we ping nobody (pingOn).
+			g.stats.drop(DropMalformed)
 		case m.Kind == codec.Ping:
 			g.takePing(in)
 		default:
