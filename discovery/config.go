@@ -115,7 +115,9 @@ type Config struct {
 
 	// ConfirmTimeout bounds a confirmation: members that have not answered
 	// by then (the request is sent twice) are taken as having nothing to
-	// say. Zero means 500 ms.
+	// say. Zero means 500 ms, or 700 ms with PingInterval on: then the
+	// members asked ping the member themselves, which takes up to
+	// PingTimeout.
 	ConfirmTimeout time.Duration
 
 	// ProbeAllUpTo is the largest group (joined members, this one not
@@ -344,6 +346,9 @@ func (c *Config) setFixed() {
 	}
 	if c.ConfirmTimeout == 0 {
 		c.ConfirmTimeout = 500 * time.Millisecond
+		if c.PingInterval > 0 {
+			c.ConfirmTimeout = 700 * time.Millisecond
+		}
 	}
 	if c.ProbeAllUpTo == 0 {
 		c.ProbeAllUpTo = 32
@@ -501,6 +506,9 @@ func (c Config) Validate() error {
 	}
 	if c.StateRate < 0 {
 		bad("StateRate %v is negative", c.StateRate)
+	}
+	if c.PingInterval > 0 && c.PingTimeout > 0 && c.RefusedGrace > c.PingTimeout {
+		bad("RefusedGrace %v exceeds PingTimeout %v", c.RefusedGrace, c.PingTimeout)
 	}
 	if c.AnnounceJitter >= 1 {
 		bad("AnnounceJitter %v must be below 1", c.AnnounceJitter)

@@ -84,6 +84,7 @@ type Group struct {
 	alt       map[string]altAddr          // joined members' addresses on their other path (see noteAlt)
 	ann       annState                    // when our periodic announcements go (rtcp.go)
 	xfer      transfers                   // joins by state transfer (transfer.go)
+	pg        pinger                      // the ping protocol (ping.go)
 
 	// links is set when our URIs name no host (0.0.0.0, [::]): each link
 	// then gets an announcement carrying its own address.
@@ -294,6 +295,10 @@ func (g *Group) Stats() Stats {
 		TransfersServed: g.stats.transfers.Load(),
 		PagesSent:       g.stats.pagesSent.Load(),
 		PagesReceived:   g.stats.pagesReceived.Load(),
+		PingsSent:       g.stats.pingsSent.Load(),
+		AcksReceived:    g.stats.acksReceived.Load(),
+		PingsFailed:     g.stats.pingsFailed.Load(),
+		PingsRefused:    g.stats.pingsRefused.Load(),
 	}
 	for r := range numDropReasons {
 		s.Dropped[r] = g.stats.dropped[r].Load()

@@ -16,7 +16,10 @@ import (
 // before one is removed (confirmations, SWIM's indirect probes: only
 // members known to speak the extensions, never an original pir peer); and
 // the evidence and obituaries members tell each other. Bounded probing is
-// in probe.go. docs/architecture.md describes the whole.
+// in probe.go. docs/architecture.md describes the whole. With the ping
+// protocol on (ping.go), a member that answers pings is found dead by
+// failed pings instead, confirmed by helpers that ping it too, and
+// removed by an obituary whose grace it can end by being heard.
 
 // confirmation is a death put to other members: the policy found the peer
 // dead, and the Group waits for what the members asked have seen.
@@ -30,11 +33,15 @@ type confirmation struct {
 	// counts (it announces but does not answer).
 	probeOnly bool
 	// probe: the members asked probe the peer themselves when what they
-	// have is older than since (bounded probing). Their answers to the
-	// request then do not settle it: only the deadline does.
+	// have is older than since (bounded probing), or ping it (the ping
+	// protocol). Their answers to the request then do not settle it: only
+	// the deadline does, or every one of them reporting its ping failed.
 	probe    bool
 	asked    []string // member IDs
 	answered []bool
+	// failed: the member asked pinged the peer itself and the ping failed
+	// (Evidence.Failed). A confirmation by pings ends when all have.
+	failed []bool
 }
 
 // armSilence schedules the next silence check of st: when its next
@@ -107,13 +114,17 @@ func (g *Group) startConfirm(id string, st *peerState, now time.Time) bool {
 	if g.cfg.Confirmers < 0 || !st.joined {
 		return false // a peer never healthy goes without asking anyone
 	}
-	helpers := g.pickHelpers(id, g.cfg.Confirmers)
+	pingable := g.pingable(st)
+	helpers := g.pickHelpers(id, g.cfg.Confirmers, pingable)
 	if len(helpers) == 0 {
 		return false
 	}
 	g.seq++
-	c := &confirmation{seq: g.seq, probe: g.bounded, asked: helpers, answered: make([]bool, len(helpers))}
-	if st.failedStart == 0 {
+	c := &confirmation{seq: g.seq, probe: g.bounded || pingable, asked: helpers, answered: make([]bool, len(helpers)), failed: make([]bool, len(helpers))}
+	if pingable {
+		// Our ping failed: anything heard since it started refutes it.
+		c.since = g.time(st.failedStart)
+	} else if st.failedStart == 0 {
 		c.since = g.time(st.lastHeard)
 	} else {
 		c.since = g.time(st.failedStart)
@@ -132,12 +143,13 @@ func (g *Group) startConfirm(id string, st *peerState, now time.Time) bool {
 // random (reservoir sampling), that can be reached by unicast and are known
 // to speak the extensions (peerState.extended): an original pir peer never
 // answers a Confirm, and asking one would leave the confirmation waiting
-// for nothing.
-func (g *Group) pickHelpers(id string, k int) []string {
+// for nothing. pings asks for members that answer pings, which ping the
+// peer themselves.
+func (g *Group) pickHelpers(id string, k int, pings bool) []string {
 	var picked []string
 	n := 0
 	for hid, h := range g.peers {
-		if hid == id || !h.extended || !h.joined || h.member.Verdict != score.Healthy || h.confirm != nil || !h.member.Addr.IsValid() {
+		if hid == id || !h.extended || pings && !h.pings || !h.joined || h.member.Verdict != score.Healthy || h.confirm != nil || !h.member.Addr.IsValid() {
 			continue
 		}
 		n++
@@ -180,6 +192,10 @@ func (g *Group) ask(id string, st *peerState, now time.Time) {
 // bounded probing most members do not probe it, so we tell them.
 func (g *Group) confirmed(id string, st *peerState, now time.Time) {
 	st.confirm = nil
+	if g.pingable(st) {
+		g.deathRoundFailed(id, st, now)
+		return
+	}
 	bounded := g.bounded
 	g.remove(id, st, Failed, now)
 	if !bounded {
@@ -218,6 +234,10 @@ func (g *Group) takeEvidence(in inbound) {
 		g.log.Debug("death refuted", "peer", m.Target, "by", m.ID, "heard", m.Heard, "probed", m.Probed)
 		g.stats.refutes.Add(1)
 		st.confirm = nil
+		if g.pingable(st) {
+			delete(g.pg.dying, m.Target)
+			return
+		}
 		// Another member's successful probe counts as ours would.
 		st.tracker.Observe(score.Observation{Event: score.ProbeOK, At: in.at})
 		if g.assess(m.Target, st, in.at) && st.nextProbe == 0 && !st.probing && !st.queued && g.chained(st) {
@@ -226,7 +246,10 @@ func (g *Group) takeEvidence(in inbound) {
 		return
 	}
 	c.answered[i] = true
-	if !c.probe && !slices.Contains(c.answered, false) {
+	if m.Failed {
+		c.failed[i] = true
+	}
+	if !c.probe && !slices.Contains(c.answered, false) || c.probe && !slices.Contains(c.failed, false) {
 		g.confirmed(m.Target, st, in.at)
 	}
 }
@@ -257,7 +280,13 @@ func (g *Group) answerConfirm(in inbound) {
 				}
 				g.askers[m.Target] = append(as, in.src)
 			}
-			defer g.probe(m.Target, st, in.at)
+			if g.pingable(st) {
+				// Our own ping: its ack or failure is news for the askers
+				// (pingAcked, pingFailed). One in flight already will do.
+				g.startPing(m.Target, st.member.Addr, st.gen, pingHelper, in.at)
+			} else {
+				defer g.probe(m.Target, st, in.at)
+			}
 		}
 	}
 	b, err := g.cfg.Codec.Encode(nil, &reply)
@@ -290,9 +319,12 @@ func (g *Group) tellAskers(id string, st *peerState, now time.Time) {
 
 // takeObituary removes a member another member found dead, unless we have
 // heard or probed it within LateAfter: an obituary cannot remove a member
-// that announces. One about ourselves is answered with an announcement at
-// once, so that members that took it hear us again. Only a joined member's
-// obituary, from the address it is known by, counts.
+// that announces. A member we ping is removed instead ObituaryGrace later,
+// unless heard after the obituary's since meanwhile (suspect). One about
+// ourselves is answered with an announcement at once (and, when we ping,
+// once more refuteAgain later), so that members that took it hear us
+// again. Only a joined member's obituary, from the address it is known by,
+// counts.
 func (g *Group) takeObituary(in inbound) {
 	m := &in.msg
 	if !g.fromMember(&in) {
@@ -304,11 +336,20 @@ func (g *Group) takeObituary(in inbound) {
 			if err := g.sendSelf(codec.Announce, false); err != nil {
 				g.log.Debug("announce failed", "error", err)
 			}
+			if g.pingOn() {
+				// Twice: the obituary's removal waits ObituaryGrace,
+				// and one lost refutation must not let it happen.
+				g.sched.push(task{at: g.at(in.at.Add(refuteAgain)), kind: taskRefute})
+			}
 		}
 		return
 	}
 	st := g.peers[m.Target]
 	if st == nil {
+		return
+	}
+	if g.pingable(st) {
+		g.suspect(m.Target, st, in.at.Add(-m.Since), in.at)
 		return
 	}
 	latest := max(st.lastHeard, st.lastProbeOK)

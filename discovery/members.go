@@ -139,7 +139,7 @@ func (g *Group) track(in inbound) {
 		pathHeard: g.at(in.at),
 		gen:       g.newGen(),
 		extended:  speaksExtensions(&in.msg),
-		pings:     in.msg.Pings,
+		pings:     saysPings(&in.msg),
 	}
 	st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
 	a := st.tracker.Assess(in.at)
@@ -198,6 +198,7 @@ func (g *Group) join(st *peerState, now time.Time) {
 	g.updateRoom()
 	st.joined = true
 	st.member.Joined = now
+	g.addToRound(st.member.ID)
 	g.emit(Event{Type: Joined, Member: st.member, At: now})
 }
 

@@ -20,6 +20,7 @@ func (g *Group) own() {
 	if g.announce != nil {
 		g.scheduleAnnounce(now)
 	}
+	g.armPing(now, true)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -86,14 +87,56 @@ func (g *Group) runDue(now time.Time) {
 			}
 		case taskPull:
 			g.pullsDue(t.at, now)
+		case taskPing:
+			g.pg.armed = false
+			g.nextPing(now)
+		case taskPingResend:
+			g.resendPing(t)
+		case taskPingTimeout:
+			g.pingDue(t, now)
+		case taskDeathPing:
+			g.nextDeathRound(t, now)
+		case taskObituary:
+			g.sendObituary(t, now)
+		case taskObitRemove:
+			g.graceOver(t, now)
+		case taskRefute:
+			if err := g.sendSelf(codec.Announce, false); err != nil {
+				g.log.Debug("announce failed", "error", err)
+			}
+		case taskReconnect:
+			g.reconnectNext(now)
 		}
 	}
 }
 
 func (g *Group) handle(in inbound) {
+	if in.refused {
+		g.takeRefusal(in)
+		return
+	}
 	m := &in.msg
 	st := g.peers[m.ID]
+	if st != nil && g.pingOn() && samePort(st.member.Addr, in.src) {
+		// Any datagram from a pinged member's own address is a sign of
+		// life (docs/design/frugal.md, section 2.1).
+		st.lastHeard = g.at(in.at)
+		g.heardAlive(m.ID, st, in.at)
+	}
 	switch m.Kind {
+	case codec.Ping, codec.Ack:
+		switch {
+		case !g.pinging():
+			// We did not say p=1 (selfArgs): drop it as an older pir
+			// counts a kind it does not know. While we say it, we ack
+			// pings even where we ping nobody (pingOn).
+			g.stats.drop(DropMalformed)
+		case m.Kind == codec.Ping:
+			g.takePing(in)
+		default:
+			g.takeAck(in)
+		}
+		return
 	case codec.Goodbye:
 		if st != nil {
 			g.remove(m.ID, st, Goodbye, in.at)

@@ -36,6 +36,9 @@ type probeResult struct {
 // A pending peer is probed only as admit.go allows (mayProbePending), and
 // waits in lines of its own, behind members (queuePending).
 func (g *Group) probe(id string, st *peerState, now time.Time) {
+	if g.pingable(st) {
+		return // a joined member that answers pings: liveness is the pings' (ping.go)
+	}
 	if !g.assess(id, st, now) {
 		return
 	}

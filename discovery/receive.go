@@ -20,6 +20,7 @@ type inbound struct {
 	dst     netip.Addr // invalid when the transport cannot tell
 	ifIndex int
 	at      time.Time
+	refused bool // no datagram: a unicast we sent to src was refused (transport.Packet.Refused)
 }
 
 // receive reads datagrams, decodes them and hands them to the owner. Bad
@@ -50,8 +51,18 @@ func (g *Group) receive() {
 			}
 			continue
 		}
-		// A refusal (Packet.Refused) is no datagram; nothing uses it yet.
-		if pkt.Refused || !g.ingest(buf[:pkt.N], pkt, in) || g.full(in) {
+		if pkt.Refused {
+			// No datagram: the ping protocol's hint that a member died.
+			if g.pingOn() {
+				select {
+				case g.inbox <- inbound{src: pkt.Src, at: time.Now(), refused: true}:
+				case <-g.ctx.Done():
+					return
+				}
+			}
+			continue
+		}
+		if !g.ingest(buf[:pkt.N], pkt, in) || g.full(in) {
 			continue
 		}
 		select {

@@ -15,6 +15,17 @@ const (
 	taskUpdate    // a member's Updated rate limit window ends (gen: its seq)
 	taskAnswer    // the coalesced answer to queries is due (see answerSoon)
 	taskPull      // pulls of the state transfer are due again (transfer.go)
+
+	// The ping protocol (ping.go). A ping's tasks carry its flight's seq
+	// in gen.
+	taskPing        // the round's next ping is due
+	taskPingResend  // a ping is sent again
+	taskPingTimeout // a ping times out, or its refusal's grace ends
+	taskDeathPing   // a death's next round (gen: the death's seq)
+	taskObituary    // a death's obituary is sent again (gen: the death's seq)
+	taskObitRemove  // an obituary's grace ends (gen: the peer state's gen)
+	taskRefute      // our refutation of an obituary about us is sent again
+	taskReconnect   // a member removed as Failed is pinged
 )
 
 // task is one timed job of the Group's goroutine: 32 bytes. Probe and

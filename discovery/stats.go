@@ -144,7 +144,9 @@ type Stats struct {
 	// refuted, having seen the peer alive, so that it stayed.
 	Confirmations, Refutations uint64
 	// Obituaries counts the removals of a member on another member's word
-	// (bounded probing, see Config.ProbeAllUpTo).
+	// (bounded probing, see Config.ProbeAllUpTo), and with the ping
+	// protocol (Config.PingInterval) the removals by an obituary whose
+	// grace ended, ours included.
 	Obituaries uint64
 	// OffersSent counts the offers of our table sent to pinging
 	// newcomers (we were their F or S, docs/design/frugal.md, 2.4);
@@ -155,6 +157,11 @@ type Stats struct {
 	OffersSent, OffersTooLong uint64
 	TransfersServed           uint64
 	PagesSent, PagesReceived  uint64
+	// PingsSent counts the pings started (each with its nonce, sent up to
+	// 1 + Config.PingResends times); AcksReceived those acked, PingsFailed
+	// those that timed out or were refused, and PingsRefused the pings
+	// whose target's host refused them (ICMP port unreachable).
+	PingsSent, AcksReceived, PingsFailed, PingsRefused uint64
 	// Members is the number of joined members; Pending the peers heard
 	// but not yet joined (waiting for a first successful probe).
 	Members, Pending int
@@ -175,6 +182,10 @@ type counters struct {
 	transfers          atomic.Uint64
 	pagesSent          atomic.Uint64
 	pagesReceived      atomic.Uint64
+	pingsSent          atomic.Uint64
+	acksReceived       atomic.Uint64
+	pingsFailed        atomic.Uint64
+	pingsRefused       atomic.Uint64
 }
 
 func (c *counters) drop(r DropReason) { c.dropped[r].Add(1) }

@@ -122,14 +122,14 @@ type offerFrom struct {
 type pulling struct {
 	offerFrom
 	got      []bool
-	left     int      // pages not received
-	next     int      // the next page never asked for
-	inflight []flight // at most pullWindow
-	armed    instant  // the taskPull due; others are stale
-	received bool     // a page came: its Pages is the transfer's
+	left     int          // pages not received
+	next     int          // the next page never asked for
+	inflight []pullFlight // at most pullWindow
+	armed    instant      // the taskPull due; others are stale
+	received bool         // a page came: its Pages is the transfer's
 }
 
-type flight struct {
+type pullFlight struct {
 	page  int
 	sent  instant
 	tries uint8
@@ -443,7 +443,7 @@ func (g *Group) fillPulls(now time.Time) {
 	}
 	for len(p.inflight) < pullWindow && p.next < p.pages {
 		if !p.got[p.next] {
-			p.inflight = append(p.inflight, flight{page: p.next, sent: g.at(now), tries: 1})
+			p.inflight = append(p.inflight, pullFlight{page: p.next, sent: g.at(now), tries: 1})
 			g.sendPull(p, p.next)
 		}
 		p.next++

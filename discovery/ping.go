@@ -1,0 +1,599 @@
+package discovery
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/transport"
+)
+
+// This file holds the ping protocol of docs/design/frugal.md (section 2.1),
+// on while Config.PingInterval > 0 and the transport's unicast reaches
+// exactly one member (transport.UniqueUnicast): every PingInterval a member
+// pings the next member of a shuffled round, by unicast on the Group's own
+// socket; the ping is sent again at PingTimeout/3 and 2/3, and fails at
+// PingTimeout, or RefusedGrace after its first send once the target's host
+// refused it (transport.Packet.Refused). What a failure does is in
+// liveness.go. Ping state lives here, on the Group, not in peerState.
+
+// pinger is the Group's ping state, owned by the owner goroutine.
+type pinger struct {
+	round   []string           // members left in this round, next last
+	flights map[string]*flight // pings in flight, by target ID
+	seq     uint32             // numbers flights and deaths: their tasks carry it in gen
+	armed   bool               // a taskPing is scheduled
+
+	// loss is f of docs/design/frugal.md: the share of acked pings that
+	// needed a resend, an exponentially weighted average over about
+	// lossWindow acks. It sets how many failed rounds a death needs.
+	loss   float64
+	dying  map[string]*death    // deaths being established, by member ID
+	graces map[string]obitGrace // obituaries waiting for their grace, by member ID
+
+	reconnect []recheck // members removed as Failed, oldest first
+	recNext   int       // the next of them to ping
+	recArmed  bool      // a taskReconnect is scheduled
+}
+
+// death is a member whose ping failed, while the rounds that decide its
+// death run: each a direct ping and a confirmation, deathRoundGap apart.
+type death struct {
+	seq    uint32
+	gen    uint32    // the member's peerState gen
+	since  time.Time // when the first failed ping started
+	rounds int       // rounds failed
+	obits  int       // copies of the obituary sent
+}
+
+// obitGrace is an obituary whose removal waits ObituaryGrace.
+type obitGrace struct {
+	gen   uint32  // the member's peerState gen
+	since instant // the member heard after this is alive
+}
+
+// recheck is a member removed as Failed, pinged now and then in case a
+// partition healed.
+type recheck struct {
+	id   string
+	addr netip.AddrPort
+	at   time.Time // removed
+}
+
+// Constants of the death rounds (docs/design/frugal.md, section 2.1).
+const (
+	deathRoundGap = 250 * time.Millisecond // between a failed round and the next
+	obitCopies    = 3                      // an obituary is sent 3 times,
+	obitGap       = 100 * time.Millisecond // this far apart
+	refuteAgain   = 100 * time.Millisecond // a refutation's second copy
+	lossWindow    = 100                    // acks the loss average spans
+	maxReconnect  = 256                    // members on the reconnect list
+)
+
+// initialPingLoss is the loss estimate a Group starts with: zero, but
+// tests of the rounds set it (ping_export_test.go).
+var initialPingLoss float64
+
+// pingWhy says what a ping is for, and so what its result does.
+type pingWhy uint8
+
+const (
+	pingRound   pingWhy = iota + 1 // the round's ping
+	pingHelper                     // a confirmation asked us (answerConfirm)
+	pingDeath                      // a further round of a death (liveness.go)
+	pingRecheck                    // a member on the reconnect list
+)
+
+// flight is one ping in flight: all its sends carry the same nonce.
+type flight struct {
+	seq     uint32
+	gen     uint32 // the target's peerState gen when it started; 0 for a reconnect
+	addr    netip.AddrPort
+	nonce   uint32
+	start   instant
+	sent    int     // datagrams sent
+	refused instant // when the target's host refused it; 0: not refused
+	why     pingWhy
+}
+
+// maxFlights bounds the pings in flight: the round's, the helpers' and the
+// deaths' ones. Past it a helper answers from memory only.
+const maxFlights = 64
+
+// pingOn reports whether this member runs the ping protocol: Config asks
+// for it, and the transport's unicast reaches exactly one member.
+func (g *Group) pingOn() bool {
+	if !g.pinging() {
+		return false
+	}
+	u, ok := g.cfg.Transport.(transport.UniqueUnicast)
+	return ok && u.UnicastIsUnique()
+}
+
+// pingable reports whether st is a member we ping: joined, it said it
+// answers pings, and we run the protocol.
+func (g *Group) pingable(st *peerState) bool {
+	return st.joined && st.pings && st.member.Addr.IsValid() && g.pingOn()
+}
+
+// armPing schedules the next ping of the round, a PingInterval from now
+// (the first one at a random point of the first interval, so that members
+// that start together do not ping in step).
+func (g *Group) armPing(now time.Time, first bool) {
+	if g.pg.armed || !g.pingOn() {
+		return
+	}
+	g.pg.armed = true
+	d := g.cfg.PingInterval
+	if first {
+		g.pg.loss = initialPingLoss
+		d = rand.N(d) + 1
+	}
+	g.sched.push(task{at: g.at(now.Add(d)), kind: taskPing})
+}
+
+// nextPing pings the next member of the round, SWIM's way: every pingable
+// member once per round, in an order shuffled anew for each round. The
+// round's ping is one at a time: one still in flight skips this turn.
+func (g *Group) nextPing(now time.Time) {
+	defer g.armPing(now, false)
+	for _, f := range g.pg.flights {
+		if f.why == pingRound {
+			return
+		}
+	}
+	for range 2 {
+		for len(g.pg.round) > 0 {
+			id := g.pg.round[len(g.pg.round)-1]
+			g.pg.round[len(g.pg.round)-1] = ""
+			g.pg.round = g.pg.round[:len(g.pg.round)-1]
+			st := g.peers[id]
+			if st == nil || !g.pingable(st) || g.pg.flights[id] != nil || st.confirm != nil || g.dying(id) {
+				continue
+			}
+			g.startPing(id, st.member.Addr, st.gen, pingRound, now)
+			return
+		}
+		for id, st := range g.peers {
+			if g.pingable(st) {
+				g.pg.round = append(g.pg.round, id)
+			}
+		}
+		if len(g.pg.round) == 0 {
+			return
+		}
+		rand.Shuffle(len(g.pg.round), func(i, j int) { g.pg.round[i], g.pg.round[j] = g.pg.round[j], g.pg.round[i] })
+	}
+}
+
+// addToRound puts a member that joined mid-round at a random place of the
+// round, as memberlist does: a place already passed waits for the next
+// round.
+func (g *Group) addToRound(id string) {
+	if !g.pingOn() {
+		return
+	}
+	if len(g.pg.round) > len(g.peers)+16 {
+		// Members that joined and went within one round: drop them, so
+		// that the round stays bounded by the members.
+		g.pg.round = slices.DeleteFunc(g.pg.round, func(id string) bool { return g.peers[id] == nil })
+	}
+	i := rand.N(len(g.pg.round) + 1)
+	g.pg.round = append(g.pg.round, "")
+	copy(g.pg.round[i+1:], g.pg.round[i:])
+	g.pg.round[i] = id
+}
+
+// startPing pings id at addr, and reports whether it did: false when a
+// ping of id is in flight already or too many are.
+func (g *Group) startPing(id string, addr netip.AddrPort, gen uint32, why pingWhy, now time.Time) bool {
+	if g.pg.flights[id] != nil || len(g.pg.flights) >= maxFlights {
+		return false
+	}
+	if g.pg.flights == nil {
+		g.pg.flights = make(map[string]*flight)
+	}
+	g.pg.seq++
+	f := &flight{seq: g.pg.seq, gen: gen, addr: addr, nonce: rand.Uint32(), start: g.at(now), why: why}
+	g.pg.flights[id] = f
+	g.stats.pingsSent.Add(1)
+	g.sendPing(id, f)
+	timeout := g.cfg.PingTimeout
+	if n := g.cfg.PingResends; n > 0 {
+		for k := 1; k <= n; k++ {
+			at := now.Add(timeout * time.Duration(k) / time.Duration(n+1))
+			g.sched.push(task{at: g.at(at), kind: taskPingResend, id: id, gen: f.seq})
+		}
+	}
+	g.sched.push(task{at: g.at(now.Add(timeout)), kind: taskPingTimeout, id: id, gen: f.seq})
+	return true
+}
+
+func (g *Group) sendPing(id string, f *flight) {
+	m := codec.Message{Kind: codec.Ping, Group: g.cfg.Name, ID: g.self.ID, Nonce: f.nonce}
+	b, err := g.cfg.Codec.Encode(nil, &m)
+	if err != nil {
+		g.log.Debug("encode ping failed", "error", err)
+		return
+	}
+	f.sent++
+	g.sendTo(b, f.addr)
+}
+
+// flightOf returns the ping of id a task was scheduled for, nil when that
+// one has ended.
+func (g *Group) flightOf(t task) *flight {
+	if f := g.pg.flights[t.id]; f != nil && f.seq == t.gen {
+		return f
+	}
+	return nil
+}
+
+// resendPing sends a ping again while no ack has come.
+func (g *Group) resendPing(t task) {
+	if f := g.flightOf(t); f != nil {
+		g.sendPing(t.id, f)
+	}
+}
+
+// pingDue ends a ping that timed out, or whose refusal's grace is over.
+func (g *Group) pingDue(t task, now time.Time) {
+	f := g.flightOf(t)
+	if f == nil {
+		return
+	}
+	at := g.at(now)
+	refusedDue := f.refused != 0 && at >= max(f.refused, f.start+instant(g.cfg.RefusedGrace))
+	if !refusedDue && now.Before(g.time(f.start).Add(g.cfg.PingTimeout)) {
+		return
+	}
+	delete(g.pg.flights, t.id)
+	g.stats.pingsFailed.Add(1)
+	g.log.Debug("ping failed", "peer", t.id, "refused", f.refused != 0, "sent", f.sent)
+	g.pingFailed(t.id, f, now)
+}
+
+// takeRefusal marks the ping to in.src refused: it fails RefusedGrace after
+// its first send unless an ack comes meanwhile. A refusal for an address no
+// ping is in flight to is ignored: it is a hint, as easy to forge as any
+// ICMP message.
+func (g *Group) takeRefusal(in inbound) {
+	for id, f := range g.pg.flights {
+		if !samePort(f.addr, in.src) || f.refused != 0 {
+			continue
+		}
+		f.refused = g.at(in.at)
+		g.stats.pingsRefused.Add(1)
+		due := max(f.refused, f.start+instant(g.cfg.RefusedGrace))
+		g.sched.push(task{at: due, kind: taskPingTimeout, id: id, gen: f.seq})
+	}
+}
+
+// samePort reports whether a and b are the same address and port, IPv4
+// mapping and zone aside: a ping's ack must come from the very socket the
+// ping went to.
+func samePort(a, b netip.AddrPort) bool {
+	return a.Port() == b.Port() && hostOf(a.Addr()) == hostOf(b.Addr())
+}
+
+// takePing acks a ping: one from a member, by unicast from the address it
+// is known by, at once; one from an ID we do not know with Who set, so that
+// the pinger tells us who it is, within AnswerRate per source. Anything
+// else is spoofed.
+func (g *Group) takePing(in inbound) {
+	m := &in.msg
+	if !in.src.IsValid() || in.dst.IsValid() && in.dst.IsMulticast() {
+		g.stats.drop(DropSpoofed)
+		return
+	}
+	reply := codec.Message{Kind: codec.Ack, Group: g.cfg.Name, ID: g.self.ID, Nonce: m.Nonce}
+	if st := g.peers[m.ID]; st != nil {
+		if !samePort(st.member.Addr, in.src) && !g.isAlt(m.ID, st, in.src) {
+			g.stats.drop(DropSpoofed)
+			return
+		}
+	} else {
+		if !g.mayAnswer(in) {
+			return
+		}
+		reply.Who = true
+	}
+	b, err := g.cfg.Codec.Encode(nil, &reply)
+	if err != nil {
+		g.log.Debug("encode ack failed", "error", err)
+		return
+	}
+	g.sendTo(b, in.src)
+}
+
+// takeAck ends the ping it answers: only an ack by unicast from the
+// target's address, carrying the target's ID and the ping's nonce, counts.
+func (g *Group) takeAck(in inbound) {
+	m := &in.msg
+	f := g.pg.flights[m.ID]
+	if f == nil || f.nonce != m.Nonce || !samePort(f.addr, in.src) || in.dst.IsValid() && in.dst.IsMulticast() {
+		g.stats.drop(DropSpoofed)
+		return
+	}
+	delete(g.pg.flights, m.ID)
+	g.stats.acksReceived.Add(1)
+	x := 0.0
+	if f.sent > 1 {
+		x = 1
+	}
+	g.pg.loss += (x - g.pg.loss) / lossWindow
+	g.pingAcked(m.ID, f, m.Who, in.at)
+}
+
+// pingAcked records a ping's success: the target is alive now.
+func (g *Group) pingAcked(id string, f *flight, who bool, now time.Time) {
+	st := g.peers[id]
+	if f.why == pingRecheck {
+		g.reconnected(id, now)
+		return
+	}
+	if st == nil || st.gen != f.gen {
+		return
+	}
+	st.lastProbeOK = g.at(now) // our latest proof of life: an ack
+	g.tellAskers(id, st, now)
+	g.heardAlive(id, st, now)
+	if who && st.joined {
+		// It does not know us: tell it who we are.
+		if b, err := g.encodeSelf(codec.Announce, true); err == nil {
+			g.sendTo(b, f.addr)
+		}
+	}
+}
+
+// pingFailed acts on a failed ping: the members that asked us to check
+// are told; a round's ping, or a death's, starts a confirmation.
+func (g *Group) pingFailed(id string, f *flight, now time.Time) {
+	st := g.peers[id]
+	if st == nil || st.gen != f.gen || f.why == pingRecheck {
+		return
+	}
+	g.tellFailed(id, st, now)
+	if f.why == pingHelper || !g.pingable(st) || st.confirm != nil || st.lastHeard > f.start {
+		return // heard since it started: alive
+	}
+	d := g.pg.dying[id]
+	if d == nil {
+		if g.pg.dying == nil {
+			g.pg.dying = make(map[string]*death)
+		}
+		g.sweepDying()
+		g.pg.seq++
+		d = &death{seq: g.pg.seq, gen: st.gen, since: g.time(f.start)}
+		g.pg.dying[id] = d
+	}
+	st.failedStart = f.start
+	if !g.startConfirm(id, st, now) {
+		g.deathRoundFailed(id, st, now) // nobody to ask: our rounds alone
+	}
+}
+
+// tellFailed sends the members that asked us to check st the news that our
+// ping of it failed.
+func (g *Group) tellFailed(id string, st *peerState, now time.Time) {
+	as := g.askers[id]
+	if len(as) == 0 {
+		return
+	}
+	// Heard was in our first answer; a failed check says nothing new of
+	// it. (Leaving it out also keeps clear of codec/pipe's encoding of
+	// failed=1 followed by heard=, which lacks the '&' on main.)
+	m := codec.Message{Kind: codec.Evidence, Group: g.cfg.Name, ID: g.self.ID, Target: id, Heard: -1, Probed: -1, Failed: true}
+	if st.lastProbeOK != 0 {
+		m.Probed = now.Sub(g.time(st.lastProbeOK))
+	}
+	if b, err := g.cfg.Codec.Encode(nil, &m); err == nil {
+		for _, a := range as {
+			g.sendTo(b, a)
+		}
+	}
+	delete(g.askers, id)
+}
+
+// rounds is R: how many failed rounds in a row a death needs, by the loss
+// our pings see (docs/design/frugal.md, section 2.1).
+func (g *Group) rounds() int {
+	switch {
+	case g.pg.loss < 0.05:
+		return 1
+	case g.pg.loss < 0.2:
+		return 2
+	}
+	return 3
+}
+
+// deathRoundFailed ends a round of id's death that nothing refuted: the
+// next round follows, or after the last one the obituary.
+func (g *Group) deathRoundFailed(id string, st *peerState, now time.Time) {
+	d := g.pg.dying[id]
+	if d == nil || d.gen != st.gen {
+		return
+	}
+	d.rounds++
+	if d.rounds < g.rounds() {
+		g.sched.push(task{at: g.at(now.Add(deathRoundGap)), kind: taskDeathPing, id: id, gen: d.seq})
+		return
+	}
+	g.log.Debug("member dead by pings", "peer", id, "rounds", d.rounds)
+	g.sendObituary(task{id: id, gen: d.seq}, now)
+	g.suspect(id, st, d.since, now)
+}
+
+// deathOf returns the death a task was scheduled for, nil when it ended.
+func (g *Group) deathOf(t task) *death {
+	if d := g.pg.dying[t.id]; d != nil && d.seq == t.gen {
+		return d
+	}
+	return nil
+}
+
+// nextDeathRound pings a dying member again: a round of its own.
+func (g *Group) nextDeathRound(t task, now time.Time) {
+	d := g.deathOf(t)
+	if d == nil {
+		return
+	}
+	st := g.peers[t.id]
+	if st == nil || st.gen != d.gen {
+		delete(g.pg.dying, t.id)
+		return
+	}
+	if !g.startPing(t.id, st.member.Addr, st.gen, pingDeath, now) {
+		// A ping of it is in flight (a helper's): try again after it.
+		g.sched.push(task{at: g.at(now.Add(deathRoundGap)), kind: taskDeathPing, id: t.id, gen: d.seq})
+	}
+}
+
+// sendObituary multicasts a dying member's obituary, with since, and
+// schedules the next copy.
+func (g *Group) sendObituary(t task, now time.Time) {
+	d := g.deathOf(t)
+	if d == nil {
+		return
+	}
+	m := codec.Message{Kind: codec.Obituary, Group: g.cfg.Name, ID: g.self.ID, Target: t.id, Since: max(now.Sub(d.since), time.Millisecond)}
+	b, err := g.cfg.Codec.Encode(nil, &m)
+	if err == nil {
+		err = g.send(b)
+	}
+	if err != nil {
+		g.log.Debug("obituary failed", "peer", t.id, "error", err)
+	}
+	d.obits++
+	if d.obits < obitCopies {
+		g.sched.push(task{at: g.at(now.Add(obitGap)), kind: taskObituary, id: t.id, gen: d.seq})
+		return
+	}
+	delete(g.pg.dying, t.id)
+}
+
+// suspect starts an obituary's grace: id is removed ObituaryGrace from now
+// unless it is heard after since meanwhile. A member that hears its own
+// obituary answers at once (takeObituary), so this is a suspicion that the
+// suspect can end.
+func (g *Group) suspect(id string, st *peerState, since, now time.Time) {
+	if st.lastHeard > g.at(since) {
+		return // heard after the failed ping: alive
+	}
+	if w, ok := g.pg.graces[id]; ok && w.gen == st.gen {
+		return // a grace runs already
+	}
+	if g.pg.graces == nil {
+		g.pg.graces = make(map[string]obitGrace)
+	}
+	g.pg.graces[id] = obitGrace{gen: st.gen, since: g.at(since)}
+	g.sched.push(task{at: g.at(now.Add(g.cfg.ObituaryGrace)), kind: taskObitRemove, id: id, gen: st.gen})
+}
+
+// graceOver removes a member whose obituary's grace ended, unless it was
+// heard after the obituary's since.
+func (g *Group) graceOver(t task, now time.Time) {
+	w, ok := g.pg.graces[t.id]
+	if !ok || w.gen != t.gen {
+		return
+	}
+	delete(g.pg.graces, t.id)
+	st := g.peers[t.id]
+	if st == nil || st.gen != w.gen || st.lastHeard > w.since {
+		return
+	}
+	g.log.Debug("obituary", "peer", t.id)
+	g.stats.obits.Add(1)
+	addr := st.member.Addr
+	g.remove(t.id, st, Failed, now)
+	g.addReconnect(t.id, addr, now)
+}
+
+// heardAlive is told of every sign of life of a pinged member: a datagram
+// from its address, or an ack. It ends a death being established.
+func (g *Group) heardAlive(id string, st *peerState, now time.Time) {
+	if d := g.pg.dying[id]; d != nil && d.gen == st.gen {
+		g.log.Debug("dying member heard", "peer", id)
+		delete(g.pg.dying, id)
+		st.confirm = nil
+	}
+}
+
+// dying reports whether a death of id is being established.
+func (g *Group) dying(id string) bool { return g.pg.dying[id] != nil }
+
+// sweepDying drops the deaths of members gone, so that the table stays
+// bounded by the members.
+func (g *Group) sweepDying() {
+	if len(g.pg.dying) < len(g.peers)+16 {
+		return
+	}
+	for id, d := range g.pg.dying {
+		if st := g.peers[id]; st == nil || st.gen != d.gen {
+			delete(g.pg.dying, id)
+		}
+	}
+	for id, w := range g.pg.graces {
+		if st := g.peers[id]; st == nil || st.gen != w.gen {
+			delete(g.pg.graces, id)
+		}
+	}
+}
+
+// addReconnect puts a member removed as Failed on the reconnect list: it is
+// pinged every ReconnectInterval in turn with the others, for ReconnectFor,
+// so that the halves of a healed partition meet again.
+func (g *Group) addReconnect(id string, addr netip.AddrPort, now time.Time) {
+	if !g.pingOn() || !addr.IsValid() {
+		return
+	}
+	g.pg.reconnect = slices.DeleteFunc(g.pg.reconnect, func(r recheck) bool { return r.id == id })
+	if len(g.pg.reconnect) >= maxReconnect {
+		g.pg.reconnect = slices.Delete(g.pg.reconnect, 0, 1)
+	}
+	g.pg.reconnect = append(g.pg.reconnect, recheck{id: id, addr: addr, at: now})
+	if !g.pg.recArmed {
+		g.pg.recArmed = true
+		g.sched.push(task{at: g.at(now.Add(g.cfg.ReconnectInterval)), kind: taskReconnect})
+	}
+}
+
+// reconnectNext pings the next member of the reconnect list.
+func (g *Group) reconnectNext(now time.Time) {
+	g.pg.recArmed = false
+	g.pg.reconnect = slices.DeleteFunc(g.pg.reconnect, func(r recheck) bool {
+		return now.Sub(r.at) > g.cfg.ReconnectFor || g.peers[r.id] != nil
+	})
+	if len(g.pg.reconnect) == 0 {
+		g.pg.reconnect = nil
+		return
+	}
+	r := g.pg.reconnect[g.pg.recNext%len(g.pg.reconnect)]
+	g.pg.recNext++
+	g.startPing(r.id, r.addr, 0, pingRecheck, now)
+	g.pg.recArmed = true
+	g.sched.push(task{at: g.at(now.Add(g.cfg.ReconnectInterval)), kind: taskReconnect})
+}
+
+// reconnected: a member removed as Failed acked our ping, so a partition
+// healed. We multicast a query: every member answers it with its
+// announcement, so that both halves hear each other and admit each other
+// again as newcomers are admitted.
+func (g *Group) reconnected(id string, now time.Time) {
+	g.pg.reconnect = slices.DeleteFunc(g.pg.reconnect, func(r recheck) bool { return r.id == id })
+	g.log.Debug("removed member answers again", "peer", id)
+	if g.announce == nil {
+		return
+	}
+	if err := g.sendSelf(codec.Query, true); err != nil {
+		g.log.Debug("query failed", "error", err)
+	}
+}
+
+// saysPings reports whether m, a member's own announcement or query, says
+// that it answers pings. The kinds that reach the hot path are those.
+func saysPings(m *codec.Message) bool {
+	return m.Pings && (m.Kind == codec.Announce || m.Kind == codec.Query)
+}

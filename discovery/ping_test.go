@@ -1,0 +1,602 @@
+package discovery_test
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/codec/pipe"
+	"github.com/pirlan/pir/discovery"
+	"github.com/pirlan/pir/transport/mem"
+)
+
+// newPingLab is a lab whose LAN reports refusals, as the multicast
+// transport does on Linux: a ping to a closed endpoint is refused at once.
+func newPingLab(t *testing.T) *lab {
+	lan, err := mem.NewLAN(mem.Config{Refusals: true})
+	require.NoError(t, err)
+	return &lab{t: t, lan: lan, health: newFakeHealth()}
+}
+
+// pinging turns the ping protocol on, at its defaults.
+func pinging(c *discovery.Config) { c.PingInterval = time.Second }
+
+// sentPing is one ping datagram a member sent.
+type sentPing struct {
+	to    netip.AddrPort
+	nonce uint32
+	at    time.Time
+}
+
+// pingSpy is a member's endpoint that records the pings it sends, and may
+// drop some of them before they reach the LAN.
+type pingSpy struct {
+	*mem.Endpoint
+	mu    sync.Mutex
+	pings []sentPing
+	drop  func(p sentPing, n int) bool // n: pings sent before this one
+}
+
+func (s *pingSpy) SendTo(b []byte, dst netip.AddrPort) error {
+	var m codec.Message
+	if (pipe.Codec{}).Decode(b, &m) == nil && m.Kind == codec.Ping {
+		s.mu.Lock()
+		p := sentPing{to: dst, nonce: m.Nonce, at: time.Now()}
+		n := len(s.pings)
+		s.pings = append(s.pings, p)
+		drop := s.drop != nil && s.drop(p, n)
+		s.mu.Unlock()
+		if drop {
+			return nil
+		}
+	}
+	return s.Endpoint.SendTo(b, dst)
+}
+
+func (s *pingSpy) sent() []sentPing {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]sentPing(nil), s.pings...)
+}
+
+// spied joins a pinging member whose pings spy records.
+func (l *lab) spied(name string, spy *pingSpy, mutate ...func(*discovery.Config)) (*discovery.Group, *mem.Endpoint) {
+	return l.join(name, append([]func(*discovery.Config){pinging, func(c *discovery.Config) {
+		spy.Endpoint = c.Transport.(*mem.Endpoint)
+		c.Transport = spy
+	}}, mutate...)...)
+}
+
+// pingsOnce is the pings of s, one per nonce (a ping's resends carry its
+// nonce), sent at or after from.
+func pingsOnce(s *pingSpy, from time.Time) []sentPing {
+	var out []sentPing
+	seen := map[uint32]bool{}
+	for _, p := range s.sent() {
+		if !p.at.Before(from) && !seen[p.nonce] {
+			seen[p.nonce] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func waitMembers(t *testing.T, n int, gs ...*discovery.Group) {
+	t.Helper()
+	for range 100 {
+		ok := true
+		for _, g := range gs {
+			ok = ok && len(g.Members()) == n
+		}
+		if ok {
+			return
+		}
+		advance(100 * time.Millisecond)
+	}
+	t.Fatal("the group did not form")
+}
+
+// TestPingRound: each member pings one member a second, every other member
+// once per round in a shuffled order, so that over 20 s each pings each
+// other one 4 or 5 times, and never one twice before it pinged all others
+// since.
+func TestPingRound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		const n = 5
+		spies := make([]*pingSpy, n)
+		start := time.Now()
+		var gs []*discovery.Group
+		addrs := map[netip.AddrPort]bool{}
+		for i := range spies {
+			spies[i] = &pingSpy{}
+			g, ep := l.spied(string(rune('a'+i)), spies[i])
+			gs = append(gs, g)
+			addrs[ep.Addr()] = true
+		}
+		waitMembers(t, n-1, gs...)
+		advance(20*time.Second - time.Since(start) - time.Nanosecond)
+		for i, s := range spies {
+			ps := pingsOnce(s, start)
+			require.GreaterOrEqual(t, len(ps), 19, "member %d pings once a second", i)
+			require.LessOrEqual(t, len(ps), 20, "member %d pings once a second", i)
+			counts := map[netip.AddrPort]int{}
+			for _, p := range ps {
+				require.True(t, addrs[p.to], "a ping to a member's address")
+				counts[p.to]++
+				lo, hi := 1<<30, 0
+				for a := range addrs {
+					if a == spies[i].Addr() {
+						continue
+					}
+					lo, hi = min(lo, counts[a]), max(hi, counts[a])
+				}
+				// A member that joined after the first round was made
+				// may have been put at a place passed already.
+				require.LessOrEqual(t, hi-lo, 2, "member %d: rounds are even (%v)", i, counts)
+			}
+			require.Len(t, counts, n-1, "member %d pings every other one", i)
+			for a, c := range counts {
+				assert.True(t, c == 4 || c == 5, "member %d pinged %s %d times", i, a, c)
+			}
+			// Two pings of one target are at most one round apart plus
+			// the next round's length.
+			last := map[netip.AddrPort]int{}
+			for k, p := range ps {
+				if j, ok := last[p.to]; ok {
+					assert.LessOrEqual(t, k-j, 2*(n-1)-1, "member %d: a target waited more than two rounds", i)
+				}
+				last[p.to] = k
+			}
+			st := gs[i].Stats()
+			assert.Zero(t, st.PingsFailed)
+			assert.GreaterOrEqual(t, st.AcksReceived+1, st.PingsSent, "every ping acked (one may be in flight)")
+			assert.Zero(t, st.Dropped[discovery.DropSpoofed])
+		}
+	})
+}
+
+// TestPingResend: the first send of a ping is lost; its resend is acked,
+// and nothing fails.
+func TestPingResend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		spy := &pingSpy{drop: func(_ sentPing, n int) bool { return n == 0 }}
+		a, _ := l.spied("a", spy)
+		b, _ := l.join("b", pinging)
+		waitMembers(t, 1, a, b)
+		advance(3 * time.Second)
+		ps := spy.sent()
+		require.GreaterOrEqual(t, len(ps), 3)
+		require.Equal(t, ps[0].nonce, ps[1].nonce, "the lost ping was sent again")
+		assert.Equal(t, time.Duration(500*time.Millisecond/3), ps[1].at.Sub(ps[0].at), "resent at PingTimeout/3")
+		assert.NotEqual(t, ps[1].nonce, ps[2].nonce, "the resend was acked: the next is a new ping")
+		st := a.Stats()
+		assert.Zero(t, st.PingsFailed)
+		assert.Equal(t, st.PingsSent, st.AcksReceived)
+		assert.GreaterOrEqual(t, st.PingsSent, uint64(2))
+		assert.Len(t, a.Members(), 1)
+	})
+}
+
+// TestPingRefusedFast: a ping to a member whose endpoint closed is refused
+// at once, and fails RefusedGrace (20 ms) after it was sent, not at
+// PingTimeout.
+func TestPingRefusedFast(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		spy := &pingSpy{}
+		a, _ := l.spied("a", spy)
+		b, bep := l.join("b", pinging)
+		waitMembers(t, 1, a, b)
+		advance(2 * time.Second)
+		for len(pingsOnce(spy, time.Time{})) == 0 || a.Stats().AcksReceived != a.Stats().PingsSent {
+			advance(10 * time.Millisecond)
+		}
+		require.NoError(t, b.Close()) // killed: its port closes, no goodbye
+		closed := time.Now()
+		for a.Stats().PingsFailed == 0 {
+			require.Less(t, time.Since(closed), 3*time.Second, "a ping of the dead member failed")
+			advance(time.Millisecond)
+		}
+		failed := time.Now()
+		var first sentPing
+		for _, p := range pingsOnce(spy, closed) {
+			if p.to == bep.Addr() {
+				first = p
+				break
+			}
+		}
+		require.False(t, first.at.IsZero(), "a pinged b after it closed")
+		assert.LessOrEqual(t, failed.Sub(first.at), 25*time.Millisecond, "refused: failed within RefusedGrace")
+		assert.GreaterOrEqual(t, failed.Sub(first.at), 20*time.Millisecond, "refused: the grace waited for an ack")
+		assert.Equal(t, uint64(1), a.Stats().PingsRefused)
+	})
+}
+
+// TestPingNotFromMember: a ping from an ID the member does not know is
+// acked with Who, within AnswerRate per source; a ping that claims a
+// member's ID from another address is not acked at all.
+func TestPingNotFromMember(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		a, aep := l.join("a", pinging)
+		b, _ := l.join("b", pinging)
+		waitMembers(t, 1, a, b)
+		var mu sync.Mutex
+		var acks []codec.Message
+		raw := l.listen(func(m *codec.Message) {
+			if m.Kind == codec.Ack {
+				mu.Lock()
+				acks = append(acks, *m)
+				mu.Unlock()
+			}
+		})
+		ping := func(id string, nonce uint32) {
+			b, err := (pipe.Codec{}).Encode(nil, &codec.Message{Kind: codec.Ping, Group: "web", ID: id, Nonce: nonce})
+			require.NoError(t, err)
+			require.NoError(t, raw.SendTo(b, aep.Addr()))
+		}
+		spoofed := a.Stats().Dropped[discovery.DropSpoofed]
+		ping("b", 7) // b's ID, not b's address
+		advance(10 * time.Millisecond)
+		mu.Lock()
+		require.Empty(t, acks, "a ping that claims a member's ID from elsewhere is not acked")
+		mu.Unlock()
+		require.Equal(t, spoofed+1, a.Stats().Dropped[discovery.DropSpoofed])
+
+		// A burst of 100 from an unknown ID: the answer limit's burst
+		// (32) is acked, the rest counted.
+		limited := a.Stats().Dropped[discovery.DropAnswerLimited]
+		for i := range 100 {
+			ping("stranger", uint32(i))
+		}
+		advance(10 * time.Millisecond)
+		mu.Lock()
+		got := append([]codec.Message(nil), acks...)
+		mu.Unlock()
+		require.Len(t, got, 32, "acks within AnswerRate's burst")
+		for i, m := range got {
+			assert.True(t, m.Who, "an unknown pinger is asked who it is")
+			assert.Equal(t, uint32(i), m.Nonce)
+			assert.Equal(t, "a", m.ID)
+		}
+		assert.Equal(t, limited+68, a.Stats().Dropped[discovery.DropAnswerLimited])
+	})
+}
+
+// TestPingStopsOnClose: Close stops the round, its resends and timeouts:
+// nothing is sent after it (goleak checks the goroutines).
+func TestPingStopsOnClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		spy := &pingSpy{}
+		a, _ := l.spied("a", spy)
+		b, _ := l.join("b", pinging)
+		waitMembers(t, 1, a, b)
+		advance(1100 * time.Millisecond)
+		require.NoError(t, b.Close())
+		advance(3 * time.Millisecond) // a's ping to b refused, in flight
+		require.NoError(t, a.Close())
+		n := len(spy.sent())
+		advance(10 * time.Second)
+		assert.Equal(t, n, len(spy.sent()), "no ping after Close")
+	})
+}
+
+// pingLAN starts n pinging members named m00..., each with a spy, on a LAN
+// that reports refusals, and waits until they all know each other.
+func pingLAN(t *testing.T, l *lab, n int, mutate ...func(*discovery.Config)) ([]*discovery.Group, []*mem.Endpoint, []*pingSpy, []*recorder) {
+	t.Helper()
+	gs := make([]*discovery.Group, n)
+	eps := make([]*mem.Endpoint, n)
+	spies := make([]*pingSpy, n)
+	recs := make([]*recorder, n)
+	for i := range n {
+		spies[i] = &pingSpy{}
+		gs[i], eps[i] = l.spied(fmt.Sprintf("m%02d", i), spies[i], mutate...)
+		recs[i] = record(gs[i])
+	}
+	waitMembers(t, n-1, gs...)
+	return gs, eps, spies, recs
+}
+
+// firstPingTo is the earliest ping any spy sent to addr at or after from.
+func firstPingTo(addr netip.AddrPort, from time.Time, spies ...*pingSpy) time.Time {
+	var first time.Time
+	for _, s := range spies {
+		for _, p := range pingsOnce(s, from) {
+			if p.to == addr && (first.IsZero() || p.at.Before(first)) {
+				first = p.at
+			}
+		}
+	}
+	return first
+}
+
+// removedBy waits until every group in gs has removed id, and returns when
+// each did (its Left event), failing after limit.
+func removedBy(t *testing.T, id string, limit time.Duration, gs []*discovery.Group, recs []*recorder) []time.Time {
+	t.Helper()
+	start := time.Now()
+	for {
+		done := true
+		for _, g := range gs {
+			if _, ok := g.Member(id); ok {
+				done = false
+			}
+		}
+		if done {
+			break
+		}
+		require.Less(t, time.Since(start), limit, "%s removed by all", id)
+		advance(5 * time.Millisecond)
+	}
+	advance(time.Millisecond) // the listeners have their events
+	var at []time.Time
+	for i, r := range recs {
+		left := r.of(discovery.Left, id)
+		require.Len(t, left, 1, "member %d: one Left of %s", i, id)
+		assert.Equal(t, discovery.Failed, left[0].Reason)
+		at = append(at, left[0].At)
+	}
+	return at
+}
+
+// TestKilledFoundByRefusal: one of 20 is killed (its endpoint closes, no
+// goodbye). The first ping of it is refused; the helpers' pings too; the
+// obituary's grace ends: every other member removes it at most 300 ms after
+// the first ping, and nobody else.
+func TestKilledFoundByRefusal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		gs, eps, spies, recs := pingLAN(t, l, 20)
+		advance(2 * time.Second)
+		probes := func() (n uint64) {
+			for _, g := range gs[1:] {
+				n += g.Stats().ProbesOK + g.Stats().ProbesFailed
+			}
+			return n
+		}
+		formed := probes()
+		require.NoError(t, gs[0].Close())
+		killed := time.Now()
+		at := removedBy(t, "m00", 5*time.Second, gs[1:], recs[1:])
+		first := firstPingTo(eps[0].Addr(), killed, spies[1:]...)
+		require.False(t, first.IsZero())
+		for i, a := range at {
+			assert.LessOrEqual(t, a.Sub(first), 300*time.Millisecond, "member %d removed the killed one in time", i+1)
+		}
+		for i, g := range gs[1:] {
+			assert.Len(t, g.Members(), 18, "member %d lost nobody else", i+1)
+		}
+		assert.Equal(t, formed, probes(), "members that answer pings are not probed by TCP once joined")
+	})
+}
+
+// TestVanishedFoundByTimeout: one of 10 vanishes (its link cut: no
+// refusal comes back). The first ping times out, the helpers' pings too:
+// every other member removes it at most 1.5 s after the first ping.
+func TestVanishedFoundByTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		gs, eps, spies, recs := pingLAN(t, l, 10)
+		advance(2 * time.Second)
+		l.lan.Partition(eps[:1], eps[1:])
+		cut := time.Now()
+		at := removedBy(t, "m00", 10*time.Second, gs[1:], recs[1:])
+		first := firstPingTo(eps[0].Addr(), cut, spies[1:]...)
+		require.False(t, first.IsZero())
+		for i, a := range at {
+			assert.LessOrEqual(t, a.Sub(first), 1500*time.Millisecond, "member %d removed the vanished one in time", i+1)
+			assert.GreaterOrEqual(t, a.Sub(first), 500*time.Millisecond, "member %d: a timeout, not a refusal", i+1)
+		}
+		for i, g := range gs[1:] {
+			assert.Len(t, g.Members(), 8, "member %d lost nobody else", i+1)
+			assert.Zero(t, g.Stats().PingsRefused)
+		}
+	})
+}
+
+// TestForgedObituaryRefuted: a member forges the obituary of a live one
+// that has not been heard for a while. Every member starts the grace; the
+// named member hears its obituary and announces at once, and nobody
+// removes it.
+func TestForgedObituaryRefuted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		// Announcements are rare, so that nothing but the refutation
+		// keeps the member within the grace.
+		slow := func(c *discovery.Config) { c.AnnounceInterval = time.Minute }
+		gs, _, _, recs := pingLAN(t, l, 4, slow)
+		l.health.set("x:1", up)
+		raw := l.listen(func(*codec.Message) {})
+		send := func(m *codec.Message) {
+			b, err := (pipe.Codec{}).Encode(nil, m)
+			require.NoError(t, err)
+			require.NoError(t, raw.Send(b))
+		}
+		send(announce("web", "x")) // the forger is a member
+		waitMembers(t, 4, gs...)
+		advance(2 * time.Second)
+		for _, target := range []string{"m01", "m02"} {
+			send(&codec.Message{Kind: codec.Obituary, Group: "web", ID: "x", Target: target})
+			advance(time.Second)
+		}
+		for i, r := range recs {
+			for _, e := range r.all() {
+				assert.NotEqual(t, discovery.Left, e.Type, "member %d: %s", i, e)
+			}
+		}
+		for i, g := range gs {
+			assert.Len(t, g.Members(), 4, "member %d lost nobody", i)
+			assert.Zero(t, g.Stats().Obituaries)
+		}
+	})
+}
+
+// TestLossyRounds: with a loss estimate f of 30 %, a death needs three
+// failed rounds, each a ping and a confirmation, 250 ms apart; the killed
+// member is still removed by all.
+func TestLossyRounds(t *testing.T) {
+	defer discovery.SetInitialPingLoss(0.3)()
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		gs, eps, spies, recs := pingLAN(t, l, 5)
+		require.NoError(t, gs[0].Close())
+		killed := time.Now()
+		at := removedBy(t, "m00", 10*time.Second, gs[1:], recs[1:])
+		first := firstPingTo(eps[0].Addr(), killed, spies[1:]...)
+		most := uint64(0)
+		for i, g := range gs[1:] {
+			most = max(most, g.Stats().Confirmations)
+			assert.GreaterOrEqual(t, at[i].Sub(first), 2*250*time.Millisecond+200*time.Millisecond,
+				"member %d: three rounds 250 ms apart, then the grace", i+1)
+		}
+		assert.Equal(t, uint64(3), most, "the member that found it confirmed three rounds")
+	})
+}
+
+// TestPartitionReconnect: a LAN splits in two halves, which remove each
+// other as Failed. Announcements are rare, so nothing but the reconnect
+// pings brings them together: once the LAN heals, they all list each other
+// again within two ReconnectIntervals.
+func TestPartitionReconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		slow := func(c *discovery.Config) { c.AnnounceInterval = 10 * time.Minute }
+		gs, eps, _, _ := pingLAN(t, l, 6, slow)
+		l.lan.Partition(eps[:3], eps[3:])
+		waitMembers(t, 2, gs...)
+		l.lan.Heal()
+		healed := time.Now()
+		for _, g := range gs {
+			for len(g.Members()) != 5 {
+				require.Less(t, time.Since(healed), 2*5*time.Second, "the halves meet again")
+				advance(100 * time.Millisecond)
+			}
+		}
+		t.Logf("met again %v after the heal", time.Since(healed))
+	})
+}
+
+// TestAckOnlyFromTarget: a member that sees the pings (their nonces) acks
+// them in the vanished target's name from its own address. Those acks do
+// not count: the target is removed as if they had not been sent.
+func TestAckOnlyFromTarget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		spy := &pingSpy{}
+		a, _ := l.spied("a", spy)
+		b, bep := l.join("b", pinging)
+		rec := record(a)
+		waitMembers(t, 1, a, b)
+		raw := l.listen(func(*codec.Message) {})
+		l.lan.Partition([]*mem.Endpoint{bep}, nil)
+		cut := time.Now()
+		forged := 0
+		acked := map[uint32]bool{}
+		for _, ok := a.Member("b"); ok; _, ok = a.Member("b") {
+			require.Less(t, time.Since(cut), 5*time.Second, "b removed")
+			for _, p := range pingsOnce(spy, cut) {
+				if p.to == bep.Addr() && !acked[p.nonce] {
+					acked[p.nonce] = true
+					m := codec.Message{Kind: codec.Ack, Group: "web", ID: "b", Nonce: p.nonce}
+					buf, err := (pipe.Codec{}).Encode(nil, &m)
+					require.NoError(t, err)
+					require.NoError(t, raw.SendTo(buf, spy.Addr()))
+					forged++
+				}
+			}
+			advance(10 * time.Millisecond)
+		}
+		require.NotZero(t, forged)
+		advance(time.Millisecond)
+		require.Len(t, rec.of(discovery.Left, "b"), 1)
+		assert.Equal(t, discovery.Failed, rec.of(discovery.Left, "b")[0].Reason)
+		assert.GreaterOrEqual(t, a.Stats().Dropped[discovery.DropSpoofed], uint64(forged))
+	})
+}
+
+// TestAckWhoGetsAnnouncement: a pinged member that does not know the
+// pinger acks with Who; the pinger then sends it its announcement, by
+// unicast to the acker alone.
+func TestAckWhoGetsAnnouncement(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		a, aep := l.join("a", pinging)
+		l.health.set("x:1", up)
+		x := l.lan.Join()
+		t.Cleanup(func() { x.Close() })
+		var mu sync.Mutex
+		var toX []codec.Message // unicast datagrams x received from a
+		send := func(m *codec.Message, dst netip.AddrPort) {
+			b, err := (pipe.Codec{}).Encode(nil, m)
+			require.NoError(t, err)
+			if dst.IsValid() {
+				require.NoError(t, x.SendTo(b, dst))
+			} else {
+				require.NoError(t, x.Send(b))
+			}
+		}
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				p, err := x.Receive(buf)
+				if err != nil {
+					return
+				}
+				var m codec.Message
+				if p.Src != aep.Addr() || p.Dst.IsMulticast() || (pipe.Codec{}).Decode(buf[:p.N], &m) != nil {
+					continue
+				}
+				mu.Lock()
+				toX = append(toX, m)
+				mu.Unlock()
+				if m.Kind == codec.Ping {
+					send(&codec.Message{Kind: codec.Ack, Group: "web", ID: "x", Nonce: m.Nonce, Who: true}, p.Src)
+				}
+			}
+		}()
+		ann := announce("web", "x")
+		ann.Pings, ann.Extended = true, true
+		send(ann, netip.AddrPort{})
+		waitMembers(t, 1, a)
+		advance(2 * time.Second)
+		mu.Lock()
+		defer mu.Unlock()
+		var pinged, announced bool
+		for _, m := range toX {
+			switch m.Kind {
+			case codec.Ping:
+				pinged = true
+			case codec.Announce:
+				announced = pinged // after a ping it acked with Who
+				assert.Equal(t, "a", m.ID)
+				assert.Equal(t, healthURI("a").String(), m.Health)
+			}
+		}
+		assert.True(t, pinged, "x was pinged")
+		assert.True(t, announced, "a told x who it is, by unicast")
+		assert.Zero(t, a.Stats().PingsFailed)
+		assert.NotZero(t, a.Stats().AcksReceived)
+	})
+}
+
+// TestPingConfig: RefusedGrace may not exceed PingTimeout.
+func TestPingConfig(t *testing.T) {
+	cfg := discovery.Config{Name: "web", Self: discovery.Peer{HealthURI: healthURI("a")}, Transport: &mem.Endpoint{},
+		PingInterval: time.Second, PingTimeout: 100 * time.Millisecond, RefusedGrace: time.Second}
+	err := cfg.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "RefusedGrace")
+	cfg.RefusedGrace = 50 * time.Millisecond
+	assert.NoError(t, cfg.Validate())
+}
