@@ -221,12 +221,19 @@ func TestListenerMayStopTheGroup(t *testing.T) {
 				b, _ := l.join("b")
 				synctest.Wait()
 				errs := make(chan error, 2)
+				// Both listeners are added before either stops b: the
+				// first could otherwise stop it before the second
+				// AddListener, which then adds nothing (the test hung
+				// waiting for its error).
+				added := make(chan struct{})
 				for range 2 {
 					b.AddListener(func(e discovery.Event) bool {
+						<-added
 						errs <- tc.stop(b)
 						return true
 					})
 				}
+				close(added)
 				synctest.Wait()
 				for range 2 {
 					assert.NoError(t, <-errs)
