@@ -83,9 +83,15 @@ func (g *Group) pinging() bool { return g.cfg.PingInterval > 0 }
 
 // selfArgs sets what our announcements and queries say in field 7 (ARGS)
 // of the frugal engine (docs/design/frugal.md, section 2.5): nothing
-// unless we ping, so that today's bytes stay as they were.
+// unless we ping, so that today's bytes stay as they were. A pinging
+// member says so (p=1) and gives its record's version (v) and its count
+// of consecutive failed self-checks (h, 0 unless HealthInterval is on).
 func (g *Group) selfArgs(m *codec.Message) {
 	m.Pings = g.pinging()
+	if m.Pings {
+		m.Version = g.version()
+		m.HealthFails = int(g.health.fails.Load())
+	}
 }
 
 func (g *Group) send(b []byte) error {

@@ -141,6 +141,7 @@ func (g *Group) track(in inbound) {
 		extended:  speaksExtensions(&in.msg),
 	}
 	st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
+	g.takeRecord(st, &in.msg, in.at) // a member failing its own checks is judged at once
 	a := st.tracker.Assess(in.at)
 	st.member.Health, st.member.Verdict = a.Health, a.Verdict
 	g.mu.Lock()
@@ -186,6 +187,7 @@ func (g *Group) update(st *peerState, in inbound) {
 		st.nextProbe, st.lastProbeOK, st.failedStart = 0, 0, 0
 		st.tracker = g.cfg.Policy.Track(in.at)
 		st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
+		g.replayRecord(st, in.at)
 		g.armSilence(in.msg.ID, st, in.at)
 		g.probe(in.msg.ID, st, in.at)
 	}

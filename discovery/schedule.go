@@ -14,6 +14,7 @@ const (
 	taskRound     // bounded probing: the next member of the round
 	taskUpdate    // a member's Updated rate limit window ends (gen: its seq)
 	taskAnswer    // the coalesced answer to queries is due (see answerSoon)
+	taskReport    // the second copy of a health report is due (gen: its seq)
 )
 
 // task is one timed job of the Group's goroutine: 32 bytes. Probe and
