@@ -110,6 +110,10 @@ func (g *Group) dropPeer(err error) {
 
 // track starts tracking a peer heard for the first time.
 func (g *Group) track(in inbound) {
+	if g.deadByReport(&in.msg, in.at) {
+		g.log.Trace("ignoring peer that reports itself dead", "peer", in.msg.ID, "from", in.src)
+		return
+	}
 	full := len(g.peers) >= g.cfg.MaxPeers || g.pending >= g.cfg.MaxPending
 	if full && g.pending == 0 {
 		g.stats.drop(DropPeerCap) // members only: nothing to make room from

@@ -140,14 +140,16 @@ func (g *Group) reportCopy(seq uint32) {
 
 // takeRecord notes what m, a peer's own announcement or query, says of its
 // record: whether it answers pings, the record's version and its count of
-// failed self-checks. A copy older than the version we have is ignored.
-// For a pinging member, while we ping, it feeds the policy what the count
-// says (docs/policies.md): a count grown by k is k failed probes, a count
-// back at 0 a successful one. It reports whether it fed the policy.
+// failed self-checks. For a pinging member, while we ping, it feeds the
+// policy what the count says (docs/policies.md): a count grown by k is k
+// failed probes, a count back at 0 a successful one. It reports whether it
+// fed the policy.
+//
+// A version lower than the one we have is taken too, not dropped as an
+// old copy: a member restarted under the same ID counts from 1 again, and
+// on a LAN a report is not overtaken by the next one, a HealthInterval
+// later.
 func (g *Group) takeRecord(st *peerState, m *codec.Message, now time.Time) bool {
-	if m.Version != 0 && m.Version < st.version {
-		return false
-	}
 	st.pings, st.version = m.Pings, m.Version
 	h := uint8(min(max(m.HealthFails, 0), 255))
 	prev := st.healthFails
@@ -185,6 +187,22 @@ func (g *Group) heardRecord(id string, st *peerState, in *inbound) bool {
 		return false
 	}
 	return g.assess(id, st, in.at)
+}
+
+// deadByReport reports whether m, the announcement or query of a peer we
+// do not track, says the peer failed enough checks of its own health for
+// the policy to find it dead: such a peer is not tracked until its count
+// is back at 0, as a member that reported its death is removed.
+func (g *Group) deadByReport(m *codec.Message, now time.Time) bool {
+	if !g.pinging() || !m.Pings || m.HealthFails <= 0 {
+		return false
+	}
+	tr := g.cfg.Policy.Track(now)
+	tr.Observe(score.Observation{Event: score.Heartbeat, At: now})
+	for range min(m.HealthFails, 255) {
+		tr.Observe(score.Observation{Event: score.ProbeFailed, At: now})
+	}
+	return tr.Assess(now).Verdict == score.Dead
 }
 
 // replayRecord feeds a fresh tracker (a new health URI) the failed checks

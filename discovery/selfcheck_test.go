@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pirlan/pir/codec"
 	"github.com/pirlan/pir/discovery"
 	"github.com/pirlan/pir/healthcheck"
 	"github.com/pirlan/pir/score"
@@ -131,6 +132,10 @@ func TestHealthTurns503(t *testing.T) {
 			assert.Equal(t, failed[2], left[0].At, "member %d: removed by the report of the third failed check", i+1)
 		}
 		assert.Equal(t, confirms, others[0].Stats().Confirmations, "a self-reported death needs no confirmation")
+		advance(time.Second) // its announcements still say it is dead
+		for i, g := range others {
+			assert.Zero(t, g.Stats().Pending, "member %d tracks m00 again", i+1)
+		}
 
 		// Phase 3: healthy again, it is admitted again.
 		l.health.set("m00:1", up)
@@ -209,6 +214,38 @@ func TestHealthReportSecondCopy(t *testing.T) {
 		require.Len(t, hc, 1)
 		assert.Equal(t, score.Suspect, hc[0].Member.Verdict)
 		assert.Equal(t, check.Add(100*time.Millisecond), hc[0].At)
+	})
+}
+
+// The reports carry the count of failed checks (h) and the record's
+// version (v), which grows with every change of the count: the changes up
+// to 3 and the return to 0 are reported, each twice; the later ones only
+// raise the version.
+func TestHealthReportArgs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		var mu sync.Mutex
+		var got [][2]int // h, v of each announcement of a
+		l.listen(func(m *codec.Message) {
+			if m.ID == "a" && m.Kind == codec.Announce {
+				mu.Lock()
+				got = append(got, [2]int{m.HealthFails, int(m.Version)})
+				mu.Unlock()
+			}
+		})
+		l.join("a", selfChecking, func(c *discovery.Config) { c.AnnounceInterval = time.Hour })
+		advance(500 * time.Millisecond)
+		mu.Lock()
+		got = nil
+		mu.Unlock()
+
+		l.health.set("a:1", refuse)
+		advance(5 * time.Second) // five failed checks
+		l.health.set("a:1", up)
+		advance(time.Second)
+		mu.Lock()
+		defer mu.Unlock()
+		assert.Equal(t, [][2]int{{1, 2}, {1, 2}, {2, 3}, {2, 3}, {3, 4}, {3, 4}, {0, 7}, {0, 7}}, got)
 	})
 }
 
