@@ -90,7 +90,7 @@ func (g *Group) selfArgs(m *codec.Message) {
 	m.Pings = g.pinging()
 	if m.Pings {
 		m.Version = g.version()
-		m.HealthFails = int(g.health.fails.Load())
+		m.HealthFails = g.healthFails()
 	}
 }
 

@@ -45,8 +45,13 @@ func (g *Group) selfChecking() bool {
 	return g.pinging() && g.cfg.HealthInterval > 0 && !g.cfg.Passive
 }
 
-// version is our record's version, as ARGS v= says it.
+// version is our record's version, as ARGS v= says it: in announcements,
+// queries, state-transfer entries, pings and acks.
 func (g *Group) version() uint32 { return 1 + g.health.changes.Load() }
+
+// healthFails is our count of consecutive failed self-checks, as ARGS h=
+// says it: in announcements, queries and state-transfer entries.
+func (g *Group) healthFails() int { return int(g.health.fails.Load()) }
 
 // startSelfCheck starts the self-check goroutine when it is on. Join calls
 // it before the owner starts, which then reads health.checks.
@@ -181,12 +186,25 @@ func (g *Group) heardRecord(id string, st *peerState, in *inbound) bool {
 	if !g.takeRecord(st, m, in.at) {
 		return true
 	}
+	g.feedAlive(st, in.at)
 	if st.tracker.Assess(in.at).Verdict == score.Dead {
 		g.log.Debug("peer reported itself dead", "peer", id, "failed_checks", st.healthFails)
 		g.remove(id, st, Failed, in.at)
 		return false
 	}
 	return g.assess(id, st, in.at)
+}
+
+// feedAlive tells the policy of a pinging member, while we ping, that the
+// member is alive, as the design asks before each Assess (section 2.2): a
+// pingable member's silence is the ping protocol's business, not the
+// policy's, so its phi stays 0 and only its reports and probes judge it.
+// A member the ping protocol finds dead is removed by that protocol, so
+// every pingable member still tracked counts as alive.
+func (g *Group) feedAlive(st *peerState, now time.Time) {
+	if g.pinging() && st.pings {
+		st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: now})
+	}
 }
 
 // deadByReport reports whether m, the announcement or query of a peer we
