@@ -142,9 +142,10 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 		}
 	}
 
+	g.startSelfCheck() // before the owner, which reads its channel
+
 	// Ask who is there before anything else, so the first answers find the
 	// receiver ready.
-	g.startSelfCheck()
 	g.wg.Add(2)
 	go g.receive()
 	go g.own()
