@@ -206,8 +206,9 @@ const MaxPages = 1 << 16
 
 // MaxEntries is the most entries a Page may carry: more than fit in a
 // codec.MaxDatagram datagram (an entry takes at least 10 bytes). Encode
-// refuses more with ErrTooLarge, Decode with ErrTooLarge too, so that a
-// codec given a larger MaxSize still allocates a bounded slice.
+// refuses more with ErrTooLarge (the sender should make smaller pages),
+// Decode as ErrMalformed (no sender writes such a page), so that a codec
+// given a larger MaxSize still allocates a bounded slice.
 const MaxEntries = 256
 
 // HasTarget reports whether messages of kind k are about another member,

@@ -53,6 +53,12 @@ func (g *Group) query(ctx context.Context) error {
 	}
 	m := codec.Message{Kind: codec.Query, Group: g.cfg.Name, ID: g.self.ID}
 	g.selfArgs(&m)
+	if g.pinging() {
+		// Long enough for an offer to answer it (transfer.go).
+		if err := g.padQuery(&m); err != nil {
+			return fmt.Errorf("discovery: encode query: %w", err)
+		}
+	}
 	b, err := g.cfg.Codec.Encode(nil, &m)
 	if err != nil {
 		return fmt.Errorf("discovery: encode query: %w", err)
@@ -87,6 +93,9 @@ func (g *Group) pinging() bool { return g.cfg.PingInterval > 0 }
 // member says so (p=1) and gives its record's version (v) and its count
 // of consecutive failed self-checks (h, 0 unless HealthInterval is on).
 func (g *Group) selfArgs(m *codec.Message) {
+	if m.Kind == codec.Announce && !m.Extended && g.ann.plain {
+		return // legacy mode's periodic announcement: plain, for originals (rtcp.go)
+	}
 	m.Pings = g.pinging()
 	if m.Pings {
 		m.Version = g.version()
@@ -134,8 +143,17 @@ const queryCopies = 100 * time.Millisecond
 // query: the others, heard by another path (IPv4 and IPv6, a second
 // interface), are answered by the same announcement, which goes out on
 // every link.
+//
+// A query that says its sender pings (codec.Message.Pings), heard while we
+// ping, is answered instead by a state transfer, and only by the first
+// two members of its sender's ranking (transfer.go): everyone else sends
+// nothing.
 func (g *Group) answer(in inbound) {
 	if g.announce == nil || g.answeredCopy(in) {
+		return
+	}
+	if g.pinging() && in.msg.Pings {
+		g.offer(in)
 		return
 	}
 	g.answerSoon(in.at)

@@ -168,6 +168,15 @@ type Config struct {
 	// halves of a healed partition meet again. Zero means 5 s and 5 min.
 	ReconnectInterval, ReconnectFor time.Duration
 
+	// AnnounceRate, with PingInterval on, is how many periodic
+	// announcements the whole group sends a second: each member announces
+	// every N/AnnounceRate (N members), at least every AnnounceInterval,
+	// spread over ±50 %, as RFC 3550 paces RTCP reports
+	// (docs/design/frugal.md, section 2.3). While a peer that does not
+	// ping is heard, members announce every AnnounceInterval as before.
+	// Zero means 0.1; negative means every AnnounceInterval always.
+	AnnounceRate float64
+
 	// HealthInterval, with PingInterval on, is how often a member checks
 	// its own health (Prober against Self.HealthURI, over loopback) and
 	// multicasts the changes, instead of every member probing every
@@ -380,6 +389,9 @@ func (c *Config) setFixed() {
 	}
 	if c.ReconnectFor == 0 {
 		c.ReconnectFor = 5 * time.Minute
+	}
+	if c.AnnounceRate == 0 {
+		c.AnnounceRate = 0.1
 	}
 	if c.MaxTransfers == 0 {
 		c.MaxTransfers = 4

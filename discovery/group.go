@@ -82,6 +82,8 @@ type Group struct {
 	answerTok bucket                      // answers to queries (see answerSoon)
 	answerDue bool                        // a taskAnswer is scheduled
 	alt       map[string]altAddr          // joined members' addresses on their other path (see noteAlt)
+	ann       annState                    // when our periodic announcements go (rtcp.go)
+	xfer      transfers                   // joins by state transfer (transfer.go)
 
 	// links is set when our URIs name no host (0.0.0.0, [::]): each link
 	// then gets an announcement carrying its own address.
@@ -290,6 +292,12 @@ func (g *Group) Stats() Stats {
 		Confirmations: g.stats.confirms.Load(),
 		Refutations:   g.stats.refutes.Load(),
 		Obituaries:    g.stats.obits.Load(),
+
+		OffersSent:      g.stats.offers.Load(),
+		OffersTooLong:   g.stats.offersLong.Load(),
+		TransfersServed: g.stats.transfers.Load(),
+		PagesSent:       g.stats.pagesSent.Load(),
+		PagesReceived:   g.stats.pagesReceived.Load(),
 	}
 	for r := range numDropReasons {
 		s.Dropped[r] = g.stats.dropped[r].Load()

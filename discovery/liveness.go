@@ -44,7 +44,7 @@ type confirmation struct {
 func (g *Group) armSilence(id string, st *peerState, now time.Time) {
 	st.lateProbed = false
 	var at time.Time
-	if g.cfg.LateAfter > 0 {
+	if g.cfg.LateAfter > 0 && !(st.pings && g.pinging()) {
 		at = g.time(st.lastHeard).Add(g.cfg.LateAfter)
 	}
 	g.pushSilence(id, st, at)
@@ -53,8 +53,8 @@ func (g *Group) armSilence(id string, st *peerState, now time.Time) {
 // pushSilence schedules st's silence check at, or at its expiry if that is
 // sooner or at is zero; any other silence task becomes stale.
 func (g *Group) pushSilence(id string, st *peerState, at time.Time) {
-	if g.cfg.ExpireAfter > 0 {
-		if exp := g.time(st.lastHeard).Add(g.cfg.ExpireAfter); at.IsZero() || exp.Before(at) {
+	if expire := g.expireAfter(st); expire > 0 {
+		if exp := g.time(st.lastHeard).Add(expire); at.IsZero() || exp.Before(at) {
 			at = exp
 		}
 	}
@@ -72,12 +72,15 @@ func (g *Group) pushSilence(id string, st *peerState, at time.Time) {
 // everyone.
 func (g *Group) silence(id string, st *peerState, now time.Time) {
 	silent := now.Sub(g.time(st.lastHeard))
-	if g.cfg.ExpireAfter > 0 && silent >= g.cfg.ExpireAfter {
+	if expire := g.expireAfter(st); expire > 0 && silent >= expire {
 		g.log.Debug("peer expired", "peer", id, "silent", silent)
 		g.remove(id, st, Expired, now)
 		return
 	}
 	late := g.cfg.LateAfter
+	if st.pings && g.pinging() {
+		late = 0 // pinged, not expected to announce each interval
+	}
 	if late <= 0 || st.lateProbed {
 		g.pushSilence(id, st, time.Time{})
 		return
@@ -337,6 +340,7 @@ func (g *Group) mayAnswer(in inbound) bool {
 // assess asks the policy about st and acts on the answer. It reports
 // whether st is still tracked.
 func (g *Group) assess(id string, st *peerState, now time.Time) bool {
+	g.feedAlive(st, now)
 	a := st.tracker.Assess(now)
 	switch {
 	case a.Verdict == score.Dead && st.confirm == nil && !g.startConfirm(id, st, now):

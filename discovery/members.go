@@ -143,6 +143,7 @@ func (g *Group) track(in inbound) {
 		pathHeard: g.at(in.at),
 		gen:       g.newGen(),
 		extended:  speaksExtensions(&in.msg),
+		pings:     in.msg.Pings,
 	}
 	st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
 	g.takeRecord(st, &in.msg, in.at) // a member failing its own checks is judged at once
@@ -215,6 +216,7 @@ func (g *Group) newGen() uint32 {
 }
 
 func (g *Group) remove(id string, st *peerState, why Reason, now time.Time) {
+	prev := g.groupSize()
 	g.mu.Lock()
 	delete(g.peers, id)
 	if !st.joined {
@@ -229,6 +231,7 @@ func (g *Group) remove(id string, st *peerState, why Reason, now time.Time) {
 	st.confirm = nil
 	delete(g.askers, id)
 	g.updateMode(now)
+	g.fewer(prev, now)
 }
 
 // emit queues e for every listener. g.mu must be held.

@@ -18,7 +18,7 @@ func (g *Group) own() {
 	defer g.wg.Done()
 	now := time.Now()
 	if g.announce != nil {
-		g.sched.push(task{at: g.at(now.Add(g.announceDelay())), kind: taskAnnounce})
+		g.scheduleAnnounce(now)
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -53,10 +53,9 @@ func (g *Group) runDue(now time.Time) {
 		t := g.sched.pop()
 		switch t.kind {
 		case taskAnnounce:
-			if err := g.sendSelf(codec.Announce, false); err != nil {
-				g.log.Debug("announce failed", "error", err)
+			if t.at == g.ann.next {
+				g.announceDue(now)
 			}
-			g.sched.push(task{at: g.at(now.Add(g.announceDelay())), kind: taskAnnounce})
 		case taskProbe:
 			if st := g.peers[t.id]; st != nil && st.gen == t.gen && t.at == st.nextProbe {
 				st.nextProbe = 0
@@ -89,6 +88,8 @@ func (g *Group) runDue(now time.Time) {
 				g.answerDue = false
 				g.answerSoon(now)
 			}
+		case taskPull:
+			g.pullsDue(t.at, now)
 		}
 	}
 }
@@ -122,8 +123,14 @@ func (g *Group) handle(in inbound) {
 	case codec.Obituary:
 		g.takeObituary(in)
 		return
+	case codec.Offer, codec.Pull, codec.Page:
+		g.takeTransfer(in)
+		return
 	}
 
+	if m.Kind == codec.Announce && !m.Pings && (st == nil || !st.pings) {
+		g.heardLegacy(in.at)
+	}
 	if st == nil {
 		g.track(in)
 		return
@@ -131,6 +138,9 @@ func (g *Group) handle(in inbound) {
 	// A known peer: the hot path. No allocation unless something changed.
 	if speaksExtensions(m) && sameAddr(st.member.Addr, in.src) {
 		st.extended = true
+		// Whether it pings: said in its every extended message. A plain
+		// announcement (legacy mode) says nothing either way.
+		st.pings = m.Pings
 	}
 	heard := g.at(in.at)
 	st.lastHeard = heard

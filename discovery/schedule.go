@@ -14,6 +14,7 @@ const (
 	taskRound     // bounded probing: the next member of the round
 	taskUpdate    // a member's Updated rate limit window ends (gen: its seq)
 	taskAnswer    // the coalesced answer to queries is due (see answerSoon)
+	taskPull      // pulls of the state transfer are due again (transfer.go)
 	taskReport    // the second copy of a health report is due (gen: its seq)
 )
 

@@ -144,18 +144,22 @@ func (g *Group) reportCopy(seq uint32) {
 }
 
 // takeRecord notes what m, a peer's own announcement or query, says of its
-// record: whether it answers pings, the record's version and its count of
-// failed self-checks. For a pinging member, while we ping, it feeds the
-// policy what the count says (docs/policies.md): a count grown by k is k
-// failed probes, a count back at 0 a successful one. It reports whether it
-// fed the policy.
+// record: the record's version and its count of failed self-checks. A
+// plain announcement (legacy mode) says nothing of them and is skipped.
+// For a pinging member (st.pings, which the caller has set), while we
+// ping, it feeds the policy what the count says (docs/policies.md): a
+// count grown by k is k failed probes, a count back at 0 a successful one.
+// It reports whether it fed the policy.
 //
 // A version lower than the one we have is taken too, not dropped as an
 // old copy: a member restarted under the same ID counts from 1 again, and
 // on a LAN a report is not overtaken by the next one, a HealthInterval
 // later.
 func (g *Group) takeRecord(st *peerState, m *codec.Message, now time.Time) bool {
-	st.pings, st.version = m.Pings, m.Version
+	if !speaksExtensions(m) {
+		return false
+	}
+	st.version = m.Version
 	h := uint8(min(max(m.HealthFails, 0), 255))
 	prev := st.healthFails
 	st.healthFails = h

@@ -54,7 +54,10 @@ const (
 	DropStale
 	// DropAnswerLimited: a confirmation request whose unicast answer was
 	// not sent because the member asked too often (Config.AnswerRate).
-	// Queries are answered by multicast and never counted here.
+	// Queries are answered by multicast and never counted here. Also a
+	// pull of a state transfer refused by the serving bounds
+	// (Config.MaxTransfers, Config.StateRate, a page served twice), and an
+	// offer not sent because offers came too fast.
 	DropAnswerLimited
 	// DropDuplicate: the second copy of an authentic envelope, heard by
 	// another path (IPv4 and IPv6, two interfaces) within a second of the
@@ -63,7 +66,9 @@ const (
 	// DropSpoofed: a confirmation request, evidence or obituary that did
 	// not come from the address its sender was heard from as a joined
 	// member, or a request that expects a unicast answer sent by
-	// multicast: forged, or from a peer not (yet) a member.
+	// multicast: forged, or from a peer not (yet) a member. Also a pull
+	// of a state transfer without a valid cookie, and an offer or a page
+	// that is not of the transfer we pull (docs/design/frugal.md, 2.4).
 	DropSpoofed
 
 	numDropReasons
@@ -141,6 +146,15 @@ type Stats struct {
 	// Obituaries counts the removals of a member on another member's word
 	// (bounded probing, see Config.ProbeAllUpTo).
 	Obituaries uint64
+	// OffersSent counts the offers of our table sent to pinging
+	// newcomers (we were their F or S, docs/design/frugal.md, 2.4);
+	// OffersTooLong the offers not sent because they were longer than
+	// the query they answered. TransfersServed counts the transfers of
+	// our table started (a first valid pull), PagesSent the pages sent in
+	// them, PagesReceived the pages we pulled when we joined.
+	OffersSent, OffersTooLong uint64
+	TransfersServed           uint64
+	PagesSent, PagesReceived  uint64
 	// Members is the number of joined members; Pending the peers heard
 	// but not yet joined (waiting for a first successful probe).
 	Members, Pending int
@@ -157,6 +171,10 @@ type counters struct {
 	updatesHeld        atomic.Uint64
 	confirms, refutes  atomic.Uint64
 	obits              atomic.Uint64
+	offers, offersLong atomic.Uint64
+	transfers          atomic.Uint64
+	pagesSent          atomic.Uint64
+	pagesReceived      atomic.Uint64
 }
 
 func (c *counters) drop(r DropReason) { c.dropped[r].Add(1) }

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
@@ -30,6 +31,28 @@ func TestForeignHealthHostsFlag(t *testing.T) {
 		cfg, err := n.groupConfig(hclog.NewNullLogger(), io.Discard)
 		require.NoError(t, err)
 		require.Equal(t, c.want, cfg.ForeignHealthHosts, "%v", c.args)
+	}
+}
+
+// -ping and -self-check turn on the frugal engine's pings and self checks
+// (discovery.Config's PingInterval and HealthInterval); off by default.
+func TestFrugalFlags(t *testing.T) {
+	for _, c := range []struct {
+		args       []string
+		ping, self time.Duration
+	}{
+		{nil, 0, 0},
+		{[]string{"-ping", "1s"}, time.Second, 0},
+		{[]string{"-ping", "500ms", "-self-check", "2s"}, 500 * time.Millisecond, 2 * time.Second},
+	} {
+		var n netFlags
+		fs := flag.NewFlagSet("join", flag.ContinueOnError)
+		n.register(fs)
+		require.NoError(t, fs.Parse(c.args))
+		cfg, err := n.groupConfig(hclog.NewNullLogger(), io.Discard)
+		require.NoError(t, err)
+		require.Equal(t, c.ping, cfg.PingInterval, "%v", c.args)
+		require.Equal(t, c.self, cfg.HealthInterval, "%v", c.args)
 	}
 }
 

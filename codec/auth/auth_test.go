@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -80,6 +81,12 @@ func decode(c *auth.Codec, b []byte) error {
 
 func TestConformance(t *testing.T) {
 	codectest.Run(t, newCodec(t, auth.Config{Keys: ring(t, keyA)}))
+}
+
+// The envelope carries the kinds and arguments of the ping protocol and
+// the state transfer unchanged.
+func TestConformanceFrugal(t *testing.T) {
+	codectest.RunFrugal(t, newCodec(t, auth.Config{Keys: ring(t, keyA)}))
 }
 
 func TestSharedKeyRoundTrip(t *testing.T) {
@@ -609,4 +616,30 @@ func TestInnerErrorsPassThrough(t *testing.T) {
 	out, err := c.Encode([]byte("keep"), m)
 	require.ErrorIs(t, err, codec.ErrInvalid)
 	assert.Equal(t, "keep", string(out))
+}
+
+// A page under the envelope holds fewer entries than pipe's 1452 bytes
+// allow: 1042 bytes of inner message, 8 members as pirbench names them
+// (12 without a key; codec/pipe's TestFrugalSizes).
+func TestPageFitsEnvelope(t *testing.T) {
+	c := newCodec(t, auth.Config{Keys: ring(t, keyA)})
+	const id = "4972084b-10a3-4d9d-8523-7e25b7e50141"
+	page := func(n int) codec.Message {
+		m := codec.Message{Kind: codec.Page, Group: "pir", ID: id, Page: 1, Pages: 2}
+		for i := range n {
+			m.Entries = append(m.Entries, codec.Entry{ID: id, Addr: netip.MustParseAddrPort("198.18.0.2:41234"),
+				Health: "tcp://198.18.0.2:41234", Comms: "tcp://198.18.0.2:41234", Version: uint32(i%9 + 1), Pings: true, Extended: true})
+		}
+		return m
+	}
+	m := page(8)
+	b, err := c.Encode(nil, &m)
+	require.NoError(t, err)
+	assert.LessOrEqual(t, len(b), codec.MaxDatagram)
+	var got codec.Message
+	require.NoError(t, c.Decode(b, &got))
+	assert.Equal(t, m.Entries, got.Entries)
+	m = page(9)
+	_, err = c.Encode(nil, &m)
+	require.ErrorIs(t, err, codec.ErrTooLarge)
 }

@@ -189,7 +189,7 @@ func fuzzSeeds(t testing.TB) [][]byte {
 	require.NoError(t, err)
 	tx.sender = senderTx
 	var seeds [][]byte
-	for _, m := range codectest.Messages() {
+	for _, m := range append(codectest.Messages(), codectest.FrugalMessages()...) {
 		b, err := tx.Encode(nil, &m)
 		require.NoError(t, err)
 		seeds = append(seeds, b)
@@ -237,7 +237,7 @@ func FuzzDecode(f *testing.F) {
 // timestamp in a correctly signed envelope. The inner codec and the replay
 // and time checks face the fuzzer here.
 func FuzzSealed(f *testing.F) {
-	for _, m := range codectest.Messages() {
+	for _, m := range append(codectest.Messages(), codectest.FrugalMessages()...) {
 		b, err := pipe.Codec{}.Encode(nil, &m)
 		require.NoError(f, err)
 		f.Add(b, uint64(1), int64(0))

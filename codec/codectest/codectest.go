@@ -10,6 +10,8 @@ package codectest
 
 import (
 	"errors"
+	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +44,46 @@ func Messages() []codec.Message {
 		{Kind: codec.Evidence, Group: "web", ID: "e", Target: "f", Heard: -1, Probed: 1830 * time.Millisecond},
 		{Kind: codec.Evidence, Group: "web", ID: "e", Target: "unknown", Heard: -1, Probed: -1},
 		{Kind: codec.Obituary, Group: "web", ID: "g", Target: "h", Heard: -1, Probed: -1},
+	}
+}
+
+// FrugalMessages returns one valid message of every kind and field that
+// the ping protocol and the state transfer of docs/design/frugal.md add:
+// announcements and queries with the arguments Pings, Version,
+// HealthFails and Interval (whole seconds), an Evidence with Failed, an
+// Obituary with Since, and the kinds Ping, Ack, Offer, Pull and Page (with
+// entries of every shape). A codec that carries them passes RunFrugal; one
+// for a transport that never carries pings (transport/mdns) need not.
+func FrugalMessages() []codec.Message {
+	const id = "4972084b-10a3-4d9d-8523-7e25b7e50141"
+	cookie := [8]byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef}
+	return []codec.Message{
+		{Kind: codec.Announce, Group: "web", ID: id, Health: "tcp://198.18.0.2:37821", Comms: "tcp://10.1.1.1:80",
+			Pings: true, Version: 7, HealthFails: 2, Interval: 100 * time.Second},
+		{Kind: codec.Announce, Group: "web", ID: "a", Health: "http://[fd42::2]:8080/healthz", Comms: "tcp://[fd42::2]:80",
+			Meta: map[string]string{"zone": "eu|west", "v": "1.2 & up=yes"}, Pings: true, Version: 1<<32 - 1},
+		{Kind: codec.Query, Group: "web", ID: "b", Health: "tcp://[::1]:1", Comms: "tcp://[::1]:2", Pings: true, Version: 1},
+		{Kind: codec.Query, Group: "web", ID: "watcher", Pings: true},
+		{Kind: codec.Evidence, Group: "web", ID: "e", Target: "f", Failed: true, Heard: 120 * time.Millisecond, Probed: -1},
+		{Kind: codec.Evidence, Group: "web", ID: "e", Target: "f", Failed: true, Heard: -1, Probed: -1},
+		{Kind: codec.Obituary, Group: "web", ID: "g", Target: "h", Since: 1750 * time.Millisecond, Heard: -1, Probed: -1},
+		{Kind: codec.Ping, Group: "web", ID: id, Nonce: 0xdeadbeef, Version: 3},
+		{Kind: codec.Ping, Group: "web", ID: "p"},
+		{Kind: codec.Ack, Group: "web", ID: id, Nonce: 0x0000cafe, Version: 4},
+		{Kind: codec.Ack, Group: "web", ID: "q", Nonce: 1<<32 - 1, Who: true},
+		{Kind: codec.Offer, Group: "web", ID: id, Cookie: cookie, Pages: 3},
+		{Kind: codec.Pull, Group: "web", ID: "x", Cookie: cookie, Page: 2},
+		{Kind: codec.Page, Group: "web", ID: id, Cookie: cookie, Page: 0, Pages: 1},
+		{Kind: codec.Page, Group: "web", ID: id, Cookie: cookie, Page: 2, Pages: 3, Entries: []codec.Entry{
+			{ID: id, Health: "tcp://198.18.0.2:37821", Comms: "tcp://10.1.1.1:80", Version: 7, Pings: true, Extended: true},
+			{ID: "a", Addr: netip.MustParseAddrPort("198.18.0.3:41234"), Health: "http://198.18.0.3:8080/healthz",
+				Comms: "grpc://[fe80::1%25eth0]:9000", Meta: map[string]string{"zone": "eu|west", "a b": "é&=", "m.x": "1"},
+				Version: 12, HealthFails: 1, Pings: true, Extended: true, Suspect: true},
+			{ID: "original", Addr: netip.MustParseAddrPort("[fe80::1%eth0]:37821"), Health: "tcp://[fe80::1%25eth0]:37821",
+				Comms: "tcp://10.1.1.1:80"},
+			{ID: "mapped", Addr: netip.MustParseAddrPort("[::ffff:198.18.0.4]:1"), Health: "udp://198.18.0.4:5000",
+				Comms: "tcp://127.0.0.1:80/a%7Cb?q=1", Extended: true},
+		}},
 	}
 }
 
@@ -112,6 +154,83 @@ func Run(t *testing.T, c codec.Codec) {
 	})
 }
 
+// RunFrugal checks c against the contract for FrugalMessages: each round
+// trips; the limits on pages (codec.MaxPages, Page < Pages,
+// codec.MaxEntries) and on counts are refused with codec.ErrInvalid or
+// codec.ErrTooLarge; a decoded page keeps nothing of the buffer.
+func RunFrugal(t *testing.T, c codec.Codec) {
+	t.Run("RoundTrip", func(t *testing.T) {
+		for _, m := range FrugalMessages() {
+			b, err := c.Encode(nil, &m)
+			require.NoError(t, err, "encode %+v", m)
+			var got codec.Message
+			require.NoError(t, c.Decode(b, &got), "decode %q", b)
+			assert.Equal(t, normal(m), normal(got), "round trip of %q", b)
+		}
+	})
+	t.Run("DecodeDoesNotKeepBuffer", func(t *testing.T) {
+		msgs := FrugalMessages()
+		m := msgs[len(msgs)-1]
+		b, err := c.Encode(nil, &m)
+		require.NoError(t, err)
+		var got codec.Message
+		require.NoError(t, c.Decode(b, &got))
+		for i := range b {
+			b[i] = 'X'
+		}
+		assert.Equal(t, normal(m), normal(got))
+	})
+	t.Run("InvalidRefused", func(t *testing.T) {
+		msgs := FrugalMessages()
+		page := msgs[len(msgs)-1]
+		entries := func(n int) []codec.Entry {
+			es := make([]codec.Entry, n)
+			for i := range es {
+				es[i] = codec.Entry{ID: fmt.Sprint("m", i), Health: "tcp://h:1", Comms: "tcp://c:2"}
+			}
+			return es
+		}
+		bad := map[string]struct {
+			m    codec.Message
+			want error
+		}{
+			"page of none":          {codec.Message{Kind: codec.Page, Group: "g", ID: "i", Page: 0, Pages: 0}, codec.ErrInvalid},
+			"page past the end":     {codec.Message{Kind: codec.Page, Group: "g", ID: "i", Page: 3, Pages: 3}, codec.ErrInvalid},
+			"negative page":         {codec.Message{Kind: codec.Page, Group: "g", ID: "i", Page: -1, Pages: 3}, codec.ErrInvalid},
+			"too many pages":        {codec.Message{Kind: codec.Page, Group: "g", ID: "i", Page: 0, Pages: codec.MaxPages + 1}, codec.ErrInvalid},
+			"offer too many pages":  {codec.Message{Kind: codec.Offer, Group: "g", ID: "i", Pages: codec.MaxPages + 1}, codec.ErrInvalid},
+			"offer negative pages":  {codec.Message{Kind: codec.Offer, Group: "g", ID: "i", Pages: -1}, codec.ErrInvalid},
+			"pull past the last":    {codec.Message{Kind: codec.Pull, Group: "g", ID: "i", Page: codec.MaxPages}, codec.ErrInvalid},
+			"pull negative":         {codec.Message{Kind: codec.Pull, Group: "g", ID: "i", Page: -1}, codec.ErrInvalid},
+			"too many entries":      {codec.Message{Kind: codec.Page, Group: "g", ID: "i", Pages: 1, Entries: entries(codec.MaxEntries + 1)}, codec.ErrTooLarge},
+			"entry without id":      {withEntry(page, func(e *codec.Entry) { e.ID = "" }), codec.ErrInvalid},
+			"entry pipe in id":      {withEntry(page, func(e *codec.Entry) { e.ID = "a|b" }), codec.ErrInvalid},
+			"entry without health":  {withEntry(page, func(e *codec.Entry) { e.Health = "" }), codec.ErrInvalid},
+			"entry bad comms":       {withEntry(page, func(e *codec.Entry) { e.Comms = "no scheme" }), codec.ErrInvalid},
+			"entry negative h":      {withEntry(page, func(e *codec.Entry) { e.HealthFails = -1 }), codec.ErrInvalid},
+			"entry empty metakey":   {withEntry(page, func(e *codec.Entry) { e.Meta = map[string]string{"": "x"} }), codec.ErrInvalid},
+			"negative HealthFails":  {withArgs(msgs[0], func(m *codec.Message) { m.HealthFails = -1 }), codec.ErrInvalid},
+			"HealthFails past 2^31": {withArgs(msgs[0], func(m *codec.Message) { m.HealthFails = 1 << 31 }), codec.ErrInvalid},
+		}
+		for name, tc := range bad {
+			b, err := c.Encode(nil, &tc.m)
+			assert.ErrorIs(t, err, tc.want, "%s: encoded as %q", name, b)
+		}
+	})
+}
+
+// withEntry returns a copy of the page m whose first entry mutate changed.
+func withEntry(m codec.Message, mutate func(e *codec.Entry)) codec.Message {
+	m.Entries = append([]codec.Entry(nil), m.Entries...)
+	mutate(&m.Entries[0])
+	return m
+}
+
+func withArgs(m codec.Message, mutate func(m *codec.Message)) codec.Message {
+	mutate(&m)
+	return m
+}
+
 // Garbage returns inputs that no codec may accept as a message.
 func Garbage() [][]byte {
 	return [][]byte{
@@ -164,5 +283,15 @@ func normal(m codec.Message) codec.Message {
 		m.Meta = nil
 	}
 	m.Extended = false
+	if len(m.Entries) == 0 {
+		m.Entries = nil
+	} else {
+		m.Entries = append([]codec.Entry(nil), m.Entries...)
+		for i := range m.Entries {
+			if len(m.Entries[i].Meta) == 0 {
+				m.Entries[i].Meta = nil
+			}
+		}
+	}
 	return m
 }

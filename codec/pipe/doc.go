@@ -9,10 +9,14 @@
 // Everything else (queries, goodbyes, metadata, a health URI that is not
 // tcp://) is six fields, GROUP|ID|HEALTH|COMMS|KIND|META, because an original
 // peer drops any message that does not split into exactly four fields but
-// crashes on a four-field message it cannot parse. docs/wire.md specifies
-// both forms byte by byte.
+// crashes on a four-field message it cannot parse. An ann or qry that carries
+// the arguments of the ping protocol (Message.Pings, Version, HealthFails,
+// Interval) adds them as a seventh field, ARGS, which older pir ignores; a
+// page adds its entries after the sixth field, five fields each.
+// docs/wire.md specifies every form byte by byte.
 //
 // Decode allocates one string per datagram (plus a map when metadata is
-// present) and checks URIs for shape only; receivers parse a URI fully when
-// it is new to them.
+// present, and for a page its entries, at most codec.MaxEntries, counted
+// before they are allocated) and checks URIs for shape only; receivers
+// parse a URI fully when it is new to them.
 package pipe

@@ -47,9 +47,9 @@ const entryFields = 5
 const maxAgeMs = 1<<31 - 1
 
 // Codec is the pipe format: GROUP|ID|HEALTH-URI|COMMS-URI, the format of the
-// original pir, plus extension messages of six fields that an original peer
-// ignores. docs/wire.md gives it byte by byte. The zero value is ready to
-// use.
+// original pir, plus extension messages of six fields or more that an
+// original peer ignores. docs/wire.md gives it byte by byte. The zero value
+// is ready to use.
 type Codec struct {
 	// MaxSize is the largest datagram, in bytes, that Encode produces and
 	// Decode accepts. Zero means codec.MaxDatagram (1452), which fits
@@ -81,9 +81,12 @@ func (c Codec) maxSize() int {
 //
 // An Announce with no metadata whose health URI is tcp:// and whose URIs
 // both parse is encoded exactly as the original pir encodes it, four fields
-// and no terminator, unless m.Extended asks for the extension form. Every other message is an extension of six fields:
-// GROUP|ID|HEALTH|COMMS|KIND|META. A '|' inside a URI is written as %7C so
-// that framing never breaks.
+// and no terminator, unless m.Extended asks for the extension form or m
+// sets an argument of field 7. Every other message is an extension of six
+// fields, GROUP|ID|HEALTH|COMMS|KIND|META; an Announce or a Query that sets
+// Pings, Version, HealthFails or Interval adds field 7, ARGS, and a Page its
+// entries. A '|' inside a URI is written as %7C so that framing never
+// breaks.
 func (c Codec) Encode(dst []byte, m *codec.Message) ([]byte, error) {
 	if err := validGroup(m.Group); err != nil {
 		return dst, fmt.Errorf("%w: group: %v", codec.ErrInvalid, err)
@@ -446,7 +449,7 @@ func (c Codec) encodeTargeted(dst []byte, m *codec.Message) ([]byte, error) {
 			sep = "&"
 		}
 		if m.Heard >= 0 {
-			dst = append(dst, "heard="...)
+			dst = append(dst, sep+"heard="...)
 			dst = strconv.AppendInt(dst, ageMs(m.Heard), 10)
 			sep = "&"
 		}
@@ -729,7 +732,7 @@ func decodeTransfer(m *codec.Message, health, comms, args, entries string) error
 		return fmt.Errorf("%w: page: %d fields after ARGS, not %d per entry", codec.ErrMalformed, nf, entryFields)
 	}
 	if nf/entryFields > codec.MaxEntries {
-		return fmt.Errorf("%w: %d entries, limit %d", codec.ErrTooLarge, nf/entryFields, codec.MaxEntries)
+		return fmt.Errorf("%w: %d entries, limit %d", codec.ErrMalformed, nf/entryFields, codec.MaxEntries)
 	}
 	m.Entries = make([]codec.Entry, nf/entryFields)
 	for i := range m.Entries {

@@ -18,6 +18,8 @@ const original = "abc|4972084b-10a3-4d9d-8523-7e25b7e50141|tcp://198.18.0.2:3782
 
 func TestConformance(t *testing.T) { codectest.Run(t, pipe.Codec{}) }
 
+func TestConformanceFrugal(t *testing.T) { codectest.RunFrugal(t, pipe.Codec{}) }
+
 func TestOriginalAnnouncementRoundTrips(t *testing.T) {
 	var m codec.Message
 	require.NoError(t, pipe.Codec{}.Decode([]byte(original), &m))
@@ -46,13 +48,14 @@ func TestPlainAnnouncementUsesURLStringForm(t *testing.T) {
 // An original peer splits on '|' and accepts exactly four fields, then
 // crashes if a URI does not parse or the health URI is not tcp://. Every
 // message it cannot take must therefore not have four fields.
+// Field 7 (ARGS) and a page's entries come after the sixth field.
 func TestExtensionsNeverHaveFourFields(t *testing.T) {
-	for _, m := range codectest.Messages() {
+	for _, m := range append(codectest.Messages(), codectest.FrugalMessages()...) {
 		b, err := pipe.Codec{}.Encode(nil, &m)
 		require.NoError(t, err)
 		fields := strings.Split(string(b), "|")
 		if len(fields) != 4 {
-			assert.Len(t, fields, 6, "%q", b)
+			assert.GreaterOrEqual(t, len(fields), 6, "%q", b)
 			continue
 		}
 		// What an original peer does with a four-field message.
@@ -156,8 +159,19 @@ func FuzzDecode(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	for _, m := range codectest.FrugalMessages() {
+		b, err := pipe.Codec{}.Encode(nil, &m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		f.Add(b[:len(b)-1])
+	}
 	for _, b := range codectest.Garbage() {
 		f.Add(b)
+	}
+	for _, b := range badFrugal {
+		f.Add([]byte(b))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		codectest.Check(t, pipe.Codec{}, b)

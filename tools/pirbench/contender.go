@@ -47,6 +47,7 @@ func buildShim(ctx context.Context, dir string) (string, error) {
 	out := filepath.Join(dir, "mlshim")
 	cmd := exec.CommandContext(ctx, goCmd, "build", "-o", out, "./mlshim")
 	cmd.Dir = tools
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // static, as pir is built (pircli.Build)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./mlshim: %w: %s", err, bytes.TrimSpace(b))
 	}

@@ -1,6 +1,8 @@
 package pircli
 
 import (
+	"context"
+	"debug/elf"
 	"os"
 	"path/filepath"
 	"testing"
@@ -76,4 +78,25 @@ func FuzzParse(f *testing.F) {
 		assert.NotEmpty(t, e.ID)
 		assert.Equal(t, e.Event == Left, e.Reason != "")
 	})
+}
+
+// A build without the race detector is static: the benchmark's RSS
+// figures count no C library pages (docs/performance.md).
+func TestBuildStatic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds cmd/pir")
+	}
+	root, err := ModuleRoot(".")
+	require.NoError(t, err)
+	bin, err := Build(context.Background(), root, t.TempDir(), false)
+	require.NoError(t, err)
+	f, err := elf.Open(bin)
+	require.NoError(t, err)
+	defer f.Close()
+	for _, p := range f.Progs {
+		assert.NotEqual(t, elf.PT_INTERP, p.Type, "a dynamic loader is named: the binary links the C library")
+	}
+	libs, err := f.ImportedLibraries()
+	require.NoError(t, err)
+	assert.Empty(t, libs)
 }

@@ -1,0 +1,163 @@
+package discovery
+
+import (
+	"math/rand/v2"
+	"time"
+
+	"github.com/pirlan/pir/codec"
+)
+
+// This file holds when our periodic announcements go (docs/design/frugal.md,
+// section 2.3). A member that pings announces under RFC 3550's rule for
+// RTCP reports (§6.2, §6.3): the whole group sends Config.AnnounceRate
+// announcements a second, so each member waits T(N) = N / AnnounceRate
+// (at least AnnounceInterval), spread over [0.5, 1.5] T, and reconsiders
+// the wait as the group grows or shrinks. Liveness rides on pings, health
+// on the members' own reports and joins on the answers to queries, so the
+// periodic announcement only refreshes what the others know.
+//
+// While a legacy peer is heard (one that does not ping: an original pir
+// peer, or an older pir), the member announces every AnnounceInterval as
+// before, in the plain form when it can: originals learn members only
+// from those, and older pir peers expire a member silent for ten of them.
+
+// annState is when our periodic announcements go. The owner goroutine owns
+// it.
+type annState struct {
+	last   instant // our latest periodic announcement, or our start
+	next   instant // when the next is due; other taskAnnounce tasks are stale
+	u      float64 // the current wait's draw from U(0.5, 1.5)
+	n      int     // the group's size (N) the wait was last computed for
+	legacy instant // when a legacy peer was last heard; zero: never
+	plain  bool    // legacy mode: the periodic announcement carries no ARGS
+}
+
+// scaled reports whether our announcements follow the group's size: we
+// ping, and AnnounceRate is positive.
+func (g *Group) scaled() bool { return g.pinging() && g.cfg.AnnounceRate > 0 }
+
+// groupSize is N: the joined members, ourselves counted.
+func (g *Group) groupSize() int { return g.members() + 1 }
+
+// announceWait is T(n): the wait between one member's periodic
+// announcements in a group of n that sends AnnounceRate of them a second.
+func (g *Group) announceWait(n int) time.Duration {
+	t := time.Duration(float64(n) / g.cfg.AnnounceRate * float64(time.Second))
+	return max(g.cfg.AnnounceInterval, t)
+}
+
+// legacyMode reports whether a legacy peer has been heard within
+// ExpireAfter (ten AnnounceIntervals by default: legacy peers announce
+// every interval, so this means it is still there).
+func (g *Group) legacyMode(now time.Time) bool {
+	if g.ann.legacy == 0 {
+		return false
+	}
+	window := g.cfg.ExpireAfter
+	if window <= 0 {
+		window = 10 * g.cfg.AnnounceInterval
+	}
+	return now.Sub(g.time(g.ann.legacy)) < window
+}
+
+// heardLegacy notes a message from a peer that does not ping. Entering
+// legacy mode brings our next announcement forward to within an interval,
+// so that an original peer learns us as it learns its own kind.
+func (g *Group) heardLegacy(now time.Time) {
+	if !g.scaled() || g.announce == nil {
+		return
+	}
+	was := g.legacyMode(now)
+	g.ann.legacy = g.at(now)
+	if was {
+		return
+	}
+	g.log.Debug("legacy peer heard: announcing every interval")
+	if at := g.at(now.Add(g.announceDelay())); at < g.ann.next {
+		g.pushAnnounce(at)
+	}
+}
+
+// scheduleAnnounce schedules the next periodic announcement after one
+// went (or after our start) at now.
+func (g *Group) scheduleAnnounce(now time.Time) {
+	g.ann.last = g.at(now)
+	if !g.scaled() || g.legacyMode(now) {
+		g.pushAnnounce(g.at(now.Add(g.announceDelay())))
+		return
+	}
+	g.ann.u = 0.5 + rand.Float64()
+	g.ann.n = g.groupSize()
+	g.pushAnnounce(g.scaledAt(g.ann.n))
+}
+
+// scaledAt is when the current wait ends for a group of n.
+func (g *Group) scaledAt(n int) instant {
+	return g.ann.last + instant(float64(g.announceWait(n))*g.ann.u)
+}
+
+func (g *Group) pushAnnounce(at instant) {
+	g.ann.next = at
+	g.sched.push(task{at: at, kind: taskAnnounce})
+}
+
+// announceDue runs when the announce timer fires: it sends the periodic
+// announcement, unless the group has grown since the wait was drawn and
+// the wait for its new size has not ended (forward reconsideration, RFC
+// 3550 §6.3.3): when many join at once, each one's larger N pushes its
+// own announcement out.
+func (g *Group) announceDue(now time.Time) {
+	legacy := g.scaled() && g.legacyMode(now)
+	if g.scaled() && !legacy {
+		n := g.groupSize()
+		if at := g.scaledAt(n); at > g.at(now) {
+			g.ann.n = n
+			g.pushAnnounce(at)
+			return
+		}
+	}
+	g.ann.plain = legacy
+	if err := g.sendSelf(codec.Announce, false); err != nil {
+		g.log.Debug("announce failed", "error", err)
+	}
+	g.ann.plain = false
+	g.scheduleAnnounce(now)
+}
+
+// fewer pulls the next announcement in when the group shrinks from prev
+// members (reverse reconsideration, RFC 3550 §6.3.4): the wait left
+// shrinks by N/prev, and so does the time since the last one, so that
+// forward reconsideration agrees. The survivors of a mass failure then
+// announce soon, instead of at the wait of the group they were.
+func (g *Group) fewer(prev int, now time.Time) {
+	n := g.groupSize()
+	if !g.scaled() || g.legacyMode(now) || g.ann.next == 0 || n >= prev || prev == 0 {
+		return
+	}
+	r := float64(n) / float64(prev)
+	tc := g.at(now)
+	if g.ann.next <= tc {
+		return
+	}
+	g.ann.last = tc - instant(r*float64(tc-g.ann.last))
+	g.ann.n = n
+	g.pushAnnounce(tc + instant(r*float64(g.ann.next-tc)))
+}
+
+// expireAfter is how long st may be silent before it expires. A member
+// that pings is pinged, not heard from each interval: it expires only
+// when nothing at all has come from it for long past its announcements'
+// wait and a whole round of everyone's pings (docs/design/frugal.md,
+// section 2.3.3), which the ping protocol's removal comes long before.
+func (g *Group) expireAfter(st *peerState) time.Duration {
+	d := g.cfg.ExpireAfter
+	if d <= 0 || !st.pings || !g.scaled() {
+		return d
+	}
+	n := g.groupSize()
+	// 1.5: the longest draw of the wait; three of them, as ExpireAfter is
+	// ten intervals for legacy peers.
+	wait := time.Duration(4.5 * float64(g.announceWait(n)))
+	round := 3 * time.Duration(n-1) * g.cfg.PingInterval
+	return max(d, wait, round)
+}
