@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/discovery"
 	"github.com/pirlan/pir/healthcheck"
 	"github.com/pirlan/pir/score"
@@ -246,6 +247,59 @@ func TestHealthReportArgs(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		assert.Equal(t, [][2]int{{1, 2}, {1, 2}, {2, 3}, {2, 3}, {3, 4}, {3, 4}, {0, 7}, {0, 7}}, got)
+	})
+}
+
+// In legacy mode (a peer that does not ping is heard), a member's periodic
+// announcements are plain and say nothing of its health: they do not undo
+// what its reports said. Its reports still go, in the extension form.
+func TestHealthReportsInLegacyMode(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		l.health.set("old:1", up)
+		var mu sync.Mutex
+		plain := 0 // a's plain announcements
+		old := l.listen(func(m *codec.Message) {
+			if m.ID == "a" && m.Kind == codec.Announce && !m.Extended {
+				mu.Lock()
+				plain++
+				mu.Unlock()
+			}
+		})
+		hello := func() {
+			b, err := (pipe.Codec{}).Encode(nil, announce("web", "old"))
+			require.NoError(t, err)
+			require.NoError(t, old.Send(b))
+		}
+		a, _ := l.join("a", selfChecking)
+		b, _ := l.join("b", selfChecking)
+		for range 3 {
+			hello()
+			advance(time.Second)
+		}
+		require.Len(t, a.Members(), 2)
+		require.Len(t, b.Members(), 2)
+		rb := record(b)
+		advance(500 * time.Millisecond) // halfway between two checks
+		mu.Lock()
+		plain = 0
+		mu.Unlock()
+
+		l.health.set("a:1", refuse)
+		for range 2 {
+			hello()
+			advance(time.Second) // a failed check
+		}
+		mu.Lock()
+		assert.GreaterOrEqual(t, plain, 1, "a announced plain meanwhile")
+		mu.Unlock()
+		m, ok := b.Member("a")
+		require.True(t, ok)
+		assert.Equal(t, score.Suspect, m.Verdict)
+		for _, e := range rb.of(discovery.HealthChanged, "a") {
+			assert.Equal(t, score.Suspect, e.Member.Verdict, "at %v", e.At)
+		}
+		assert.Len(t, rb.of(discovery.HealthChanged, "a"), 2)
 	})
 }
 
