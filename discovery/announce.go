@@ -89,12 +89,18 @@ func (g *Group) pinging() bool { return g.cfg.PingInterval > 0 }
 
 // selfArgs sets what our announcements and queries say in field 7 (ARGS)
 // of the frugal engine (docs/design/frugal.md, section 2.5): nothing
-// unless we ping, so that today's bytes stay as they were.
+// unless we ping, so that today's bytes stay as they were. A pinging
+// member says so (p=1) and gives its record's version (v) and its count
+// of consecutive failed self-checks (h, 0 unless HealthInterval is on).
 func (g *Group) selfArgs(m *codec.Message) {
 	if m.Kind == codec.Announce && !m.Extended && g.ann.plain {
 		return // legacy mode's periodic announcement: plain, for originals (rtcp.go)
 	}
 	m.Pings = g.pinging()
+	if m.Pings {
+		m.Version = g.version()
+		m.HealthFails = g.healthFails()
+	}
 }
 
 func (g *Group) send(b []byte) error {

@@ -111,6 +111,8 @@ type Group struct {
 	// rate limited now (listeners.go).
 	holds   map[string]*updateHold
 	holdSeq uint32
+
+	health selfHealth // our own health checks and reports (selfcheck.go)
 }
 
 // Join starts a Group: it checks cfg, asks the group who is there, and
@@ -142,6 +144,8 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 			return nil, err
 		}
 	}
+
+	g.startSelfCheck() // before the owner, which reads its channel
 
 	// Ask who is there before anything else, so the first answers find the
 	// receiver ready.

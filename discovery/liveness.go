@@ -381,6 +381,7 @@ func (g *Group) mayAnswer(in inbound) bool {
 // assess asks the policy about st and acts on the answer. It reports
 // whether st is still tracked.
 func (g *Group) assess(id string, st *peerState, now time.Time) bool {
+	g.feedAlive(st, now)
 	a := st.tracker.Assess(now)
 	switch {
 	case a.Verdict == score.Dead && st.confirm == nil && !g.startConfirm(id, st, now):

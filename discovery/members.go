@@ -110,6 +110,10 @@ func (g *Group) dropPeer(err error) {
 
 // track starts tracking a peer heard for the first time.
 func (g *Group) track(in inbound) {
+	if g.deadByReport(&in.msg, in.at) {
+		g.log.Trace("ignoring peer that reports itself dead", "peer", in.msg.ID, "from", in.src)
+		return
+	}
 	full := len(g.peers) >= g.cfg.MaxPeers || g.pending >= g.cfg.MaxPending
 	if full && g.pending == 0 {
 		g.stats.drop(DropPeerCap) // members only: nothing to make room from
@@ -142,6 +146,7 @@ func (g *Group) track(in inbound) {
 		pings:     saysPings(&in.msg),
 	}
 	st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
+	g.takeRecord(st, &in.msg, in.at) // a member failing its own checks is judged at once
 	a := st.tracker.Assess(in.at)
 	st.member.Health, st.member.Verdict = a.Health, a.Verdict
 	g.mu.Lock()
@@ -187,6 +192,7 @@ func (g *Group) update(st *peerState, in inbound) {
 		st.nextProbe, st.lastProbeOK, st.failedStart = 0, 0, 0
 		st.tracker = g.cfg.Policy.Track(in.at)
 		st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
+		g.replayRecord(st, in.at)
 		g.armSilence(in.msg.ID, st, in.at)
 		g.probe(in.msg.ID, st, in.at)
 	}

@@ -36,6 +36,8 @@ func (g *Group) own() {
 			g.handle(in)
 		case r := <-g.results:
 			g.handleProbe(r)
+		case ok := <-g.health.checks:
+			g.selfChecked(ok, time.Now())
 		case <-timer.C:
 		}
 		g.runDue(time.Now())
@@ -80,6 +82,8 @@ func (g *Group) runDue(now time.Time) {
 			g.startWaiting(now)
 		case taskUpdate:
 			g.releaseUpdates(t.id, t.gen, now)
+		case taskReport:
+			g.reportCopy(t.gen)
 		case taskAnswer:
 			if g.answerDue {
 				g.answerDue = false
@@ -184,6 +188,9 @@ func (g *Group) handle(in inbound) {
 	heard := g.at(in.at)
 	st.lastHeard = heard
 	st.tracker.Observe(score.Observation{Event: score.Heartbeat, At: in.at})
+	if !g.heardRecord(m.ID, st, &in) {
+		return // it reported itself dead
+	}
 	if st.lateProbed {
 		g.armSilence(m.ID, st, in.at) // a new silence may be late again
 	}

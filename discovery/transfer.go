@@ -251,7 +251,8 @@ func (g *Group) snapshot(now time.Time) *tableSnap {
 		// link's announcement carries its own: the querier learns us from
 		// those.
 		entries = append(entries, codec.Entry{ID: g.self.ID, Health: g.self.HealthURI.String(),
-			Comms: g.self.CommsURI.String(), Meta: g.self.Meta, Pings: g.pinging(), Extended: true})
+			Comms: g.self.CommsURI.String(), Meta: g.self.Meta, Pings: g.pinging(), Extended: true,
+			Version: g.version(), HealthFails: g.healthFails()})
 	}
 	for id, st := range g.peers {
 		if !st.joined || st.member.Verdict != score.Healthy {
