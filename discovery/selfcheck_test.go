@@ -157,7 +157,9 @@ func TestHealthTurns503(t *testing.T) {
 func TestSelfCheckNoWire(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t)
-		quiet := func(c *discovery.Config) { c.AnnounceInterval = time.Hour }
+		// No announcement and no ping due: only the self-checks' own
+		// traffic could show.
+		quiet := func(c *discovery.Config) { c.AnnounceInterval, c.PingInterval = time.Hour, time.Hour }
 		a, _ := l.join("a", selfChecking, quiet)
 		b, _ := l.join("b", selfChecking, quiet)
 		advance(500 * time.Millisecond)
@@ -194,7 +196,9 @@ func TestSelfCheckNoWire(t *testing.T) {
 func TestHealthReportSecondCopy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t)
-		quiet := func(c *discovery.Config) { c.AnnounceInterval = time.Hour }
+		// No announcement and no ping due: only the self-checks' own
+		// traffic could show.
+		quiet := func(c *discovery.Config) { c.AnnounceInterval, c.PingInterval = time.Hour, time.Hour }
 		a, epA := l.join("a", selfChecking, quiet)
 		b, epB := l.join("b", selfChecking, quiet)
 		advance(500 * time.Millisecond) // halfway between two checks
