@@ -100,7 +100,10 @@ func firstTwo(id string, members map[string]member) (string, string) {
 func TestNewcomerLearnsByTransfer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t)
-		ms := l.joinGroup(200)
+		// Pings held off (one an hour), so that what members send is
+		// the newcomer's join alone.
+		rarePings := func(c *discovery.Config) { c.PingInterval = time.Hour }
+		ms := l.joinGroup(200, rarePings)
 		f, s := firstTwo("newcomer", ms)
 		before := map[string]discovery.Stats{}
 		for name, m := range ms {
@@ -108,7 +111,7 @@ func TestNewcomerLearnsByTransfer(t *testing.T) {
 		}
 
 		start := time.Now()
-		x, _ := l.join("newcomer", transferring)
+		x, _ := l.join("newcomer", transferring, rarePings)
 		rec := record(x)
 		for x.Stats().Members < 200 && time.Since(start) < time.Second {
 			advance(time.Millisecond)
