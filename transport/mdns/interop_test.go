@@ -184,7 +184,9 @@ func (x *interop) helper(h *nslan.Host, args ...string) *nslan.Proc {
 	x.t.Helper()
 	exe, err := os.Executable()
 	require.NoError(x.t, err)
-	cmd := h.Command(context.Background(), exe, append([]string{"-network", x.network(), "-iface", "eth0"}, args...)...)
+	// At debug level: a wait that fails prints the helper's stderr, and
+	// with it what the transport and the Group saw.
+	cmd := h.Command(context.Background(), exe, append([]string{"-network", x.network(), "-iface", "eth0", "-log", "debug"}, args...)...)
 	cmd.Env = append(os.Environ(), helperEnv+"=1", "GORACE=atexit_sleep_ms=0")
 	p, err := h.StartCommand(cmd)
 	require.NoError(x.t, err)
