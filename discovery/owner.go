@@ -200,7 +200,7 @@ func (g *Group) handle(in inbound) {
 		g.armSilence(m.ID, st, in.at) // a new silence may be late again
 	}
 	if !st.joined {
-		g.heardPending(m.ID, st, in.at)
+		g.heardPending(m.ID, st, g.answersWho(&in), in.at)
 	}
 	p := pathOf(in)
 	primary := p == st.path

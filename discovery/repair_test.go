@@ -2,8 +2,10 @@ package discovery_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -13,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pirlan/pir/discovery"
+	"github.com/pirlan/pir/score"
 	"github.com/pirlan/pir/transport"
 	"github.com/pirlan/pir/transport/mem"
 )
@@ -103,5 +106,126 @@ func TestPingingMemberKeepsItsPath(t *testing.T) {
 		assert.Equal(t, "tcp://198.18.0.7:4000", m.HealthURI.String(), "still known by its first path")
 		assert.Empty(t, ra.of(discovery.Updated, "p"), "no flap between the paths")
 		assert.NotZero(t, a.Stats().AcksReceived)
+	})
+}
+
+// deaf wraps a member's endpoint so that, while on is set, it hears no
+// multicast from the addresses in from (every address when from is empty):
+// it misses announcements, queries, reports and vouches, not unicast.
+type deaf struct {
+	*mem.Endpoint
+	on   *atomic.Bool
+	from []netip.AddrPort
+}
+
+func (d deaf) Receive(buf []byte) (transport.Packet, error) {
+	for {
+		p, err := d.Endpoint.Receive(buf)
+		if err != nil || !d.on.Load() || !p.Dst.IsMulticast() || !d.deafTo(p.Src) {
+			return p, err
+		}
+	}
+}
+
+func (d deaf) deafTo(src netip.AddrPort) bool {
+	return len(d.from) == 0 || slices.Contains(d.from, src)
+}
+
+// deafen makes a member deaf (see deaf) while on is set.
+func deafen(on *atomic.Bool, from ...netip.AddrPort) func(*discovery.Config) {
+	return func(c *discovery.Config) {
+		c.Transport = deaf{Endpoint: c.Transport.(*mem.Endpoint), on: on, from: from}
+	}
+}
+
+// firstProber is the first prober of peer among members, by
+// discovery.ProbeRank.
+func firstProber(peer string, members ...string) string {
+	best := members[0]
+	for _, m := range members[1:] {
+		if r, b := discovery.ProbeRank(peer, m), discovery.ProbeRank(peer, best); r < b || r == b && m < best {
+			best = m
+		}
+	}
+	return best
+}
+
+// TestMissedJoinRepaired: a member that heard neither a newcomer's query
+// nor the vouch for it (it hears no multicast at all) lists the newcomer
+// within one round of the newcomer's pings: the newcomer, which learned it
+// by transfer, pings it; it acks with who=1; the newcomer tells it who it
+// is by unicast, and it admits the newcomer with one probe of its own.
+func TestMissedJoinRepaired(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		var off atomic.Bool
+		a, _ := l.join("a", pinging)
+		b, _ := l.join("b", pinging)
+		c, _ := l.join("c", pinging, deafen(&off))
+		waitMembers(t, 2, a, b, c)
+		// A newcomer c would probe first anyway is admitted without the
+		// repair: pick one whose first prober is another. Its name is
+		// long enough for an offer to answer its query (transfer.go).
+		name := "newcomer-0"
+		for i := 1; firstProber(name, "a", "b", "c") == "c"; i++ {
+			name = fmt.Sprintf("newcomer-%d", i)
+		}
+		off.Store(true)
+		n, _ := l.join(name, pinging)
+		waitMembers(t, 3, a, b, n)
+		joined := time.Now()
+		_, ok := c.Member(name)
+		require.False(t, ok, "c missed the join")
+		round := 3 * time.Second // the newcomer's round: three members, a ping a second
+		for time.Since(joined) <= round+time.Second && len(c.Members()) < 3 {
+			advance(100 * time.Millisecond)
+		}
+		_, ok = c.Member(name)
+		assert.True(t, ok, "c lists the newcomer within a round of its pings (and its first ping's delay)")
+		assert.True(t, off.Load(), "c heard no multicast meanwhile")
+		assert.Len(t, c.Members(), 3)
+	})
+}
+
+// reportAgainGap is past a health report's second copy.
+const reportAgainGap = 150 * time.Millisecond
+
+// TestMissedUpdateRepaired: a member that missed both copies of another's
+// health report learns it within one round of pings, by the record version
+// pings and acks carry: it asks the member by a unicast query, and the
+// member answers with its announcement.
+func TestMissedUpdateRepaired(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		var off atomic.Bool
+		x, xep := l.join("x", selfChecking, func(c *discovery.Config) { c.HealthInterval = time.Minute })
+		a, _ := l.join("a", selfChecking)
+		b, _ := l.join("b", selfChecking, deafen(&off, xep.Addr()))
+		waitMembers(t, 2, x, a, b)
+		advance(5 * time.Second)
+		ra, rb := record(a), record(b)
+		off.Store(true)
+		l.health.set("x:1", refuse)
+		// x's first self-check since its start fails, and x reports it.
+		for range 700 {
+			if len(ra.of(discovery.HealthChanged, "x")) > 0 {
+				break
+			}
+			advance(100 * time.Millisecond)
+		}
+		require.NotEmpty(t, ra.of(discovery.HealthChanged, "x"), "a heard the report")
+		turned := time.Now()
+		l.health.set("x:1", up) // the next check is a minute away
+		advance(reportAgainGap)
+		require.Empty(t, rb.of(discovery.HealthChanged, "x"), "b missed both copies")
+
+		round := 2 * time.Second // b's and x's rounds: two members, a ping a second
+		for time.Since(turned) <= round && len(rb.of(discovery.HealthChanged, "x")) == 0 {
+			advance(100 * time.Millisecond)
+		}
+		hc := rb.of(discovery.HealthChanged, "x")
+		require.NotEmpty(t, hc, "b learned the report within a round of pings")
+		assert.Equal(t, score.Suspect, hc[0].Member.Verdict)
+		assert.True(t, off.Load())
 	})
 }
