@@ -135,15 +135,16 @@ func (g *Group) mayProbePending(id string, st *peerState, now time.Time) bool {
 
 // heardPending runs when a pending peer st is heard again: one that waited
 // for a vouch is probed once it has been heard for half an announce
-// interval, and one whose probe failed is probed again.
-func (g *Group) heardPending(id string, st *peerState, now time.Time) {
+// interval, or at once when what we heard answers our who=1 (who:
+// repair.go), and one whose probe failed is probed again.
+func (g *Group) heardPending(id string, st *peerState, who bool, now time.Time) {
 	a := &st.adm
 	if a.gen != st.gen || st.probing || st.queued {
 		return
 	}
 	switch {
 	case !a.cleared:
-		if now.Sub(st.member.Joined) >= g.cfg.AnnounceInterval/2 {
+		if who || now.Sub(st.member.Joined) >= g.cfg.AnnounceInterval/2 {
 			a.cleared = true
 			g.probe(id, st, now)
 		}

@@ -148,8 +148,12 @@ const queryCopies = 100 * time.Millisecond
 // ping, is answered instead by a state transfer, and only by the first
 // two members of its sender's ranking (transfer.go): everyone else sends
 // nothing.
+//
+// A query by unicast, which only a member repairing its copy of our record
+// sends while we ping (repair.go), is answered by unicast, to a known
+// member alone.
 func (g *Group) answer(in inbound) {
-	if g.announce == nil || g.answeredCopy(in) {
+	if g.announce == nil || g.pinging() && g.answerDirect(in) || g.answeredCopy(in) {
 		return
 	}
 	if g.pinging() && in.msg.Pings {

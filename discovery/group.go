@@ -85,6 +85,7 @@ type Group struct {
 	ann       annState                    // when our periodic announcements go (rtcp.go)
 	xfer      transfers                   // joins by state transfer (transfer.go)
 	pg        pinger                      // the ping protocol (ping.go)
+	rep       repairState                 // repair through pings (repair.go)
 
 	// links is set when our URIs name no host (0.0.0.0, [::]): each link
 	// then gets an announcement carrying its own address.

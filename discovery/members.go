@@ -160,6 +160,12 @@ func (g *Group) track(in inbound) {
 	g.log.Debug("tracking peer", "peer", p.ID, "health", p.HealthURI, "from", in.src)
 	if !st.joined {
 		g.tracked(in.msg.ID)
+		if g.answersWho(&in) {
+			// It answers our who=1: the others know it, so nobody will
+			// vouch for it. One probe of ours admits it (repair.go).
+			st.adm = peerAdmission{gen: st.gen, cleared: true}
+			st.member.Joined = in.at
+		}
 	}
 	g.armSilence(in.msg.ID, st, in.at)
 	g.probe(in.msg.ID, st, in.at)

@@ -125,6 +125,11 @@ func (g *Group) handle(in inbound) {
 		// Any datagram from a pinged member's own address is a sign of
 		// life (docs/design/frugal.md, section 2.1).
 		st.lastHeard = g.at(in.at)
+		if st.pings {
+			// Its acks and pings keep its path heard between its
+			// announcements, which come once per T(N) (pathSilence).
+			st.pathHeard = st.lastHeard
+		}
 		g.heardAlive(m.ID, st, in.at)
 	}
 	switch m.Kind {
@@ -195,7 +200,7 @@ func (g *Group) handle(in inbound) {
 		g.armSilence(m.ID, st, in.at) // a new silence may be late again
 	}
 	if !st.joined {
-		g.heardPending(m.ID, st, in.at)
+		g.heardPending(m.ID, st, g.answersWho(&in), in.at)
 	}
 	p := pathOf(in)
 	primary := p == st.path
@@ -203,7 +208,7 @@ func (g *Group) handle(in inbound) {
 		st.pathHeard = heard
 	}
 	changed := m.Health != st.health || m.Comms != st.comms || !maps.Equal(m.Meta, st.member.Meta)
-	if changed && (primary || in.at.Sub(g.time(st.pathHeard)) > 3*g.cfg.AnnounceInterval) {
+	if changed && (primary || in.at.Sub(g.time(st.pathHeard)) > g.pathSilence(st)) {
 		st.path, st.pathHeard = p, heard
 		g.update(st, in)
 		return

@@ -212,7 +212,7 @@ func (g *Group) startPing(id string, addr netip.AddrPort, gen uint32, why pingWh
 }
 
 func (g *Group) sendPing(id string, f *flight) {
-	m := codec.Message{Kind: codec.Ping, Group: g.cfg.Name, ID: g.self.ID, Nonce: f.nonce}
+	m := codec.Message{Kind: codec.Ping, Group: g.cfg.Name, ID: g.self.ID, Nonce: f.nonce, Version: g.version()}
 	b, err := g.cfg.Codec.Encode(nil, &m)
 	if err != nil {
 		g.log.Debug("encode ping failed", "error", err)
@@ -278,18 +278,21 @@ func samePort(a, b netip.AddrPort) bool {
 	return a.Port() == b.Port() && hostOf(a.Addr()) == hostOf(b.Addr())
 }
 
-// takePing acks a ping: one from a member, by unicast from the address it
-// is known by, at once; one from an ID we do not know with Who set, so that
-// the pinger tells us who it is, within AnswerRate per source. Anything
-// else is spoofed.
+// takePing acks a ping, with our record's version: one from a member, by
+// unicast from the address it is known by, at once (and a version newer
+// than our copy of its record makes us ask for it: repair.go); one from
+// an ID we do not know as a member (unknown, or pending here) with Who
+// set, so that the pinger tells us who it is, within AnswerRate per
+// source. Anything else is spoofed.
 func (g *Group) takePing(in inbound) {
 	m := &in.msg
 	if !in.src.IsValid() || in.dst.IsValid() && in.dst.IsMulticast() {
 		g.stats.drop(DropSpoofed)
 		return
 	}
-	reply := codec.Message{Kind: codec.Ack, Group: g.cfg.Name, ID: g.self.ID, Nonce: m.Nonce}
-	if st := g.peers[m.ID]; st != nil {
+	reply := codec.Message{Kind: codec.Ack, Group: g.cfg.Name, ID: g.self.ID, Nonce: m.Nonce, Version: g.version()}
+	st := g.peers[m.ID]
+	if st != nil && st.joined {
 		if !samePort(st.member.Addr, in.src) && !g.isAlt(m.ID, st, in.src) {
 			g.stats.drop(DropSpoofed)
 			return
@@ -306,6 +309,11 @@ func (g *Group) takePing(in inbound) {
 		return
 	}
 	g.sendTo(b, in.src)
+	if reply.Who {
+		g.sentWho(in.src, in.at)
+	} else {
+		g.newerRecord(m.ID, st, m.Version, in.at)
+	}
 }
 
 // takeAck ends the ping it answers: only an ack by unicast from the
@@ -324,11 +332,14 @@ func (g *Group) takeAck(in inbound) {
 		x = 1
 	}
 	g.pg.loss += (x - g.pg.loss) / lossWindow
-	g.pingAcked(m.ID, f, m.Who, in.at)
+	g.pingAcked(m.ID, f, m, in.at)
 }
 
-// pingAcked records a ping's success: the target is alive now.
-func (g *Group) pingAcked(id string, f *flight, who bool, now time.Time) {
+// pingAcked records a ping's success, ack its answer: the target is alive
+// now. An ack with Who means the target does not know us; one with a
+// version newer than our copy of the target's record, that we missed a
+// change of it (repair.go).
+func (g *Group) pingAcked(id string, f *flight, ack *codec.Message, now time.Time) {
 	st := g.peers[id]
 	if f.why == pingRecheck {
 		g.reconnected(id, now)
@@ -340,12 +351,13 @@ func (g *Group) pingAcked(id string, f *flight, who bool, now time.Time) {
 	st.lastProbeOK = g.at(now) // our latest proof of life: an ack
 	g.tellAskers(id, st, now)
 	g.heardAlive(id, st, now)
-	if who && st.joined {
+	if ack.Who && st.joined {
 		// It does not know us: tell it who we are.
-		if b, err := g.encodeSelf(codec.Announce, true); err == nil {
+		if b, err := g.encodeTo(codec.Announce, true, f.addr, st.member.IfIndex); err == nil {
 			g.sendTo(b, f.addr)
 		}
 	}
+	g.newerRecord(id, st, ack.Version, now)
 }
 
 // pingFailed acts on a failed ping: the members that asked us to check
