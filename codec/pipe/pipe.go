@@ -38,6 +38,10 @@ const (
 	tokPage     = "page"
 )
 
+// transferKinds are the kinds of the ping protocol and the state transfer
+// whose messages end at ARGS, by their tokens.
+var transferKinds = map[string]codec.Kind{tokPing: codec.Ping, tokAck: codec.Ack, tokOffer: codec.Offer, tokPull: codec.Pull}
+
 // entryFields is the number of fields of one entry of a page:
 // MID|ADDR|HEALTH|COMMS|ARGS.
 const entryFields = 5
@@ -355,12 +359,7 @@ func validEntry(e *codec.Entry) error {
 	if e.HealthFails < 0 || e.HealthFails > maxCount {
 		return fmt.Errorf("HealthFails %d: want 0 to %d", e.HealthFails, maxCount)
 	}
-	for k, v := range e.Meta {
-		if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return fmt.Errorf("metadata %q: keys must be non-empty UTF-8, values UTF-8", k)
-		}
-	}
-	return nil
+	return metaProblem(e.Meta)
 }
 
 // validAddr checks an entry's ADDR field as written: printable ASCII
@@ -374,10 +373,20 @@ func validAddr(s string) error {
 	return nil
 }
 
+// validMeta reports why Encode cannot write meta, wrapping ErrInvalid.
 func validMeta(meta map[string]string) error {
+	if err := metaProblem(meta); err != nil {
+		return fmt.Errorf("%w: %v", codec.ErrInvalid, err)
+	}
+	return nil
+}
+
+// metaProblem reports why meta cannot be written: keys must be non-empty
+// UTF-8, values UTF-8.
+func metaProblem(meta map[string]string) error {
 	for k, v := range meta {
 		if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return fmt.Errorf("%w: metadata %q: keys must be non-empty UTF-8, values UTF-8", codec.ErrInvalid, k)
+			return fmt.Errorf("metadata %q: keys must be non-empty UTF-8, values UTF-8", k)
 		}
 	}
 	return nil
@@ -576,17 +585,8 @@ func (c Codec) Decode(b []byte, m *codec.Message) error {
 		case tokObituary:
 			m.Kind = codec.Obituary
 			return decodeTargeted(m, f[2], f[3], f[5])
-		case tokPing:
-			m.Kind = codec.Ping
-			return decodeTransfer(m, f[2], f[3], f[5], "")
-		case tokAck:
-			m.Kind = codec.Ack
-			return decodeTransfer(m, f[2], f[3], f[5], "")
-		case tokOffer:
-			m.Kind = codec.Offer
-			return decodeTransfer(m, f[2], f[3], f[5], "")
-		case tokPull:
-			m.Kind = codec.Pull
+		case tokPing, tokAck, tokOffer, tokPull:
+			m.Kind = transferKinds[f[4]]
 			return decodeTransfer(m, f[2], f[3], f[5], "")
 		case tokPage:
 			m.Kind = codec.Page
