@@ -46,11 +46,9 @@ func (g *Group) usable(l transport.Link) bool {
 	return l.Addr.IsValid() && (!g.v4Only || l.Addr.Is4())
 }
 
-// encodeFor encodes our message of the given kind as seen through link l:
-// unspecified hosts replaced by the link's address. Like every message, it
-// is encoded anew for each send: a codec may make each encoding unique
-// (codec/auth numbers them), and a receiver drops a copy as a replay.
-func (g *Group) encodeFor(kind codec.Kind, extended bool, l transport.Link) ([]byte, error) {
+// selfVia returns our record as seen through link l: unspecified hosts
+// replaced by the link's address.
+func (g *Group) selfVia(l transport.Link) Peer {
 	p := g.self
 	if u, _ := unspecifiedHost(p.HealthURI); u {
 		p.HealthURI = withAddr(p.HealthURI, l.Addr)
@@ -58,6 +56,15 @@ func (g *Group) encodeFor(kind codec.Kind, extended bool, l transport.Link) ([]b
 	if u, _ := unspecifiedHost(p.CommsURI); u {
 		p.CommsURI = withAddr(p.CommsURI, l.Addr)
 	}
+	return p
+}
+
+// encodeFor encodes our message of the given kind as seen through link l:
+// unspecified hosts replaced by the link's address. Like every message, it
+// is encoded anew for each send: a codec may make each encoding unique
+// (codec/auth numbers them), and a receiver drops a copy as a replay.
+func (g *Group) encodeFor(kind codec.Kind, extended bool, l transport.Link) ([]byte, error) {
+	p := g.selfVia(l)
 	m := codec.Message{
 		Kind: kind, Group: g.cfg.Name, ID: p.ID,
 		Health: p.HealthURI.String(), Comms: p.CommsURI.String(), Meta: p.Meta,

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/transport"
 )
 
 // This file holds the repair through pings of docs/design/frugal.md
@@ -146,8 +147,19 @@ func (g *Group) answerDirect(in inbound) bool {
 // interface's, or else the first usable one of dst's family), as our
 // announcements on that link do.
 func (g *Group) encodeTo(kind codec.Kind, extended bool, dst netip.AddrPort, ifIndex int) ([]byte, error) {
+	if l, ok := g.linkTo(dst, ifIndex); ok {
+		return g.encodeFor(kind, extended, l)
+	}
+	return g.encodeSelf(kind, extended)
+}
+
+// linkTo returns the link whose address our URIs carry toward dst, which
+// reaches us by interface ifIndex (0: unknown): that interface's, or else
+// the first usable one of dst's family. It reports false when our URIs
+// name an address, or no link of dst's family has one.
+func (g *Group) linkTo(dst netip.AddrPort, ifIndex int) (transport.Link, bool) {
 	if g.links == nil {
-		return g.encodeSelf(kind, extended)
+		return transport.Link{}, false
 	}
 	v4 := dst.Addr().Unmap().Is4()
 	pick := -1
@@ -161,7 +173,7 @@ func (g *Group) encodeTo(kind codec.Kind, extended bool, dst netip.AddrPort, ifI
 		}
 	}
 	if pick < 0 {
-		return g.encodeSelf(kind, extended)
+		return transport.Link{}, false
 	}
-	return g.encodeFor(kind, extended, links[pick])
+	return links[pick], true
 }

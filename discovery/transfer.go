@@ -75,8 +75,10 @@ const (
 // transfers is the Group's state of the state transfer. The owner goroutine
 // owns it.
 type transfers struct {
-	secret   []byte
-	snap     *tableSnap
+	secret []byte
+	// snaps are the latest snapshots of our table, by the address of the
+	// link our own entry names (none when our URIs name one): one a link.
+	snaps    map[netip.Addr]*tableSnap
 	serving  map[netip.Addr]*serving // by querier host; at most 2 × MaxTransfers (roomToServe)
 	pageTok  bucket                  // StateRate
 	offerTok bucket                  // offerRate
@@ -188,7 +190,7 @@ func (g *Group) offer(in inbound) {
 		g.stats.drop(DropAnswerLimited)
 		return
 	}
-	m.Pages = g.snapshot(in.at).pages()
+	m.Pages = g.snapshot(in.at, in.src, in.ifIndex).pages()
 	b, err := g.cfg.Codec.Encode(nil, &m)
 	if err != nil {
 		g.log.Debug("offer failed", "error", err)
@@ -240,18 +242,23 @@ func (g *Group) validCookie(src netip.Addr, id string, c [8]byte, now time.Time)
 
 // snapshot returns our table as pages, made afresh when a membership event
 // came since the last one, or when that is older than snapFresh.
-func (g *Group) snapshot(now time.Time) *tableSnap {
+func (g *Group) snapshot(now time.Time, to netip.AddrPort, ifIndex int) *tableSnap {
 	ev := g.stats.events.Load()
-	if s := g.xfer.snap; s != nil && s.events == ev && now.Sub(g.time(s.at)) < snapFresh {
+	l, perLink := g.linkTo(to, ifIndex)
+	if s := g.xfer.snaps[l.Addr]; s != nil && s.events == ev && now.Sub(g.time(s.at)) < snapFresh {
 		return s
 	}
 	entries := make([]codec.Entry, 0, g.members()+1)
-	if g.links == nil && !g.cfg.Passive {
-		// Our URIs name our address. When they name none (links.go), each
-		// link's announcement carries its own: the querier learns us from
-		// those.
-		entries = append(entries, codec.Entry{ID: g.self.ID, Health: g.self.HealthURI.String(),
-			Comms: g.self.CommsURI.String(), Meta: g.self.Meta, Pings: g.pinging(), Extended: true,
+	if !g.cfg.Passive && (g.links == nil || perLink) {
+		// Our URIs name our address, or name none and carry that of the
+		// link toward the querier, as our announcements on it do: the
+		// querier hears no announcement of ours while it joins.
+		self := g.self
+		if perLink {
+			self = g.selfVia(l)
+		}
+		entries = append(entries, codec.Entry{ID: self.ID, Health: self.HealthURI.String(),
+			Comms: self.CommsURI.String(), Meta: self.Meta, Pings: g.pinging(), Extended: true,
 			Version: g.version(), HealthFails: g.healthFails()})
 	}
 	for id, st := range g.peers {
@@ -264,7 +271,15 @@ func (g *Group) snapshot(now time.Time) *tableSnap {
 	}
 	s := &tableSnap{events: ev, at: g.at(now)}
 	s.entries, s.starts = g.paginate(entries)
-	g.xfer.snap = s
+	for a, old := range g.xfer.snaps {
+		if old.events != ev {
+			delete(g.xfer.snaps, a) // transfers that started on it keep it
+		}
+	}
+	if g.xfer.snaps == nil {
+		g.xfer.snaps = make(map[netip.Addr]*tableSnap, 2)
+	}
+	g.xfer.snaps[l.Addr] = s
 	return s
 }
 
@@ -339,7 +354,7 @@ func (g *Group) servePull(in inbound) {
 		if g.xfer.serving == nil {
 			g.xfer.serving = make(map[netip.Addr]*serving, 2*g.cfg.MaxTransfers)
 		}
-		snap := g.snapshot(now)
+		snap := g.snapshot(now, in.src, in.ifIndex)
 		t = &serving{id: m.ID, cookie: m.Cookie, snap: snap, served: make([]uint8, snap.pages()), left: snap.pages()}
 		g.xfer.serving[host] = t
 		g.stats.transfers.Add(1)
