@@ -163,8 +163,10 @@ func (c advisedCodec) Decode(b []byte, m *codec.Message) error {
 }
 
 // transport wraps t so that the adviser knows where each datagram came
-// from. It keeps t's optional LinkSender and healthcheck.SchemeProvider
-// (the mDNS transport's probers for the services it finds).
+// from. It keeps t's optional interfaces: LinkSender and
+// healthcheck.SchemeProvider (the mDNS transport's probers for the
+// services it finds) by the wrapper's type, the ones that answer a
+// question (UniqueUnicast, RefusalReporter, DefaultCodec) by passing it on.
 func (a *adviser) transport(t transport.Transport) transport.Transport {
 	at := advisedTransport{t, a}
 	ls, link := t.(transport.LinkSender)
@@ -191,6 +193,27 @@ func (t advisedTransport) Receive(buf []byte) (transport.Packet, error) {
 		t.a.setSource(pkt.Src)
 	}
 	return pkt, err
+}
+
+// UnicastIsUnique, ReportsRefusals and DefaultCodec pass on what t's
+// transport says, and what a transport that does not implement them means:
+// without them a Group on the wrapped transport would never ping
+// (docs/design/frugal.md), nor hear a refusal.
+func (t advisedTransport) UnicastIsUnique() bool {
+	u, ok := t.Transport.(transport.UniqueUnicast)
+	return ok && u.UnicastIsUnique()
+}
+
+func (t advisedTransport) ReportsRefusals() bool {
+	r, ok := t.Transport.(transport.RefusalReporter)
+	return ok && r.ReportsRefusals()
+}
+
+func (t advisedTransport) DefaultCodec() codec.Codec {
+	if d, ok := t.Transport.(transport.DefaultCodec); ok {
+		return d.DefaultCodec()
+	}
+	return nil
 }
 
 type advisedLinkTransport struct {

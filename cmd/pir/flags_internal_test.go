@@ -9,6 +9,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/healthcheck"
 	"github.com/pirlan/pir/transport"
 )
@@ -76,7 +78,18 @@ func TestAdvisedTransportKeepsOptionalInterfaces(t *testing.T) {
 		_, schemes := w.(healthcheck.SchemeProvider)
 		require.Equal(t, c.link, link, c.name)
 		require.Equal(t, c.schemes, schemes, c.name)
+		// A transport that says nothing: the wrapper says no.
+		require.False(t, w.(transport.UniqueUnicast).UnicastIsUnique(), c.name)
+		require.False(t, w.(transport.RefusalReporter).ReportsRefusals(), c.name)
+		require.Nil(t, w.(transport.DefaultCodec).DefaultCodec(), c.name)
 	}
+	// The multicast transports' answers pass through: without them a
+	// Group behind the wrapper never pinged, whatever -ping said, and
+	// pirbench measured today's TCP probes instead.
+	w := a.transport(saysT{})
+	require.True(t, w.(transport.UniqueUnicast).UnicastIsUnique())
+	require.True(t, w.(transport.RefusalReporter).ReportsRefusals())
+	require.Equal(t, pipe.Codec{}, w.(transport.DefaultCodec).DefaultCodec())
 }
 
 type plainT struct{ transport.Transport }
@@ -90,3 +103,9 @@ func (schemeT) Probers() map[string]healthcheck.Prober { return nil }
 func (bothT) Links() []transport.Link                  { return nil }
 func (bothT) SendVia([]byte, transport.Link) error     { return nil }
 func (bothT) Probers() map[string]healthcheck.Prober   { return nil }
+
+type saysT struct{ transport.Transport }
+
+func (saysT) UnicastIsUnique() bool     { return true }
+func (saysT) ReportsRefusals() bool     { return true }
+func (saysT) DefaultCodec() codec.Codec { return pipe.Codec{} }
