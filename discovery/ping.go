@@ -281,9 +281,10 @@ func samePort(a, b netip.AddrPort) bool {
 // takePing acks a ping, with our record's version: one from a member, by
 // unicast from the address it is known by, at once (and a version newer
 // than our copy of its record makes us ask for it: repair.go); one from
-// an ID we do not know as a member (unknown, or pending here) with Who
-// set, so that the pinger tells us who it is, within AnswerRate per
-// source. Anything else is spoofed.
+// a member by another address (its other family), within AnswerRate per
+// source; one from an ID we do not know as a member (unknown, or pending
+// here) with Who set, so that the pinger tells us who it is, within
+// AnswerRate per source. A ping by multicast is spoofed.
 func (g *Group) takePing(in inbound) {
 	m := &in.msg
 	if !in.src.IsValid() || in.dst.IsValid() && in.dst.IsMulticast() {
@@ -292,12 +293,20 @@ func (g *Group) takePing(in inbound) {
 	}
 	reply := codec.Message{Kind: codec.Ack, Group: g.cfg.Name, ID: g.self.ID, Nonce: m.Nonce, Version: g.version()}
 	st := g.peers[m.ID]
-	if st != nil && st.joined {
-		if !samePort(st.member.Addr, in.src) && !g.isAlt(m.ID, st, in.src) {
-			g.stats.drop(DropSpoofed)
+	switch {
+	case st != nil && st.joined && (samePort(st.member.Addr, in.src) || g.isAlt(m.ID, st, in.src)):
+	case st != nil && st.joined:
+		// A member pings us by the path it knows us by, from its socket of
+		// that family: on a dual-stack LAN, often not the path we know it
+		// by (each member keeps the path it heard first, or the one its
+		// table came with), and we may not have heard its other one yet.
+		// Acked as a stranger's ping is, within AnswerRate, but we know
+		// who it is, and take nothing else from it.
+		if !g.mayAnswer(in) {
 			return
 		}
-	} else {
+		st = nil
+	default:
 		if !g.mayAnswer(in) {
 			return
 		}
@@ -309,9 +318,10 @@ func (g *Group) takePing(in inbound) {
 		return
 	}
 	g.sendTo(b, in.src)
-	if reply.Who {
+	switch {
+	case reply.Who:
 		g.sentWho(in.src, in.at)
-	} else {
+	case st != nil:
 		g.newerRecord(m.ID, st, m.Version, in.at)
 	}
 }
