@@ -145,7 +145,9 @@ type Config struct {
 	// (section 2.1): every PingInterval a member pings the next member of
 	// a shuffled round, by unicast on the Group's own socket, and members
 	// that answer pings are no longer probed by TCP after they joined.
-	// Zero or negative: off, today's engine. The protocol is being built
+	// Zero or negative: off, today's engine; off too on a transport whose
+	// unicast is not the Group's own (transport.UniqueUnicast), such as
+	// mDNS's shared port 5353. The protocol is being built
 	// (docs/design/frugal.md, section 5); until it is complete it stays
 	// off by default, and a member that turns it on announces with field
 	// 7 (ARGS), which original pir peers drop.
@@ -313,6 +315,11 @@ func (c Config) WithDefaults() Config {
 }
 
 func (c *Config) setDefaults() {
+	if u, ok := c.Transport.(transport.UniqueUnicast); c.PingInterval > 0 && (!ok || !u.UnicastIsUnique()) {
+		// Pings need a socket of our own (mDNS shares port 5353): the
+		// engine is off, and the transport's own rules hold.
+		c.PingInterval = 0
+	}
 	c.setFixed()
 	c.setDerived()
 }

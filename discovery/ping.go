@@ -361,8 +361,9 @@ func (g *Group) pingAcked(id string, f *flight, ack *codec.Message, now time.Tim
 	st.lastProbeOK = g.at(now) // our latest proof of life: an ack
 	g.tellAskers(id, st, now)
 	g.heardAlive(id, st, now)
-	if ack.Who && st.joined {
-		// It does not know us: tell it who we are.
+	if ack.Who && st.joined && !g.cfg.Passive {
+		// It does not know us: tell it who we are (a watcher is nobody's
+		// member).
 		if b, err := g.encodeTo(codec.Announce, true, f.addr, st.member.IfIndex); err == nil {
 			g.sendTo(b, f.addr)
 		}

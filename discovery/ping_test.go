@@ -1,6 +1,7 @@
 package discovery_test
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/pirlan/pir/codec"
 	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/discovery"
+	"github.com/pirlan/pir/transport"
 	"github.com/pirlan/pir/transport/mem"
 )
 
@@ -613,4 +615,59 @@ func TestPingConfig(t *testing.T) {
 	assert.Contains(t, err.Error(), "RefusedGrace")
 	cfg.RefusedGrace = 50 * time.Millisecond
 	assert.NoError(t, cfg.Validate())
+}
+
+// sharedUnicast is a transport whose unicast is not the Group's own, as
+// mDNS's port 5353: it does not implement transport.UniqueUnicast.
+type sharedUnicast struct{ transport.Transport }
+
+// noTransfer is a codec that cannot write the state transfer's kinds, as
+// the mDNS transport's cannot.
+type noTransfer struct{ pipe.Codec }
+
+func (c noTransfer) Encode(b []byte, m *codec.Message) ([]byte, error) {
+	if m.Kind >= codec.Ping {
+		return nil, fmt.Errorf("kind %d", m.Kind)
+	}
+	return c.Codec.Encode(b, m)
+}
+
+// PingInterval on a transport whose unicast is shared turns nothing on:
+// the member says nothing of pings and pings nobody, and a watcher's query
+// is not padded for offers its codec could not write (`pir watch -mdns`
+// failed to start once -ping was on by default: "encode query: kind 9").
+func TestPingsOffOnSharedUnicast(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		var mu sync.Mutex
+		var heard []codec.Message
+		l.listen(func(m *codec.Message) {
+			mu.Lock()
+			heard = append(heard, *m)
+			mu.Unlock()
+		})
+		shared := func(c *discovery.Config) {
+			c.PingInterval = time.Second
+			c.HealthInterval = time.Second
+			c.Transport = sharedUnicast{c.Transport}
+			c.Codec = noTransfer{}
+		}
+		a, _ := l.join("a", shared)
+		b, _ := l.join("b", shared)
+		w, err := discovery.Join(context.Background(), discovery.Config{Name: "web", Transport: sharedUnicast{l.lan.Join()},
+			Codec: noTransfer{}, Passive: true, PingInterval: time.Second, Prober: l.health, ForeignHealthHosts: true})
+		require.NoError(t, err)
+		defer w.Close()
+		advance(10 * time.Second)
+		waitMembers(t, 1, a, b)
+		waitMembers(t, 2, w)
+		mu.Lock()
+		defer mu.Unlock()
+		require.NotEmpty(t, heard)
+		for _, m := range heard {
+			assert.False(t, m.Pings, "%s's %v says it pings", m.ID, m.Kind)
+			assert.Less(t, m.Kind, codec.Ping, "%s sent a %v", m.ID, m.Kind)
+		}
+		assert.Zero(t, a.Stats().PingsSent+b.Stats().PingsSent+w.Stats().PingsSent)
+	})
 }
