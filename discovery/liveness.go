@@ -115,7 +115,11 @@ func (g *Group) startConfirm(id string, st *peerState, now time.Time) bool {
 		return false // a peer never healthy goes without asking anyone
 	}
 	pingable := g.pingable(st)
-	helpers := g.pickHelpers(id, g.cfg.Confirmers, pingable)
+	k := g.cfg.Confirmers
+	if pingable {
+		k = max(k, pingConfirmers)
+	}
+	helpers := g.pickHelpers(id, k, pingable)
 	if len(helpers) == 0 {
 		return false
 	}
@@ -322,7 +326,7 @@ func (g *Group) tellAskers(id string, st *peerState, now time.Time) {
 // that announces. A member we ping is removed instead ObituaryGrace later,
 // unless heard after the obituary's since meanwhile (suspect). One about
 // ourselves is answered with an announcement at once (and, when we ping,
-// once more refuteAgain later), so that members that took it hear us
+// refuteCopies in all, refuteAgain apart), so that members that took it hear us
 // again. Only a joined member's obituary, from the address it is known by,
 // counts.
 func (g *Group) takeObituary(in inbound) {
@@ -337,9 +341,12 @@ func (g *Group) takeObituary(in inbound) {
 				g.log.Debug("announce failed", "error", err)
 			}
 			if g.pingOn() {
-				// Twice: the obituary's removal waits ObituaryGrace,
-				// and one lost refutation must not let it happen.
-				g.sched.push(task{at: g.at(in.at.Add(refuteAgain)), kind: taskRefute})
+				// More copies: the obituary's removal waits
+				// ObituaryGrace, and lost refutations must not let it
+				// happen.
+				for i := 1; i < refuteCopies; i++ {
+					g.sched.push(task{at: g.at(in.at.Add(time.Duration(i) * refuteAgain)), kind: taskRefute})
+				}
 			}
 		}
 		return
