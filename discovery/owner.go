@@ -19,6 +19,7 @@ func (g *Group) own() {
 	now := time.Now()
 	if g.announce != nil {
 		g.scheduleAnnounce(now)
+		g.scheduleBoot(now)
 	}
 	g.armPing(now, true)
 	timer := time.NewTimer(time.Hour)
@@ -104,6 +105,8 @@ func (g *Group) runDue(now time.Time) {
 			g.sendObituary(t, now)
 		case taskObitRemove:
 			g.graceOver(t, now)
+		case taskBoot:
+			g.bootAnnounce(now)
 		case taskRefute:
 			if err := g.sendSelf(codec.Announce, false); err != nil {
 				g.log.Debug("announce failed", "error", err)

@@ -27,6 +27,7 @@ const (
 	taskObitRemove  // an obituary's grace ends (gen: the peer state's gen)
 	taskRefute      // our refutation of an obituary about us is sent again
 	taskReconnect   // a member removed as Failed is pinged
+	taskBoot        // our announcement a second or two after our start (rtcp.go)
 )
 
 // task is one timed job of the Group's goroutine: 32 bytes. Probe and
