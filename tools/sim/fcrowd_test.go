@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"hash/fnv"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -247,7 +248,9 @@ func newFCrowd(t *testing.T, lan *simLAN, health *fakeHealth, first, n int) *fcr
 		c.version[j], c.healthy[j] = 1, true
 		c.encodeAnn(j)
 		require.NotNil(t, c.ann[j])
-		c.annU[j] = 0.5 + rand.Float64()
+		// Stationary: the interval now under way is drawn length-biased
+		// (density ∝ u on [0.5, 1.5]) and we stand uniformly within it.
+		c.annU[j] = math.Sqrt(0.25 + 2*rand.Float64())
 		d := time.Duration(float64(wait) * c.annU[j])
 		c.annLast[j] = c.start.Add(-rand.N(d))
 		c.annAt[j] = onGrid(c.annLast[j].Add(d))

@@ -46,7 +46,8 @@ func TestSampledFrugal(t *testing.T) {
 	}
 	k := envInt(t, "PIR_SAMPLED_K", 32)
 	victims := envInt(t, "PIR_SAMPLED_VICTIMS", 5)
-	const window = 60 * time.Second
+	// Long enough for announcements (0.1 a second in all) to count.
+	const window = 600 * time.Second
 	for _, n := range check {
 		t.Run(fmt.Sprintf("check N=%d", n), func(t *testing.T) {
 			all := runFrugal(t, fspec{n: n, k: n, victims: victims, joins: victims, window: window})
@@ -795,3 +796,231 @@ func TestSampledFrugalMatchesReal(t *testing.T) {
 	require.Positive(t, sampled.crowd.cfmAnswered, "the crowd answered no confirmation request")
 	require.Positive(t, sampled.crowd.offers, "the crowd offered no transfer")
 }
+
+// TestSampledAnnounceRate checks the crowd's announcements against the
+// design's bound: at N = 1,000 the real members receive 0.1 ± 0.02
+// announcements a second over 10,000 simulated seconds (AnnounceRate for
+// the whole group, section 2.3.1).
+func TestSampledAnnounceRate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 simulated seconds")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		const n, k = 1000, 2
+		w := newFWorld(t, n, k)
+		defer w.close()
+		for i := range k {
+			w.joinOne(t, i, n-k+i, time.Minute)
+		}
+		count := func() (got float64) {
+			for _, o := range w.obs {
+				// Its own come back by loopback: not the others'.
+				got += float64(o.wire.recv[kAnn].n.Load()) - float64(o.wire.sent[kAnn].n.Load())
+			}
+			return got / float64(len(w.obs))
+		}
+		before := count()
+		const span = 10000 * time.Second
+		for range 100 {
+			advance(span / 100)
+		}
+		rate := (count() - before) / span.Seconds()
+		t.Logf("N=%d: %.4f announcements a second received per real member", n, rate)
+		require.InDelta(t, 0.1, rate, 0.02)
+	})
+}
+
+// TestSampledFrugalCrowdAnswers checks the frugal crowd's side of the
+// protocol message by message, through a bare endpoint on the LAN: offers
+// only from the members ranking F and S, pages only with the cookie, acks
+// with the nonce (who=1 for a stranger), cfm probe=1 answered by pinging
+// and evd failed=1 when that ping fails, an obituary about a crowd member
+// refuted within the grace; then, alone, it finds a vanished member and
+// multicasts the obituary.
+func TestSampledFrugalCrowdAnswers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 40
+		w := newFWorld(t, n, 1)
+		defer w.close()
+		w.joinOne(t, 0, n-1, time.Minute) // m00000, the victim later
+		victim := simName(0)
+		raw := w.lan.join(simAddr(n + 1))
+		rawID := simName(n + 1)
+		w.health.set(rawID+":1", up)
+		send := func(m codec.Message, dst netip.AddrPort) {
+			t.Helper()
+			m.Group = "web"
+			if m.ID == "" {
+				m.ID = rawID
+			}
+			b, err := pipe.Codec{}.Encode(nil, &m)
+			require.NoError(t, err)
+			if dst.IsValid() {
+				require.NoError(t, raw.SendTo(b, dst))
+			} else {
+				require.NoError(t, raw.Send(b))
+			}
+		}
+		only := func(kind codec.Kind) []simReceived {
+			var out []simReceived
+			for _, in := range raw.received(t) {
+				if in.msg.Kind == kind {
+					out = append(out, in)
+				}
+			}
+			return out
+		}
+
+		// A ping from a stranger: acked from the target's address with the
+		// nonce and who=1.
+		helper := simAddr(7)
+		send(codec.Message{Kind: codec.Ping, ID: "stranger", Nonce: 0xdecaf}, helper)
+		advance(time.Millisecond)
+		acks := only(codec.Ack)
+		require.Len(t, acks, 1)
+		require.Equal(t, helper, acks[0].src)
+		require.Equal(t, simName(7), acks[0].msg.ID)
+		require.Equal(t, uint32(0xdecaf), acks[0].msg.Nonce)
+		require.True(t, acks[0].msg.Who, "who=1 for an ID it does not know")
+
+		// A pinging query: offers from F and S only, each from its own
+		// address, when they are crowd members; F vouches.
+		h := healthURI(rawID).String()
+		send(codec.Message{Kind: codec.Query, Health: h, Comms: h, Pings: true, Version: 1}, netip.AddrPort{})
+		advance(time.Millisecond)
+		ids := []string{victim}
+		for i := 1; i < n; i++ {
+			ids = append(ids, simName(i))
+		}
+		slices.SortFunc(ids, func(a, b string) int {
+			ra, rb := probeRank(rawID, a), probeRank(rawID, b)
+			if ra != rb {
+				if ra < rb {
+					return -1
+				}
+				return 1
+			}
+			return strings.Compare(a, b)
+		})
+		var want []string
+		for _, id := range ids[:2] {
+			if id != victim {
+				want = append(want, id)
+			}
+		}
+		in := raw.received(t)
+		var offers []simReceived
+		var vouched bool
+		for _, x := range in {
+			switch {
+			case x.msg.Kind == codec.Offer:
+				offers = append(offers, x)
+			case x.msg.Kind == codec.Evidence && x.msg.Target == rawID && x.msg.Probed == 0:
+				vouched = true
+				require.Equal(t, ids[0], x.msg.ID, "the vouch comes from F")
+			}
+		}
+		var got []string
+		for _, o := range offers {
+			require.Equal(t, simAddr(simIndex(o.msg.ID)), o.src, "offer from %s", o.msg.ID)
+			got = append(got, o.msg.ID)
+		}
+		require.ElementsMatch(t, want, got, "offers from F and S when they are crowd members, from nobody else")
+		require.Equal(t, ids[0] != victim, vouched, "F vouches when F is a crowd member")
+		require.NotEmpty(t, offers, "the test needs a crowd member as F or S")
+		o := offers[0]
+
+		// Pages only with the cookie.
+		send(codec.Message{Kind: codec.Pull, Page: 0}, o.src)
+		bad := o.msg.Cookie
+		bad[0] ^= 1
+		send(codec.Message{Kind: codec.Pull, Cookie: bad, Page: 0}, o.src)
+		advance(time.Millisecond)
+		require.Empty(t, only(codec.Page), "no page without the cookie")
+		listed := map[string]bool{}
+		for p := range o.msg.Pages {
+			send(codec.Message{Kind: codec.Pull, Cookie: o.msg.Cookie, Page: p}, o.src)
+			advance(100 * time.Millisecond) // within StateRate
+			pages := only(codec.Page)
+			require.Len(t, pages, 1, "page %d", p)
+			require.Equal(t, o.src, pages[0].src)
+			require.Equal(t, p, pages[0].msg.Page)
+			for _, e := range pages[0].msg.Entries {
+				listed[e.ID] = true
+				require.Equal(t, simAddr(simIndex(e.ID)), e.Addr, "entry %s", e.ID)
+			}
+		}
+		require.Len(t, listed, n+1, "the pages list the crowd, the real member and the newcomer admitted")
+
+		// Now a member: a ping is acked without who.
+		send(codec.Message{Kind: codec.Ping, Nonce: 7}, helper)
+		advance(time.Millisecond)
+		acks = only(codec.Ack)
+		require.Len(t, acks, 1)
+		require.False(t, acks[0].msg.Who)
+		require.Equal(t, uint32(7), acks[0].msg.Nonce)
+
+		// An obituary about a crowd member: it refutes by multicast at once
+		// and again 100 ms later, within ObituaryGrace.
+		named := simAddr(12)
+		send(codec.Message{Kind: codec.Obituary, Target: simName(12), Since: time.Second}, netip.AddrPort{})
+		advance(time.Millisecond)
+		refute := func() int {
+			c := 0
+			for _, a := range only(codec.Announce) {
+				if a.src == named && a.msg.ID == simName(12) {
+					c++
+				}
+			}
+			return c
+		}
+		require.Equal(t, 1, refute(), "refuted at once")
+		advance(100 * time.Millisecond)
+		require.Equal(t, 1, refute(), "and again within the grace")
+
+		// cfm probe=1 about the victim, once it vanished: an answer from
+		// memory, then a ping of its own, and evd failed=1 when it fails.
+		w.crowd.setVictim(t, victim)
+		w.health.set(victim+":1", silent)
+		w.obs[0].ep.cut.Store(true)
+		advance(time.Millisecond)
+		raw.received(t)
+		send(codec.Message{Kind: codec.Confirm, Target: victim, Probe: true, Since: time.Millisecond}, helper)
+		advance(time.Millisecond)
+		evd := only(codec.Evidence)
+		require.Len(t, evd, 1, "an answer from memory")
+		require.False(t, evd[0].msg.Failed)
+		require.Equal(t, helper, evd[0].src)
+		advance(c500())
+		evd = only(codec.Evidence)
+		require.Len(t, evd, 1, "the news of the ping asked for")
+		require.True(t, evd[0].msg.Failed, "evd failed=1: its ping of the victim failed")
+
+		// Alone, the crowd removes it: a member's ping fails, it confirms,
+		// multicasts the obituary, and every crowd member removes it after
+		// the grace.
+		at := time.Now()
+		var obits []simReceived
+		for {
+			advance(50 * time.Millisecond)
+			for _, x := range raw.received(t) {
+				if x.msg.Kind == codec.Obituary && x.msg.Target == victim {
+					obits = append(obits, x)
+				}
+			}
+			if removed, _ := w.crowd.removal(); removed == w.crowd.size {
+				break
+			}
+			require.Less(t, time.Since(at), time.Minute, "the crowd never removed the victim")
+		}
+		require.NotEmpty(t, obits, "the obituary reaches the LAN")
+		require.Positive(t, obits[0].msg.Since, "with since")
+		require.Equal(t, simAddr(simIndex(obits[0].msg.ID)), obits[0].src)
+		st := w.crowd.snapshotStats()
+		require.Positive(t, st.confirms)
+		require.Positive(t, st.failedSent)
+	})
+}
+
+// c500 is the crowd's PingTimeout and a millisecond.
+func c500() time.Duration { return frugalConfig().PingTimeout + time.Millisecond }
