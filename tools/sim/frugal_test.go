@@ -50,14 +50,14 @@ func TestSampledFrugal(t *testing.T) {
 	const window = 600 * time.Second
 	for _, n := range check {
 		t.Run(fmt.Sprintf("check N=%d", n), func(t *testing.T) {
-			all := runFrugal(t, fspec{n: n, k: n, victims: victims, joins: victims, replace: true, window: window})
-			sampled := runFrugal(t, fspec{n: n, k: min(k, n), victims: victims, joins: victims, replace: true, window: window})
+			all := runFrugal(t, fspec{n: n, k: n, victims: victims, joins: victims, replace: true, tolerant: true, window: window})
+			sampled := runFrugal(t, fspec{n: n, k: min(k, n), victims: victims, joins: victims, replace: true, tolerant: true, window: window})
 			t.Log("\n" + fSideBySide(all, sampled))
 		})
 	}
 	for _, n := range sizes {
 		t.Run(fmt.Sprintf("N=%d", n), func(t *testing.T) {
-			r := runFrugal(t, fspec{n: n, k: min(k, n), victims: victims, joins: victims, replace: true, window: window})
+			r := runFrugal(t, fspec{n: n, k: min(k, n), victims: victims, joins: victims, replace: true, tolerant: true, window: window})
 			t.Log("\n" + table(r.rows()))
 		})
 	}
@@ -65,12 +65,13 @@ func TestSampledFrugal(t *testing.T) {
 
 // fspec is one run of the frugal sampled simulation.
 type fspec struct {
-	n, k    int
-	victims int // of each kind (vanished, killed)
-	joins   int // newcomers, and health changes
-	window  time.Duration
-	noJoins bool // skip newcomers and health changes
-	replace bool // each victim is replaced by a new real member once removed
+	n, k     int
+	victims  int // of each kind (vanished, killed)
+	joins    int // newcomers, and health changes
+	window   time.Duration
+	noJoins  bool // skip newcomers and health changes
+	replace  bool // each victim is replaced by a new real member once removed
+	tolerant bool // count joins left incomplete after a minute (fworld.tolerant)
 }
 
 // Kinds of datagram the byte report splits.
@@ -244,6 +245,12 @@ type fworld struct {
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 	next   int // the next newcomer's index (after the crowd's)
+
+	// tolerant: a join that does not complete within its limit is counted
+	// (unlisted: members that do not list the newcomer then) rather than
+	// failed, in the measuring runs.
+	tolerant bool
+	unlisted int
 }
 
 func newFWorld(t *testing.T, n, k int) *fworld {
@@ -320,6 +327,9 @@ type fresult struct {
 	wall, formed time.Duration
 	pings        summary // pings started per real member per second
 	pending      int     // members still pending at a newcomer when it saw all the others
+	unlisted     int     // fworld.unlisted
+	kept         int     // real members still listing a victim a minute after it went
+	healthMissed int     // real members listing a member whose health change never reached them in 30 s
 	sentB, recvB [nKinds]float64
 	sentN, recvN [nKinds]float64 // datagrams per real member per second
 	vanished     []time.Duration // removed by all
@@ -400,6 +410,15 @@ func (w *fworld) joinOne(t *testing.T, i, want int, limit time.Duration) (*fobse
 				}
 			}
 			short := func(s []string) []string { return s[:min(len(s), 10)] }
+			if w.tolerant {
+				// Counted, not waited for: what the engine leaves undone.
+				w.unlisted += len(missing)
+				if w.crowd != nil && w.crowd.joinedAt(o.name).IsZero() {
+					w.unlisted++
+				}
+				t.Logf("%s: after %v sees %d of %d (%d pending); not listed by %v", o.name, limit, o.g.Stats().Members, want, o.g.Stats().Pending, short(missing))
+				break
+			}
 			require.Fail(t, "join too slow", "%s: sees %d of %d (%d pending), not %d: %v; not seen by %v (real F %s, which lists %d gone)", o.name, o.g.Stats().Members, want, o.g.Stats().Pending, len(unseen), short(unseen), short(missing), f, len(extra))
 		}
 	}
@@ -407,12 +426,15 @@ func (w *fworld) joinOne(t *testing.T, i, want int, limit time.Duration) (*fobse
 	var seen time.Duration
 	for _, x := range w.obs {
 		if x != o && !x.gone {
-			j, _ := x.joinedAt(o.name)
-			seen = max(seen, j.Sub(at))
+			if j, ok := x.joinedAt(o.name); ok {
+				seen = max(seen, j.Sub(at))
+			}
 		}
 	}
 	if w.crowd != nil {
-		seen = max(seen, w.crowd.joinedAt(o.name).Sub(at))
+		if j := w.crowd.joinedAt(o.name); !j.IsZero() {
+			seen = max(seen, j.Sub(at))
+		}
 	}
 	return o, sees, seen
 }
@@ -470,6 +492,7 @@ func simulateFrugal(t *testing.T, spec fspec) fresult {
 	require.True(t, spec.replace || spec.k > 2*spec.victims, "more real members than victims")
 	w := newFWorld(t, spec.n, spec.k)
 	defer w.close()
+	w.tolerant = spec.tolerant
 	r := fresult{spec: spec}
 
 	// The real members join one after the other, each once the one before
@@ -540,7 +563,7 @@ func simulateFrugal(t *testing.T, spec fspec) fresult {
 			}
 			i := w.next
 			w.next++
-			o, sees, seen := w.joinOne(t, i, spec.n+len(w.obs)-spec.k, time.Minute)
+			o, sees, seen := w.joinOne(t, i, spec.n+len(w.obs)-spec.k, 10*time.Second)
 			r.sees, r.seen = append(r.sees, sees), append(r.seen, seen)
 			r.pending += o.g.Stats().Pending
 			for _, x := range w.obs {
@@ -599,6 +622,15 @@ func simulateFrugal(t *testing.T, spec fspec) fresult {
 				}
 				if all {
 					r.reach = append(r.reach, last)
+					break
+				}
+				if time.Since(at) >= 30*time.Second && w.tolerant {
+					for _, o := range w.obs {
+						if _, ok := o.changedAt(id); !ok && o.name != id && o.listed(id) {
+							r.healthMissed++
+							t.Logf("health change of %s: not at %s after 30 s", id, o.name)
+						}
+					}
 					break
 				}
 				require.Less(t, time.Since(at), 30*time.Second, "health change of %s never reached all", id)
@@ -665,6 +697,11 @@ func simulateFrugal(t *testing.T, spec fspec) fresult {
 				if w.crowd != nil {
 					n, _ = w.crowd.removal()
 				}
+				if w.tolerant {
+					r.kept += len(keep)
+					t.Logf("%s not removed after a minute (killed %v): kept by %v", o.name, kill, keep)
+					break
+				}
 				require.Fail(t, "never removed", "%s never removed by all (killed %v): kept by %v; crowd removed %d", o.name, kill, keep, n)
 			}
 		}
@@ -718,6 +755,7 @@ func simulateFrugal(t *testing.T, spec fspec) fresult {
 		}
 		x.mu.Unlock()
 	}
+	r.unlisted = w.unlisted
 	if w.crowd != nil {
 		r.crowd = w.crowd.snapshotStats()
 		r.crowdSize = w.crowd.size
@@ -767,9 +805,12 @@ func (r fresult) rows() [][2]string {
 		{"newcomer sees all: median (max)", medMax(r.sees)},
 		{"all see newcomer: median (max)", medMax(r.seen)},
 		{"members left pending at the newcomers", fmt.Sprint(r.pending)},
+		{"members not listing a newcomer 10 s (later ones: 60 s) after its start", fmt.Sprint(r.unlisted)},
 		{"largest 100 ms burst in a join", fmt.Sprintf("%d datagrams, %d B (%s)", r.burstN, r.burstB, r.burstWho)},
 		{"health change reaches all real: median (max)", medMax(r.reach)},
+		{"health changes missed by a member listing the member (30 s)", fmt.Sprint(r.healthMissed)},
 		{"expired, false removals", fmt.Sprintf("%d, %d", r.expired, r.falseRem)},
+		{"real members still listing a victim after a minute", fmt.Sprint(r.kept)},
 	}
 	if r.crowdSize > 0 {
 		s := r.crowd
