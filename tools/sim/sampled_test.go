@@ -547,7 +547,15 @@ type simLAN struct {
 	mu     sync.Mutex
 	eps    []*simEndpoint
 	byAddr map[netip.AddrPort]*simEndpoint
-	crowd  *crowd // set before any endpoint sends
+	crowd  crowdSink // set before any endpoint sends
+}
+
+// crowdSink is a modeled crowd on a simLAN: the legacy engine's (crowd)
+// or the frugal engine's (fcrowd).
+type crowdSink interface {
+	receive(d crowdIn)          // a datagram from a real member; never blocks
+	has(a netip.AddrPort) bool  // a is a crowd member's address
+	index(a netip.AddrPort) int // the crowd member at a (has(a))
 }
 
 func newSimLAN() *simLAN { return &simLAN{byAddr: map[netip.AddrPort]*simEndpoint{}} }
@@ -584,8 +592,9 @@ func (l *simLAN) fromCrowd(out []simOut) {
 // simDatagram is one queued datagram; its bytes are never written after
 // they are queued, so copies share them.
 type simDatagram struct {
-	b   []byte
-	src netip.AddrPort
+	b       []byte
+	src     netip.AddrPort
+	refused bool // no datagram: src refused one sent to it (ICMP port unreachable)
 }
 
 // simOut is a datagram the crowd sends a real member; no dst: multicast.
@@ -596,9 +605,10 @@ type simOut struct {
 
 // simEndpoint is a real member's Transport on a simLAN.
 type simEndpoint struct {
-	lan  *simLAN
-	addr netip.AddrPort
-	cut  atomic.Bool // partitioned from everyone
+	lan    *simLAN
+	addr   netip.AddrPort
+	cut    atomic.Bool // partitioned from everyone
+	killed atomic.Bool // its process is gone: unicasts to it are refused (with cut)
 
 	mu     sync.Mutex
 	queue  []simDatagram
@@ -681,15 +691,21 @@ func (e *simEndpoint) SendTo(b []byte, dst netip.AddrPort) error {
 	to := l.byAddr[dst]
 	l.mu.Unlock()
 	switch {
+	case to != nil && to.killed.Load():
+		e.push(simDatagram{src: dst, refused: true}) // its host answers ICMP port unreachable
 	case to != nil:
 		if !to.cut.Load() {
 			to.push(d)
 		}
 	case l.crowd != nil && l.crowd.has(dst):
-		l.crowd.receive(crowdIn{b: d.b, src: e.addr, to: simAddrIndex(dst) - l.crowd.first, from: -1})
+		l.crowd.receive(crowdIn{b: d.b, src: e.addr, to: l.crowd.index(dst), from: -1})
 	}
 	return nil
 }
+
+// UnicastIsUnique reports true: an endpoint's address is its own, so the
+// frugal engine pings over it (transport.UniqueUnicast).
+func (e *simEndpoint) UnicastIsUnique() bool { return true }
 
 // Receive returns the oldest queued datagram, waiting for one.
 func (e *simEndpoint) Receive(buf []byte) (transport.Packet, error) {
@@ -699,6 +715,9 @@ func (e *simEndpoint) Receive(buf []byte) (transport.Packet, error) {
 			return transport.Packet{}, err
 		}
 		if ok {
+			if d.refused {
+				return transport.Packet{Src: d.src, IfIndex: 1, Refused: true}, nil
+			}
 			if len(d.b) > len(buf) {
 				return transport.Packet{Src: d.src, IfIndex: 1}, fmt.Errorf("sim: %s receive: %d bytes: %w", e.addr, len(d.b), transport.ErrTruncated)
 			}
@@ -763,6 +782,9 @@ func (e *simEndpoint) received(t *testing.T) []simReceived {
 		require.NoError(t, err)
 		if !ok {
 			return out
+		}
+		if d.refused {
+			continue
 		}
 		var m codec.Message
 		require.NoError(t, pipe.Codec{}.Decode(d.b, &m))
@@ -977,9 +999,10 @@ func (c *crowd) has(a netip.AddrPort) bool {
 	i := simAddrIndex(a)
 	return i >= c.first && i < c.first+c.size
 }
-func (c *crowd) push(e crowdEvent)         { c.events.push(e) }
-func (c *crowd) current(e crowdEvent) bool { return c.victim != nil && e.epoch == c.epoch }
-func (c *crowd) members() int              { return c.size - 1 + c.realMembers() }
+func (c *crowd) index(a netip.AddrPort) int { return simAddrIndex(a) - c.first }
+func (c *crowd) push(e crowdEvent)          { c.events.push(e) }
+func (c *crowd) current(e crowdEvent) bool  { return c.victim != nil && e.epoch == c.epoch }
+func (c *crowd) members() int               { return c.size - 1 + c.realMembers() }
 func (c *crowd) encode(m *codec.Message) []byte {
 	m.Group = c.cfg.Name
 	b, err := c.codec.Encode(nil, m)
