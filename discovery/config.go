@@ -315,7 +315,7 @@ func (c Config) WithDefaults() Config {
 }
 
 func (c *Config) setDefaults() {
-	if u, ok := c.Transport.(transport.UniqueUnicast); c.PingInterval > 0 && (!ok || !u.UnicastIsUnique()) {
+	if u, ok := c.Transport.(transport.UniqueUnicast); c.Transport != nil && c.PingInterval > 0 && (!ok || !u.UnicastIsUnique()) {
 		// Pings need a socket of our own (mDNS shares port 5353): the
 		// engine is off, and the transport's own rules hold.
 		c.PingInterval = 0

@@ -158,3 +158,15 @@ func TestJoinRefusesBadConfigAndClosesTransport(t *testing.T) {
 	require.ErrorIs(t, err, discovery.ErrInvalidConfig)
 	assert.Contains(t, err.Error(), "Self.ID")
 }
+
+// WithDefaults of a Config with no Transport yet keeps PingInterval: only a
+// Transport whose unicast is shared turns pings off (tools/sim builds its
+// members' Configs so, and its frugal members stopped pinging when this
+// rule looked at a nil Transport).
+func TestWithDefaultsKeepsPingsWithoutTransport(t *testing.T) {
+	c := discovery.DefaultConfig("web", nil)
+	c.PingInterval = time.Second
+	assert.Equal(t, time.Second, c.WithDefaults().PingInterval)
+	c.Transport = sharedUnicast{}
+	assert.Zero(t, c.WithDefaults().PingInterval)
+}
