@@ -84,7 +84,8 @@ func (g *Group) encodeSelf(kind codec.Kind, extended bool) ([]byte, error) {
 }
 
 // pinging reports whether this member runs the ping protocol
-// (Config.PingInterval).
+// (Config.PingInterval; Join turns it off over a transport whose unicast
+// is shared, Config.setDefaults).
 func (g *Group) pinging() bool { return g.cfg.PingInterval > 0 }
 
 // selfArgs sets what our announcements and queries say in field 7 (ARGS)

@@ -340,7 +340,7 @@ func (g *Group) takeObituary(in inbound) {
 			if err := g.sendSelf(codec.Announce, false); err != nil {
 				g.log.Debug("announce failed", "error", err)
 			}
-			if g.pingOn() {
+			if g.pinging() {
 				// More copies: the obituary's removal waits
 				// ObituaryGrace, and lost refutations must not let it
 				// happen.

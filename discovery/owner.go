@@ -124,7 +124,7 @@ func (g *Group) handle(in inbound) {
 	}
 	m := &in.msg
 	st := g.peers[m.ID]
-	if st != nil && g.pingOn() && samePort(st.member.Addr, in.src) {
+	if st != nil && g.pinging() && samePort(st.member.Addr, in.src) {
 		// Any datagram from a pinged member's own address is a sign of
 		// life (docs/design/frugal.md, section 2.1).
 		st.lastHeard = g.at(in.at)
@@ -140,8 +140,7 @@ func (g *Group) handle(in inbound) {
 		switch {
 		case !g.pinging():
 			// We did not say p=1 (selfArgs): drop it as an older pir
-			// counts a kind it does not know. While we say it, we ack
-			// pings even where we ping nobody (pingOn).
+			// counts a kind it does not know.
 			g.stats.drop(DropMalformed)
 		case m.Kind == codec.Ping:
 			g.takePing(in)

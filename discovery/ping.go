@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/pirlan/pir/codec"
-	"github.com/pirlan/pir/transport"
 )
 
 // This file holds the ping protocol of docs/design/frugal.md (section 2.1),
@@ -115,27 +114,17 @@ type flight struct {
 // deaths' ones. Past it a helper answers from memory only.
 const maxFlights = 64
 
-// pingOn reports whether this member runs the ping protocol: Config asks
-// for it, and the transport's unicast reaches exactly one member.
-func (g *Group) pingOn() bool {
-	if !g.pinging() {
-		return false
-	}
-	u, ok := g.cfg.Transport.(transport.UniqueUnicast)
-	return ok && u.UnicastIsUnique()
-}
-
 // pingable reports whether st is a member we ping: joined, it said it
 // answers pings, and we run the protocol.
 func (g *Group) pingable(st *peerState) bool {
-	return st.joined && st.pings && st.member.Addr.IsValid() && g.pingOn()
+	return st.joined && st.pings && st.member.Addr.IsValid() && g.pinging()
 }
 
 // armPing schedules the next ping of the round, a PingInterval from now
 // (the first one at a random point of the first interval, so that members
 // that start together do not ping in step).
 func (g *Group) armPing(now time.Time, first bool) {
-	if g.pg.armed || !g.pingOn() {
+	if g.pg.armed || !g.pinging() {
 		return
 	}
 	g.pg.armed = true
@@ -185,7 +174,7 @@ func (g *Group) nextPing(now time.Time) {
 // round, as memberlist does: a place already passed waits for the next
 // round.
 func (g *Group) addToRound(id string) {
-	if !g.pingOn() {
+	if !g.pinging() {
 		return
 	}
 	if len(g.pg.round) > len(g.peers)+16 {
@@ -590,7 +579,7 @@ func (g *Group) sweepDying() {
 // pinged every ReconnectInterval in turn with the others, for ReconnectFor,
 // so that the halves of a healed partition meet again.
 func (g *Group) addReconnect(id string, addr netip.AddrPort, now time.Time) {
-	if !g.pingOn() || !addr.IsValid() {
+	if !g.pinging() || !addr.IsValid() {
 		return
 	}
 	g.pg.reconnect = slices.DeleteFunc(g.pg.reconnect, func(r recheck) bool { return r.id == id })

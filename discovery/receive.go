@@ -53,7 +53,7 @@ func (g *Group) receive() {
 		}
 		if pkt.Refused {
 			// No datagram: the ping protocol's hint that a member died.
-			if g.pingOn() {
+			if g.pinging() {
 				select {
 				case g.inbox <- inbound{src: pkt.Src, at: time.Now(), refused: true}:
 				case <-g.ctx.Done():

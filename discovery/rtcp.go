@@ -206,7 +206,7 @@ func (g *Group) pathSilence(st *peerState) time.Duration {
 	}
 	n := g.groupSize()
 	gap := time.Duration(1.5 * float64(g.announceWait(n)))
-	if g.pingOn() {
+	if g.pinging() {
 		gap = min(gap, 2*time.Duration(n-1)*g.cfg.PingInterval)
 	}
 	return max(d, 3*gap)
