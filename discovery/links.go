@@ -74,6 +74,14 @@ func (g *Group) encodeFor(kind codec.Kind, extended bool, l transport.Link) ([]b
 	return g.cfg.Codec.Encode(nil, &m)
 }
 
+// announceNow multicasts our announcement (periodic, boot, refutation),
+// logging a failure: the next one goes anyway.
+func (g *Group) announceNow() {
+	if err := g.sendSelf(codec.Announce, false); err != nil {
+		g.log.Debug("announce failed", "error", err)
+	}
+}
+
 // sendSelf multicasts our announcement or query, in the extension form
 // when extended (codec.Message.Extended). When our URIs name no address,
 // each link gets its own, carrying that link's address.

@@ -337,9 +337,7 @@ func (g *Group) takeObituary(in inbound) {
 	if m.Target == g.self.ID {
 		if g.announce != nil && in.at.Sub(g.refuted) > g.cfg.AnnounceInterval/4 {
 			g.refuted = in.at
-			if err := g.sendSelf(codec.Announce, false); err != nil {
-				g.log.Debug("announce failed", "error", err)
-			}
+			g.announceNow()
 			if g.pinging() {
 				// More copies: the obituary's removal waits
 				// ObituaryGrace, and lost refutations must not let it

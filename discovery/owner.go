@@ -108,9 +108,7 @@ func (g *Group) runDue(now time.Time) {
 		case taskBoot:
 			g.bootAnnounce(now)
 		case taskRefute:
-			if err := g.sendSelf(codec.Announce, false); err != nil {
-				g.log.Debug("announce failed", "error", err)
-			}
+			g.announceNow()
 		case taskReconnect:
 			g.reconnectNext(now)
 		}

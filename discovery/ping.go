@@ -340,19 +340,13 @@ func (g *Group) takeAck(in inbound) {
 	delete(g.pg.flights, m.ID)
 	g.stats.acksReceived.Add(1)
 	if f.why == pingRound {
-		g.sampleLoss(f.sent > 1)
+		x := 0.0 // lost: the ack came only after a resend
+		if f.sent > 1 {
+			x = 1
+		}
+		g.pg.loss += (x - g.pg.loss) / lossWindow
 	}
 	g.pingAcked(m.ID, f, m, in.at)
-}
-
-// sampleLoss feeds the loss average one acked ping of our round: lost when
-// it needed a resend.
-func (g *Group) sampleLoss(lost bool) {
-	x := 0.0
-	if lost {
-		x = 1
-	}
-	g.pg.loss += (x - g.pg.loss) / lossWindow
 }
 
 // pingAcked records a ping's success, ack its answer: the target is alive

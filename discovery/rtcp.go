@@ -3,8 +3,6 @@ package discovery
 import (
 	"math/rand/v2"
 	"time"
-
-	"github.com/pirlan/pir/codec"
 )
 
 // This file holds when our periodic announcements go (docs/design/frugal.md,
@@ -93,13 +91,14 @@ func (g *Group) scheduleAnnounce(now time.Time) {
 
 // scheduleBoot schedules our boot announcement: a member that announces
 // at the group's rate says who it is once more, one or two
-// AnnounceIntervals (a second or two) after its query, at random, so that members that started with it, and missed both its query
-// and the vouch that admits it, hear it again (the admission fallback,
-// admit.go) and take it, after which their pings repair what it missed
-// of them (repair.go). Without it such a pair waits for a periodic
-// announcement, N/AnnounceRate seconds away: ten members started together
-// in the lab sometimes did not all meet within 20 s. mDNS announces twice
-// on starting for the same reason (RFC 6762, section 8.3).
+// AnnounceIntervals (a second or two) after its query, at random, so that
+// members that started with it, and missed both its query and the vouch
+// that admits it, hear it again (the admission fallback, admit.go) and
+// take it, after which their pings repair what it missed of them
+// (repair.go). Without it such a pair waits for a periodic announcement,
+// N/AnnounceRate seconds away: ten members started together in the lab
+// sometimes did not all meet within 20 s. mDNS announces twice on
+// starting for the same reason (RFC 6762, section 8.3).
 func (g *Group) scheduleBoot(now time.Time) {
 	if !g.scaled() {
 		return
@@ -114,9 +113,7 @@ func (g *Group) bootAnnounce(now time.Time) {
 	if !g.scaled() || g.legacyMode(now) {
 		return
 	}
-	if err := g.sendSelf(codec.Announce, false); err != nil {
-		g.log.Debug("announce failed", "error", err)
-	}
+	g.announceNow()
 }
 
 // scaledAt is when the current wait ends for a group of n.
@@ -145,9 +142,7 @@ func (g *Group) announceDue(now time.Time) {
 		}
 	}
 	g.ann.plain = legacy
-	if err := g.sendSelf(codec.Announce, false); err != nil {
-		g.log.Debug("announce failed", "error", err)
-	}
+	g.announceNow()
 	g.ann.plain = false
 	g.scheduleAnnounce(now)
 }
