@@ -152,7 +152,7 @@ func (g *Group) nextPing(now time.Time) {
 			g.pg.round[len(g.pg.round)-1] = ""
 			g.pg.round = g.pg.round[:len(g.pg.round)-1]
 			st := g.peers[id]
-			if st == nil || !g.pingable(st) || g.pg.flights[id] != nil || st.confirm != nil || g.dying(id) {
+			if st == nil || !g.pingable(st) || g.pg.flights[id] != nil || st.confirm != nil || g.dying(id, st) {
 				continue
 			}
 			g.startPing(id, st.member.Addr, st.gen, pingRound, now)
@@ -387,7 +387,9 @@ func (g *Group) pingFailed(id string, f *flight, now time.Time) {
 		return // heard since it started: alive
 	}
 	d := g.pg.dying[id]
-	if d == nil {
+	if d == nil || d.gen != st.gen {
+		// None, or one of an earlier incarnation: removed by another's
+		// obituary while ours was under way, it ended with it.
 		if g.pg.dying == nil {
 			g.pg.dying = make(map[string]*death)
 		}
@@ -548,8 +550,14 @@ func (g *Group) heardAlive(id string, st *peerState, now time.Time) {
 	}
 }
 
-// dying reports whether a death of id is being established.
-func (g *Group) dying(id string) bool { return g.pg.dying[id] != nil }
+// dying reports whether a death of st, tracked as id, is being
+// established. A death of id's earlier incarnation does not count: it ended
+// when that one was removed, by another's obituary perhaps, and the member
+// back must be pinged in our rounds again.
+func (g *Group) dying(id string, st *peerState) bool {
+	d := g.pg.dying[id]
+	return d != nil && d.gen == st.gen
+}
 
 // sweepDying drops the deaths of members gone, so that the table stays
 // bounded by the members.

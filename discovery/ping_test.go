@@ -503,6 +503,38 @@ func TestPartitionReconnect(t *testing.T) {
 	})
 }
 
+// TestCutMemberReunion: one member of ten has its link cut and restored,
+// thirty times over, as e2e's TestLinkDown does once. Some members have a
+// death of it under way (their own ping of it failed) when another's
+// obituary removes it. That death must end with the incarnation it was
+// about: before, it stayed in the table, so that those members never pinged
+// the member back in their rounds, and it, learning the members that do not
+// know it only from their pings' who=1, never listed them (seen failing at
+// the 15th cut in 4 runs of 4). Each time, the cut member and the others
+// list each other again within two ReconnectIntervals of the heal, and the
+// others remove it again on the next cut.
+func TestCutMemberReunion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		slow := func(c *discovery.Config) { c.AnnounceInterval = 10 * time.Minute }
+		const n = 10
+		gs, eps, _, _ := pingLAN(t, l, n, slow)
+		for cut := range 30 {
+			l.lan.Partition(eps[n-1:], eps[:n-1])
+			waitMembers(t, n-2, gs[:n-1]...)
+			waitMembers(t, 0, gs[n-1])
+			l.lan.Heal()
+			healed := time.Now()
+			for _, g := range gs {
+				for len(g.Members()) != n-1 {
+					require.Less(t, time.Since(healed), 2*5*time.Second, "cut %d: %s lists %v after the heal", cut, g.Self().ID, ids(g.Members()))
+					advance(100 * time.Millisecond)
+				}
+			}
+		}
+	})
+}
+
 // TestAckOnlyFromTarget: a member that sees the pings (their nonces) acks
 // them in the vanished target's name from its own address. Those acks do
 // not count: the target is removed as if they had not been sent.
