@@ -120,8 +120,13 @@ func (g *Group) mayProbePending(id string, st *peerState, now time.Time) bool {
 		// query: they are new to it only. It probes them all at once, as
 		// it must to learn the group quickly, and vouches for none.
 		starting := now.Before(g.epoch.Add(time.Second + g.cfg.AnnounceInterval/4))
-		first := starting || g.firstProber(id)
-		*a = peerAdmission{gen: st.gen, cleared: first, vouch: first && !starting && !g.cfg.Passive}
+		// A member we removed as Failed, heard again: a partition or a
+		// cut link healed. The members we admitted back since know it
+		// already and will never vouch for it; we probe it ourselves,
+		// as each member that removed it does.
+		back := g.removedAsFailed(id)
+		first := starting || back || g.firstProber(id)
+		*a = peerAdmission{gen: st.gen, cleared: first, vouch: first && !starting && !back && !g.cfg.Passive}
 		st.member.Joined = now // first heard; no Member of a pending peer is ever shown
 	}
 	switch {

@@ -599,7 +599,10 @@ func (g *Group) addReconnect(id string, addr netip.AddrPort, now time.Time) {
 func (g *Group) reconnectNext(now time.Time) {
 	g.pg.recArmed = false
 	g.pg.reconnect = slices.DeleteFunc(g.pg.reconnect, func(r recheck) bool {
-		return now.Sub(r.at) > g.cfg.ReconnectFor || g.peers[r.id] != nil
+		// One heard again but pending stays: its query (reconnected)
+		// reached us, ours may not have reached its side.
+		st := g.peers[r.id]
+		return now.Sub(r.at) > g.cfg.ReconnectFor || st != nil && st.joined
 	})
 	if len(g.pg.reconnect) == 0 {
 		g.pg.reconnect = nil
@@ -612,16 +615,23 @@ func (g *Group) reconnectNext(now time.Time) {
 	g.sched.push(task{at: g.at(now.Add(g.cfg.ReconnectInterval)), kind: taskReconnect})
 }
 
+// removedAsFailed reports whether id is on the reconnect list: a member we
+// removed as Failed within ReconnectFor.
+func (g *Group) removedAsFailed(id string) bool {
+	return slices.ContainsFunc(g.pg.reconnect, func(r recheck) bool { return r.id == id })
+}
+
 // reconnected: a member removed as Failed acked our ping, so a partition
-// healed. We multicast a query: every member answers it with its
-// announcement, so that both halves hear each other and admit each other
-// again as newcomers are admitted.
+// healed. We multicast a query: the members that hear it track us and
+// admit us again as they admit newcomers, and its F and S offer us their
+// table, which we pull as a newcomer does (pullAgain).
 func (g *Group) reconnected(id string, now time.Time) {
 	g.pg.reconnect = slices.DeleteFunc(g.pg.reconnect, func(r recheck) bool { return r.id == id })
 	g.log.Debug("removed member answers again", "peer", id)
 	if g.announce == nil {
 		return
 	}
+	g.pullAgain(now)
 	if err := g.sendSelf(codec.Query, true); err != nil {
 		g.log.Debug("query failed", "error", err)
 	}
