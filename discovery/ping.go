@@ -623,15 +623,15 @@ func (g *Group) removedAsFailed(id string) bool {
 
 // reconnected: a member removed as Failed acked our ping, so a partition
 // healed. We multicast a query: the members that hear it track us and
-// admit us again as they admit newcomers, and its F and S offer us their
-// table, which we pull as a newcomer does (pullAgain).
+// probe us, as each has us on its reconnect list (mayProbePending). Each
+// member of the other side does the same within a ReconnectInterval, so we
+// list them all by their queries.
 func (g *Group) reconnected(id string, now time.Time) {
 	g.pg.reconnect = slices.DeleteFunc(g.pg.reconnect, func(r recheck) bool { return r.id == id })
 	g.log.Debug("removed member answers again", "peer", id)
 	if g.announce == nil {
 		return
 	}
-	g.pullAgain(now)
 	if err := g.sendSelf(codec.Query, true); err != nil {
 		g.log.Debug("query failed", "error", err)
 	}

@@ -89,10 +89,6 @@ type transfers struct {
 	offers   int
 	cookies  [2][8]byte // of the offers taken
 	done     bool       // our transfer ended: take no more offers
-	// asked is when we last multicast a query for the table: a reconnect's
-	// (reconnected), or, while zero, our Join's. Offers are taken for
-	// offersFor after it.
-	asked instant
 }
 
 // tableSnap is our table as pages: page i holds entries[starts[i]:starts[i+1]].
@@ -424,12 +420,10 @@ func (g *Group) takeOffer(in inbound) {
 	m := &in.msg
 	x := &g.xfer
 	switch {
-	case x.done || x.offers >= 2 || in.at.Sub(g.time(max(x.asked, instant(time.Second)))) > offersFor:
-		return // not joining nor reconnecting: nothing to pull
+	case x.done || x.offers >= 2 || in.at.Sub(g.epoch) > time.Second+offersFor:
+		return // not joining: nothing to pull
 	case x.pull != nil && x.pull.id == m.ID, x.fallback != nil && x.fallback.id == m.ID:
 		return // a copy, by another path
-	case x.asked != 0 && g.peers[m.ID] != nil && g.peers[m.ID].joined:
-		return // reconnecting: a member we list knows our side, not the other
 	case m.Pages == 0:
 		return // nothing to pull: wait for another
 	case m.Pages > g.cfg.MaxPeers+1:
@@ -444,17 +438,6 @@ func (g *Group) takeOffer(in inbound) {
 		return
 	}
 	x.fallback = &o
-}
-
-// pullAgain makes us take the offers that answer the query we send next,
-// as we did on joining: a member back from a partition, or a cut link,
-// lists every member of the other side by one transfer, instead of each
-// one's pings with who=1, a round of each apart. Not while a transfer is
-// under way.
-func (g *Group) pullAgain(now time.Time) {
-	if x := &g.xfer; x.pull == nil {
-		x.done, x.offers, x.fallback, x.asked = false, 0, nil, g.at(now)
-	}
 }
 
 // startPull starts pulling the pages of o.
