@@ -41,7 +41,9 @@ func TestAnnouncementsJittered(t *testing.T) {
 		l := newLab(t)
 		ear := l.lan.Join()
 		t.Cleanup(func() { ear.Close() })
-		l.join("a")
+		// Every AnnounceInterval: the legacy engine's pace (rtcp_test.go
+		// has the frugal engine's).
+		l.join("a", legacy)
 		var gaps []time.Duration
 		last := time.Now()
 		buf := make([]byte, 2048)

@@ -141,16 +141,17 @@ type Config struct {
 	// (derived at Join: 10 s by default); negative means never.
 	ExpireAfter time.Duration
 
-	// PingInterval turns on the liveness protocol of docs/design/frugal.md
-	// (section 2.1): every PingInterval a member pings the next member of
-	// a shuffled round, by unicast on the Group's own socket, and members
-	// that answer pings are no longer probed by TCP after they joined.
-	// Zero or negative: off, today's engine; off too on a transport whose
-	// unicast is not the Group's own (transport.UniqueUnicast), such as
-	// mDNS's shared port 5353. The protocol is being built
-	// (docs/design/frugal.md, section 5); until it is complete it stays
-	// off by default, and a member that turns it on announces with field
-	// 7 (ARGS), which original pir peers drop.
+	// PingInterval is the pace of the liveness protocol of
+	// docs/design/frugal.md (section 2.1): every PingInterval a member
+	// pings the next member of a shuffled round, by unicast on the Group's
+	// own socket, and members that answer pings are no longer probed by
+	// TCP after they joined. Zero means 1 s. Negative turns the protocol
+	// off: every member probes every other's health URI, as original pir
+	// peers do; it is off too on a transport whose unicast is not the
+	// Group's own (transport.UniqueUnicast), such as mDNS's shared port
+	// 5353. A member that pings announces with field 7 (ARGS), which
+	// original pir peers drop; while one of them is heard, members
+	// announce plainly every AnnounceInterval as before.
 	PingInterval time.Duration
 	// PingTimeout is how long a ping waits for its ack after its first
 	// send. Zero means 500 ms.
@@ -184,7 +185,8 @@ type Config struct {
 	// HealthInterval, with PingInterval on, is how often a member checks
 	// its own health (Prober against Self.HealthURI, over loopback) and
 	// multicasts the changes, instead of every member probing every
-	// other (docs/design/frugal.md, section 2.2). Zero or negative: off.
+	// other (docs/design/frugal.md, section 2.2). Zero means 1 s;
+	// negative: off, and the members probe each other's health URI.
 	HealthInterval time.Duration
 
 	// MaxTransfers caps the state transfers a member serves at once to
@@ -315,17 +317,23 @@ func (c Config) WithDefaults() Config {
 }
 
 func (c *Config) setDefaults() {
-	if u, ok := c.Transport.(transport.UniqueUnicast); c.Transport != nil && c.PingInterval > 0 && (!ok || !u.UnicastIsUnique()) {
-		// Pings need a socket of our own (mDNS shares port 5353): the
-		// engine is off, and the transport's own rules hold.
-		c.PingInterval = 0
-	}
 	c.setFixed()
 	c.setDerived()
 }
 
 // setFixed fills in the defaults that do not depend on other fields.
 func (c *Config) setFixed() {
+	if c.PingInterval == 0 {
+		c.PingInterval = time.Second
+	}
+	if u, ok := c.Transport.(transport.UniqueUnicast); c.Transport != nil && c.PingInterval > 0 && (!ok || !u.UnicastIsUnique()) {
+		// Pings need a socket of our own (mDNS shares port 5353): the
+		// engine is off, and the transport's own rules hold.
+		c.PingInterval = -1
+	}
+	if c.HealthInterval == 0 && c.PingInterval > 0 {
+		c.HealthInterval = time.Second
+	}
 	c.Codec = c.codec()
 	if c.Prober == nil {
 		r := healthcheck.NewRegistry()

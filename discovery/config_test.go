@@ -36,11 +36,14 @@ func TestDerivedDefaultsFollowAnnounceInterval(t *testing.T) {
 	assert.Equal(t, 1200*time.Millisecond, def.LateAfter)
 	assert.Equal(t, 10*time.Second, def.ExpireAfter)
 	assert.Equal(t, 5*time.Second, def.CloseTimeout)
+	assert.Equal(t, time.Second, def.PingInterval, "the frugal engine is the default")
+	assert.Equal(t, time.Second, def.HealthInterval)
 }
 
 // The same, as Join runs it: a member that stops announcing but still
 // answers its probes expires after ten of its announce intervals (the
-// threshold policy, which judges by probes only, lets expiry show).
+// threshold policy, which judges by probes only, lets expiry show). The
+// legacy engine's expiry: a pinging member that stops is found by pings.
 func TestJoinDerivesDefaults(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t)
@@ -48,6 +51,7 @@ func TestJoinDerivesDefaults(t *testing.T) {
 			d := discovery.DefaultConfig("web", c.Transport)
 			d.Self, d.Prober, d.ForeignHealthHosts = c.Self, c.Prober, c.ForeignHealthHosts
 			d.AnnounceInterval, d.AnnounceJitter = 5*time.Second, -1
+			d.PingInterval = -1
 			*c = d
 			thresholdPolicy(c)
 		}
@@ -162,11 +166,14 @@ func TestJoinRefusesBadConfigAndClosesTransport(t *testing.T) {
 // WithDefaults of a Config with no Transport yet keeps PingInterval: only a
 // Transport whose unicast is shared turns pings off (tools/sim builds its
 // members' Configs so, and its frugal members stopped pinging when this
-// rule looked at a nil Transport).
+// rule looked at a nil Transport). Off is negative, so that a Config with
+// defaults stays off when its defaults are filled in again.
 func TestWithDefaultsKeepsPingsWithoutTransport(t *testing.T) {
 	c := discovery.DefaultConfig("web", nil)
-	c.PingInterval = time.Second
-	assert.Equal(t, time.Second, c.WithDefaults().PingInterval)
+	c.PingInterval = 2 * time.Second
+	assert.Equal(t, 2*time.Second, c.WithDefaults().PingInterval)
 	c.Transport = sharedUnicast{}
-	assert.Zero(t, c.WithDefaults().PingInterval)
+	d := c.WithDefaults()
+	assert.Negative(t, d.PingInterval)
+	assert.Negative(t, d.WithDefaults().PingInterval)
 }

@@ -84,6 +84,19 @@ func (l *lab) listen(f func(m *codec.Message)) *mem.Endpoint {
 }
 
 // thresholdPolicy gives a member the original pir's rule.
+// legacy turns the frugal engine off (PingInterval negative): the engine
+// of original pir peers and of mDNS groups, in which every member probes
+// every other's health URI and announces every AnnounceInterval. The tests
+// of its own rules use it.
+func legacy(c *discovery.Config) { c.PingInterval = -1 }
+
+// engines are the two engines, for tests that hold for both: the frugal
+// engine (the default) and the legacy one.
+var engines = []struct {
+	name string
+	set  func(*discovery.Config)
+}{{"frugal", func(*discovery.Config) {}}, {"legacy", legacy}}
+
 func thresholdPolicy(c *discovery.Config) {
 	c.Policy = score.NewThreshold(score.DefaultThresholdConfig())
 }

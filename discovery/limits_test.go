@@ -54,14 +54,17 @@ func TestFloodIsBounded(t *testing.T) {
 		l := newLab(t)
 		own := newFakeHealth()
 		own.set("b:1", up)
-		a, _ := l.join("a", func(c *discovery.Config) {
+		// The legacy engine: its joined members are probed by TCP, and
+		// the flood must not starve those probes. (A pinging member's
+		// liveness does not go through the Prober.)
+		a, _ := l.join("a", legacy, func(c *discovery.Config) {
 			c.Prober = own
 			c.MaxPending = 8
 			c.MaxProbes = 4
 			c.MaxProbeRate = 5
 			c.NewPeerRate = -1
 		})
-		l.join("b")
+		l.join("b", legacy)
 		synctest.Wait()
 		require.Equal(t, []string{"b"}, ids(a.Members()))
 		probesOfB := own.count("b:1")

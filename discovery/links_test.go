@@ -45,6 +45,9 @@ func TestUnspecifiedHostAnnouncedPerLink(t *testing.T) {
 		a, err := discovery.Join(context.Background(), discovery.Config{
 			Name: "web", Transport: tr, Prober: l.health,
 			Self: discovery.Peer{ID: "a", HealthURI: &url.URL{Scheme: "tcp", Host: "0.0.0.0:4000"}},
+			// Announcing every second (the legacy engine), so that five
+			// seconds show five announcements on each link.
+			PingInterval: -1,
 		})
 		require.NoError(t, err)
 		defer a.Close()

@@ -66,9 +66,11 @@ func waitLeft(t *testing.T, g *discovery.Group, id string, start time.Time, limi
 func TestVanishedMemberFoundAfterOneTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t)
-		_, epA := l.join("a")
-		b, epB := l.join("b")
-		c, epC := l.join("c")
+		// The legacy engine's rule; ping_test.go's TestVanishedFoundByTimeout
+		// is the frugal engine's.
+		_, epA := l.join("a", legacy)
+		b, epB := l.join("b", legacy)
+		c, epC := l.join("c", legacy)
 		advance(3 * time.Second)
 		require.Len(t, b.Members(), 2)
 		rb := record(b)
@@ -131,9 +133,11 @@ func TestDeathRefutedByAnotherMember(t *testing.T) {
 func TestAnnouncingButUnhealthyIsRemoved(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t)
-		l.join("a")
-		b, _ := l.join("b")
-		l.join("c")
+		// The legacy engine's rule; selfcheck_test.go's TestHealthTurns503
+		// is the frugal engine's (a pinging member reports its own health).
+		l.join("a", legacy)
+		b, _ := l.join("b", legacy)
+		l.join("c", legacy)
 		advance(3 * time.Second)
 		rb := record(b)
 		l.health.set("a:1", refuse)
@@ -151,13 +155,15 @@ func TestAnnouncingButUnhealthyIsRemoved(t *testing.T) {
 }
 
 // A killed member (port refused, announcements stopped) goes in about one
-// second: a refused probe and a confirmation that answers at once.
+// second: a refused probe and a confirmation that answers at once. The
+// legacy engine's rule; ping_test.go's TestKilledFoundByRefusal is the
+// frugal engine's.
 func TestKilledMemberFoundFast(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t)
-		_, epA := l.join("a")
-		b, epB := l.join("b")
-		_, epC := l.join("c")
+		_, epA := l.join("a", legacy)
+		b, epB := l.join("b", legacy)
+		_, epC := l.join("c", legacy)
 		advance(3 * time.Second)
 		l.lan.Partition([]*mem.Endpoint{epA}, []*mem.Endpoint{epB, epC})
 		l.health.set("a:1", refuse)
@@ -218,6 +224,12 @@ func TestObituaries(t *testing.T) {
 // (issue 14). a and b learn that the other speaks them without metadata
 // or any confirmation yet: a from b's query, b from a's answer to it.
 func TestOriginalsNeverAskedToConfirm(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) { originalsNeverAskedToConfirm(t, e.set, e.name == "frugal") })
+	}
+}
+
+func originalsNeverAskedToConfirm(t *testing.T, engine func(*discovery.Config), frugal bool) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t)
 		var asked atomic.Int32
@@ -242,9 +254,9 @@ func TestOriginalsNeverAskedToConfirm(t *testing.T) {
 				}
 			}
 		}()
-		a, epA := l.join("a")
-		b, epB := l.join("b")
-		_, epC := l.join("c")
+		a, epA := l.join("a", engine)
+		b, epB := l.join("b", engine)
+		_, epC := l.join("c", engine)
 		advance(3 * time.Second)
 		require.ElementsMatch(t, []string{"b", "c", "o"}, ids(a.Members()))
 		require.ElementsMatch(t, []string{"a", "c", "o"}, ids(b.Members()))
@@ -254,6 +266,12 @@ func TestOriginalsNeverAskedToConfirm(t *testing.T) {
 		waitLeft(t, a, "c", m.LastSeen, 10*time.Second)
 		waitLeft(t, b, "c", m.LastSeen, 10*time.Second)
 		assert.Zero(t, asked.Load(), "the original was asked to confirm")
+		if frugal {
+			// The first to miss c's ack confirms, and the other may take
+			// its obituary: at least one asked the other.
+			assert.Positive(t, a.Stats().Confirmations+b.Stats().Confirmations, "a or b asked the other")
+			return
+		}
 		assert.Positive(t, a.Stats().Confirmations, "a asked b, which it knows from b's query")
 		assert.Positive(t, b.Stats().Confirmations, "b asked a, which it knows from a's answer")
 	})
@@ -335,12 +353,15 @@ func TestUnreachablePeerNeverFlaps(t *testing.T) {
 	})
 }
 
-// A member that goes quiet expires even though its probe still answers.
+// A member that goes quiet expires even though its probe still answers: a
+// legacy peer's rule (a pinging member that goes quiet is found by pings,
+// Failed, and one that stays pingable expires after several of its
+// intervals: rtcp_test.go).
 func TestExpiry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t)
-		_, epA := l.join("a")
-		b, epB := l.join("b")
+		_, epA := l.join("a", legacy)
+		b, epB := l.join("b", legacy)
 		synctest.Wait()
 		rb := record(b)
 		l.lan.Partition([]*mem.Endpoint{epA}, []*mem.Endpoint{epB})
@@ -358,9 +379,9 @@ func TestExpiry(t *testing.T) {
 func TestExpiryDisabled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t)
-		_, epA := l.join("a")
+		_, epA := l.join("a", legacy)
 		// Threshold: the default policy judges silence by itself.
-		b, epB := l.join("b", thresholdPolicy, func(c *discovery.Config) { c.ExpireAfter = -1 })
+		b, epB := l.join("b", legacy, thresholdPolicy, func(c *discovery.Config) { c.ExpireAfter = -1 })
 		synctest.Wait()
 		l.lan.Partition([]*mem.Endpoint{epA}, []*mem.Endpoint{epB})
 		advance(60 * time.Second)

@@ -46,18 +46,26 @@ func TestJoinBeforeProbe(t *testing.T) {
 	})
 }
 
-// A restart on a new address is an update of the same member.
+// A restart on a new address is an update of the same member. In the
+// legacy engine the new health URI is probed by the members; in the frugal
+// one, the member checks it itself (HealthInterval).
 func TestUpdate(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) { update(t, e.set, e.name == "frugal") })
+	}
+}
+
+func update(t *testing.T, engine func(*discovery.Config), frugal bool) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t)
-		a, epA := l.join("a")
-		b, _ := l.join("b")
+		a, epA := l.join("a", engine)
+		b, _ := l.join("b", engine)
 		synctest.Wait()
 		rb := record(b)
 		require.NoError(t, a.Close()) // a crash: no goodbye
 		l.health.set("a2:1", up)
 		meta := map[string]string{"version": "2"}
-		_, epA2 := l.join("a", func(c *discovery.Config) {
+		_, epA2 := l.join("a", engine, func(c *discovery.Config) {
 			c.Self.HealthURI = healthURI("a2")
 			c.Self.Meta = meta
 		})
@@ -71,7 +79,13 @@ func TestUpdate(t *testing.T) {
 		assert.Equal(t, epA.Addr(), up[0].Prev.Addr)
 		assert.Equal(t, epA2.Addr(), up[0].Member.Addr)
 		assert.Empty(t, rb.of(discovery.Left, "a"), "an update, not a departure")
-		assert.Greater(t, l.health.count("a2:1"), 0, "the new address was probed")
+		probes := l.health.count("a2:1")
+		if frugal {
+			advance(time.Second)
+			assert.Greater(t, l.health.count("a2:1"), probes, "a checks its new address itself")
+			return
+		}
+		assert.Greater(t, probes, 0, "the new address was probed")
 	})
 }
 

@@ -17,7 +17,8 @@ import (
 // Above ProbeAllUpTo members, each member probes ProbeFanout members per
 // ProbeInterval, whatever the size of the group; below it, every other
 // member. A vanished member is still found, and the others learn it from
-// obituaries.
+// obituaries. The legacy engine's rules: a pinging member's health URI is
+// probed by itself only (HealthInterval), and its liveness by pings.
 func TestBoundedProbing(t *testing.T) {
 	const n = 40
 	name := func(i int) string { return fmt.Sprintf("m%02d", i) }
@@ -36,7 +37,7 @@ func TestBoundedProbing(t *testing.T) {
 				groups := make([]*discovery.Group, n)
 				eps := make([]*mem.Endpoint, n)
 				for i := range n {
-					groups[i], eps[i] = l.join(name(i), func(c *discovery.Config) { c.ProbeAllUpTo = tc.allUpTo })
+					groups[i], eps[i] = l.join(name(i), legacy, func(c *discovery.Config) { c.ProbeAllUpTo = tc.allUpTo })
 				}
 				advance(10 * time.Second)
 				for _, g := range groups {
@@ -115,7 +116,9 @@ func TestMaxProbes(t *testing.T) {
 		for _, n := range names {
 			own.set(n+":1", silent) // each probe holds its slot for 2 s
 		}
-		l.join("a", func(c *discovery.Config) { c.MaxProbes = 6; c.Prober = own })
+		// The peak counts admission probes: a's self-checks, which go
+		// through the same Prober, are off.
+		l.join("a", func(c *discovery.Config) { c.MaxProbes = 6; c.Prober = own; c.HealthInterval = -1 })
 		for _, n := range names {
 			l.join(n)
 		}
@@ -132,7 +135,7 @@ func TestMaxProbes(t *testing.T) {
 
 // A member that failed a probe is probed again after SuspectProbeInterval,
 // so a crashed one (refusing connections) is removed within one
-// ProbeInterval plus two suspect intervals.
+// ProbeInterval plus two suspect intervals. The legacy engine's rule.
 func TestSuspectProbedSooner(t *testing.T) {
 	for _, tc := range []struct {
 		suspect time.Duration
@@ -141,8 +144,8 @@ func TestSuspectProbedSooner(t *testing.T) {
 		t.Run(tc.suspect.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				l := newLab(t)
-				l.join("a")
-				b, _ := l.join("b", func(c *discovery.Config) { c.SuspectProbeInterval = tc.suspect })
+				l.join("a", legacy)
+				b, _ := l.join("b", legacy, func(c *discovery.Config) { c.SuspectProbeInterval = tc.suspect })
 				synctest.Wait()
 				rb := record(b)
 				l.health.set("a:1", refuse)

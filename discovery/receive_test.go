@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -18,7 +19,17 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// An original pir peer and ours see each other. In the legacy engine our
+// member speaks the original's bytes from the start; in the frugal one its
+// announcements carry ARGS (field 7), which originals drop, until it hears
+// the original: then it announces plainly every second.
 func TestOriginalPeerInterop(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) { originalPeerInterop(t, e.set, e.name == "frugal") })
+	}
+}
+
+func originalPeerInterop(t *testing.T, engine func(*discovery.Config), frugal bool) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t)
 		old := l.lan.Join() // speaks raw bytes, as an original pir peer
@@ -35,10 +46,30 @@ func TestOriginalPeerInterop(t *testing.T) {
 				got <- string(buf[:p.N])
 			}
 		}()
-		b, _ := l.join("b", func(c *discovery.Config) { c.AnnounceJitter = -1 })
+		b, _ := l.join("b", engine, func(c *discovery.Config) { c.AnnounceJitter = -1 })
 		advance(time.Second)
-		assert.Equal(t, "web|b|tcp://b:1|tcp://b:1|qry|", <-got, "the query on join is an extension")
-		assert.Equal(t, "web|b|tcp://b:1|tcp://b:1", <-got, "announcements are the original's bytes")
+		drain := func() []string {
+			synctest.Wait()
+			var out []string
+			for {
+				select {
+				case d := <-got:
+					out = append(out, d)
+				default:
+					return out
+				}
+			}
+		}
+		const plain = "web|b|tcp://b:1|tcp://b:1"
+		if frugal {
+			first := drain()
+			require.NotEmpty(t, first)
+			assert.True(t, strings.HasPrefix(first[0], plain+"|qry|"), "the query on join is an extension: %q", first[0])
+			assert.NotContains(t, first, plain, "nothing plain before an original is heard")
+		} else {
+			assert.Equal(t, plain+"|qry|", <-got, "the query on join is an extension")
+			assert.Equal(t, plain, <-got, "announcements are the original's bytes")
+		}
 
 		l.health.set("198.18.0.2:37821", up)
 		require.NoError(t, old.Send([]byte("web|4972084b-10a3-4d9d-8523-7e25b7e50141|tcp://198.18.0.2:37821|tcp://10.1.1.1:80")))
@@ -47,6 +78,11 @@ func TestOriginalPeerInterop(t *testing.T) {
 		require.True(t, ok)
 		assert.Equal(t, "tcp://10.1.1.1:80", m.CommsURI.String())
 		assert.Equal(t, old.Addr(), m.Addr)
+		if frugal {
+			drain()
+			advance(1100 * time.Millisecond)
+			assert.Contains(t, drain(), plain, "once an original is heard, the original's bytes within a second")
+		}
 		require.NoError(t, old.Close())
 		for range got {
 		}

@@ -74,6 +74,7 @@ func (l *lab) joinDualStack(name string, d *dualStack) *discovery.Group {
 	for _, k := range d.links {
 		l.health.set(netip.AddrPortFrom(k.Addr, 4000).String(), up)
 	}
+	l.health.set("[::1]:4000", up) // its self-checks, over loopback
 	g, err := discovery.Join(context.Background(), discovery.Config{
 		Name: "web", Transport: d, Prober: l.health, ForeignHealthHosts: true,
 		PingInterval: time.Second,

@@ -61,8 +61,8 @@ func (n *netFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&n.allUpTo, "probe-all-up-to", 0, "largest group in which every member probes every other; above it each probes -probe-fanout per interval (0: the default, 32; -1: always all)")
 	fs.IntVar(&n.fanout, "probe-fanout", 0, "members probed per probe interval in larger groups (0: the default, 4)")
 	fs.BoolVar(&n.foreign, "foreign-health-hosts", false, "probe a health URI whose host is not the address its announcement came from, or a DNS name (off: such announcements are dropped, so that a forger cannot aim probes at a third party; docs/security.md)")
-	fs.DurationVar(&n.ping, "ping", 0, "ping one member each interval, on the group's own socket, instead of probing every member: the frugal engine, being built (docs/design/frugal.md); members that ping announce rarely, but every second while a peer that does not ping is heard (0: off)")
-	fs.DurationVar(&n.self, "self-check", 0, "with -ping: check our own health each interval and multicast its changes, instead of being probed by every member (0: off)")
+	fs.DurationVar(&n.ping, "ping", time.Second, "ping one member each interval, on the group's own socket, instead of probing every member (the frugal engine, docs/architecture.md); members that ping announce rarely, but every second while a peer that does not ping is heard (0: off, every member probes every other, as original pir peers do; off with -mdns)")
+	fs.DurationVar(&n.self, "self-check", time.Second, "with -ping: check our own health each interval and multicast its changes, instead of being probed by every member (0: off)")
 	fs.StringVar(&n.keyFile, "key-file", "", "file of group keys (hex or base64, one per line, the first signs; see pir genkey): authenticate every message; every member needs the key")
 }
 
@@ -78,7 +78,16 @@ func (n *netFlags) groupConfig(log hclog.Logger, warn io.Writer) (discovery.Conf
 		return discovery.Config{}, err
 	}
 	return discovery.Config{Name: n.group, Codec: cd, Policy: policy, Logger: log, ProbeAllUpTo: n.allUpTo, ProbeFanout: n.fanout, ForeignHealthHosts: n.foreign,
-		PingInterval: n.ping, HealthInterval: n.self}, nil
+		PingInterval: orOff(n.ping), HealthInterval: orOff(n.self)}, nil
+}
+
+// orOff is a duration flag as discovery.Config takes it: the flag's 0
+// (off) is the Config's negative, whose 0 means the default.
+func orOff(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 // healthPolicy is the policy -policy names.
