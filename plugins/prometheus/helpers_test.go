@@ -64,6 +64,11 @@ func (l *lab) join(id string, hs *healthcheck.TCPServer, mutate ...func(*discove
 		ProbeInterval:        50 * time.Millisecond,
 		SuspectProbeInterval: 20 * time.Millisecond,
 		ProbeTimeout:         time.Second,
+		// The legacy engine, in which members probe each other: these
+		// tests read the probe and suspicion metrics its probes feed.
+		// (With the frugal engine, the default, a member reports its
+		// own health and is not probed once it joined.)
+		PingInterval: -1,
 	}
 	for _, f := range mutate {
 		f(&cfg)
