@@ -68,6 +68,7 @@ type Collector struct {
 	updatesHeld                *prometheus.Desc
 	confirmations, refutations *prometheus.Desc
 	obituaries                 *prometheus.Desc
+	pings                      *prometheus.Desc
 	memberHealth               *prometheus.Desc // nil unless cfg.MemberHealth
 
 	remove func()
@@ -130,7 +131,9 @@ func NewCollector(g *discovery.Group, cfg Config) (*Collector, error) {
 		refutations: desc("refutations_total",
 			"Deaths put to other members that one refuted, having seen the peer alive."),
 		obituaries: desc("obituaries_total",
-			"Members removed on another member's word (bounded probing)."),
+			"Members removed on another member's word (bounded probing), or by an obituary whose grace ended (pings)."),
+		pings: desc("pings_total",
+			"Pings of the frugal engine: started (sent), acked, failed (timed out or refused), and refused (ICMP port unreachable).", "result"),
 
 		byType:   map[string]uint64{},
 		byReason: map[string]uint64{},
@@ -182,7 +185,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.received, c.decoded, c.dropped, c.sent, c.sendErrors, c.probes,
 		c.events, c.departures, c.members, c.pending,
-		c.queue, c.updatesHeld, c.confirmations, c.refutations, c.obituaries,
+		c.queue, c.updatesHeld, c.confirmations, c.refutations, c.obituaries, c.pings,
 	} {
 		ch <- d
 	}
@@ -218,6 +221,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.confirmations, s.Confirmations)
 	counter(c.refutations, s.Refutations)
 	counter(c.obituaries, s.Obituaries)
+	counter(c.pings, s.PingsSent, "sent")
+	counter(c.pings, s.AcksReceived, "acked")
+	counter(c.pings, s.PingsFailed, "failed")
+	counter(c.pings, s.PingsRefused, "refused")
 
 	ms := c.g.Members()
 	verdicts := map[string]int{score.Healthy.String(): 0, score.Suspect.String(): 0}

@@ -1,6 +1,8 @@
 package prometheus_test
 
 import (
+	"time"
+
 	"context"
 	"errors"
 	"strings"
@@ -209,7 +211,7 @@ func TestLint(t *testing.T) {
 		"pir_sent_datagrams_total", "pir_send_errors_total", "pir_probes_total", "pir_events_total",
 		"pir_departures_total", "pir_members", "pir_pending_peers", "pir_member_health",
 		"pir_probe_duration_seconds", "pir_listener_events_lost_total", "pir_updates_held_total",
-		"pir_confirmations_total", "pir_refutations_total", "pir_obituaries_total",
+		"pir_confirmations_total", "pir_refutations_total", "pir_obituaries_total", "pir_pings_total",
 	} {
 		assert.Contains(t, fs, name)
 	}
@@ -257,4 +259,34 @@ func TestConfigValidate(t *testing.T) {
 	assert.NoError(t, pirprom.Config{}.Validate())
 	err := pirprom.Config{Group: "a\xffb"}.Validate()
 	assert.True(t, errors.Is(err, pirprom.ErrInvalidConfig), "%v", err)
+}
+
+// TestPings: with the frugal engine (the default), a member's pings of the
+// other and their acks are counted; when the other vanishes, a failed ping
+// is too, and it leaves as failed.
+func TestPings(t *testing.T) {
+	l := newLab(t)
+	frugal := func(c *discovery.Config) { c.PingInterval = 0; c.PingTimeout = 200 * time.Millisecond }
+	a := l.join("a", l.health(), frugal)
+	b := l.join("b", l.health(), frugal)
+	c, err := pirprom.NewCollector(a, pirprom.Config{Group: "web"})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(c))
+	url, client := serve(t, reg)
+	require.Eventually(t, func() bool {
+		fs := scrape(t, client, url)
+		return fs.value("pir_pings_total", "result", "acked") >= 1
+	}, waitFor, pollEvery)
+	fs := scrape(t, client, url)
+	assert.GreaterOrEqual(t, fs.value("pir_pings_total", "result", "sent"), fs.value("pir_pings_total", "result", "acked"))
+
+	require.NoError(t, b.Close()) // vanished: no goodbye, its socket closed
+	require.Eventually(t, func() bool {
+		fs = scrape(t, client, url)
+		return fs.value("pir_departures_total", "reason", "failed") == 1
+	}, waitFor, pollEvery)
+	assert.GreaterOrEqual(t, fs.value("pir_pings_total", "result", "failed"), 1.0)
+	assert.Zero(t, fs.value("pir_probes_total", "result", "failed"), "b was not probed: pinged")
 }
