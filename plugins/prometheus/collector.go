@@ -197,6 +197,10 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect reads the Group's Stats and members and sends them as metrics,
 // with the event counts so far.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	// Members first, Stats after: the counters are then at least as new as
+	// the member list, so a scrape never shows a member whose admission
+	// (its probe, its leaving pending) the counters have not seen yet.
+	ms := c.g.Members()
 	s := c.g.Stats()
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		send(ch, d, prometheus.CounterValue, float64(v), labels...)
@@ -226,7 +230,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.pings, s.PingsFailed, "failed")
 	counter(c.pings, s.PingsRefused, "refused")
 
-	ms := c.g.Members()
 	verdicts := map[string]int{score.Healthy.String(): 0, score.Suspect.String(): 0}
 	for _, m := range ms {
 		verdicts[m.Verdict.String()]++
