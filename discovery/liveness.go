@@ -287,7 +287,7 @@ func (g *Group) answerConfirm(in inbound) {
 			if g.pingable(st) {
 				// Our own ping: its ack or failure is news for the askers
 				// (pingAcked, pingFailed). One in flight already will do.
-				g.startPing(m.Target, st.member.Addr, st.gen, pingHelper, in.at)
+				g.startPing(m.Target, g.pingAddr(m.Target, st), st.gen, pingHelper, in.at)
 			} else {
 				defer g.probe(m.Target, st, in.at)
 			}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/transport"
 )
 
 // This file holds the ping protocol of docs/design/frugal.md (section 2.1),
@@ -136,6 +137,22 @@ func (g *Group) armPing(now time.Time, first bool) {
 	g.sched.push(task{at: g.at(now.Add(d)), kind: taskPing})
 }
 
+// pingAddr is where to ping member id: its IPv4 address when it is heard
+// on both families, whether by its primary path or by the other one
+// (noteAlt). One family per member means one neighbour entry per member,
+// kept reachable by the acks (transport.NeighbourConfirmer) where two
+// would each go stale and be re-probed; and IPv4 frames are 20 bytes
+// shorter.
+func (g *Group) pingAddr(id string, st *peerState) netip.AddrPort {
+	if st.member.Addr.Addr().Unmap().Is4() {
+		return st.member.Addr
+	}
+	if a, ok := g.alt[id]; ok && a.st == st && a.addr.Addr().Unmap().Is4() {
+		return a.addr
+	}
+	return st.member.Addr
+}
+
 // nextPing pings the next member of the round, SWIM's way: every pingable
 // member once per round, in an order shuffled anew for each round. The
 // round's ping is one at a time: one still in flight skips this turn.
@@ -155,7 +172,7 @@ func (g *Group) nextPing(now time.Time) {
 			if st == nil || !g.pingable(st) || g.pg.flights[id] != nil || st.confirm != nil || g.dying(id, st) {
 				continue
 			}
-			g.startPing(id, st.member.Addr, st.gen, pingRound, now)
+			g.startPing(id, g.pingAddr(id, st), st.gen, pingRound, now)
 			return
 		}
 		for id, st := range g.peers {
@@ -339,6 +356,11 @@ func (g *Group) takeAck(in inbound) {
 	}
 	delete(g.pg.flights, m.ID)
 	g.stats.acksReceived.Add(1)
+	if nc, ok := g.cfg.Transport.(transport.NeighbourConfirmer); ok {
+		// The ack echoes our nonce: the way to the target works, and
+		// the kernel need not re-probe its neighbour entry.
+		_ = nc.ConfirmNeighbour(f.addr)
+	}
 	if f.why == pingRound {
 		x := 0.0 // lost: the ack came only after a resend
 		if f.sent > 1 {
@@ -474,7 +496,7 @@ func (g *Group) nextDeathRound(t task, now time.Time) {
 		delete(g.pg.dying, t.id)
 		return
 	}
-	if !g.startPing(t.id, st.member.Addr, st.gen, pingDeath, now) {
+	if !g.startPing(t.id, g.pingAddr(t.id, st), st.gen, pingDeath, now) {
 		// A ping of it is in flight (a helper's): try again after it.
 		g.sched.push(task{at: g.at(now.Add(deathRoundGap)), kind: taskDeathPing, id: t.id, gen: d.seq})
 	}

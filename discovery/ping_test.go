@@ -44,6 +44,8 @@ type pingSpy struct {
 	mu    sync.Mutex
 	pings []sentPing
 	drop  func(p sentPing, n int) bool // n: pings sent before this one
+
+	confirmed []netip.AddrPort // by ConfirmNeighbour
 }
 
 func (s *pingSpy) SendTo(b []byte, dst netip.AddrPort) error {
@@ -60,6 +62,21 @@ func (s *pingSpy) SendTo(b []byte, dst netip.AddrPort) error {
 		}
 	}
 	return s.Endpoint.SendTo(b, dst)
+}
+
+// ConfirmNeighbour records what the Group confirms
+// (transport.NeighbourConfirmer).
+func (s *pingSpy) ConfirmNeighbour(dst netip.AddrPort) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.confirmed = append(s.confirmed, dst)
+	return nil
+}
+
+func (s *pingSpy) confirms() []netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]netip.AddrPort(nil), s.confirmed...)
 }
 
 func (s *pingSpy) sent() []sentPing {
@@ -578,6 +595,7 @@ func TestAckOnlyFromTarget(t *testing.T) {
 		raw := l.listen(func(*codec.Message) {})
 		l.lan.Partition([]*mem.Endpoint{bep}, nil)
 		cut := time.Now()
+		confirmed := len(spy.confirms())
 		forged := 0
 		acked := map[uint32]bool{}
 		for _, ok := a.Member("b"); ok; _, ok = a.Member("b") {
@@ -599,6 +617,29 @@ func TestAckOnlyFromTarget(t *testing.T) {
 		require.Len(t, rec.of(discovery.Left, "b"), 1)
 		assert.Equal(t, discovery.Failed, rec.of(discovery.Left, "b")[0].Reason)
 		assert.GreaterOrEqual(t, a.Stats().Dropped[discovery.DropSpoofed], uint64(forged))
+		assert.Len(t, spy.confirms(), confirmed, "a forged ack confirmed a neighbour")
+	})
+}
+
+// TestAckConfirmsNeighbour: each ack to a member's ping, and only an ack,
+// makes the Group confirm the acker's address to its transport
+// (transport.NeighbourConfirmer), so that the kernel need not re-probe it
+// (TestConfirmNeighbourSparesProbes in transport/multicast shows the
+// kernel's side). A forged ack confirms nothing (TestAckOnlyFromTarget).
+func TestAckConfirmsNeighbour(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newPingLab(t)
+		spy := &pingSpy{}
+		a, _ := l.spied("a", spy)
+		b, bep := l.join("b", pinging)
+		waitMembers(t, 1, a, b)
+		advance(10 * time.Second)
+		confirms := spy.confirms()
+		require.NotEmpty(t, confirms)
+		assert.Equal(t, a.Stats().AcksReceived, uint64(len(confirms)), "one confirmation per ack")
+		for _, c := range confirms {
+			assert.Equal(t, bep.Addr(), c)
+		}
 	})
 }
 

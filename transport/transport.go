@@ -133,6 +133,21 @@ type RefusalReporter interface {
 	ReportsRefusals() bool
 }
 
+// NeighbourConfirmer is an optional interface for transports whose
+// unicast goes through the kernel's neighbour cache (ARP for IPv4,
+// neighbour discovery for IPv6). A kernel hears no confirmation from UDP,
+// so it lets the entry of each member a Group pings go stale about 30 s
+// after resolving it, and re-probes it on the next send: two frames per
+// member pinged, as many as the ping itself. A Group calls
+// ConfirmNeighbour with the address of a member that has just answered
+// one of its unicasts (an ack echoing its ping's nonce, proof that the
+// way there works), and the transport tells the kernel so (Linux:
+// MSG_CONFIRM). It is best-effort: an error changes nothing but the
+// probes.
+type NeighbourConfirmer interface {
+	ConfirmNeighbour(dst netip.AddrPort) error
+}
+
 // DefaultCodec is implemented by transports that have a wire format of their
 // own: DefaultCodec returns the codec a Group uses on the transport when its
 // Config gives none. The multicast, mDNS and in-memory transports return

@@ -166,7 +166,8 @@ func (c advisedCodec) Decode(b []byte, m *codec.Message) error {
 // from. It keeps t's optional interfaces: LinkSender and
 // healthcheck.SchemeProvider (the mDNS transport's probers for the
 // services it finds) by the wrapper's type, the ones that answer a
-// question (UniqueUnicast, RefusalReporter, DefaultCodec) by passing it on.
+// question or ask a favour (UniqueUnicast, RefusalReporter,
+// NeighbourConfirmer, DefaultCodec) by passing it on.
 func (a *adviser) transport(t transport.Transport) transport.Transport {
 	at := advisedTransport{t, a}
 	ls, link := t.(transport.LinkSender)
@@ -207,6 +208,16 @@ func (t advisedTransport) UnicastIsUnique() bool {
 func (t advisedTransport) ReportsRefusals() bool {
 	r, ok := t.Transport.(transport.RefusalReporter)
 	return ok && r.ReportsRefusals()
+}
+
+// ConfirmNeighbour passes on to t's transport, where it has one
+// (transport.NeighbourConfirmer): without it every ping's neighbour entry
+// would be re-probed.
+func (t advisedTransport) ConfirmNeighbour(dst netip.AddrPort) error {
+	if c, ok := t.Transport.(transport.NeighbourConfirmer); ok {
+		return c.ConfirmNeighbour(dst)
+	}
+	return errors.ErrUnsupported
 }
 
 func (t advisedTransport) DefaultCodec() codec.Codec {

@@ -72,7 +72,9 @@ func TestForgedAnnouncementAmplification(t *testing.T) {
 
 	var groups []*discovery.Group
 	var probers []*runningProber
+	var lastJoin time.Time
 	for i := range members {
+		lastJoin = time.Now()
 		p := &runningProber{inner: healthcheck.NewRegistry(), host: victim.String()}
 		g, hs := joinMember(t, "m"+string(rune('a'+i)), func(c *discovery.Config) {
 			c.Prober = p
@@ -81,13 +83,18 @@ func TestForgedAnnouncementAmplification(t *testing.T) {
 		defer func() { g.Close(); hs.Close() }()
 		groups, probers = append(groups, g), append(probers, p)
 	}
-	// Every member knows every other as healthy, and has been up past its
-	// first announcement (a member that has just started probes every
-	// peer it hears: that is how it learns the group).
+	// Every member knows every other as healthy, and is past its starting
+	// window, AnnounceInterval/4 (250 ms) after Join: a member that has
+	// just started probes every peer it hears, as that is how it learns
+	// the group (docs/architecture.md). Under load the group can form
+	// inside that window, and every member would probe the forgery.
 	require.Eventually(t, func() bool {
+		if time.Since(lastJoin) <= time.Second/4 {
+			return false
+		}
 		for _, g := range groups {
 			ms := g.Members()
-			if len(ms) != members-1 || g.Stats().Sent < 2 {
+			if len(ms) != members-1 {
 				return false
 			}
 			for _, m := range ms {

@@ -278,6 +278,21 @@ func (c *Conn) SendTo(b []byte, dst netip.AddrPort) error {
 	return nil
 }
 
+// ConfirmNeighbour tells the kernel that dst, a unicast destination of
+// this Conn's family, has just answered (transport.NeighbourConfirmer):
+// its neighbour entry stays reachable without a probe. It fails where the
+// platform has no such call (only Linux has).
+func (c *Conn) ConfirmNeighbour(dst netip.AddrPort) error {
+	addr := dst.Addr()
+	if !c.v6 {
+		addr = addr.Unmap()
+	}
+	if zone := addr.Zone(); zone != "" {
+		addr = addr.WithZone(mcast.ZoneIndex(zone, c.links.IndexOf))
+	}
+	return c.tx.ConfirmNeighbour(netip.AddrPortFrom(addr, dst.Port()))
+}
+
 func (c *Conn) checkSend(b []byte) error {
 	if c.closed() {
 		return fmt.Errorf("multicast: send: %w", transport.ErrClosed)

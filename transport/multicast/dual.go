@@ -110,6 +110,14 @@ func (d *Dual) Stats() Stats {
 	}
 }
 
+// ConfirmNeighbour confirms dst with the Conn of its family.
+func (d *Dual) ConfirmNeighbour(dst netip.AddrPort) error {
+	if dst.Addr().Unmap().Is4() {
+		return d.v4.ConfirmNeighbour(dst)
+	}
+	return d.v6.ConfirmNeighbour(dst)
+}
+
 // UnicastIsUnique reports true, as Conn's does.
 func (d *Dual) UnicastIsUnique() bool { return true }
 
