@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"net/url"
 	"sync/atomic"
@@ -66,16 +67,32 @@ func (g *Group) startSelfCheck() {
 
 // selfTarget is where we check our own health: our health URI, with a
 // host that names every address (0.0.0.0, [::]) replaced by the loopback
-// address of its family.
+// address of its family; [::] by 127.0.0.1 on a host without IPv6 (no
+// ::1), where a server listening on [::] serves IPv4 alone. Checked at
+// [::1] there, a member would fail every check and report itself dead.
 func selfTarget(u *url.URL) *url.URL {
 	unspecified, v4 := unspecifiedHost(u)
 	if !unspecified {
 		return u
 	}
-	if v4 {
+	if v4 || !hasIPv6Loopback() {
 		return withAddr(u, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
 	}
 	return withAddr(u, netip.IPv6Loopback())
+}
+
+// hasIPv6Loopback is ipv6Loopback; tests replace it.
+var hasIPv6Loopback = ipv6Loopback
+
+// ipv6Loopback reports whether this host has the address ::1: whether a
+// socket binds to it. It sends nothing.
+func ipv6Loopback() bool {
+	c, err := net.ListenPacket("udp6", "[::1]:0")
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // selfCheck runs Config.Prober against target every HealthInterval, each

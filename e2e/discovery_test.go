@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"context"
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -88,4 +90,34 @@ func TestWatch(t *testing.T) {
 	requireMesh(t, []*pircli.Peer{w}, []*pircli.Peer{late}, from)
 
 	requireOnlyMembers(t, slices.Concat(members, []*pircli.Peer{w}), ids(members)...)
+}
+
+// TestSelfCheckIPv4Only: on hosts without IPv6 (not even ::1), pir join
+// listens on [::] for its health checks, which serves IPv4 alone there,
+// and checks itself over 127.0.0.1. Checked at [::1] instead, every
+// self-check failed and each member reported itself dead: the others
+// printed a health event 50 ms after the mesh formed and removed it
+// about 3 s later. Here every member checks itself every 50 ms, and over
+// 40 checks no member's health changes anywhere.
+func TestSelfCheckIPv4Only(t *testing.T) {
+	l := newLab(t, nslan.Config{Hosts: 3, IPv4: true})
+	var peers []*pircli.Peer
+	for _, h := range l.Hosts() {
+		peers = append(peers, join(t, h, "-self-check", "50ms"))
+	}
+	requireMesh(t, peers, peers, nil)
+	from := mark(peers...)
+	// The window is the claim: 40 self-checks of each member. Any event
+	// ends it early.
+	ctx, cancel := context.WithTimeout(context.Background(), 40*50*time.Millisecond)
+	defer cancel()
+	e, err := peers[0].WaitEvent(ctx, from[peers[0]], func(pircli.Event) bool { return true })
+	require.ErrorIs(t, err, context.DeadlineExceeded, "%s: %s", peers[0].Name(), e.Line.Text)
+	for _, p := range peers {
+		events, err := p.Events()
+		require.NoError(t, err)
+		for _, e := range events {
+			assert.Less(t, e.Index, from[p], "%s: %s", p.Name(), e.Line.Text)
+		}
+	}
 }
