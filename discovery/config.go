@@ -185,8 +185,10 @@ type Config struct {
 	// HealthInterval, with PingInterval on, is how often a member checks
 	// its own health (Prober against Self.HealthURI, over loopback) and
 	// multicasts the changes, instead of every member probing every
-	// other (docs/design/frugal.md, section 2.2). Zero means 1 s;
-	// negative: off, and the members probe each other's health URI.
+	// other (docs/design/frugal.md, section 2.2). Zero means 2 s (a
+	// check is a TCP connection or an HTTP request: at 1 s it was a third
+	// of a member's CPU, docs/performance.md); negative: off, and the
+	// members probe each other's health URI.
 	HealthInterval time.Duration
 
 	// MaxTransfers caps the state transfers a member serves at once to
@@ -332,7 +334,7 @@ func (c *Config) setFixed() {
 		c.PingInterval = -1
 	}
 	if c.HealthInterval == 0 && c.PingInterval > 0 {
-		c.HealthInterval = time.Second
+		c.HealthInterval = 2 * time.Second
 	}
 	c.Codec = c.codec()
 	if c.Prober == nil {

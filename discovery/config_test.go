@@ -37,7 +37,7 @@ func TestDerivedDefaultsFollowAnnounceInterval(t *testing.T) {
 	assert.Equal(t, 10*time.Second, def.ExpireAfter)
 	assert.Equal(t, 5*time.Second, def.CloseTimeout)
 	assert.Equal(t, time.Second, def.PingInterval, "the frugal engine is the default")
-	assert.Equal(t, time.Second, def.HealthInterval)
+	assert.Equal(t, 2*time.Second, def.HealthInterval)
 }
 
 // The same, as Join runs it: a member that stops announcing but still

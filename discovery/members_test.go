@@ -81,7 +81,7 @@ func update(t *testing.T, engine func(*discovery.Config), frugal bool) {
 		assert.Empty(t, rb.of(discovery.Left, "a"), "an update, not a departure")
 		probes := l.health.count("a2:1")
 		if frugal {
-			advance(time.Second)
+			advance(discovery.DefaultConfig("web", nil).WithDefaults().HealthInterval)
 			assert.Greater(t, l.health.count("a2:1"), probes, "a checks its new address itself")
 			return
 		}

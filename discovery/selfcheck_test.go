@@ -150,6 +150,37 @@ func TestHealthTurns503(t *testing.T) {
 	})
 }
 
+// At the defaults (HealthInterval 2 s), a member whose health check turns
+// failing has HealthChanged (Suspect) at every other member of 20 within
+// 2.1 s: issue 15 asks for 3 s.
+func TestHealthChangeAtDefaults(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		checks := &checkLog{inner: l.health, host: "m00:1"}
+		x, _ := l.join("m00", func(c *discovery.Config) { c.Prober = checks })
+		var recs []*recorder
+		for i := 1; i < 20; i++ {
+			g, _ := l.join(fmt.Sprintf("m%02d", i))
+			recs = append(recs, record(g))
+		}
+		advance(5 * time.Second)
+		require.Len(t, x.Members(), 19)
+		require.Equal(t, 2*time.Second, discovery.DefaultConfig("web", nil).WithDefaults().HealthInterval)
+
+		advance(300 * time.Millisecond) // anywhere between two checks
+		turned := time.Now()
+		l.health.set("m00:1", refuse)
+		advance(2100 * time.Millisecond)
+		for i, r := range recs {
+			hc := r.of(discovery.HealthChanged, "m00")
+			require.NotEmpty(t, hc, "member %d", i+1)
+			assert.Equal(t, score.Suspect, hc[0].Member.Verdict)
+			assert.LessOrEqual(t, hc[0].At.Sub(turned), 2100*time.Millisecond)
+		}
+		assert.Len(t, checks.failedAt(turned), 1)
+	})
+}
+
 // A self-check puts nothing on the wire and counts as no probe: over ten
 // seconds with no announcement due, two members' self-checks run ten
 // times each and neither sends, receives or probes anything. The first

@@ -37,17 +37,17 @@ func TestForeignHealthHostsFlag(t *testing.T) {
 }
 
 // -ping and -self-check set the frugal engine's pings and self checks
-// (discovery.Config's PingInterval and HealthInterval), 1 s by default; 0
+// (discovery.Config's PingInterval and HealthInterval), 1 s and 2 s by default; 0
 // turns them off, which the Config says with a negative duration.
 func TestFrugalFlags(t *testing.T) {
 	for _, c := range []struct {
 		args       []string
 		ping, self time.Duration
 	}{
-		{nil, time.Second, time.Second},
-		{[]string{"-ping", "0"}, -1, time.Second},
+		{nil, time.Second, 2 * time.Second},
+		{[]string{"-ping", "0"}, -1, 2 * time.Second},
 		{[]string{"-self-check", "0"}, time.Second, -1},
-		{[]string{"-ping", "500ms", "-self-check", "2s"}, 500 * time.Millisecond, 2 * time.Second},
+		{[]string{"-ping", "500ms", "-self-check", "1s"}, 500 * time.Millisecond, time.Second},
 	} {
 		var n netFlags
 		fs := flag.NewFlagSet("join", flag.ContinueOnError)

@@ -62,7 +62,7 @@ func (n *netFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&n.fanout, "probe-fanout", 0, "members probed per probe interval in larger groups (0: the default, 4)")
 	fs.BoolVar(&n.foreign, "foreign-health-hosts", false, "probe a health URI whose host is not the address its announcement came from, or a DNS name (off: such announcements are dropped, so that a forger cannot aim probes at a third party; docs/security.md)")
 	fs.DurationVar(&n.ping, "ping", time.Second, "ping one member each interval, on the group's own socket, instead of probing every member (the frugal engine, docs/architecture.md); members that ping announce rarely, but every second while a peer that does not ping is heard (0: off, every member probes every other, as original pir peers do; off with -mdns)")
-	fs.DurationVar(&n.self, "self-check", time.Second, "with -ping: check our own health each interval and multicast its changes, instead of being probed by every member (0: off)")
+	fs.DurationVar(&n.self, "self-check", 2*time.Second, "with -ping: check our own health each interval and multicast its changes, instead of being probed by every member (0: off)")
 	fs.StringVar(&n.keyFile, "key-file", "", "file of group keys (hex or base64, one per line, the first signs; see pir genkey): authenticate every message; every member needs the key")
 }
 
