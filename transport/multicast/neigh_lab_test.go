@@ -65,18 +65,7 @@ func TestConfirmNeighbourSparesProbes(t *testing.T) {
 					}
 				}))
 				require.NoError(t, err)
-				on := func(h *nslan.Host) *Conn {
-					var (
-						c   *Conn
-						err error
-					)
-					cfg := Config{Network: fam.network, Interfaces: []string{"eth0"}, RescanInterval: -1, Logger: testLogger(t)}
-					require.NoError(t, h.Do(func() { c, err = New(cfg) }))
-					require.NoError(t, err)
-					t.Cleanup(func() { _ = c.Close() })
-					return c
-				}
-				a, b := on(h), on(peer)
+				a, b := labConn(t, h, fam.network), labConn(t, peer, fam.network)
 				chA, chB := pump(t, a), pump(t, b)
 				bAddr := netip.AddrPortFrom(fam.addr(peer), b.LocalAddr().Port())
 				exchange := func() {

@@ -37,19 +37,7 @@ func TestRefusedAcrossLab(t *testing.T) {
 	} {
 		t.Run(fam.name, func(t *testing.T) {
 			leakCheck(t)
-			// on opens a Conn in h's namespace: its sockets stay there.
-			on := func(h *nslan.Host) *Conn {
-				var (
-					c   *Conn
-					err error
-				)
-				cfg := Config{Network: fam.network, Interfaces: []string{"eth0"}, RescanInterval: -1, Logger: testLogger(t)}
-				require.NoError(t, h.Do(func() { c, err = New(cfg) }))
-				require.NoError(t, err)
-				t.Cleanup(func() { _ = c.Close() })
-				return c
-			}
-			a, b := on(h0), on(h1)
+			a, b := labConn(t, h0, fam.network), labConn(t, h1, fam.network)
 			require.True(t, a.ReportsRefusals())
 			chA, chB := pump(t, a), pump(t, b)
 			bAddr := netip.AddrPortFrom(fam.addr(h1), b.LocalAddr().Port())
@@ -102,4 +90,19 @@ func TestRefusedAcrossLab(t *testing.T) {
 			assert.Zero(t, a.Stats().ErrorsDropped)
 		})
 	}
+}
+
+// labConn opens a Conn of network on h's eth0, in h's namespace: its
+// sockets stay there. It closes when the test ends.
+func labConn(t *testing.T, h *nslan.Host, network string) *Conn {
+	t.Helper()
+	var (
+		c   *Conn
+		err error
+	)
+	cfg := Config{Network: network, Interfaces: []string{"eth0"}, RescanInterval: -1, Logger: testLogger(t)}
+	require.NoError(t, h.Do(func() { c, err = New(cfg) }))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
