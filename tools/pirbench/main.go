@@ -35,8 +35,11 @@
 // by all network namespaces, with limits for the whole machine
 // (net.ipv{4,6}.neigh.default.gc_thresh{2,3}, 512 and 1024 by default)
 // that a lab of more than about 30 hosts exceeds: sends then fail and
-// probes time out. pirbench raises those limits when the largest -hosts
-// needs it, says so on stderr, and puts them back when it ends.
+// probes time out. Above gc_thresh1 (128) the kernel also drops entries
+// unused for a minute, which a real host with fewer neighbours never does:
+// at 100 hosts every ping would then start with an ARP broadcast. pirbench
+// raises those limits when the largest -hosts needs it, says so on stderr,
+// and puts them back when it ends.
 //
 // When a run fails, pirbench writes each member's output (stdout lines,
 // the end of stderr) to a new directory $TMPDIR/pirbench-NhostsrunR-*,

@@ -31,18 +31,25 @@ type neighLimit struct {
 var neighPaths = []string{
 	"net/ipv4/neigh/default/gc_thresh2", "net/ipv4/neigh/default/gc_thresh3",
 	"net/ipv6/neigh/default/gc_thresh2", "net/ipv6/neigh/default/gc_thresh3",
+	"net/ipv4/neigh/default/gc_thresh1", "net/ipv6/neigh/default/gc_thresh1",
 }
 
 // neighNeeds returns the limits a lab of n hosts needs, by path under
 // /proc/sys: gc_thresh2 (above which the kernel collects entries every
 // 5 s) at the estimated number of entries, gc_thresh3 (the hard limit)
 // twice that, which leaves room for other labs that may run at the same
-// time.
+// time. And gc_thresh1, below which the kernel collects nothing, at the
+// estimate too: a real host's table holds its own neighbours, fewer than
+// the default 128 on a LAN of 100, and keeps them; the lab's one table for
+// all hosts would otherwise drop every entry unused for a minute (at 100
+// hosts, most of them between two pings), and each next send would
+// broadcast an ARP request that every host receives.
 func neighNeeds(n int) map[string]int {
 	v4, v6 := n*n, 3*n*n
 	return map[string]int{
 		neighPaths[0]: v4, neighPaths[1]: 2 * v4,
 		neighPaths[2]: v6, neighPaths[3]: 2 * v6,
+		neighPaths[4]: v4, neighPaths[5]: v6,
 	}
 }
 

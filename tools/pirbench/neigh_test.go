@@ -19,6 +19,7 @@ func TestNeighNeeds(t *testing.T) {
 		assert.Greater(t, need["net/ipv4/neigh/default/gc_thresh3"], n*(n-1), n)
 		assert.Greater(t, need["net/ipv6/neigh/default/gc_thresh3"], 2*n*(n-1), n)
 		assert.Greater(t, need["net/ipv4/neigh/default/gc_thresh2"], n*(n-1), n)
+		assert.Greater(t, need["net/ipv4/neigh/default/gc_thresh1"], n*(n-1), n)
 		if n < 20 {
 			assert.Less(t, need["net/ipv6/neigh/default/gc_thresh3"], 1024, "the default does for a small lab")
 		}
@@ -48,10 +49,13 @@ func TestRaiseNeighLimits(t *testing.T) {
 	set(neighPaths[1], 1<<20)
 	set(neighPaths[2], 512)
 	set(neighPaths[3], 1024)
+	set(neighPaths[4], 128)
+	set(neighPaths[5], 128)
 
 	changed, restore, err := raiseNeighLimits(sys, 100)
 	require.NoError(t, err)
-	require.Len(t, changed, 3, "all but the limit already large enough")
+	require.Len(t, changed, 5, "all but the limit already large enough")
+	assert.Equal(t, neighNeeds(100)[neighPaths[4]], get(neighPaths[4]), "no collection below the lab's entries")
 	need := neighNeeds(100)
 	assert.Equal(t, need[neighPaths[0]], get(neighPaths[0]))
 	assert.Equal(t, 1<<20, get(neighPaths[1]), "never lowered")
@@ -64,6 +68,7 @@ func TestRaiseNeighLimits(t *testing.T) {
 	assert.Equal(t, 1<<20, get(neighPaths[1]))
 	assert.Equal(t, 7, get(neighPaths[2]))
 	assert.Equal(t, 1024, get(neighPaths[3]))
+	assert.Equal(t, 128, get(neighPaths[4]))
 
 	// A small lab: the kernel's defaults are enough.
 	changed, _, err = raiseNeighLimits(sys, 4)
