@@ -289,6 +289,9 @@ func TestCommandLine(t *testing.T) {
 		{args: []string{"join", "-4", "-addr6", "ff02::1"}, code: 2, stderr: "pir join: -addr6 does nothing with -4"},
 		{args: []string{"watch", "-6", "-addr4", "239.1.2.3"}, code: 2, stderr: "pir watch: -addr4 does nothing with -6"},
 		{args: []string{"join", "-mdns", "-port", "5000"}, code: 2, stderr: "pir join: -port does nothing with -mdns (mDNS uses 224.0.0.251 and ff02::fb, port 5353)"},
+		{args: []string{"join", "-ping", "0", "-self-check", "1s"}, code: 2, stderr: "pir join: -self-check does nothing with -ping 0: without pings every member probes every other"},
+		{args: []string{"join", "-mdns", "-ping", "2s"}, code: 2, stderr: "pir join: -ping does nothing with -mdns: members share port 5353 and are probed, not pinged"},
+		{args: []string{"watch", "-self-check", "1s"}, code: 2, stderr: "pir watch: -self-check does nothing with pir watch: a watcher has no health of its own to check"},
 		{args: []string{"watch", "-mdns", "pir", "-hops", "2"}, code: 2, stderr: "pir watch: -hops does nothing with -mdns (mDNS uses 224.0.0.251 and ff02::fb, port 5353)"},
 		{args: []string{"watch", "-mdns", "pir", "-key-file", "k"}, code: 2, stderr: "pir watch: -mdns and -key-file cannot be combined: mDNS records are not authenticated"},
 		// pir agent (issue 16)

@@ -153,7 +153,18 @@ func (n *netFlags) check(cmd string, set map[string]bool, mdns bool) error {
 	if n.only6 && set["addr4"] {
 		return bad("-addr4 does nothing with -6")
 	}
+	if set["self-check"] && n.ping == 0 {
+		return bad("-self-check does nothing with -ping 0: without pings every member probes every other")
+	}
+	if set["self-check"] && cmd == "pir watch" {
+		return bad("-self-check does nothing with pir watch: a watcher has no health of its own to check")
+	}
 	if mdns {
+		for _, f := range []string{"ping", "self-check"} {
+			if set[f] {
+				return bad("-%s does nothing with -mdns: members share port 5353 and are probed, not pinged", f)
+			}
+		}
 		for _, f := range []string{"port", "addr4", "addr6", "hops"} {
 			if set[f] {
 				return bad("-%s does nothing with -mdns (mDNS uses 224.0.0.251 and ff02::fb, port 5353)", f)
