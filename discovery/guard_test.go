@@ -152,13 +152,17 @@ func TestConfirmAnsweredOnlyFromMember(t *testing.T) {
 // Evidence counts only from the address its sender is known by: a forged
 // evd (a member's ID, another source) does not keep a dead member, which is
 // removed as fast as without the forgery: when its announcement is late, a
-// probe timeout and a confirmation timeout later.
+// probe timeout and a confirmation timeout later. That bound is the legacy
+// engine's, which this runs; with the frugal engine the wait for the first
+// ping of the dead member is random (up to a round), and it failed about 1
+// run in 7 here. The frugal engine, the default, is played on real sockets
+// by internal/stress TestForgedEvidence.
 func TestForgedEvidenceIgnored(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t)
-		_, epA := l.join("a")
-		b, epB := l.join("b")
-		_, epC := l.join("c")
+		_, epA := l.join("a", legacy)
+		b, epB := l.join("b", legacy)
+		_, epC := l.join("c", legacy)
 		advance(3 * time.Second)
 		require.Len(t, b.Members(), 2)
 		x := l.listen(func(*codec.Message) {})
