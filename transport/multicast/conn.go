@@ -259,17 +259,11 @@ func (c *Conn) SendTo(b []byte, dst netip.AddrPort) error {
 	if err := c.checkSend(b); err != nil {
 		return err
 	}
-	addr := dst.Addr()
-	if !c.v6 {
-		addr = addr.Unmap()
+	to, err := c.unicastDst(dst)
+	if err != nil {
+		return err
 	}
-	if !addr.IsValid() || addr.Is6() != c.v6 || dst.Port() == 0 {
-		return fmt.Errorf("multicast: send to %s: not a %s destination", dst, c.cfg.Network)
-	}
-	if zone := addr.Zone(); zone != "" {
-		addr = addr.WithZone(mcast.ZoneIndex(zone, c.links.IndexOf))
-	}
-	if err := c.tx.WriteTo(b, netip.AddrPortFrom(addr, dst.Port())); err != nil {
+	if err := c.tx.WriteTo(b, to); err != nil {
 		if c.closed() {
 			return fmt.Errorf("multicast: send: %w", transport.ErrClosed)
 		}
@@ -283,14 +277,28 @@ func (c *Conn) SendTo(b []byte, dst netip.AddrPort) error {
 // its neighbour entry stays reachable without a probe. It fails where the
 // platform has no such call (only Linux has).
 func (c *Conn) ConfirmNeighbour(dst netip.AddrPort) error {
+	to, err := c.unicastDst(dst)
+	if err != nil {
+		return err
+	}
+	return c.tx.ConfirmNeighbour(to)
+}
+
+// unicastDst is dst as the Conn's socket takes it: unmapped for IPv4, its
+// zone an interface index. It fails for a destination of the other family
+// or without a port.
+func (c *Conn) unicastDst(dst netip.AddrPort) (netip.AddrPort, error) {
 	addr := dst.Addr()
 	if !c.v6 {
 		addr = addr.Unmap()
 	}
+	if !addr.IsValid() || addr.Is6() != c.v6 || dst.Port() == 0 {
+		return netip.AddrPort{}, fmt.Errorf("multicast: send to %s: not a %s destination", dst, c.cfg.Network)
+	}
 	if zone := addr.Zone(); zone != "" {
 		addr = addr.WithZone(mcast.ZoneIndex(zone, c.links.IndexOf))
 	}
-	return c.tx.ConfirmNeighbour(netip.AddrPortFrom(addr, dst.Port()))
+	return netip.AddrPortFrom(addr, dst.Port()), nil
 }
 
 func (c *Conn) checkSend(b []byte) error {
