@@ -125,8 +125,13 @@ func (g *Group) mayProbePending(id string, st *peerState, now time.Time) bool {
 		// already and will never vouch for it; we probe it ourselves,
 		// as each member that removed it does.
 		back := g.removedAsFailed(id)
-		first := starting || back || g.firstProber(id)
-		*a = peerAdmission{gen: st.gen, cleared: first, vouch: first && !starting && !back && !g.cfg.Passive}
+		// A starting Group vouches nonetheless when it pings: it learns
+		// the members from a page of the state transfer, not from their
+		// answers, so whom it holds pending is a newcomer like itself,
+		// whose first prober the others may rank it. Before, they held
+		// that newcomer pending until its next announcement.
+		ranked := !back && (!starting || g.pinging()) && g.firstProber(id)
+		*a = peerAdmission{gen: st.gen, cleared: starting || back || ranked, vouch: ranked && !g.cfg.Passive}
 		st.member.Joined = now // first heard; no Member of a pending peer is ever shown
 	}
 	switch {

@@ -150,3 +150,54 @@ func TestPendingProbesPerSource(t *testing.T) {
 		assert.Greater(t, own.count("victim:22"), 2, "the others waited their turn")
 	})
 }
+
+// A member in its first moments (the window in which it probes everyone it
+// hears, AnnounceInterval/4 after Join) vouches for a newcomer it ranks
+// first prober of, when it pings: the others, which rank it first too,
+// wait for its vouch. Before, it never vouched in that window, and the
+// others held the newcomer pending until its next announcement
+// (docs/design/frugal.md, "A member in its first AnnounceInterval/4").
+func TestYoungMemberVouches(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		// Announcements an hour apart: the window is 1 s + 15 minutes,
+		// which the members leave before the young member joins.
+		ms := l.joinGroup(10)
+		advance(16 * time.Minute)
+		young, _ := l.join("young", transferring)
+		start := time.Now()
+		for time.Since(start) < time.Second && !allList(ms, "young") {
+			advance(10 * time.Millisecond)
+		}
+		require.True(t, allList(ms, "young"), "the young member is admitted")
+		ms["young"] = member{g: young}
+		// A newcomer whose first prober is the young member.
+		x := ""
+		for i := 0; x == ""; i++ {
+			if f, _ := firstTwo(fmt.Sprintf("newcomer-%d", i), ms); f == "young" {
+				x = fmt.Sprintf("newcomer-%d", i)
+			}
+		}
+		l.join(x, transferring)
+		start = time.Now()
+		for time.Since(start) < 5*time.Second && !allList(ms, x) {
+			advance(10 * time.Millisecond)
+		}
+		for name, m := range ms {
+			_, ok := m.g.Member(x)
+			assert.True(t, ok, "%s lists the newcomer", name)
+		}
+		assert.Less(t, time.Since(start), time.Second, "admitted on the young member's vouch")
+		assert.Positive(t, young.Stats().ProbesOK, "the young member probed it")
+	})
+}
+
+// allList reports whether every member lists id.
+func allList(ms map[string]member, id string) bool {
+	for _, m := range ms {
+		if _, ok := m.g.Member(id); !ok {
+			return false
+		}
+	}
+	return true
+}

@@ -75,7 +75,7 @@ func TestQueryCopyAnsweredOnce(t *testing.T) {
 		var v4, v6 atomic.Int64 // answers from a
 		answers := func(n *atomic.Int64) func(*codec.Message) {
 			return func(m *codec.Message) {
-				if m.ID == "a" {
+				if m.ID == "a" && m.Kind == codec.Announce { // not its vouch for n
 					n.Add(1)
 				}
 			}

@@ -115,9 +115,9 @@ func TestAnswersRateLimited(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t)
 		b, epB := l.join("b")
-		var answers atomic.Int64 // evidence x receives from b
+		var answers atomic.Int64 // evidence about b x receives from b (not b's vouch for x)
 		x := l.listen(func(m *codec.Message) {
-			if m.Kind == codec.Evidence {
+			if m.Kind == codec.Evidence && m.Target == "b" {
 				answers.Add(1)
 			}
 		})

@@ -92,6 +92,8 @@ func (g *Group) runDue(now time.Time) {
 			}
 		case taskPull:
 			g.pullsDue(t.at, now)
+		case taskServe:
+			g.serveQueued(now)
 		case taskPing:
 			g.pg.armed = false
 			g.nextPing(now)

@@ -15,6 +15,7 @@ const (
 	taskUpdate    // a member's Updated rate limit window ends (gen: its seq)
 	taskAnswer    // the coalesced answer to queries is due (see answerSoon)
 	taskPull      // pulls of the state transfer are due again (transfer.go)
+	taskServe     // a page token is due for queued pulls (transfer.go)
 	taskReport    // the second copy of a health report is due (gen: its seq)
 
 	// The ping protocol (ping.go). A ping's tasks carry its flight's seq

@@ -8,6 +8,7 @@ import (
 	"errors"
 	mrand "math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,6 +52,11 @@ import (
 //     pageServes times per transfer; a transfer forgotten transferIdle
 //     after its last Pull. Offers themselves are limited to offerRate a
 //     second.
+//   - Pacing. A valid Pull that finds no page token waits for one, up to
+//     pullWindow Pulls a transfer (the puller's window: more are not
+//     its), and its page goes when the token comes (taskServe). Dropping
+//     it instead tied a transfer's pace to pullResend: on a LAN faster
+//     than StateRate, a window a pullResend, 160 pages a second.
 
 const (
 	pullWindow   = 16                     // pulls in flight
@@ -82,6 +88,8 @@ type transfers struct {
 	serving  map[netip.Addr]*serving // by querier host; at most 2 × MaxTransfers (roomToServe)
 	pageTok  bucket                  // StateRate
 	offerTok bucket                  // offerRate
+	queued   int                     // pulls waiting for a page token, in all transfers
+	serveDue bool                    // a taskServe is scheduled
 	// Our own transfer, while we join: the transfer we pull, the other
 	// offer to fall back to, and how many offers we took (at most 2).
 	pull     *pulling
@@ -110,6 +118,8 @@ type serving struct {
 	served []uint8 // times each page was sent
 	left   int     // pages never sent
 	last   instant // the latest valid pull
+	to     netip.AddrPort
+	queue  []int // pages pulled while no page token was left, oldest first; at most pullWindow
 }
 
 // offerFrom is an offer we took.
@@ -354,31 +364,90 @@ func (g *Group) servePull(in inbound) {
 		if g.xfer.serving == nil {
 			g.xfer.serving = make(map[netip.Addr]*serving, 2*g.cfg.MaxTransfers)
 		}
+		g.forget(host) // a new transfer to the same host replaces the old
 		snap := g.snapshot(now, in.src, in.ifIndex)
 		t = &serving{id: m.ID, cookie: m.Cookie, snap: snap, served: make([]uint8, snap.pages()), left: snap.pages()}
 		g.xfer.serving[host] = t
 		g.stats.transfers.Add(1)
 	}
-	t.last = g.at(now)
-	if m.Page >= t.snap.pages() || t.served[m.Page] >= pageServes ||
-		!g.xfer.pageTok.take(now, g.cfg.StateRate, g.pageBurst()) {
+	t.last, t.to = g.at(now), in.src
+	if m.Page >= t.snap.pages() || int(t.served[m.Page]) >= pageServes {
 		g.stats.drop(DropAnswerLimited)
 		return
 	}
-	if t.served[m.Page] == 0 {
+	if len(t.queue) > 0 || !g.xfer.pageTok.take(now, g.cfg.StateRate, g.pageBurst()) {
+		g.queuePull(t, m.Page, now)
+		return
+	}
+	g.sendPage(t, m.Page)
+}
+
+// sendPage sends page of the transfer t.
+func (g *Group) sendPage(t *serving, page int) {
+	if t.served[page] == 0 {
 		t.left--
 	}
-	t.served[m.Page]++
+	t.served[page]++
 	s := t.snap
-	p := codec.Message{Kind: codec.Page, Group: g.cfg.Name, ID: g.self.ID, Cookie: m.Cookie,
-		Page: m.Page, Pages: s.pages(), Entries: s.entries[s.starts[m.Page]:s.starts[m.Page+1]]}
+	p := codec.Message{Kind: codec.Page, Group: g.cfg.Name, ID: g.self.ID, Cookie: t.cookie,
+		Page: page, Pages: s.pages(), Entries: s.entries[s.starts[page]:s.starts[page+1]]}
 	b, err := g.cfg.Codec.Encode(nil, &p)
 	if err != nil {
-		g.log.Debug("page failed", "page", m.Page, "error", err)
+		g.log.Debug("page failed", "page", page, "error", err)
 		return
 	}
 	g.stats.pagesSent.Add(1)
-	g.sendTo(b, in.src)
+	g.sendTo(b, t.to)
+}
+
+// queuePull keeps a pull of page that found no page token until one
+// comes: at most pullWindow of a transfer, and a page once. Past that
+// the pull is dropped, as the puller has no more in flight unless it
+// resent them.
+func (g *Group) queuePull(t *serving, page int, now time.Time) {
+	if len(t.queue) >= pullWindow || slices.Contains(t.queue, page) {
+		g.stats.drop(DropAnswerLimited)
+		return
+	}
+	t.queue = append(t.queue, page)
+	g.xfer.queued++
+	g.armServe(now)
+}
+
+// armServe schedules a taskServe for when the next page token comes.
+func (g *Group) armServe(now time.Time) {
+	if g.xfer.serveDue || g.xfer.queued == 0 {
+		return
+	}
+	g.xfer.serveDue = true
+	g.xfer.pageTok.refill(now, g.cfg.StateRate, g.pageBurst())
+	g.sched.push(task{at: g.at(now.Add(g.xfer.pageTok.wait(g.cfg.StateRate))), kind: taskServe})
+}
+
+// serveQueued runs taskServe: queued pulls are answered while page tokens
+// last, a page from each transfer in turn.
+func (g *Group) serveQueued(now time.Time) {
+	g.xfer.serveDue = false
+	for g.xfer.queued > 0 {
+		sent := false
+		for _, t := range g.xfer.serving {
+			if len(t.queue) == 0 {
+				continue
+			}
+			if !g.xfer.pageTok.take(now, g.cfg.StateRate, g.pageBurst()) {
+				g.armServe(now)
+				return
+			}
+			page := t.queue[0]
+			t.queue = t.queue[1:]
+			g.xfer.queued--
+			g.sendPage(t, page)
+			sent = true
+		}
+		if !sent {
+			return
+		}
+	}
 }
 
 // pageBurst is how many pages may go at once: a pull window, or fewer
@@ -398,7 +467,7 @@ func (g *Group) roomToServe(now time.Time) bool {
 	for a, t := range g.xfer.serving {
 		switch {
 		case now.Sub(g.time(t.last)) >= transferIdle:
-			delete(g.xfer.serving, a)
+			g.forget(a)
 		case t.left > 0:
 			busy++
 		case oldestAt == 0 || t.last < oldestAt:
@@ -409,9 +478,17 @@ func (g *Group) roomToServe(now time.Time) bool {
 		return false
 	}
 	if len(g.xfer.serving) >= 2*g.cfg.MaxTransfers {
-		delete(g.xfer.serving, oldest)
+		g.forget(oldest)
 	}
 	return true
+}
+
+// forget drops the transfer served to host, and its queued pulls.
+func (g *Group) forget(host netip.Addr) {
+	if t := g.xfer.serving[host]; t != nil {
+		g.xfer.queued -= len(t.queue)
+		delete(g.xfer.serving, host)
+	}
 }
 
 // takeOffer takes one of the first two offers that come while we join: the
@@ -588,13 +665,25 @@ func (p *pulling) resize(n int) {
 // source is loopback (a member on this host). The entry without an Addr is
 // the page's sender, whose source we saw. Entries the sender holds
 // Suspect, and members we know already, are skipped; MaxPeers holds.
+//
+// A peer pending here (heard while we pull: its ping, its announcement,
+// or a forgery under its ID) is taken from the entry in its place: the
+// sender admitted it, and nobody would vouch for it to us, who pulled
+// (docs/design/frugal.md, "Members pending at a newcomer").
 func (g *Group) takeEntries(in inbound) {
 	m := &in.msg
 	var added []string
 	for i := range m.Entries {
 		e := &m.Entries[i]
-		if e.ID == g.self.ID || e.Suspect || g.peers[e.ID] != nil {
+		if e.ID == g.self.ID || e.Suspect {
 			continue
+		}
+		var pending *peerState
+		if st := g.peers[e.ID]; st != nil {
+			if st.joined {
+				continue
+			}
+			pending = st
 		}
 		src := e.Addr
 		switch {
@@ -604,7 +693,7 @@ func (g *Group) takeEntries(in inbound) {
 			g.stats.drop(DropNotAllowed)
 			continue
 		}
-		if g.addEntry(e, src, in) {
+		if g.addEntry(e, src, pending, in) {
 			added = append(added, e.ID)
 		}
 	}
@@ -624,8 +713,9 @@ func (g *Group) takeEntries(in inbound) {
 }
 
 // addEntry tracks e, heard from src by way of the page in, as a joined
-// member, and reports whether it did.
-func (g *Group) addEntry(e *codec.Entry, src netip.AddrPort, in inbound) bool {
+// member, in place of pending, our state of it if we hold it pending, and
+// reports whether it did.
+func (g *Group) addEntry(e *codec.Entry, src netip.AddrPort, pending *peerState, in inbound) bool {
 	pin := inbound{msg: codec.Message{ID: e.ID, Health: e.Health, Comms: e.Comms, Meta: e.Meta},
 		src: src, ifIndex: in.ifIndex, at: in.at}
 	p, err := g.parsePeer(&pin)
@@ -633,6 +723,9 @@ func (g *Group) addEntry(e *codec.Entry, src netip.AddrPort, in inbound) bool {
 		g.dropPeer(err)
 		g.log.Debug("ignoring entry", "peer", e.ID, "from", in.src, "error", err)
 		return false
+	}
+	if pending != nil {
+		g.remove(e.ID, pending, Failed, in.at) // no event: it never joined
 	}
 	if len(g.peers) >= g.cfg.MaxPeers && !g.makeRoom(in.at) {
 		g.stats.drop(DropPeerCap)

@@ -150,6 +150,48 @@ func TestNewcomerLearnsByTransfer(t *testing.T) {
 	})
 }
 
+// A transfer of more pages than a pull window goes at StateRate, not at
+// a window per pullResend: pulls that find no page token wait for one
+// (docs/design/frugal.md, "Pulls beyond the page bucket"). Before, each
+// pull past the bucket's burst of 16 was dropped and sent again 100 ms
+// later, and 100 pages took about 600 ms on a LAN without latency.
+func TestTransferPaced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		rarePings := func(c *discovery.Config) { c.PingInterval = time.Hour }
+		// Two entries a page: 101 pages.
+		blob := func(c *discovery.Config) { c.Self.Meta = map[string]string{"blob": strings.Repeat("b", 500)} }
+		// A second between joins, so that the group forms without the
+		// pacing too (with it, joinGroup's 50 ms do).
+		ms := l.joinGroupEvery(200, time.Second, rarePings, blob)
+		before := map[string]discovery.Stats{}
+		for name, m := range ms {
+			before[name] = m.g.Stats()
+		}
+
+		start := time.Now()
+		x, _ := l.join("newcomer", transferring, rarePings)
+		for x.Stats().Members < 200 && time.Since(start) < 2*time.Second {
+			advance(time.Millisecond)
+		}
+		took := time.Since(start)
+		xs := x.Stats()
+		require.Equal(t, 200, xs.Members, "the newcomer lists every member")
+		require.Greater(t, xs.PagesReceived, uint64(6*16), "pages: several pull windows")
+		// 16 pages at once, the rest at 4,000 a second: 21 ms.
+		assert.LessOrEqual(t, took, 50*time.Millisecond, "%d pages at StateRate", xs.PagesReceived)
+		var sent, limited uint64
+		for name, m := range ms {
+			now, was := m.g.Stats(), before[name]
+			sent += now.PagesSent - was.PagesSent
+			limited += now.Dropped[discovery.DropAnswerLimited] - was.Dropped[discovery.DropAnswerLimited]
+		}
+		assert.Equal(t, xs.PagesReceived, sent, "each page sent once: no pull was sent again")
+		assert.Zero(t, limited, "no pull dropped")
+		t.Logf("figures: %d pages in %v (synctest)", xs.PagesReceived, took)
+	})
+}
+
 // cutFirstOfferer is a newcomer's transport that hears nothing more from
 // the member whose offer came first: that member is cut off after its
 // offer, as if it died then.
@@ -217,6 +259,88 @@ func TestTransferFallback(t *testing.T) {
 		assert.Positive(t, dropped, "the cut member answered pulls, unheard")
 		assert.Positive(t, ms[cutID].g.Stats().PagesSent-before[cutID])
 		assert.Equal(t, x.Stats().PagesReceived, ms[other].g.Stats().PagesSent-before[other], "every page came from the other offer")
+	})
+}
+
+// forgeBeforePage is a newcomer's transport that hands it, just before the
+// first page, a forged announcement under a member's ID from another
+// address: the newcomer holds that member pending when the page naming it
+// comes.
+type forgeBeforePage struct {
+	*mem.Endpoint
+	victim string
+	mu     sync.Mutex
+	held   *transport.Packet // the first page, kept while the forgery goes first
+	page   []byte
+	forged bool
+}
+
+func (f *forgeBeforePage) Receive(buf []byte) (transport.Packet, error) {
+	f.mu.Lock()
+	if f.held != nil {
+		p := *f.held
+		p.N = copy(buf, f.page)
+		f.held = nil
+		f.mu.Unlock()
+		return p, nil
+	}
+	f.mu.Unlock()
+	p, err := f.Endpoint.Receive(buf)
+	if err != nil {
+		return p, err
+	}
+	var m codec.Message
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.forged || (pipe.Codec{}).Decode(buf[:p.N], &m) != nil || m.Kind != codec.Page {
+		return p, nil
+	}
+	f.forged = true
+	f.held, f.page = &p, slices.Clone(buf[:p.N])
+	forged := codec.Message{Kind: codec.Announce, Group: "web", ID: f.victim,
+		Health: "tcp://forged.test:1", Comms: "tcp://forged.test:2"}
+	b, err := (pipe.Codec{}).Encode(nil, &forged)
+	if err != nil {
+		return transport.Packet{}, err
+	}
+	fake := p.Src.Addr().Next()
+	return transport.Packet{N: copy(buf, b), Src: netip.AddrPortFrom(fake, 9), Dst: p.Dst}, nil
+}
+
+// A member the newcomer holds pending when its table's page comes (heard
+// while it pulls, or forged under the member's ID) is taken from the page:
+// the page's sender admitted it, and nobody vouches for it to the
+// newcomer. Before, the page's entry was skipped and the member stayed
+// pending until its next announcement, minutes away
+// (docs/design/frugal.md, "Members pending at a newcomer").
+func TestPendingTakenFromPage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		ms := l.joinGroup(20)
+		f, _ := firstTwo("newcomer", ms)
+		victim := "member-007"
+		if victim == f {
+			victim = "member-008"
+		}
+		var fb *forgeBeforePage
+		start := time.Now()
+		x, _ := l.join("newcomer", transferring, func(c *discovery.Config) {
+			fb = &forgeBeforePage{Endpoint: c.Transport.(*mem.Endpoint), victim: victim}
+			c.Transport = fb
+		})
+		for x.Stats().Members < 20 && time.Since(start) < 5*time.Second {
+			advance(10 * time.Millisecond)
+		}
+		fb.mu.Lock()
+		forged := fb.forged
+		fb.mu.Unlock()
+		require.True(t, forged, "the forgery went ahead of the first page")
+		require.Equal(t, 20, x.Stats().Members, "the newcomer lists every member")
+		m, ok := x.Member(victim)
+		require.True(t, ok, "%s is listed", victim)
+		assert.Equal(t, healthURI(victim).String(), m.HealthURI.String(), "with the URIs of the page, not the forgery's")
+		assert.Equal(t, ms[victim].ep.Addr(), m.Addr, "and its own address")
+		assert.Zero(t, x.Stats().Pending, "nothing left pending")
 	})
 }
 
