@@ -51,7 +51,8 @@ import (
 //   - joins (transfer.go, admit.go): the crowd member that ranks F or S for
 //     a pinging query (offerRank) sends an offer with a cookie; a pull with
 //     the cookie gets a page of the crowd's table (crowd members and the real
-//     members it holds joined), within StateRate's token bucket; F probes the
+//     members it holds joined), within StateRate's token bucket (a pull that
+//     finds no token waits for one, as a Group's does); F probes the
 //     newcomer and multicasts the vouch.
 //   - health reports (selfcheck.go): a crowd member told to turn unhealthy
 //     multicasts its announcement with h=1 and a new v, twice 100 ms apart.
@@ -96,6 +97,7 @@ type fcrowd struct {
 	byID    map[string]*freal
 	flights map[fkey]*fflight
 	tokens  map[int]*fbucket // page tokens of the members that serve pages
+	queued  map[int][]fpull  // pulls waiting for a page token, by member
 	snap    *fsnap
 
 	victim *freal
@@ -188,6 +190,7 @@ const (
 	fRefute
 	fHealth
 	fHealthy
+	fServe
 )
 
 type fEvent struct {
@@ -238,7 +241,7 @@ func newFCrowd(t *testing.T, lan *simLAN, health *fakeHealth, first, n int) *fcr
 		annLast: make([]time.Time, size), annU: make([]float64, size), annAt: make([]time.Time, size),
 		version: make([]uint32, size), fails: make([]int, size), ann: make([][]byte, size),
 		refuted: make([]time.Time, size), checked: make([]time.Time, size), healthy: make([]bool, size),
-		byID: map[string]*freal{}, flights: map[fkey]*fflight{}, tokens: map[int]*fbucket{},
+		byID: map[string]*freal{}, flights: map[fkey]*fflight{}, tokens: map[int]*fbucket{}, queued: map[int][]fpull{},
 	}
 	for i := range c.secret {
 		c.secret[i] = byte(rand.Uint32())
@@ -394,6 +397,8 @@ func (c *fcrowd) handleEvent(e fEvent, now time.Time) {
 	case fHealthy:
 		c.healthy[e.j] = true
 		c.healthReport(e.j, now)
+	case fServe:
+		c.serveQueued(e.j, now)
 	case fResend:
 		if f := c.flights[fkey{e.j, e.r}]; f != nil && f.seq == e.seq {
 			c.sendPing(e.j, c.reals[e.r], f)
@@ -1047,13 +1052,36 @@ func (c *fcrowd) snapshot() *fsnap {
 }
 
 // servePull mirrors Group.servePull: a page for a pull with the cookie,
-// within StateRate's token bucket of the member that serves it.
+// within StateRate's token bucket of the member that serves it; a pull
+// that finds no token waits for one (queuePull), at most 16 a querier.
 func (c *fcrowd) servePull(j int, m *codec.Message, src netip.AddrPort, now time.Time) {
 	if !c.validCookie(src.Addr(), m.ID, m.Cookie, now) {
 		c.stats.badCookies++
 		return
 	}
 	s := c.snapshot()
+	if m.Page >= len(s.pages) {
+		c.stats.pullsDropped++
+		return
+	}
+	tb := c.bucket(j, now)
+	if len(c.queued[j]) > 0 || tb.tokens < 1 {
+		c.queuePull(j, fpull{page: m.Page, cookie: m.Cookie, dst: src}, now)
+		return
+	}
+	tb.tokens--
+	c.sendPage(j, fpull{page: m.Page, cookie: m.Cookie, dst: src})
+}
+
+// fpull is a pull a crowd member serves.
+type fpull struct {
+	page   int
+	cookie [8]byte
+	dst    netip.AddrPort
+}
+
+// bucket is crowd member j's page bucket, refilled to now.
+func (c *fcrowd) bucket(j int, now time.Time) *fbucket {
 	tb := c.tokens[j]
 	if tb == nil {
 		tb = &fbucket{tokens: c.pageBurst(), at: now}
@@ -1061,15 +1089,64 @@ func (c *fcrowd) servePull(j int, m *codec.Message, src netip.AddrPort, now time
 	}
 	tb.tokens = min(c.pageBurst(), tb.tokens+now.Sub(tb.at).Seconds()*c.cfg.StateRate)
 	tb.at = now
-	if m.Page >= len(s.pages) || tb.tokens < 1 {
+	return tb
+}
+
+func (c *fcrowd) sendPage(j int, p fpull) {
+	s := c.snapshot()
+	b := c.encode(&codec.Message{Kind: codec.Page, ID: c.name(j), Cookie: p.cookie, Page: p.page, Pages: len(s.pages), Entries: s.pages[p.page]})
+	if b != nil {
+		c.stats.pages++
+		c.out = append(c.out, simOut{b: b, src: c.addr(j), dst: p.dst})
+	}
+}
+
+// queuePull mirrors Group.queuePull: at most a pull window (16) of a
+// querier wait, a page once.
+func (c *fcrowd) queuePull(j int, p fpull, now time.Time) {
+	n := 0
+	for _, q := range c.queued[j] {
+		if q.dst.Addr() == p.dst.Addr() {
+			if q.page == p.page {
+				c.stats.pullsDropped++
+				return
+			}
+			n++
+		}
+	}
+	if n >= 16 {
 		c.stats.pullsDropped++
 		return
 	}
-	tb.tokens--
-	b := c.encode(&codec.Message{Kind: codec.Page, ID: c.name(j), Cookie: m.Cookie, Page: m.Page, Pages: len(s.pages), Entries: s.pages[m.Page]})
-	if b != nil {
-		c.stats.pages++
-		c.out = append(c.out, simOut{b: b, src: c.addr(j), dst: src})
+	c.queued[j] = append(c.queued[j], p)
+	if len(c.queued[j]) == 1 {
+		c.armServe(j, now)
+	}
+}
+
+// armServe schedules j's next queued page for its token (bucket.wait).
+func (c *fcrowd) armServe(j int, now time.Time) {
+	tb := c.bucket(j, now)
+	wait := time.Millisecond
+	if tb.tokens < 1 {
+		wait = max(wait, time.Duration(math.Ceil((1-tb.tokens)/c.cfg.StateRate*float64(time.Second))))
+	}
+	c.push(fEvent{at: now.Add(wait), kind: fServe, j: j})
+}
+
+// serveQueued mirrors Group.serveQueued for crowd member j.
+func (c *fcrowd) serveQueued(j int, now time.Time) {
+	tb := c.bucket(j, now)
+	for len(c.queued[j]) > 0 && tb.tokens >= 1 {
+		tb.tokens--
+		p := c.queued[j][0]
+		c.queued[j] = c.queued[j][1:]
+		c.sendPage(j, p)
+	}
+	if len(c.queued[j]) > 0 {
+		c.armServe(j, now)
+	} else {
+		delete(c.queued, j)
 	}
 }
 
