@@ -157,6 +157,9 @@ func (g *Group) track(in inbound) {
 		g.join(st, in.at)
 	}
 	g.mu.Unlock()
+	if st.joined {
+		g.welcomeJoin(in.msg.ID, st, in.at)
+	}
 	g.log.Debug("tracking peer", "peer", p.ID, "health", p.HealthURI, "from", in.src)
 	if !st.joined {
 		g.tracked(in.msg.ID)
@@ -210,7 +213,7 @@ func (g *Group) join(st *peerState, now time.Time) {
 	g.updateRoom()
 	st.joined = true
 	st.member.Joined = now
-	g.addToRound(st.member.ID)
+	g.ringChanged()
 	g.emit(Event{Type: Joined, Member: st.member, At: now})
 }
 
@@ -228,6 +231,8 @@ func (g *Group) remove(id string, st *peerState, why Reason, now time.Time) {
 	delete(g.peers, id)
 	if !st.joined {
 		g.pending--
+	} else {
+		g.ringChanged()
 	}
 	g.updateRoom()
 	if st.joined {

@@ -113,6 +113,8 @@ func (g *Group) runDue(now time.Time) {
 			g.announceNow()
 		case taskReconnect:
 			g.reconnectNext(now)
+		case taskWelcome:
+			g.welcomePing(t, now)
 		}
 	}
 }

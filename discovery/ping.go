@@ -1,9 +1,12 @@
 package discovery
 
 import (
+	"cmp"
+	"hash/fnv"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pirlan/pir/codec"
@@ -13,18 +16,25 @@ import (
 // This file holds the ping protocol of docs/design/frugal.md (section 2.1),
 // on while Config.PingInterval > 0 and the transport's unicast reaches
 // exactly one member (transport.UniqueUnicast): every PingInterval a member
-// pings the next member of a shuffled round, by unicast on the Group's own
-// socket; the ping is sent again at PingTimeout/3 and 2/3, and fails at
+// pings the member whose turn it is in the ring rotation (nextPing), by
+// unicast on the Group's own socket; the ping is sent again at PingTimeout/3 and 2/3, and fails at
 // PingTimeout, or RefusedGrace after its first send once the target's host
 // refused it (transport.Packet.Refused). What a failure does is in
 // liveness.go. Ping state lives here, on the Group, not in peerState.
 
 // pinger is the Group's ping state, owned by the owner goroutine.
 type pinger struct {
-	round   []string           // members left in this round, next last
-	flights map[string]*flight // pings in flight, by target ID
-	seq     uint32             // numbers flights and deaths: their tasks carry it in gen
-	armed   bool               // a taskPing is scheduled
+	// ring is the pingable members and us, in ringRank order, made anew
+	// when members join or go (ringStale) and at least every ringMaxAge
+	// PingIntervals; me is our place in it.
+	ring      []string
+	me        int
+	ringStale bool
+	ringAt    instant
+	phase     time.Duration      // where in each PingInterval we ping: from our ID
+	flights   map[string]*flight // pings in flight, by target ID
+	seq       uint32             // numbers flights and deaths: their tasks carry it in gen
+	armed     bool               // a taskPing is scheduled
 
 	// loss is f of docs/design/frugal.md: the share of our round's acked
 	// pings that needed a resend, an exponentially weighted average over
@@ -121,21 +131,68 @@ func (g *Group) pingable(st *peerState) bool {
 	return st.joined && st.pings && st.member.Addr.IsValid() && g.pinging()
 }
 
-// armPing schedules the next ping of the round, a PingInterval from now
-// (the first one at a random point of the first interval, so that members
-// that start together do not ping in step).
+// armPing schedules our next ping: at our phase of the next PingInterval
+// of the wall clock (pingSlot).
 func (g *Group) armPing(now time.Time, first bool) {
 	if g.pg.armed || !g.pinging() {
 		return
 	}
 	g.pg.armed = true
-	d := g.cfg.PingInterval
+	pi := int64(g.cfg.PingInterval)
 	if first {
 		g.pg.loss = initialPingLoss
-		d = rand.N(d) + 1
+		g.pg.phase = time.Duration(ringRank(g.self.ID) % uint64(pi))
+	}
+	wall := now.UnixNano() - int64(g.pg.phase)
+	d := time.Duration((wall/pi+1)*pi - wall)
+	if !first && d < g.cfg.PingInterval/2 {
+		// Our timer fired a little before the interval began (the wall
+		// clock slewed): that interval's ping went now.
+		d += g.cfg.PingInterval
 	}
 	g.sched.push(task{at: g.at(now.Add(d)), kind: taskPing})
 }
+
+// pingSlot numbers the PingInterval of the wall clock that now falls in,
+// counted from the Unix epoch and shifted by our phase; a timer a little
+// late or early still names its own.
+func (g *Group) pingSlot(now time.Time) uint64 {
+	pi := int64(g.cfg.PingInterval)
+	return uint64((now.UnixNano() - int64(g.pg.phase) + pi/2) / pi)
+}
+
+// ringMaxAge is how many PingIntervals a ring serves at most: members that
+// turn pingable (or not) without joining or going get their turn by then.
+const ringMaxAge = 10
+
+// ringRank is a member's place in the ring: FNV-1a 64 of its ID.
+func ringRank(id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return h.Sum64()
+}
+
+// makeRing makes the ring anew when it is stale or old.
+func (g *Group) makeRing(now time.Time) {
+	if !g.pg.ringStale && g.pg.ring != nil && now.Sub(g.time(g.pg.ringAt)) < ringMaxAge*g.cfg.PingInterval {
+		return
+	}
+	ring := append(g.pg.ring[:0], g.self.ID)
+	for id, st := range g.peers {
+		if g.pingable(st) {
+			ring = append(ring, id)
+		}
+	}
+	slices.SortFunc(ring, func(a, b string) int {
+		return cmp.Or(cmp.Compare(ringRank(a), ringRank(b)), strings.Compare(a, b))
+	})
+	g.pg.ring, g.pg.ringStale, g.pg.ringAt = ring, false, g.at(now)
+	g.pg.me = slices.Index(ring, g.self.ID)
+}
+
+// ringChanged notes that a member joined or went: the ring is made anew
+// before our next ping.
+func (g *Group) ringChanged() { g.pg.ringStale = true }
 
 // pingAddr is where to ping member id: its IPv4 address when it is heard
 // on both families, whether by its primary path or by the other one
@@ -153,9 +210,27 @@ func (g *Group) pingAddr(id string, st *peerState) netip.AddrPort {
 	return st.member.Addr
 }
 
-// nextPing pings the next member of the round, SWIM's way: every pingable
-// member once per round, in an order shuffled anew for each round. The
-// round's ping is one at a time: one still in flight skips this turn.
+// nextPing pings the member whose turn it is (docs/design/frugal.md,
+// section 2.1): in slot s (pingSlot) of a ring of M (the pingable members
+// and us, by ringRank), the member s mod (M-1) + 1 places after us, or,
+// when that one may not be pinged now (in flight, its death being
+// confirmed), the next after it. While members see the same ring and
+// their clocks agree, each member is pinged once a PingInterval, by a
+// different member each time, so that a dead one is pinged within two
+// intervals (shuffled rounds, SWIM's and memberlist's order, leave it to
+// chance: the wait is about exponential, 2.2 s or more one time in ten).
+// Whatever the views and clocks, we ping every other member once in any
+// M-1 slots of a ring that stays, as a round does.
+//
+// A member that joins here moves our place in the rotation at random, and
+// more joins may move it again before its turn: a member that missed a
+// join learns the newcomer from the newcomer's ping (who=1), and members
+// started together would wait rounds for it. So a member that joined here
+// other than from a page of our own transfer is also pinged once at a
+// random point of the next (M-1)/2 intervals (welcomeJoin), as shuffled
+// rounds put a newcomer at a random place of the round; that costs one
+// ping a join, and nothing in a group that stays. The round's ping is one
+// at a time: one still in flight skips this turn.
 func (g *Group) nextPing(now time.Time) {
 	defer g.armPing(now, false)
 	for _, f := range g.pg.flights {
@@ -163,46 +238,42 @@ func (g *Group) nextPing(now time.Time) {
 			return
 		}
 	}
-	for range 2 {
-		for len(g.pg.round) > 0 {
-			id := g.pg.round[len(g.pg.round)-1]
-			g.pg.round[len(g.pg.round)-1] = ""
-			g.pg.round = g.pg.round[:len(g.pg.round)-1]
-			st := g.peers[id]
-			if st == nil || !g.pingable(st) || g.pg.flights[id] != nil || st.confirm != nil || g.dying(id, st) {
-				continue
-			}
-			g.startPing(id, g.pingAddr(id, st), st.gen, pingRound, now)
-			return
+	g.makeRing(now)
+	m := uint64(len(g.pg.ring))
+	if m < 2 {
+		return
+	}
+	s := g.pingSlot(now)
+	for i := range m - 1 {
+		id := g.pg.ring[(uint64(g.pg.me)+1+(s+i)%(m-1))%m]
+		st := g.peers[id]
+		if st == nil || !g.pingable(st) || g.pg.flights[id] != nil || st.confirm != nil || g.dying(id, st) {
+			continue
 		}
-		for id, st := range g.peers {
-			if g.pingable(st) {
-				g.pg.round = append(g.pg.round, id)
-			}
-		}
-		if len(g.pg.round) == 0 {
-			return
-		}
-		rand.Shuffle(len(g.pg.round), func(i, j int) { g.pg.round[i], g.pg.round[j] = g.pg.round[j], g.pg.round[i] })
+		g.startPing(id, g.pingAddr(id, st), st.gen, pingRound, now)
+		return
 	}
 }
 
-// addToRound puts a member that joined mid-round at a random place of the
-// round, as memberlist does: a place already passed waits for the next
-// round.
-func (g *Group) addToRound(id string) {
-	if !g.pinging() {
+// welcomeJoin schedules the welcome ping of st, which just joined here:
+// at a random point of the next (M-1)/2 PingIntervals, besides the
+// rotation's pings.
+func (g *Group) welcomeJoin(id string, st *peerState, now time.Time) {
+	if !g.pinging() || !st.pings {
 		return
 	}
-	if len(g.pg.round) > len(g.peers)+16 {
-		// Members that joined and went within one round: drop them, so
-		// that the round stays bounded by the members.
-		g.pg.round = slices.DeleteFunc(g.pg.round, func(id string) bool { return g.peers[id] == nil })
+	w := time.Duration(max(1, len(g.peers)/2)) * g.cfg.PingInterval
+	g.sched.push(task{at: g.at(now.Add(rand.N(w))), kind: taskWelcome, id: id, gen: st.gen})
+}
+
+// welcomePing runs taskWelcome: the member is pinged unless it went,
+// changed, or is being pinged already.
+func (g *Group) welcomePing(t task, now time.Time) {
+	st := g.peers[t.id]
+	if st == nil || st.gen != t.gen || !g.pingable(st) || g.pg.flights[t.id] != nil || st.confirm != nil || g.dying(t.id, st) {
+		return
 	}
-	i := rand.N(len(g.pg.round) + 1)
-	g.pg.round = append(g.pg.round, "")
-	copy(g.pg.round[i+1:], g.pg.round[i:])
-	g.pg.round[i] = id
+	g.startPing(t.id, g.pingAddr(t.id, st), st.gen, pingRound, now)
 }
 
 // startPing pings id at addr, and reports whether it did: false when a

@@ -203,6 +203,7 @@ func (g *Group) handleProbe(r probeResult) {
 		g.mu.Lock()
 		g.join(st, r.at)
 		g.mu.Unlock()
+		g.welcomeJoin(r.id, st, r.at)
 		g.updateMode(r.at)
 	}
 }

@@ -28,6 +28,7 @@ const (
 	taskObitRemove  // an obituary's grace ends (gen: the peer state's gen)
 	taskRefute      // our refutation of an obituary about us is sent again
 	taskReconnect   // a member removed as Failed is pinged
+	taskWelcome     // a member that joined here gets its welcome ping (gen: its peer state's)
 	taskBoot        // our announcement a second or two after our start (rtcp.go)
 )
 

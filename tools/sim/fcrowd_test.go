@@ -1,6 +1,7 @@
 package sim_test
 
 import (
+	"cmp"
 	minheap "container/heap"
 	"context"
 	"crypto/hmac"
@@ -11,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,10 +30,12 @@ import (
 // drives it on the bubble's clock. What it mirrors, and where:
 //
 //   - pings (discovery/ping.go): each crowd member pings every member once
-//     in a round of N-1 PingIntervals, in an order shuffled anew for each
-//     round; only its pings of real members are datagrams (the slot of each
-//     real member in each crowd member's round is drawn uniformly every
-//     round, as nextPing's shuffle gives), resent at PingTimeout/3 and 2/3,
+//     in N-1 PingIntervals, by the ring rotation (nextPing: in slot s, the
+//     member s mod (N-1) + 1 places after it in the ring of all members by
+//     ringRank, at its phase of the interval); only its pings of real
+//     members are datagrams (turn gives when; the crowd sends no welcome
+//     pings, one per member joined, which only the 20 newcomers would get),
+//     resent at PingTimeout/3 and 2/3,
 //     failed at PingTimeout, or RefusedGrace after the first send when the
 //     target's host refuses (a killed member). Pings of real members are
 //     acked from the target's address with the nonce, with who=1 when the
@@ -98,6 +102,8 @@ type fcrowd struct {
 	flights map[fkey]*fflight
 	tokens  map[int]*fbucket // page tokens of the members that serve pages
 	queued  map[int][]fpull  // pulls waiting for a page token, by member
+	ring    map[string]int   // each member's place in ringIDs; nil: to be made (makeRing)
+	ringIDs []string         // all members by ringRank
 	snap    *fsnap
 
 	victim *freal
@@ -119,7 +125,7 @@ type freal struct {
 	joinedAt  time.Time
 	lastHeard time.Time // its latest multicast
 	gone      bool
-	slots     []int32 // its slot in each crowd member's round
+	slot      int64 // the slot of its next ping by the crowd's ring rotation
 }
 
 type fkey struct{ j, r int }
@@ -390,7 +396,7 @@ func (c *fcrowd) handleEvent(e fEvent, now time.Time) {
 		c.out = append(c.out, simOut{b: c.ann[e.j], src: c.addr(e.j)})
 		c.stats.announcements++
 	case fPing:
-		c.roundTick(e.j, e.r, now)
+		c.roundTick(e.r, now)
 	case fHealth:
 		c.healthy[e.j] = false
 		c.healthReport(e.j, now)
@@ -460,42 +466,118 @@ func (c *fcrowd) real(id string, src netip.AddrPort) *freal {
 	return r
 }
 
-// admit makes r a joined member of every crowd member: its place in each
-// one's round is random, as addToRound puts it.
+// admit makes r a joined member of every crowd member, which ping it in
+// the ring rotation: one member a slot (pingerOf).
 func (c *fcrowd) admit(r *freal, now time.Time) {
 	if r.joined || r.gone {
 		return
 	}
 	r.joined, r.joinedAt = true, now
-	c.snap = nil
-	m := c.members() - 1
-	r.slots = make([]int32, c.size)
-	for j := range c.size {
-		// Its slot in j's current round, counted from now: one ping in the
-		// next m ticks, then one a round.
-		r.slots[j] = int32(rand.IntN(m))
-		c.push(fEvent{at: now.Add(time.Duration(r.slots[j]) * c.cfg.PingInterval).Add(rand.N(c.cfg.PingInterval)), kind: fPing, j: j, r: r.idx})
-	}
+	c.snap, c.ring = nil, nil
+	pi := int64(c.cfg.PingInterval)
+	r.slot = now.UnixNano()/pi + 1
+	c.nextTurn(r)
 }
 
-// roundTick is r's turn in crowd member j's round (nextPing), and the draw
-// of its slot in the next round.
-func (c *fcrowd) roundTick(j, ri int, now time.Time) {
+// nextTurn schedules r's ping in slot r.slot, at its pinger's phase.
+func (c *fcrowd) nextTurn(r *freal) {
+	pi := int64(c.cfg.PingInterval)
+	at := r.slot * pi
+	if j, ok := c.pingerOf(r, r.slot); ok {
+		_, phase := c.slotOf(j)
+		at += phase
+	}
+	c.push(fEvent{at: time.Unix(0, at), kind: fPing, r: r.idx})
+}
+
+// roundTick is r's ping in slot r.slot by the member whose turn it is
+// (Group.nextPing), when a crowd member; a real member's is its own.
+func (c *fcrowd) roundTick(ri int, now time.Time) {
 	r := c.reals[ri]
 	if r.gone {
 		return
 	}
-	if r == c.victim && c.views[j].removed {
+	j, crowd := c.pingerOf(r, r.slot)
+	r.slot++
+	c.nextTurn(r)
+	if !crowd || r == c.victim && c.views[j].removed {
 		return
 	}
 	if c.flights[fkey{j, ri}] == nil && !(r == c.victim && (c.views[j].dying || c.views[j].confirm != nil || !c.views[j].graceUntil.IsZero())) {
 		c.startPing(j, r, false, now)
 	}
-	m := c.members() - 1
-	next := int32(rand.IntN(m))
-	ticks := int64(m) - int64(r.slots[j]) + int64(next)
-	r.slots[j] = next
-	c.push(fEvent{at: now.Add(time.Duration(ticks) * c.cfg.PingInterval), kind: fPing, j: j, r: ri})
+}
+
+// pingerOf is the crowd member that pings r in slot s: the one s mod
+// (N-1) + 1 places before it in the ring; false when that is a real
+// member (or r is not in the ring).
+func (c *fcrowd) pingerOf(r *freal, s int64) (int, bool) {
+	c.makeRing()
+	m := int64(len(c.ringIDs))
+	pr, ok := c.ring[r.id]
+	if !ok || m < 2 {
+		return 0, false
+	}
+	p := c.ringIDs[((int64(pr)-1-s%(m-1))%m+m)%m]
+	j := simIndex(p) - c.first
+	return j, j >= 0 && j < c.size
+}
+
+// ringRank mirrors discovery's: FNV-1a 64 of the ID.
+func ringRank(id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return h.Sum64()
+}
+
+// turn is crowd member j's next ping of r after now, as Group.nextPing
+// and armPing make it: in the slot s (PingIntervals of the wall clock,
+// shifted by j's phase) where r is s mod (N-1) + 1 places after j in the
+// ring of all N members.
+func (c *fcrowd) turn(j int, r *freal, now time.Time) time.Time {
+	c.makeRing()
+	m := int64(len(c.ringIDs))
+	pr, ok := c.ring[r.id]
+	if !ok || m < 2 {
+		return now
+	}
+	k := ((int64(pr)-int64(c.ring[c.name(j)])-1)%m + m) % m // places after j, less one: 0 to m-2
+	pi, phase := c.slotOf(j)
+	s := (now.UnixNano()-phase)/pi + 1 // the first slot after now
+	s += ((k-s%(m-1))%(m-1) + (m - 1)) % (m - 1)
+	return time.Unix(0, s*pi+phase)
+}
+
+// slotOf is the length of a slot and crowd member j's phase in it
+// (Group.armPing).
+func (c *fcrowd) slotOf(j int) (pi, phase int64) {
+	pi = int64(c.cfg.PingInterval)
+	return pi, int64(ringRank(c.name(j)) % uint64(pi))
+}
+
+// makeRing makes the ring of all members, crowd and real, by ringRank,
+// when members joined or went.
+func (c *fcrowd) makeRing() {
+	if c.ring != nil {
+		return
+	}
+	ids := c.ringIDs[:0]
+	for k := range c.size {
+		ids = append(ids, c.name(k))
+	}
+	for _, x := range c.reals {
+		if x.joined && !x.gone {
+			ids = append(ids, x.id)
+		}
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		return cmp.Or(cmp.Compare(ringRank(a), ringRank(b)), strings.Compare(a, b))
+	})
+	c.ringIDs = ids
+	c.ring = make(map[string]int, len(ids))
+	for i, id := range ids {
+		c.ring[id] = i
+	}
 }
 
 // startPing mirrors Group.startPing.
@@ -781,7 +863,7 @@ func (c *fcrowd) handleDatagram(d crowdIn, now time.Time) {
 	case codec.Goodbye:
 		if r != nil {
 			r.gone = true
-			c.snap = nil
+			c.snap, c.ring = nil, nil
 		}
 	}
 }
@@ -1189,8 +1271,7 @@ func (c *fcrowd) healthReport(j int, now time.Time) {
 }
 
 // setVictim makes the real member id the one whose removal the crowd
-// models. Each crowd member last had its ack when it last pinged it in its
-// round: some time within the last round.
+// models. Each crowd member last had its ack at its latest turn to ping it.
 func (c *fcrowd) setVictim(t *testing.T, id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -1202,7 +1283,7 @@ func (c *fcrowd) setVictim(t *testing.T, id string) {
 	now := time.Now()
 	round := time.Duration(c.members()-1) * c.cfg.PingInterval
 	for j := range c.views {
-		ack := now.Add(-rand.N(round))
+		ack := c.turn(j, r, now).Add(-round) // its latest turn
 		if ack.Before(r.joinedAt) {
 			ack = time.Time{}
 		}
@@ -1216,7 +1297,7 @@ func (c *fcrowd) forget() {
 	defer c.mu.Unlock()
 	if c.victim != nil {
 		c.victim.gone = true
-		c.snap = nil
+		c.snap, c.ring = nil, nil
 	}
 	c.victim, c.views = nil, nil
 	c.epoch++

@@ -871,11 +871,11 @@ func TestSampledFrugalMatchesReal(t *testing.T) {
 	noAnn := func(b [nKinds]float64) float64 { return sum(b) - b[kAnn] }
 	within("bytes sent per member per second, announcements aside", noAnn(sampled.sentB), noAnn(all.sentB), 0.1)
 	within("bytes received per member per second, announcements aside", noAnn(sampled.recvB), noAnn(all.recvB), 0.1)
-	// A removal takes the wait for the victim's next ping (about a second:
-	// N-1 members ping it once per round of N-1 s each), then 0.5 s
-	// (vanished) or 20 ms (killed) for the ping and the helpers' pings, and
-	// the 200 ms grace, about as spread as an exponential of mean 1 s: 0.75
-	// s between the means of 30 is about 3 standard errors.
+	// A removal takes the wait for the victim's next ping (under two
+	// PingIntervals: the ring rotation pings each member once a second),
+	// then 0.5 s (vanished) or 20 ms (killed) for the ping and the helpers'
+	// pings, and the 200 ms grace: 0.75 s between the means of 30 is more
+	// than 3 standard errors.
 	near := func(what string, got, want []time.Duration) {
 		t.Helper()
 		require.InDelta(t, meanSeconds(want), meanSeconds(got), 0.75, "%s: sampled %.2f s, all real %.2f s", what, meanSeconds(got), meanSeconds(want))
