@@ -179,17 +179,7 @@ func TestWelcomePing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newPingLab(t)
 		const n = 20
-		gs := make([]*discovery.Group, n)
-		eps := make([]*mem.Endpoint, n)
-		spies := make([]*pingSpy, n)
-		recs := make([]*recorder, n)
-		for i := range n {
-			spies[i] = &pingSpy{}
-			gs[i], eps[i] = l.spied(fmt.Sprintf("m%02d", i), spies[i])
-			recs[i] = record(gs[i])
-			advance(time.Second)
-		}
-		waitMembers(t, n-1, gs...)
+		_, eps, spies, recs := pingLANEvery(t, l, n, time.Second)
 		advance(30 * time.Second)
 		var waits []time.Duration
 		for i := range n {
@@ -417,6 +407,12 @@ func TestPingStopsOnClose(t *testing.T) {
 // that reports refusals, and waits until they all know each other.
 func pingLAN(t *testing.T, l *lab, n int, mutate ...func(*discovery.Config)) ([]*discovery.Group, []*mem.Endpoint, []*pingSpy, []*recorder) {
 	t.Helper()
+	return pingLANEvery(t, l, n, 0, mutate...)
+}
+
+// pingLANEvery is pingLAN with gap between two joins.
+func pingLANEvery(t *testing.T, l *lab, n int, gap time.Duration, mutate ...func(*discovery.Config)) ([]*discovery.Group, []*mem.Endpoint, []*pingSpy, []*recorder) {
+	t.Helper()
 	gs := make([]*discovery.Group, n)
 	eps := make([]*mem.Endpoint, n)
 	spies := make([]*pingSpy, n)
@@ -425,6 +421,9 @@ func pingLAN(t *testing.T, l *lab, n int, mutate ...func(*discovery.Config)) ([]
 		spies[i] = &pingSpy{}
 		gs[i], eps[i] = l.spied(fmt.Sprintf("m%02d", i), spies[i], mutate...)
 		recs[i] = record(gs[i])
+		if gap > 0 {
+			advance(gap)
+		}
 	}
 	waitMembers(t, n-1, gs...)
 	return gs, eps, spies, recs
