@@ -119,6 +119,22 @@ func (g *Group) runDue(now time.Time) {
 	}
 }
 
+// signOfLife takes a datagram from member id, st, as the sign of life it
+// is when it comes from the member's own address while we ping
+// (docs/design/frugal.md, section 2.1).
+func (g *Group) signOfLife(id string, st *peerState, in inbound) {
+	if !g.pinging() || !samePort(st.member.Addr, in.src) {
+		return
+	}
+	st.lastHeard = g.at(in.at)
+	if st.pings {
+		// Its acks and pings keep its path heard between its
+		// announcements, which come once per T(N) (pathSilence).
+		st.pathHeard = st.lastHeard
+	}
+	g.heardAlive(id, st, in.at)
+}
+
 func (g *Group) handle(in inbound) {
 	if in.refused {
 		g.takeRefusal(in)
@@ -126,16 +142,10 @@ func (g *Group) handle(in inbound) {
 	}
 	m := &in.msg
 	st := g.peers[m.ID]
-	if st != nil && g.pinging() && samePort(st.member.Addr, in.src) {
-		// Any datagram from a pinged member's own address is a sign of
-		// life (docs/design/frugal.md, section 2.1).
-		st.lastHeard = g.at(in.at)
-		if st.pings {
-			// Its acks and pings keep its path heard between its
-			// announcements, which come once per T(N) (pathSilence).
-			st.pathHeard = st.lastHeard
-		}
-		g.heardAlive(m.ID, st, in.at)
+	if st != nil && m.Kind != codec.Ack {
+		// An ack is one only when it echoes our ping's nonce (takeAck):
+		// anyone can send one from a dead member's address.
+		g.signOfLife(m.ID, st, in)
 	}
 	switch m.Kind {
 	case codec.Ping, codec.Ack:

@@ -417,7 +417,10 @@ func (g *Group) takePing(in inbound) {
 }
 
 // takeAck ends the ping it answers: only an ack by unicast from the
-// target's address, carrying the target's ID and the ping's nonce, counts.
+// target's address, carrying the target's ID and the ping's nonce, counts,
+// and only such an ack is a sign of life (signOfLife): an off-path forger
+// can send acks from a dead member's address, but not echo a nonce it
+// never saw.
 func (g *Group) takeAck(in inbound) {
 	m := &in.msg
 	f := g.pg.flights[m.ID]
@@ -427,6 +430,9 @@ func (g *Group) takeAck(in inbound) {
 	}
 	delete(g.pg.flights, m.ID)
 	g.stats.acksReceived.Add(1)
+	if st := g.peers[m.ID]; st != nil {
+		g.signOfLife(m.ID, st, in)
+	}
 	if nc, ok := g.cfg.Transport.(transport.NeighbourConfirmer); ok {
 		// The ack echoes our nonce: the way to the target works, and
 		// the kernel need not re-probe its neighbour entry.

@@ -2,7 +2,10 @@ package stress
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -120,4 +123,127 @@ func TestForgedPull(t *testing.T) {
 		pulls, target.Addr, got, bytes)
 	assert.Zero(t, bytes, "no page to the victim")
 	assert.Equal(t, uint64(pulls), gs[0].Stats().Dropped[discovery.DropSpoofed]-spoofed, "every forged pull counted spoofed")
+}
+
+// pagesSent is how many pages the members of gs sent.
+func pagesSent(gs []*discovery.Group) (n uint64) {
+	for _, g := range gs {
+		n += g.Stats().PagesSent
+	}
+	return n
+}
+
+// spoofedAt is how many datagrams the members of gs counted spoofed.
+func spoofedAt(gs []*discovery.Group) (n uint64) {
+	for _, g := range gs {
+		n += g.Stats().Dropped[discovery.DropSpoofed]
+	}
+	return n
+}
+
+// TestStateTransferAmplification plays the state-transfer amplification
+// of docs/design/frugal.md (section 4) whole: a forged pinging `qry` from
+// a victim's address (a member's form, which F and S answer with an
+// offer each, to the victim), then 1,000 forged pulls from the victim's
+// address, under the forged querier's ID, spread over all the members by
+// unicast, with made-up cookies (the offers went to the victim, not to the
+// forger). Bound: the bytes reaching the victim at most 2x the bytes the
+// forger sent, and not one page among them.
+func TestStateTransferAmplification(t *testing.T) {
+	setupSources(t)
+	const p, n, pulls = 9533, 3, 1000
+	gs := transferGroup(t, n, p)
+	v := victim(t)
+	var addrs []netip.AddrPort
+	for i, g := range gs {
+		from := gs[(i+1)%n]
+		m, ok := from.Member(g.Self().ID)
+		require.True(t, ok)
+		addrs = append(addrs, m.Addr)
+	}
+	// acted is how many pulls the members refused or answered.
+	acted := func() (k uint64) {
+		for _, g := range gs {
+			s := g.Stats()
+			k += s.Dropped[discovery.DropSpoofed] + s.Dropped[discovery.DropAnswerLimited] + s.PagesSent
+		}
+		return k
+	}
+
+	// What reaches the victim, by kind, read as it comes (its socket's
+	// buffer would overflow otherwise), until 300 ms after the last
+	// forgery without a datagram.
+	got, bytes, kinds := 0, 0, map[codec.Kind]int{}
+	forged, read := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(read)
+		buf := make([]byte, 65536)
+		for {
+			if err := v.SetReadDeadline(time.Now().Add(300 * time.Millisecond)); err != nil {
+				return
+			}
+			k, _, err := v.ReadFromUDPAddrPort(buf)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				select {
+				case <-forged:
+					return
+				default:
+					continue
+				}
+			}
+			if err != nil {
+				return
+			}
+			got, bytes = got+1, bytes+k
+			var m codec.Message
+			if (pipe.Codec{}).Decode(buf[:k], &m) == nil {
+				kinds[m.Kind]++
+			}
+		}
+	}()
+	defer func() {
+		select {
+		case <-forged:
+		default:
+			close(forged) // a require failed: let the reader end
+		}
+		<-read
+	}()
+
+	qry := codec.Message{Kind: codec.Query, Group: "web", ID: "forged-newcomer",
+		Health: "tcp://198.18.1.50:1", Comms: "tcp://198.18.1.50:1", Pings: true}
+	q, err := pipe.Codec{}.Encode(nil, &qry)
+	require.NoError(t, err)
+	offers := offersActed(gs)
+	_, err = v.WriteToUDP(q, groupAddr(p))
+	require.NoError(t, err)
+	sent := len(q)
+	require.Eventually(t, func() bool { return offersActed(gs) >= offers+2 }, 10*time.Second, 5*time.Millisecond,
+		"F and S acted on the forged query")
+
+	before, pagesBefore, spoofedBefore := acted(), pagesSent(gs), spoofedAt(gs)
+	for i := range pulls {
+		m := codec.Message{Kind: codec.Pull, Group: "web", ID: "forged-newcomer", Page: i % 2}
+		rand.Read(m.Cookie[:])
+		b, err := pipe.Codec{}.Encode(nil, &m)
+		require.NoError(t, err)
+		_, err = v.WriteToUDPAddrPort(b, addrs[i%n])
+		require.NoError(t, err)
+		sent += len(b)
+		if (i+1)%30 == 0 { // a batch at a time, so that no socket's buffer overflows
+			require.Eventually(t, func() bool { return acted()-before >= uint64(i+1) },
+				10*time.Second, time.Millisecond, "the members read the batch")
+		}
+	}
+	require.Eventually(t, func() bool { return acted()-before >= pulls }, 10*time.Second, 5*time.Millisecond,
+		"the members acted on every forged pull")
+
+	close(forged)
+	<-read
+	spoofed, pages := spoofedAt(gs)-spoofedBefore, pagesSent(gs)-pagesBefore
+	t.Logf("figures: %d members; forged qry %d bytes and %d pulls, %d bytes in all; victim received %d datagrams (%d offers, %d pages), %d bytes (%.3fx); members sent %d pages, counted %d pulls spoofed",
+		n, len(q), pulls, sent, got, kinds[codec.Offer], kinds[codec.Page], bytes, float64(bytes)/float64(sent), pages, spoofed)
+	assert.LessOrEqual(t, bytes, 2*sent, "bytes to the victim, at most 2x those sent")
+	assert.Zero(t, kinds[codec.Page], "pages to the victim")
+	assert.LessOrEqual(t, got, 2, "datagrams to the victim: F's and S's offers at most")
 }
