@@ -41,8 +41,13 @@ def say(**kw):
     print(json.dumps(kw), flush=True)
 
 family, iface, mode = sys.argv[1], sys.argv[2], sys.argv[3]
-stop = threading.Event()
-signal.signal(signal.SIGINT, lambda *a: stop.set())
+# SIGINT is blocked in every thread (those started later inherit the mask)
+# and taken by sigwait in the main thread: a handler that set a
+# threading.Event could deadlock on the Event's lock when the signal came
+# while the main thread held it, and then the script never exited.
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+def wait_interrupt():
+    signal.sigwait({signal.SIGINT})
 
 def iface_addrs():
     import subprocess
@@ -80,7 +85,7 @@ if mode == "browse":
             server=info.server, port=info.port, addresses=info.parsed_addresses(), txt=decode(info.properties))
     browser = ServiceBrowser(zc, sys.argv[4], handlers=[on_change])
     say(event="ready")
-    stop.wait()
+    wait_interrupt()
     browser.cancel()
 else:
     name, type_, port = sys.argv[4], sys.argv[5], int(sys.argv[6])
@@ -109,7 +114,7 @@ else:
     say(event="registering")
     zc.register_service(info)
     say(event="registered")
-    stop.wait()
+    wait_interrupt()
     say(event="unregistering")
     zc.unregister_service(info)
     say(event="unregistered")
@@ -207,8 +212,21 @@ func stopProc(t testing.TB, p *nslan.Proc) {
 	defer cancel()
 	if err := p.Wait(ctx); err != nil {
 		_ = p.Kill()
-		t.Errorf("%v; stderr:\n%s", err, p.Stderr())
+		t.Errorf("%v; %s", err, procOutput(p))
 	}
+}
+
+// procOutput is what p printed: its last lines on stdout (for the
+// zeroconf script, how far it got) and its stderr.
+func procOutput(p *nslan.Proc) string {
+	lines := p.Lines()
+	var b strings.Builder
+	b.WriteString("last stdout lines:\n")
+	for _, l := range lines[max(0, len(lines)-5):] {
+		b.WriteString(l.Text + "\n")
+	}
+	b.WriteString("stderr:\n" + p.Stderr())
+	return b.String()
 }
 
 // waitExit waits for p to exit by itself, with status 0.
@@ -216,7 +234,7 @@ func (x *interop) waitExit(p *nslan.Proc) {
 	x.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
 	defer cancel()
-	require.NoError(x.t, p.Wait(ctx), "stderr:\n%s", p.Stderr())
+	require.NoError(x.t, p.Wait(ctx), "%s", procOutput(p))
 }
 
 // interopTimeout bounds every wait: generous, since a test fails only when
