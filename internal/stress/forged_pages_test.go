@@ -40,19 +40,7 @@ func TestForgedPages(t *testing.T) {
 		c.StateRate = 1
 		c.Self.Meta = map[string]string{"pad": big}
 	}
-	var gs []*discovery.Group
-	for i := range 3 {
-		g, _ := lanMember(t, fmt.Sprintf("m%d", i+1), p, slow)
-		gs = append(gs, g)
-		require.Eventually(t, func() bool {
-			for _, g := range gs {
-				if len(g.Members()) != len(gs)-1 {
-					return false
-				}
-			}
-			return true
-		}, 10*time.Second, 5*time.Millisecond, "the group forms")
-	}
+	gs := joinInTurn(t, 3, p, slow)
 	// The offerers: every member may be F or S.
 	type offerer struct {
 		id   string

@@ -27,9 +27,16 @@ func transferring(c *discovery.Config) { c.PingInterval = time.Second }
 // learned later, from announcements or, in time, pings).
 func transferGroup(t *testing.T, n int, p uint16) []*discovery.Group {
 	t.Helper()
+	return joinInTurn(t, n, p, quiet, transferring)
+}
+
+// joinInTurn starts n members as lanMember does, each once the ones before
+// it know each other.
+func joinInTurn(t *testing.T, n int, p uint16, mutate ...func(*discovery.Config)) []*discovery.Group {
+	t.Helper()
 	var gs []*discovery.Group
 	for i := range n {
-		g, _ := lanMember(t, fmt.Sprintf("m%d", i+1), p, quiet, transferring)
+		g, _ := lanMember(t, fmt.Sprintf("m%d", i+1), p, mutate...)
 		gs = append(gs, g)
 		require.Eventually(t, func() bool {
 			for _, g := range gs {
