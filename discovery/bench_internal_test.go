@@ -5,7 +5,10 @@ import (
 	"net/netip"
 	"net/url"
 	"testing"
+	"time"
 	"unsafe"
+
+	"github.com/google/uuid"
 
 	"github.com/pirlan/pir/healthcheck"
 	"github.com/pirlan/pir/transport"
@@ -63,5 +66,40 @@ func TestStateSize(t *testing.T) {
 	}
 	if n := unsafe.Sizeof(task{}); n > 32 {
 		t.Errorf("task is %d bytes, over 32", n)
+	}
+}
+
+// BenchmarkMakeRing measures making the ring of 10,000 pinging members
+// (nextPing makes it anew after a join or a departure, and at least every
+// ringMaxAge PingIntervals).
+func BenchmarkMakeRing(b *testing.B) {
+	lan, err := mem.NewLAN(mem.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := Config{
+		Name: "abc", Transport: lan.Join(), PingInterval: time.Second,
+		Prober: healthcheck.ProberFunc(func(context.Context, *url.URL) error { return nil }),
+		Self:   Peer{ID: "self", HealthURI: &url.URL{Scheme: "tcp", Host: "198.18.0.1:1"}},
+	}
+	cfg.setDefaults()
+	g := newGroup(cfg)
+	defer func() { g.cancel(); g.wg.Wait() }()
+	if !g.pinging() {
+		b.Skip("the mem transport does not ping")
+	}
+	for i := range 10_000 {
+		id := uuid.NewString()
+		g.peers[id] = &peerState{joined: true, pings: true,
+			member: Member{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), 7946)}}
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		g.pg.ringStale = true
+		g.makeRing(now)
+	}
+	if len(g.pg.ring) != 10_001 {
+		b.Fatalf("ring of %d", len(g.pg.ring))
 	}
 }

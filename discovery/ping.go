@@ -28,6 +28,7 @@ type pinger struct {
 	// when members join or go (ringStale) and at least every ringMaxAge
 	// PingIntervals; me is our place in it.
 	ring      []string
+	ranked    []rankedID // makeRing's scratch
 	me        int
 	ringStale bool
 	ringAt    instant
@@ -177,17 +178,31 @@ func (g *Group) makeRing(now time.Time) {
 	if !g.pg.ringStale && g.pg.ring != nil && now.Sub(g.time(g.pg.ringAt)) < ringMaxAge*g.cfg.PingInterval {
 		return
 	}
-	ring := append(g.pg.ring[:0], g.self.ID)
+	// Each ID's rank is hashed once, not at each comparison.
+	ranked := append(g.pg.ranked[:0], rankedID{ringRank(g.self.ID), g.self.ID})
 	for id, st := range g.peers {
 		if g.pingable(st) {
-			ring = append(ring, id)
+			ranked = append(ranked, rankedID{ringRank(id), id})
 		}
 	}
-	slices.SortFunc(ring, func(a, b string) int {
-		return cmp.Or(cmp.Compare(ringRank(a), ringRank(b)), strings.Compare(a, b))
+	slices.SortFunc(ranked, func(a, b rankedID) int {
+		return cmp.Or(cmp.Compare(a.rank, b.rank), strings.Compare(a.id, b.id))
 	})
-	g.pg.ring, g.pg.ringStale, g.pg.ringAt = ring, false, g.at(now)
-	g.pg.me = slices.Index(ring, g.self.ID)
+	ring := g.pg.ring[:0]
+	for i, r := range ranked {
+		ring = append(ring, r.id)
+		if r.id == g.self.ID {
+			g.pg.me = i
+		}
+		ranked[i].id = "" // keep no ID alive past its member
+	}
+	g.pg.ring, g.pg.ranked, g.pg.ringStale, g.pg.ringAt = ring, ranked, false, g.at(now)
+}
+
+// rankedID is a member of the ring while it is made.
+type rankedID struct {
+	rank uint64
+	id   string
 }
 
 // ringChanged notes that a member joined or went: the ring is made anew
