@@ -143,8 +143,9 @@ type Config struct {
 
 	// PingInterval is the pace of the liveness protocol of
 	// docs/design/frugal.md (section 2.1): every PingInterval a member
-	// pings the next member of a shuffled round, by unicast on the Group's
-	// own socket, and members that answer pings are no longer probed by
+	// pings one member, in a ring rotation that pings each member once an
+	// interval (and each member that joins once more, soon after), by
+	// unicast on the Group's own socket, and members that answer pings are no longer probed by
 	// TCP after they joined. Zero means 1 s. Negative turns the protocol
 	// off: every member probes every other's health URI, as original pir
 	// peers do; it is off too on a transport whose unicast is not the
