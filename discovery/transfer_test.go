@@ -606,6 +606,13 @@ func TestOfferLongerThanQuery(t *testing.T) {
 		var mu sync.Mutex
 		var kinds []codec.Kind
 		ep := l.listen(func(m *codec.Message) {
+			if m.Kind == codec.Evidence {
+				// A vouch for q: the members are in their first
+				// AnnounceInterval/4 (15 minutes here), and one that
+				// ranks first prober of q and probes it in time vouches
+				// (TestYoungMemberVouches). Not an answer.
+				return
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			kinds = append(kinds, m.Kind)
