@@ -17,8 +17,8 @@ import (
 // on while Config.PingInterval > 0 and the transport's unicast reaches
 // exactly one member (transport.UniqueUnicast): every PingInterval a member
 // pings the member whose turn it is in the ring rotation (nextPing), by
-// unicast on the Group's own socket; the ping is sent again at PingTimeout/3 and 2/3, and fails at
-// PingTimeout, or RefusedGrace after its first send once the target's host
+// unicast on the Group's own socket; the ping is sent again at
+// PingTimeout/3 and 2/3, and fails at PingTimeout, or RefusedGrace after its first send once the target's host
 // refused it (transport.Packet.Refused). What a failure does is in
 // liveness.go. Ping state lives here, on the Group, not in peerState.
 
@@ -261,13 +261,18 @@ func (g *Group) nextPing(now time.Time) {
 	s := g.pingSlot(now)
 	for i := range m - 1 {
 		id := g.pg.ring[(uint64(g.pg.me)+1+(s+i)%(m-1))%m]
-		st := g.peers[id]
-		if st == nil || !g.pingable(st) || g.pg.flights[id] != nil || st.confirm != nil || g.dying(id, st) {
-			continue
+		if st := g.peers[id]; g.mayPingNow(id, st) {
+			g.startPing(id, g.pingAddr(id, st), st.gen, pingRound, now)
+			return
 		}
-		g.startPing(id, g.pingAddr(id, st), st.gen, pingRound, now)
-		return
 	}
+}
+
+// mayPingNow reports whether member id, st, may get a ping of ours now:
+// pingable, none in flight, its death neither being confirmed nor
+// established.
+func (g *Group) mayPingNow(id string, st *peerState) bool {
+	return st != nil && g.pingable(st) && g.pg.flights[id] == nil && st.confirm == nil && !g.dying(id, st)
 }
 
 // welcomeJoin schedules the welcome ping of st, which just joined here:
@@ -284,11 +289,9 @@ func (g *Group) welcomeJoin(id string, st *peerState, now time.Time) {
 // welcomePing runs taskWelcome: the member is pinged unless it went,
 // changed, or is being pinged already.
 func (g *Group) welcomePing(t task, now time.Time) {
-	st := g.peers[t.id]
-	if st == nil || st.gen != t.gen || !g.pingable(st) || g.pg.flights[t.id] != nil || st.confirm != nil || g.dying(t.id, st) {
-		return
+	if st := g.peers[t.id]; g.mayPingNow(t.id, st) && st.gen == t.gen {
+		g.startPing(t.id, g.pingAddr(t.id, st), st.gen, pingRound, now)
 	}
-	g.startPing(t.id, g.pingAddr(t.id, st), st.gen, pingRound, now)
 }
 
 // startPing pings id at addr, and reports whether it did: false when a

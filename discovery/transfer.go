@@ -88,7 +88,6 @@ type transfers struct {
 	serving  map[netip.Addr]*serving // by querier host; at most 2 × MaxTransfers (roomToServe)
 	pageTok  bucket                  // StateRate
 	offerTok bucket                  // offerRate
-	queued   int                     // pulls waiting for a page token, in all transfers
 	serveDue bool                    // a taskServe is scheduled
 	// Our own transfer, while we join: the transfer we pull, the other
 	// offer to fall back to, and how many offers we took (at most 2).
@@ -364,14 +363,13 @@ func (g *Group) servePull(in inbound) {
 		if g.xfer.serving == nil {
 			g.xfer.serving = make(map[netip.Addr]*serving, 2*g.cfg.MaxTransfers)
 		}
-		g.forget(host) // a new transfer to the same host replaces the old
 		snap := g.snapshot(now, in.src, in.ifIndex)
 		t = &serving{id: m.ID, cookie: m.Cookie, snap: snap, served: make([]uint8, snap.pages()), left: snap.pages()}
 		g.xfer.serving[host] = t
 		g.stats.transfers.Add(1)
 	}
 	t.last, t.to = g.at(now), in.src
-	if m.Page >= t.snap.pages() || int(t.served[m.Page]) >= pageServes {
+	if m.Page >= t.snap.pages() || t.served[m.Page] >= pageServes {
 		g.stats.drop(DropAnswerLimited)
 		return
 	}
@@ -410,13 +408,12 @@ func (g *Group) queuePull(t *serving, page int, now time.Time) {
 		return
 	}
 	t.queue = append(t.queue, page)
-	g.xfer.queued++
 	g.armServe(now)
 }
 
 // armServe schedules a taskServe for when the next page token comes.
 func (g *Group) armServe(now time.Time) {
-	if g.xfer.serveDue || g.xfer.queued == 0 {
+	if g.xfer.serveDue {
 		return
 	}
 	g.xfer.serveDue = true
@@ -425,11 +422,11 @@ func (g *Group) armServe(now time.Time) {
 }
 
 // serveQueued runs taskServe: queued pulls are answered while page tokens
-// last, a page from each transfer in turn.
+// last, a page from each transfer in turn (at most 2 × MaxTransfers).
 func (g *Group) serveQueued(now time.Time) {
 	g.xfer.serveDue = false
-	for g.xfer.queued > 0 {
-		sent := false
+	for sent := true; sent; {
+		sent = false
 		for _, t := range g.xfer.serving {
 			if len(t.queue) == 0 {
 				continue
@@ -440,12 +437,8 @@ func (g *Group) serveQueued(now time.Time) {
 			}
 			page := t.queue[0]
 			t.queue = t.queue[1:]
-			g.xfer.queued--
 			g.sendPage(t, page)
 			sent = true
-		}
-		if !sent {
-			return
 		}
 	}
 }
@@ -467,7 +460,7 @@ func (g *Group) roomToServe(now time.Time) bool {
 	for a, t := range g.xfer.serving {
 		switch {
 		case now.Sub(g.time(t.last)) >= transferIdle:
-			g.forget(a)
+			delete(g.xfer.serving, a)
 		case t.left > 0:
 			busy++
 		case oldestAt == 0 || t.last < oldestAt:
@@ -478,17 +471,9 @@ func (g *Group) roomToServe(now time.Time) bool {
 		return false
 	}
 	if len(g.xfer.serving) >= 2*g.cfg.MaxTransfers {
-		g.forget(oldest)
+		delete(g.xfer.serving, oldest)
 	}
 	return true
-}
-
-// forget drops the transfer served to host, and its queued pulls.
-func (g *Group) forget(host netip.Addr) {
-	if t := g.xfer.serving[host]; t != nil {
-		g.xfer.queued -= len(t.queue)
-		delete(g.xfer.serving, host)
-	}
 }
 
 // takeOffer takes one of the first two offers that come while we join: the
