@@ -339,19 +339,9 @@ func (g *Group) flightOf(t task) *flight {
 	return nil
 }
 
-// resendPing sends a ping again while no ack has come.
-func (g *Group) resendPing(t task) {
-	if f := g.flightOf(t); f != nil {
-		g.sendPing(t.id, f)
-	}
-}
-
 // pingDue ends a ping that timed out, or whose refusal's grace is over.
 func (g *Group) pingDue(t task, now time.Time) {
 	f := g.flightOf(t)
-	if f == nil {
-		return
-	}
 	at := g.at(now)
 	refusedDue := f.refused != 0 && at >= max(f.refused, f.start+instant(g.cfg.RefusedGrace))
 	if !refusedDue && now.Before(g.time(f.start).Add(g.cfg.PingTimeout)) {

@@ -62,9 +62,10 @@ func (g *Group) at(t time.Time) instant { return instant(t.Sub(g.epoch)) }
 // one, as time.Now's do.
 func (g *Group) time(i instant) time.Time { return g.epoch.Add(time.Duration(i)) }
 
-// schedule is a min-heap of tasks by time. Tasks are never removed early:
-// stale ones are skipped when they come due, which keeps the hot path (an
-// announcement from a known peer) free of heap work.
+// schedule is a min-heap of tasks by time. Tasks are never looked for to
+// be removed: stale ones are skipped when they reach the head (the owner's
+// dropStale, before it arms its timer) or come due, which keeps the hot
+// path (an announcement from a known peer) free of heap work.
 type schedule []task
 
 func (s *schedule) push(t task) {
