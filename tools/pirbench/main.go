@@ -60,7 +60,8 @@
 //	steady state          after -settle (2 s), over -steady: each member's
 //	                      frames and bytes per second sent and received (its
 //	                      switch port's counters), its CPU time (% of one
-//	                      core) and its resident memory (VmRSS at the end)
+//	                      core: its threads' run times, from schedstat)
+//	                      and its resident memory (VmRSS at the end)
 //	goodbye               SIGINT sent to a member (it leaves gracefully) to
 //	                      the last "left (goodbye)" line about it
 //	crash (kill -9)       SIGKILL sent to a member to the last "left" line
