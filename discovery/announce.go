@@ -3,8 +3,10 @@ package discovery
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
+	"net/url"
 	"time"
 
 	"github.com/pirlan/pir/codec"
@@ -81,6 +83,61 @@ func (g *Group) encodeSelf(kind codec.Kind, extended bool) ([]byte, error) {
 	}
 	g.selfArgs(&m)
 	return g.cfg.Codec.Encode(nil, &m)
+}
+
+// claimRate is how many forged self-claims a second we answer at most
+// (refuteClaim): a forger's spray costs us no more than 4 announcements a
+// second.
+const claimRate = 4
+
+// forgedSelfClaim reports whether m, under our ID, says of us what we did
+// not: a goodbye while we are not leaving, or an announcement or query
+// whose record (ARGS p, v and h), URIs or metadata differ from ours. Our
+// own messages, looped back to us, say what we sent: a copy of an earlier
+// record, read after a change, passes for a forgery, and costs one
+// announcement. It runs in the receiver, which owns nothing it compares
+// with: our record's counters are atomic, and Self does not change.
+func (g *Group) forgedSelfClaim(m *codec.Message) bool {
+	switch m.Kind {
+	case codec.Goodbye:
+		return !g.leaving.Load()
+	case codec.Announce, codec.Query:
+	default:
+		return false // claims about nothing, or about others (an obituary about us is takeObituary's)
+	}
+	if speaksExtensions(m) && (m.Pings != g.pinging() ||
+		m.Pings && (m.Version != g.version() || m.HealthFails != g.healthFails())) {
+		return true
+	}
+	return !ourURI(m.Health, g.self.HealthURI) || !ourURI(m.Comms, g.self.CommsURI) || !maps.Equal(m.Meta, g.self.Meta)
+}
+
+// ourURI reports whether s is how we announce u: u itself, or, when u
+// names every address (0.0.0.0, [::]), u with a link's address (sendSelf).
+func ourURI(s string, u *url.URL) bool {
+	if u == nil || s == u.String() {
+		return u != nil || s == ""
+	}
+	if unspecified, _ := unspecifiedHost(u); !unspecified {
+		return false
+	}
+	got, err := url.Parse(s)
+	if err != nil {
+		return false
+	}
+	_, err = netip.ParseAddr(got.Hostname())
+	return err == nil && got.Scheme == u.Scheme && got.Port() == u.Port() && got.Path == u.Path &&
+		got.RawQuery == u.RawQuery && got.User.String() == u.User.String()
+}
+
+// refuteClaim answers a forged self-claim (forgedSelfClaim, at most
+// claimRate a second) with our true announcement, which the members that
+// took the claim take instead: a lower version is taken too (takeRecord),
+// and a member that removed us admits us again.
+func (g *Group) refuteClaim(in inbound) {
+	g.stats.claimsRefuted.Add(1)
+	g.log.Debug("refuting a message under our ID", "kind", in.msg.Kind.String(), "from", in.src)
+	g.announceNow()
 }
 
 // pinging reports whether this member runs the ping protocol

@@ -69,6 +69,8 @@ type Group struct {
 	answers   sourceLimiter               // Config.AnswerRate
 	pending   int                         // peers tracked but not joined
 	noRoom    atomic.Bool                 // MaxPeers or MaxPending reached: see full
+	leaving   atomic.Bool                 // our goodbye is going out (forgedSelfClaim)
+	claims    bucket                      // the receiver's: refutations of forged self-claims, claimRate
 	announce  []byte                      // our announcement, encoded once to check it; nil when not announcing
 	bounded   bool                        // more members than ProbeAllUpTo: probe a few per round
 	round     []string                    // bounded probing: the members left in this round
@@ -280,20 +282,21 @@ func (g *Group) Self() Peer { return g.self.clone() }
 // Stats returns a snapshot of the Group's counters.
 func (g *Group) Stats() Stats {
 	s := Stats{
-		Received:      g.stats.received.Load(),
-		Decoded:       g.stats.decoded.Load(),
-		Dropped:       make(map[DropReason]uint64, numDropReasons),
-		Sent:          g.stats.sent.Load(),
-		SendErrors:    g.stats.sendErrors.Load(),
-		ProbesOK:      g.stats.probesOK.Load(),
-		ProbesFailed:  g.stats.probesKO.Load(),
-		Events:        g.stats.events.Load(),
-		EventsMerged:  g.stats.eventsMerged.Load(),
-		EventsDropped: g.stats.eventsDropped.Load(),
-		UpdatesHeld:   g.stats.updatesHeld.Load(),
-		Confirmations: g.stats.confirms.Load(),
-		Refutations:   g.stats.refutes.Load(),
-		Obituaries:    g.stats.obits.Load(),
+		Received:          g.stats.received.Load(),
+		Decoded:           g.stats.decoded.Load(),
+		Dropped:           make(map[DropReason]uint64, numDropReasons),
+		Sent:              g.stats.sent.Load(),
+		SendErrors:        g.stats.sendErrors.Load(),
+		ProbesOK:          g.stats.probesOK.Load(),
+		ProbesFailed:      g.stats.probesKO.Load(),
+		Events:            g.stats.events.Load(),
+		EventsMerged:      g.stats.eventsMerged.Load(),
+		EventsDropped:     g.stats.eventsDropped.Load(),
+		UpdatesHeld:       g.stats.updatesHeld.Load(),
+		Confirmations:     g.stats.confirms.Load(),
+		Refutations:       g.stats.refutes.Load(),
+		Obituaries:        g.stats.obits.Load(),
+		SelfClaimsRefuted: g.stats.claimsRefuted.Load(),
 
 		OffersSent:      g.stats.offers.Load(),
 		OffersTooLong:   g.stats.offersLong.Load(),

@@ -240,6 +240,7 @@ func (g *Group) goodbye(ctx context.Context) error {
 	// slow failure detection; each encoded anew, so that an authenticated
 	// group does not take the second for a replay of the first.
 	var errs []error
+	g.leaving.Store(true) // our goodbye's loopback copies are ours (forgedSelfClaim)
 	for range 2 {
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, err)

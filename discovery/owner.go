@@ -163,6 +163,10 @@ func (g *Group) signOfLife(id string, st *peerState, in inbound) {
 }
 
 func (g *Group) handle(in inbound) {
+	if in.forged {
+		g.refuteClaim(in)
+		return
+	}
 	if in.refused {
 		g.takeRefusal(in)
 		return
@@ -188,8 +192,15 @@ func (g *Group) handle(in inbound) {
 		}
 		return
 	case codec.Goodbye:
-		if st != nil {
+		switch {
+		case st == nil:
+		case sameAddr(st.member.Addr, in.src) || g.isAlt(m.ID, st, in.src):
 			g.remove(m.ID, st, Goodbye, in.at)
+		default:
+			// A member says goodbye from where it announces; a forger
+			// must also take its address, and the member, hearing
+			// that, answers (refuteClaim).
+			g.stats.drop(DropSpoofed)
 		}
 		return
 	case codec.Query:

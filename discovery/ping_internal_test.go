@@ -2,10 +2,12 @@ package discovery
 
 import (
 	"net/netip"
+	"net/url"
 	"testing"
 	"time"
 
 	"github.com/pirlan/pir/codec"
+	"github.com/pirlan/pir/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -71,4 +73,62 @@ func TestAckedPingArmsNoTimer(t *testing.T) {
 	require.Nil(t, g.pg.flights["p"], "the ack ended the ping")
 	g.dropStale()
 	assert.Zero(t, pingTasks(), "the ended ping's tasks are not what the timer waits for")
+}
+
+// Our own messages, looped back, are not forged self-claims; one that
+// says another record, other URIs or metadata, or a goodbye while we
+// stay, is.
+func TestForgedSelfClaimJudged(t *testing.T) {
+	g := idleGroup(t)
+	g.self.CommsURI = &url.URL{Scheme: "tcp", Host: "198.18.0.1:2"}
+	g.self.Meta = map[string]string{"zone": "a"}
+	own := func(kind codec.Kind) codec.Message {
+		b, err := g.encodeSelf(kind, false)
+		require.NoError(t, err)
+		var m codec.Message
+		require.NoError(t, g.cfg.Codec.Decode(b, &m))
+		return m
+	}
+	for _, kind := range []codec.Kind{codec.Announce, codec.Query} {
+		m := own(kind)
+		assert.False(t, g.forgedSelfClaim(&m), "our own %v", kind)
+		for name, change := range map[string]func(*codec.Message){
+			"version":  func(m *codec.Message) { m.Version++ },
+			"health":   func(m *codec.Message) { m.HealthFails = 3 },
+			"pings":    func(m *codec.Message) { m.Pings = false },
+			"URI":      func(m *codec.Message) { m.Health = "tcp://198.18.0.1:3" },
+			"comms":    func(m *codec.Message) { m.Comms = "tcp://198.18.0.9:2" },
+			"metadata": func(m *codec.Message) { m.Meta = map[string]string{"zone": "b"} },
+		} {
+			f := own(kind)
+			change(&f)
+			assert.True(t, g.forgedSelfClaim(&f), "%v with another %s", kind, name)
+		}
+	}
+	bye := codec.Message{Kind: codec.Goodbye, Group: "abc", ID: "self"}
+	assert.True(t, g.forgedSelfClaim(&bye), "a goodbye while we stay")
+	obit := codec.Message{Kind: codec.Obituary, Group: "abc", ID: "self", Target: "x"}
+	assert.False(t, g.forgedSelfClaim(&obit), "a claim about another member")
+	g.leaving.Store(true)
+	assert.False(t, g.forgedSelfClaim(&bye), "our goodbye")
+
+	// The receiver reuses its inbound: a forgery marks only itself.
+	g.leaving.Store(false)
+	var in inbound
+	for _, m := range []codec.Message{bye, own(codec.Announce)} {
+		b, err := g.cfg.Codec.Encode(nil, &m)
+		require.NoError(t, err)
+		g.claims = bucket{}
+		g.ingest(b, transport.Packet{N: len(b)}, &in)
+		assert.Equal(t, m.Kind == codec.Goodbye, in.forged, "%v", m.Kind)
+	}
+
+	// URIs that name every address are announced with each link's.
+	any4 := &url.URL{Scheme: "tcp", Host: "0.0.0.0:7"}
+	assert.True(t, ourURI("tcp://198.18.0.4:7", any4))
+	assert.True(t, ourURI("tcp://[fe80::1%25eth0]:7", &url.URL{Scheme: "tcp", Host: "[::]:7"}))
+	assert.False(t, ourURI("tcp://198.18.0.4:8", any4), "another port")
+	assert.False(t, ourURI("http://198.18.0.4:7", any4), "another scheme")
+	assert.False(t, ourURI("tcp://example.com:7", any4), "a name")
+	assert.False(t, ourURI("tcp://198.18.0.4:7", &url.URL{Scheme: "tcp", Host: "198.18.0.5:7"}), "another address")
 }

@@ -21,6 +21,9 @@ type inbound struct {
 	ifIndex int
 	at      time.Time
 	refused bool // no datagram: a unicast we sent to src was refused (transport.Packet.Refused)
+	// forged: a message under our ID that says what we did not; the
+	// owner answers it with our true announcement (refuteClaim).
+	forged bool
 }
 
 // receive reads datagrams, decodes them and hands them to the owner. Bad
@@ -83,13 +86,17 @@ func (g *Group) ingest(b []byte, pkt transport.Packet, in *inbound) bool {
 		return false
 	}
 	g.stats.decoded.Add(1)
+	in.forged = false
 	switch {
 	case in.msg.Group != g.cfg.Name:
 		g.stats.drop(DropForeignGroup)
 		return false
 	case in.msg.ID == g.self.ID:
 		g.stats.drop(DropSelf)
-		return false
+		if g.cfg.Passive || !g.forgedSelfClaim(&in.msg) || !g.claims.take(time.Now(), claimRate, 1) {
+			return false
+		}
+		in.forged = true
 	}
 	in.src, in.dst, in.ifIndex, in.at = pkt.Src, pkt.Dst, pkt.IfIndex, time.Now()
 	return true

@@ -68,7 +68,9 @@ const (
 	// member, or a request that expects a unicast answer sent by
 	// multicast: forged, or from a peer not (yet) a member. Also a pull
 	// of a state transfer without a valid cookie, and an offer or a page
-	// that is not of the transfer we pull (docs/design/frugal.md, 2.4).
+	// that is not of the transfer we pull (docs/design/frugal.md, 2.4),
+	// an ack that does not echo a ping of ours, and a goodbye from an
+	// address its sender is not known by.
 	DropSpoofed
 
 	numDropReasons
@@ -162,6 +164,12 @@ type Stats struct {
 	// those that timed out or were refused, and PingsRefused the pings
 	// whose target's host refused them (ICMP port unreachable).
 	PingsSent, AcksReceived, PingsFailed, PingsRefused uint64
+	// SelfClaimsRefuted counts the messages under our ID that said what
+	// we did not (an announcement or query with another record, URIs or
+	// metadata, a goodbye while we stay) that we answered with our true
+	// announcement, at most 4 a second (docs/security.md). Each is also
+	// counted dropped as DropSelf.
+	SelfClaimsRefuted uint64
 	// Members is the number of joined members; Pending the peers heard
 	// but not yet joined (waiting for a first successful probe).
 	Members, Pending int
@@ -186,6 +194,7 @@ type counters struct {
 	acksReceived       atomic.Uint64
 	pingsFailed        atomic.Uint64
 	pingsRefused       atomic.Uint64
+	claimsRefuted      atomic.Uint64
 }
 
 func (c *counters) drop(r DropReason) { c.dropped[r].Add(1) }
