@@ -139,7 +139,7 @@ func (g *Group) stale(t task) bool {
 // dropStale pops the stale tasks at the head of the schedule, so that the
 // owner's timer is armed for work: a ping's resends and timeout, once its
 // ack came (the common case), would otherwise each wake the process for
-// nothing, three times per PingInterval (BenchmarkIdleWakeups).
+// nothing, three times per PingInterval (TestAckedPingArmsNoTimer).
 func (g *Group) dropStale() {
 	for len(g.sched) > 0 && g.stale(g.sched[0]) {
 		g.sched.pop()
