@@ -43,6 +43,13 @@ type instance struct {
 	ifIndex [2]int
 	asked   time.Time // the latest resolution query
 	asks    int       // resolution queries since the instance was last refreshed
+
+	// from and fromIf are the source and interface its latest delivery
+	// came from (synthesize's, often vouched): its goodbye comes from
+	// there too, since a Group takes a goodbye only from the address it
+	// knows the member by.
+	from   netip.AddrPort
+	fromIf int
 }
 
 // ask is a question to send in the next query.
@@ -498,11 +505,15 @@ func (e *engine) heartbeat(now time.Time) {
 	}
 }
 
-// bye hands Receive a goodbye for inst, if it was delivered.
+// bye hands Receive a goodbye for inst, if it was delivered, from where its
+// announcements came (src, where the goodbye came from, if none did).
 func (e *engine) bye(inst *instance, src netip.AddrPort, ifIndex int) {
 	if inst.id != "" && !inst.gone {
-		e.c.log.Debug("instance said goodbye", "instance", inst.name, "id", inst.id)
+		e.c.log.Debug("instance said goodbye", "instance", inst.name, "id", inst.id, "from", src)
 		e.c.st.goodbyes.Add(1)
+		if inst.from.IsValid() {
+			src, ifIndex = inst.from, inst.fromIf
+		}
 		e.pushMessage(&codec.Message{Kind: codec.Goodbye, Group: e.c.cfg.Group, ID: inst.id}, false, src, ifIndex)
 	}
 	inst.gone = true
@@ -516,12 +527,17 @@ func (e *engine) deliver(inst *instance, now time.Time) {
 		return
 	}
 	if inst.id != "" && inst.id != m.ID && !inst.gone {
-		e.pushMessage(&codec.Message{Kind: codec.Goodbye, Group: e.c.cfg.Group, ID: inst.id}, false, src, ifIndex)
+		from, fromIf := inst.from, inst.fromIf
+		if !from.IsValid() {
+			from, fromIf = src, ifIndex
+		}
+		e.pushMessage(&codec.Message{Kind: codec.Goodbye, Group: e.c.cfg.Group, ID: inst.id}, false, from, fromIf)
 	}
 	if inst.id != m.ID || inst.gone {
 		e.c.log.Debug("instance found", "instance", inst.name, "id", m.ID, "health", m.Health, "comms", m.Comms)
 	}
 	inst.id, inst.gone = m.ID, false
+	inst.from, inst.fromIf = src, ifIndex
 	e.pushMessage(&m, inst.foreign, src, ifIndex)
 }
 

@@ -47,10 +47,12 @@ func TestMDNSTwoConnsSeeEachOther(t *testing.T) {
 			assert.Nil(t, g.msg.Meta)
 
 			// A heartbeat repeats the announcement while the records live.
-			b.waitMsg("a's announcement again", announceOf("a"))
+			last := b.waitMsg("a's announcement again", announceOf("a"))
 
 			a.send(codec.Message{Kind: codec.Goodbye, Group: "test", ID: "a"})
-			b.waitMsg("a's goodbye", goodbyeOf("a"))
+			bye := b.waitMsg("a's goodbye", goodbyeOf("a"))
+			// A Group takes a goodbye only from where the member announces.
+			assert.Equal(t, last.pkt.Src, bye.pkt.Src, "the goodbye comes from where the announcements came")
 			assert.Equal(t, uint64(1), b.Stats().Goodbyes)
 			assert.Empty(t, a.Instance(), "nothing published after a goodbye")
 		})

@@ -127,7 +127,9 @@
 // Config.Heartbeat while its records live, so that a Group, which removes
 // members it does not hear for its ExpireAfter, keeps it. A goodbye of its
 // PTR or SRV record (TTL 0, RFC 6762 §10.1) is delivered as a Goodbye,
-// so the Group removes the member with reason goodbye,
+// from the source its announcements were delivered from (a Group takes a
+// goodbye only from there), so the Group removes the member with reason
+// goodbye,
 // once it is checked: anyone on the link can send a record with TTL 0, so
 // the Conn asks for the instance's PTR, SRV and TXT records, at once and
 // again 250 ms later, in a one-shot query from its ephemeral port (§6.7),
