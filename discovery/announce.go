@@ -134,9 +134,16 @@ func ourURI(s string, u *url.URL) bool {
 // claimRate a second) with our true announcement, which the members that
 // took the claim take instead: a lower version is taken too (takeRecord),
 // and a member that removed us admits us again.
+//
+// Two members started with one ID refute each other this way, each at
+// claimRate: the first refutation is logged as a warning that says so.
 func (g *Group) refuteClaim(in inbound) {
-	g.stats.claimsRefuted.Add(1)
-	g.log.Debug("refuting a message under our ID", "kind", in.msg.Kind.String(), "from", in.src)
+	log := g.log.Debug
+	if g.stats.claimsRefuted.Add(1) == 1 {
+		log = g.log.Warn
+	}
+	log("a message under our ID that we did not send, answered with our announcement: a forgery, or another member with our ID",
+		"kind", in.msg.Kind.String(), "from", in.src)
 	g.announceNow()
 }
 

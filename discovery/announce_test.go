@@ -1,6 +1,9 @@
 package discovery_test
 
 import (
+	"bytes"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +13,7 @@ import (
 	"github.com/pirlan/pir/codec"
 	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/discovery"
+	"github.com/hashicorp/go-hclog"
 	"github.com/pirlan/pir/transport/mem"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -153,4 +157,49 @@ func TestQueriesAnsweredByMulticastCoalesced(t *testing.T) {
 		}
 		assert.Zero(t, x.Stats().Delivered-x.Stats().Received)
 	})
+}
+
+// Two members started with one ID (a misconfiguration) each hear the
+// other's announcements under their own ID: each answers with its own,
+// at most 4 a second (a forged self-claim's limit), and says why in a
+// warning, once.
+func TestDuplicateIDsRefuteEachOther(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t)
+		var logs [2]*lockedBuffer
+		var dups [2]*discovery.Group
+		for i := range dups {
+			logs[i] = &lockedBuffer{}
+			dups[i], _ = l.join("dup", func(c *discovery.Config) {
+				c.Self.HealthURI = healthURI(fmt.Sprintf("dup%d", i))
+				c.Logger = hclog.New(&hclog.LoggerOptions{Output: logs[i], Level: hclog.Warn})
+			})
+		}
+		const window = 10 * time.Second
+		advance(window)
+		for i, g := range dups {
+			n := g.Stats().SelfClaimsRefuted
+			assert.Positive(t, n, "dup%d answered the other", i)
+			assert.LessOrEqual(t, float64(n), 4*window.Seconds()+1, "dup%d: at most 4 a second", i)
+			assert.Equal(t, 1, strings.Count(logs[i].String(), "another member with our ID"), "dup%d: one warning", i)
+		}
+	})
+}
+
+// lockedBuffer is a bytes.Buffer that a logger may write from any goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -68,6 +68,7 @@ type Collector struct {
 	updatesHeld                *prometheus.Desc
 	confirmations, refutations *prometheus.Desc
 	obituaries                 *prometheus.Desc
+	selfClaims                 *prometheus.Desc
 	pings                      *prometheus.Desc
 	memberHealth               *prometheus.Desc // nil unless cfg.MemberHealth
 
@@ -132,6 +133,8 @@ func NewCollector(g *discovery.Group, cfg Config) (*Collector, error) {
 			"Deaths put to other members that one refuted, having seen the peer alive."),
 		obituaries: desc("obituaries_total",
 			"Members removed on another member's word (bounded probing), or by an obituary whose grace ended (pings)."),
+		selfClaims: desc("self_claims_refuted_total",
+			"Messages under this member's ID that said what it did not (another record, URIs or metadata; a goodbye while it stays), answered with its true announcement: forgeries, or a second process with its ID."),
 		pings: desc("pings_total",
 			"Pings of the frugal engine: started (sent), acked, failed (timed out or refused), and refused (ICMP port unreachable).", "result"),
 
@@ -185,7 +188,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.received, c.decoded, c.dropped, c.sent, c.sendErrors, c.probes,
 		c.events, c.departures, c.members, c.pending,
-		c.queue, c.updatesHeld, c.confirmations, c.refutations, c.obituaries, c.pings,
+		c.queue, c.updatesHeld, c.confirmations, c.refutations, c.obituaries, c.selfClaims, c.pings,
 	} {
 		ch <- d
 	}
@@ -225,6 +228,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.confirmations, s.Confirmations)
 	counter(c.refutations, s.Refutations)
 	counter(c.obituaries, s.Obituaries)
+	counter(c.selfClaims, s.SelfClaimsRefuted)
 	counter(c.pings, s.PingsSent, "sent")
 	counter(c.pings, s.AcksReceived, "acked")
 	counter(c.pings, s.PingsFailed, "failed")

@@ -213,6 +213,7 @@ func TestLint(t *testing.T) {
 		"pir_departures_total", "pir_members", "pir_pending_peers", "pir_member_health",
 		"pir_probe_duration_seconds", "pir_listener_events_lost_total", "pir_updates_held_total",
 		"pir_confirmations_total", "pir_refutations_total", "pir_obituaries_total", "pir_pings_total",
+		"pir_self_claims_refuted_total",
 	} {
 		assert.Contains(t, fs, name)
 	}
