@@ -10,10 +10,10 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/pirlan/pir/codec"
 	"github.com/pirlan/pir/codec/pipe"
 	"github.com/pirlan/pir/discovery"
-	"github.com/hashicorp/go-hclog"
 	"github.com/pirlan/pir/transport/mem"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

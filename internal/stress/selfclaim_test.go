@@ -194,9 +194,9 @@ func TestSelfClaimRefutationsLimited(t *testing.T) {
 	read, refuted, window := selfDrops()-read0, victim.Stats().SelfClaimsRefuted-refuted0, time.Since(t0)
 	t.Logf("figures: over %v the victim read %d forged announcements under its ID and refuted %d (%.1f a second)",
 		window.Round(time.Millisecond), read, refuted, float64(refuted)/window.Seconds())
-	assert.LessOrEqual(t, float64(refuted), claimRate*window.Seconds()+1, "at most 4 refutations a second, and a burst of 1")
+	assert.LessOrEqual(t, float64(refuted), refutationsPerSecond*window.Seconds()+1, "at most 4 refutations a second, and a burst of 1")
 	assert.Positive(t, refuted, "the spray is refuted")
 }
 
-// claimRate is discovery's bound on refutations a second.
-const claimRate = 4
+// refutationsPerSecond is discovery's bound on refutations (its claimRate).
+const refutationsPerSecond = 4
