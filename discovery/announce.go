@@ -125,9 +125,8 @@ func ourURI(s string, u *url.URL) bool {
 	if err != nil {
 		return false
 	}
-	_, err = netip.ParseAddr(got.Hostname())
-	return err == nil && got.Scheme == u.Scheme && got.Port() == u.Port() && got.Path == u.Path &&
-		got.RawQuery == u.RawQuery && got.User.String() == u.User.String()
+	a, err := netip.ParseAddr(got.Hostname())
+	return err == nil && withAddr(u, a).String() == s
 }
 
 // refuteClaim answers a forged self-claim (forgedSelfClaim, at most

@@ -59,7 +59,7 @@ func (g *Group) fromMember(in *inbound) bool {
 		return false
 	}
 	st := g.peers[in.msg.ID]
-	if st == nil || !st.joined || !sameAddr(st.member.Addr, in.src) && !g.isAlt(in.msg.ID, st, in.src) {
+	if st == nil || !st.joined || !g.heardAt(in.msg.ID, st, in.src) {
 		g.stats.drop(DropSpoofed)
 		g.log.Trace("not from the member it names", "peer", in.msg.ID, "from", in.src, "kind", in.msg.Kind)
 		return false
@@ -98,6 +98,12 @@ func (g *Group) noteAlt(id string, st *peerState, src netip.AddrPort) {
 		}
 	}
 	g.alt[id] = altAddr{st: st, addr: src}
+}
+
+// heardAt reports whether src is an address member id, st, is known by:
+// the one it was heard from, or its other path's (isAlt), ports aside.
+func (g *Group) heardAt(id string, st *peerState, src netip.AddrPort) bool {
+	return sameAddr(st.member.Addr, src) || g.isAlt(id, st, src)
 }
 
 // isAlt reports whether src is member id's address on its other path.

@@ -194,7 +194,7 @@ func (g *Group) handle(in inbound) {
 	case codec.Goodbye:
 		switch {
 		case st == nil:
-		case sameAddr(st.member.Addr, in.src) || g.isAlt(m.ID, st, in.src):
+		case g.heardAt(m.ID, st, in.src):
 			g.remove(m.ID, st, Goodbye, in.at)
 		default:
 			// A member says goodbye from where it announces; a forger

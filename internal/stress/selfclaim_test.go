@@ -109,13 +109,7 @@ func TestForgedSelfClaim(t *testing.T) {
 			m.Health, m.Comms = known.HealthURI.String(), known.CommsURI.String()
 			b, err := pipe.Codec{}.Encode(nil, &m)
 			require.NoError(t, err)
-			spoofed := func() (n uint64) {
-				for _, g := range observers {
-					n += g.Stats().Dropped[discovery.DropSpoofed]
-				}
-				return n
-			}
-			spoofedBefore := spoofed()
+			spoofedBefore := spoofedAt(observers)
 			dst, from := netip.AddrPortFrom(multicast.DefaultGroupV4, p), known.Addr.String()
 			if tc.elsewhere {
 				setupSources(t)
@@ -144,7 +138,7 @@ func TestForgedSelfClaim(t *testing.T) {
 				assert.Zero(t, left, "the claim removes nobody")
 			}
 			if tc.elsewhere {
-				assert.Eventually(t, func() bool { return spoofed()-spoofedBefore >= 3 }, 5*time.Second, time.Millisecond,
+				assert.Eventually(t, func() bool { return spoofedAt(observers)-spoofedBefore >= 3 }, 5*time.Second, time.Millisecond,
 					"the goodbye counted spoofed by the 3 others")
 			}
 			assert.Equal(t, left, joined, "every member that removed m1 lists it again")

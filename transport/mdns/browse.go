@@ -505,15 +505,22 @@ func (e *engine) heartbeat(now time.Time) {
 	}
 }
 
+// byeFrom is the source and interface a goodbye for inst is delivered
+// from: its latest delivery's, or src and ifIndex before any.
+func (inst *instance) byeFrom(src netip.AddrPort, ifIndex int) (netip.AddrPort, int) {
+	if inst.from.IsValid() {
+		return inst.from, inst.fromIf
+	}
+	return src, ifIndex
+}
+
 // bye hands Receive a goodbye for inst, if it was delivered, from where its
 // announcements came (src, where the goodbye came from, if none did).
 func (e *engine) bye(inst *instance, src netip.AddrPort, ifIndex int) {
 	if inst.id != "" && !inst.gone {
 		e.c.log.Debug("instance said goodbye", "instance", inst.name, "id", inst.id, "from", src)
 		e.c.st.goodbyes.Add(1)
-		if inst.from.IsValid() {
-			src, ifIndex = inst.from, inst.fromIf
-		}
+		src, ifIndex = inst.byeFrom(src, ifIndex)
 		e.pushMessage(&codec.Message{Kind: codec.Goodbye, Group: e.c.cfg.Group, ID: inst.id}, false, src, ifIndex)
 	}
 	inst.gone = true
@@ -527,10 +534,7 @@ func (e *engine) deliver(inst *instance, now time.Time) {
 		return
 	}
 	if inst.id != "" && inst.id != m.ID && !inst.gone {
-		from, fromIf := inst.from, inst.fromIf
-		if !from.IsValid() {
-			from, fromIf = src, ifIndex
-		}
+		from, fromIf := inst.byeFrom(src, ifIndex)
 		e.pushMessage(&codec.Message{Kind: codec.Goodbye, Group: e.c.cfg.Group, ID: inst.id}, false, from, fromIf)
 	}
 	if inst.id != m.ID || inst.gone {
