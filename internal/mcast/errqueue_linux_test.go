@@ -2,7 +2,9 @@ package mcast
 
 import (
 	"errors"
+	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -300,4 +302,53 @@ func TestQueuedLinkLocalZone(t *testing.T) {
 	sa.ZoneId = 0
 	sa.Addr = netip.MustParseAddr("fd42::2").As16()
 	assert.Equal(t, netip.MustParseAddrPort("[fd42::2]:4000"), parseQueued(sa, nil, true).Dst)
+}
+
+// retryPending tries a write again while its failures may be the pending
+// error of a queued ICMP error. The race it must survive: a reader takes
+// the queue's last entry between a failure and the look at the queue, so
+// that the queue is seen empty although the failure took an error a
+// retry would not meet again (TestRefusalFlood/dual to ::1 returned
+// "sendto: connection refused" so, 1 loaded run in about 30, when 8 blind
+// tries were spent with the queue full and the first empty look stopped).
+func TestRetryPending(t *testing.T) {
+	refused := &net.OpError{Op: "write", Err: os.NewSyscallError("sendto", unix.ECONNREFUSED)}
+	for _, tc := range []struct {
+		name string
+		// fails is how many sends fail with refused before one succeeds
+		// (-1: all do); queued says whether the queue is seen non-empty
+		// after that many sends.
+		fails  int
+		queued func(sends int) bool
+		sends  int
+		err    bool
+	}{
+		{"no error", 0, func(int) bool { return false }, 1, false},
+		{"drained after the ninth failure", 9, func(sends int) bool { return sends < 9 }, 10, false},
+		{"queue full, then taken", 100, func(sends int) bool { return sends < 100 }, 101, false},
+		{"own error", -1, func(int) bool { return false }, blindTries, true},
+		{"queue never drains", -1, func(int) bool { return true }, maxWriteTries, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sends := 0
+			err := retryPending(func() error {
+				sends++
+				if tc.fails < 0 || sends <= tc.fails {
+					return refused
+				}
+				return nil
+			}, func() bool { return tc.queued(sends) })
+			assert.Equal(t, tc.sends, sends, "sends")
+			if tc.err {
+				assert.ErrorIs(t, err, unix.ECONNREFUSED)
+			} else {
+				assert.NoError(t, err)
+			}
+		})
+	}
+	// An error that cannot be a pending one is returned at once.
+	sends := 0
+	err := retryPending(func() error { sends++; return unix.EBADF }, func() bool { return true })
+	assert.ErrorIs(t, err, unix.EBADF)
+	assert.Equal(t, 1, sends)
 }

@@ -212,13 +212,14 @@ func (s *Socket) WriteTo(b []byte, dst netip.AddrPort) error {
 	})
 }
 
-// A write that keeps meeting pending errors is tried again up to
-// blindTries times in all, and up to maxWriteTries while errors are queued.
-// Reading each queued ICMP error sets the pending error anew while more are
-// queued, so a write may meet one for every entry the reader takes
-// meanwhile, and the queue is bounded by the receive buffer: a few hundred
-// entries. An error of the write's own (no route, say) is tried
-// blindTries times.
+// A write that keeps meeting pending errors is tried again while errors
+// are queued, up to maxWriteTries in all: reading each queued ICMP error
+// sets the pending error anew while more are queued, so a write may meet
+// one for every entry the reader takes meanwhile, and the queue is bounded
+// by the receive buffer, a few hundred entries. A failure seen with the
+// queue empty is tried again too, up to blindTries such failures: the
+// reader may have taken the last entry after the failure (whose error the
+// failure took), and a write's own error (no route, say) looks the same.
 const (
 	blindTries    = 8
 	maxWriteTries = 256
@@ -228,8 +229,23 @@ const (
 // pending error of an ICMP error about an earlier datagram (see
 // ReportRefusals): that failure sent nothing and cleared the error.
 func (s *Socket) write(send func() error) error {
+	if !s.recvErr {
+		return send()
+	}
+	return retryPending(send, s.errQueued)
+}
+
+// retryPending runs send until it succeeds or fails otherwise than with a
+// pending error, within the bounds above; queued reports whether the
+// socket has errors queued.
+func retryPending(send func() error, queued func() bool) error {
 	err := send()
-	for try := 1; err != nil && s.recvErr && try < maxWriteTries && pendingError(err) && (try < blindTries || s.errQueued()); try++ {
+	for try, blind := 1, 0; err != nil && try < maxWriteTries && pendingError(err); try++ {
+		if !queued() {
+			if blind++; blind >= blindTries {
+				break
+			}
+		}
 		err = send()
 	}
 	return err
