@@ -44,7 +44,8 @@ import (
 //     every healthy joined member and ourselves (our entry's Addr is empty:
 //     it is the Page's source). The querier tracks each entry as a joined
 //     member at once, without a probe (F admitted them), and vouches for
-//     none. Entries go through the checks of an announcement's URIs (see
+//     none; F's own entry, which nobody admitted, waits for one probe of
+//     ours where Joined does (Config.JoinBeforeProbe false). Entries go through the checks of an announcement's URIs (see
 //     takeEntries) and MaxPeers.
 //   - Bounds on the sender: MaxTransfers transfers at once, one per
 //     querier address (a transfer is under way until each page has gone
@@ -643,7 +644,10 @@ func (p *pulling) resize(n int) {
 }
 
 // takeEntries tracks the entries of a page as joined members, without a
-// probe. An entry passes the checks an announcement's URIs pass
+// probe, but for the page's sender's own entry where Joined waits for a
+// probe (Config.JoinBeforeProbe false): a member cannot vouch for itself,
+// so that entry is held pending and probed at once, and joins as any
+// pending peer does. An entry passes the checks an announcement's URIs pass
 // (parsePeer), its Addr standing for the source of the member's
 // datagrams: with ForeignHealthHosts false its health host must be that
 // Addr's host, and a loopback Addr is taken only from a page whose own
@@ -678,7 +682,7 @@ func (g *Group) takeEntries(in inbound) {
 			g.stats.drop(DropNotAllowed)
 			continue
 		}
-		if g.addEntry(e, src, pending, in) {
+		if g.addEntry(e, src, pending, in, e.ID != m.ID || g.cfg.JoinBeforeProbe) {
 			added = append(added, e.ID)
 		}
 	}
@@ -697,10 +701,11 @@ func (g *Group) takeEntries(in inbound) {
 	}
 }
 
-// addEntry tracks e, heard from src by way of the page in, as a joined
-// member, in place of pending, our state of it if we hold it pending, and
-// reports whether it did.
-func (g *Group) addEntry(e *codec.Entry, src netip.AddrPort, pending *peerState, in inbound) bool {
+// addEntry tracks e, heard from src by way of the page in, in place of
+// pending, our state of it if we hold it pending: as a joined member when
+// join is set, and reports whether it did, or else as a pending peer
+// cleared for probing, whose probe starts at once.
+func (g *Group) addEntry(e *codec.Entry, src netip.AddrPort, pending *peerState, in inbound, join bool) bool {
 	pin := inbound{msg: codec.Message{ID: e.ID, Health: e.Health, Comms: e.Comms, Meta: e.Meta},
 		src: src, ifIndex: in.ifIndex, at: in.at}
 	p, err := g.parsePeer(&pin)
@@ -737,10 +742,18 @@ func (g *Group) addEntry(e *codec.Entry, src netip.AddrPort, pending *peerState,
 	g.mu.Lock()
 	g.peers[e.ID] = st
 	g.pending++ // join counts it back
-	g.join(st, now)
+	if join {
+		g.join(st, now)
+	}
 	g.mu.Unlock()
 	g.armSilence(e.ID, st, now)
-	return true
+	if !join {
+		st.adm = peerAdmission{gen: st.gen, cleared: true}
+		st.member.Joined = now // first heard, as mayProbePending keeps it
+		g.tracked(e.ID)
+		g.probe(e.ID, st, now)
+	}
+	return join
 }
 
 // padQuery pads a watcher's query with metadata (which no receiver keeps:

@@ -123,7 +123,7 @@ func TestNewcomerLearnsByTransfer(t *testing.T) {
 		assert.LessOrEqual(t, took, 50*time.Millisecond)
 		assert.Len(t, rec.all(), 200, "a Joined event each")
 		xs := x.Stats()
-		assert.Zero(t, xs.ProbesOK+xs.ProbesFailed, "the newcomer probes nobody")
+		assert.Equal(t, uint64(1), xs.ProbesOK+xs.ProbesFailed, "the newcomer probes F only, which cannot vouch for itself")
 		assert.Positive(t, xs.PagesReceived)
 		t.Logf("figures: %d members listed after %v (synctest), %d pages, %d datagrams sent by the newcomer",
 			xs.Members, took, xs.PagesReceived, xs.Sent)
@@ -481,6 +481,49 @@ func TestWatcherPulls(t *testing.T) {
 	})
 }
 
+// A page's sender cannot vouch for itself: where Joined waits for a probe
+// (JoinBeforeProbe false), a newcomer or a watcher that pulls a member's
+// table lists the member only once its own probe of it passed. Listing
+// its entry at once let a watcher with -wait-probe show an agent's service
+// joined and healthy while the service's check failed (cmd/pir
+// TestAgentService, 1 loaded run in about 30).
+func TestPageSenderProbedFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		config func(*discovery.Config)
+	}{
+		{"member", func(*discovery.Config) {}},
+		{"watcher", func(c *discovery.Config) { c.Passive, c.Self = true, discovery.Peer{} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newLab(t)
+				f, _ := l.join("member-000", transferring, func(c *discovery.Config) { c.HealthInterval = -1 })
+				advance(50 * time.Millisecond)
+				host := healthURI("member-000").Host
+				l.health.set(host, refuse)
+				x, _ := l.join("newcomer", transferring, tc.config)
+				advance(3 * time.Second)
+				require.Positive(t, x.Stats().PagesReceived, "the newcomer pulled member-000's table")
+				assert.Positive(t, l.health.count(host), "and probed member-000")
+				assert.Zero(t, x.Stats().Members, "which fails its probes: not listed")
+
+				// A sender that answers is listed once probed, at once.
+				require.NoError(t, x.Close())
+				advance(10 * time.Second)
+				require.Zero(t, f.Stats().Members, "member-000 is alone again")
+				l.health.set(host, up)
+				probes := l.health.count(host)
+				y, _ := l.join("newcomer-2", transferring, tc.config)
+				advance(50 * time.Millisecond)
+				require.Positive(t, y.Stats().PagesReceived)
+				assert.Equal(t, 1, y.Stats().Members, "member-000 is listed")
+				assert.Equal(t, probes+1, l.health.count(host), "after one probe")
+			})
+		})
+	}
+}
+
 // Ten queriers at once: each member serves at most MaxTransfers of them
 // at once, and sends at most StateRate pages a second after its burst, however
 // hard they pull.
@@ -675,6 +718,7 @@ func TestPageEntriesChecked(t *testing.T) {
 			return codec.Entry{ID: id, Addr: addr, Health: health, Comms: health, Pings: true}
 		}
 		was := x.Stats().Dropped[discovery.DropNotAllowed]
+		l.health.set(f.Addr().Addr().String()+":1", up) // the sender's entry is probed first
 		send(&codec.Message{Kind: codec.Page, Group: "web", ID: "fake-f", Cookie: cookie, Page: 0, Pages: 1, Entries: []codec.Entry{
 			entry("fake-f", netip.AddrPort{}, host(f.Addr().Addr())),                                   // the sender
 			entry("good", netip.AddrPortFrom(other, 5000), host(other)),                                // health at its Addr
