@@ -45,8 +45,9 @@ import (
 //     it is the Page's source). The querier tracks each entry as a joined
 //     member at once, without a probe (F admitted them), and vouches for
 //     none; F's own entry, which nobody admitted, waits for one probe of
-//     ours where Joined does (Config.JoinBeforeProbe false). Entries go through the checks of an announcement's URIs (see
-//     takeEntries) and MaxPeers.
+//     ours where Joined does (Config.JoinBeforeProbe false). Entries go
+//     through the checks of an announcement's URIs (see takeEntries) and
+//     MaxPeers.
 //   - Bounds on the sender: MaxTransfers transfers at once, one per
 //     querier address (a transfer is under way until each page has gone
 //     once); StateRate pages a second in all; each page served at most
