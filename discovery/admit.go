@@ -83,14 +83,14 @@ const (
 // Passive group, which no member counts, ranks itself only when it knows
 // no member.
 func (g *Group) firstProber(id string) bool {
-	mine := probeRank(id, g.self.ID)
+	mine := probeRank(id, g.me().ID)
 	for mid, st := range g.peers {
 		if !st.joined || st.member.Verdict != score.Healthy {
 			continue
 		}
 		// Map order is random: this stops at the first member ranked
 		// before us, after a few looks on average.
-		if r := probeRank(id, mid); g.cfg.Passive || r < mine || r == mine && mid < g.self.ID {
+		if r := probeRank(id, mid); g.cfg.Passive || r < mine || r == mine && mid < g.me().ID {
 			return false
 		}
 	}
@@ -194,7 +194,7 @@ func sameHost(a, b netip.Addr) bool {
 // sendVouch tells the group that our probe of the pending peer id
 // succeeded.
 func (g *Group) sendVouch(id string, st *peerState, now time.Time) {
-	m := codec.Message{Kind: codec.Evidence, Group: g.cfg.Name, ID: g.self.ID, Target: id,
+	m := codec.Message{Kind: codec.Evidence, Group: g.cfg.Name, ID: g.me().ID, Target: id,
 		Heard: now.Sub(g.time(st.lastHeard)), Probed: 0}
 	b, err := g.cfg.Codec.Encode(nil, &m)
 	if err == nil {

@@ -22,15 +22,16 @@ import (
 // name no host, checks that the transport can say which address each link
 // has.
 func (g *Group) prepareAnnouncements() error {
-	unspecified, v4 := unspecifiedHost(g.self.HealthURI)
+	me := g.me()
+	unspecified, v4 := unspecifiedHost(me.HealthURI)
 	if !unspecified {
-		unspecified, v4 = unspecifiedHost(g.self.CommsURI)
+		unspecified, v4 = unspecifiedHost(me.CommsURI)
 	}
 	if unspecified {
 		ls, ok := g.cfg.Transport.(transport.LinkSender)
 		if !ok {
 			return fmt.Errorf("%w: Self.HealthURI %s names no host, and the transport cannot say which address each interface has; give an address",
-				ErrInvalidConfig, g.self.HealthURI)
+				ErrInvalidConfig, me.HealthURI)
 		}
 		g.links, g.v4Only = ls, v4
 	}
@@ -39,6 +40,72 @@ func (g *Group) prepareAnnouncements() error {
 		return fmt.Errorf("discovery: encode announcement: %w", err)
 	}
 	g.announce = b
+	return nil
+}
+
+// selfUpdate is an Update for the owner: the record's new comms URI and
+// metadata, and where the owner says whether it took them.
+type selfUpdate struct {
+	comms *url.URL
+	meta  map[string]string
+	done  chan error // buffered
+}
+
+// Update changes what this member announces of itself: its comms URI
+// (nil: its health URI, as Join makes it) and its metadata (nil: none).
+// Its ID and health URI stay. The new record is multicast at once and
+// again 100 ms later (at most 4 records a second: a faster program's
+// Updates are multicast as they stand each time), and its version, which
+// pings and acks carry, grows:
+// a member that missed both asks for it at its next ping exchange (in the
+// legacy engine, every AnnounceInterval's announcement carries it). The
+// other members emit Updated, at most one per member per half
+// AnnounceInterval (Listener).
+//
+// Update fails with ErrClosed once the Group is stopping, with ctx's error
+// when ctx ends before the Group takes the record, and with an error
+// wrapping ErrInvalidConfig for a Passive group (it announces nothing) or
+// an empty metadata key; and like Join when the codec cannot send the
+// record, or the comms URI names no host and the transport cannot say which
+// address each link has. The record announced is then unchanged.
+func (g *Group) Update(ctx context.Context, comms *url.URL, meta map[string]string) error {
+	if g.cfg.Passive {
+		return fmt.Errorf("%w: a Passive group announces nothing to update", ErrInvalidConfig)
+	}
+	if _, ok := meta[""]; ok {
+		return fmt.Errorf("%w: Meta has an empty key", ErrInvalidConfig)
+	}
+	if comms == nil {
+		comms = g.me().HealthURI
+	}
+	u := selfUpdate{comms: cloneURL(comms), meta: maps.Clone(meta), done: make(chan error, 1)}
+	select {
+	case g.updates <- u:
+		return <-u.done
+	case <-g.stopping:
+		return ErrClosed
+	case <-ctx.Done():
+		return fmt.Errorf("discovery: update: %w", ctx.Err())
+	}
+}
+
+// takeUpdate makes u's URI and metadata our record, if we can announce
+// it, and reports it as a health change is reported, within updateRate
+// (reportUpdate). Transfers served
+// from now on list it; those under way keep the table they started with.
+func (g *Group) takeUpdate(u selfUpdate, now time.Time) error {
+	p := *g.me()
+	p.CommsURI, p.Meta = u.comms, u.meta
+	old, links, v4Only := g.self.Swap(&p), g.links, g.v4Only
+	if err := g.prepareAnnouncements(); err != nil {
+		g.self.Store(old)
+		g.links, g.v4Only = links, v4Only
+		return err
+	}
+	clear(g.xfer.snaps)
+	g.log.Debug("own record updated", "comms", p.CommsURI, "meta", p.Meta)
+	g.health.changes.Add(1)
+	g.reportUpdate(now)
 	return nil
 }
 
@@ -53,7 +120,7 @@ func (g *Group) query(ctx context.Context) error {
 		}
 		return nil
 	}
-	m := codec.Message{Kind: codec.Query, Group: g.cfg.Name, ID: g.self.ID}
+	m := codec.Message{Kind: codec.Query, Group: g.cfg.Name, ID: g.me().ID}
 	g.selfArgs(&m)
 	if g.pinging() {
 		// Long enough for an offer to answer it (transfer.go).
@@ -72,13 +139,14 @@ func (g *Group) query(ctx context.Context) error {
 }
 
 func (g *Group) encodeSelf(kind codec.Kind, extended bool) ([]byte, error) {
+	me := g.me()
 	m := codec.Message{
 		Kind:     kind,
 		Group:    g.cfg.Name,
-		ID:       g.self.ID,
-		Health:   g.self.HealthURI.String(),
-		Comms:    g.self.CommsURI.String(),
-		Meta:     g.self.Meta,
+		ID:       me.ID,
+		Health:   me.HealthURI.String(),
+		Comms:    me.CommsURI.String(),
+		Meta:     me.Meta,
 		Extended: extended,
 	}
 	g.selfArgs(&m)
@@ -96,7 +164,7 @@ const claimRate = 4
 // own messages, looped back to us, say what we sent: a copy of an earlier
 // record, read after a change, passes for a forgery, and costs one
 // announcement. It runs in the receiver, which owns nothing it compares
-// with: our record's counters are atomic, and Self does not change.
+// with: our record's counters are atomic, and so is our record (me).
 func (g *Group) forgedSelfClaim(m *codec.Message) bool {
 	switch m.Kind {
 	case codec.Goodbye:
@@ -109,7 +177,8 @@ func (g *Group) forgedSelfClaim(m *codec.Message) bool {
 		m.Pings && (m.Version != g.version() || m.HealthFails != g.healthFails())) {
 		return true
 	}
-	return !ourURI(m.Health, g.self.HealthURI) || !ourURI(m.Comms, g.self.CommsURI) || !maps.Equal(m.Meta, g.self.Meta)
+	me := g.me()
+	return !ourURI(m.Health, me.HealthURI) || !ourURI(m.Comms, me.CommsURI) || !maps.Equal(m.Meta, me.Meta)
 }
 
 // ourURI reports whether s is how we announce u: u itself, or, when u

@@ -88,3 +88,41 @@ func ExampleGroup_AddListener() {
 	// first member: b
 	// members: 1
 }
+
+// A member changes its metadata while it runs; the others see Updated.
+func ExampleGroup_Update() {
+	lan, _ := mem.NewLAN(mem.Config{Loopback: true})
+	hc := healthcheck.NewTCPServer(healthcheck.ServerConfig{})
+	if err := hc.Start("127.0.0.1:0"); err != nil {
+		panic(err)
+	}
+	defer hc.Close()
+	join := func(id string) *discovery.Group {
+		g, err := discovery.Join(context.Background(), discovery.Config{
+			Name: "abc", Self: discovery.Peer{ID: id, HealthURI: hc.URI()}, Transport: lan.Join(),
+		})
+		if err != nil {
+			panic(err)
+		}
+		return g
+	}
+	a := join("a")
+	defer a.Close()
+	events := make(chan discovery.Event, 8)
+	a.AddListener(func(e discovery.Event) bool {
+		events <- e
+		return true
+	})
+	b := join("b")
+	defer b.Close()
+	fmt.Println((<-events).Type)
+
+	if err := b.Update(context.Background(), nil, map[string]string{"role": "leader"}); err != nil {
+		panic(err)
+	}
+	e := <-events
+	fmt.Println(e.Type, e.Member.ID, e.Member.Meta["role"])
+	// Output:
+	// joined
+	// updated b leader
+}

@@ -40,7 +40,7 @@ const receiveBuffer = 64 << 10
 // bound.
 type Group struct {
 	cfg    Config
-	self   Peer
+	self   atomic.Pointer[Peer] // our record: replaced whole by Update, never changed in place (me)
 	log    hclog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -115,7 +115,8 @@ type Group struct {
 	holds   map[string]*updateHold
 	holdSeq uint32
 
-	health selfHealth // our own health checks and reports (selfcheck.go)
+	health  selfHealth      // our own health checks and reports (selfcheck.go)
+	updates chan selfUpdate // Update -> owner
 }
 
 // Join starts a Group: it checks cfg, asks the group who is there, and
@@ -167,9 +168,8 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 // goroutine started.
 func newGroup(cfg Config) *Group {
 	gctx, cancel := context.WithCancel(context.Background())
-	return &Group{
+	g := &Group{
 		cfg:     cfg,
-		self:    cfg.Self,
 		log:     cfg.Logger.Named("pir").With("group", cfg.Name, "self", cfg.Self.ID),
 		ctx:     gctx,
 		cancel:  cancel,
@@ -186,8 +186,15 @@ func newGroup(cfg Config) *Group {
 		ownedDone: make(chan struct{}),
 		done:      make(chan struct{}),
 		running:   make(map[*subscriber]*listenerRun),
+		updates:   make(chan selfUpdate),
 	}
+	g.self.Store(&cfg.Self)
+	return g
 }
+
+// me is our record as it is now. The Peer is never changed: Update
+// replaces it.
+func (g *Group) me() *Peer { return g.self.Load() }
 
 // AddListener subscribes l to membership events and returns a function that
 // unsubscribes it. l first receives a Joined event for every current
@@ -277,7 +284,7 @@ func (g *Group) Name() string { return g.cfg.Name }
 func (g *Group) Done() <-chan struct{} { return g.done }
 
 // Self returns this member as it announces itself.
-func (g *Group) Self() Peer { return g.self.clone() }
+func (g *Group) Self() Peer { return g.me().clone() }
 
 // Stats returns a snapshot of the Group's counters.
 func (g *Group) Stats() Stats {

@@ -246,7 +246,7 @@ func (g *Group) goodbye(ctx context.Context) error {
 			errs = append(errs, err)
 			break
 		}
-		b, err := g.cfg.Codec.Encode(nil, &codec.Message{Kind: codec.Goodbye, Group: g.cfg.Name, ID: g.self.ID})
+		b, err := g.cfg.Codec.Encode(nil, &codec.Message{Kind: codec.Goodbye, Group: g.cfg.Name, ID: g.me().ID})
 		if err != nil {
 			return fmt.Errorf("discovery: encode goodbye: %w", err)
 		}

@@ -49,7 +49,7 @@ func (g *Group) usable(l transport.Link) bool {
 // selfVia returns our record as seen through link l: unspecified hosts
 // replaced by the link's address.
 func (g *Group) selfVia(l transport.Link) Peer {
-	p := g.self
+	p := *g.me()
 	if u, _ := unspecifiedHost(p.HealthURI); u {
 		p.HealthURI = withAddr(p.HealthURI, l.Addr)
 	}

@@ -179,7 +179,7 @@ func speaksExtensions(m *codec.Message) bool {
 // ask sends the Confirm to every member asked that has not answered.
 func (g *Group) ask(id string, st *peerState, now time.Time) {
 	c := st.confirm
-	m := codec.Message{Kind: codec.Confirm, Group: g.cfg.Name, ID: g.self.ID, Target: id, Since: now.Sub(c.since), Probe: c.probe}
+	m := codec.Message{Kind: codec.Confirm, Group: g.cfg.Name, ID: g.me().ID, Target: id, Since: now.Sub(c.since), Probe: c.probe}
 	b, err := g.cfg.Codec.Encode(nil, &m)
 	if err != nil {
 		g.log.Debug("encode confirm failed", "error", err)
@@ -205,7 +205,7 @@ func (g *Group) confirmed(id string, st *peerState, now time.Time) {
 	if !bounded {
 		return
 	}
-	b, err := g.cfg.Codec.Encode(nil, &codec.Message{Kind: codec.Obituary, Group: g.cfg.Name, ID: g.self.ID, Target: id})
+	b, err := g.cfg.Codec.Encode(nil, &codec.Message{Kind: codec.Obituary, Group: g.cfg.Name, ID: g.me().ID, Target: id})
 	if err == nil {
 		err = g.send(b)
 	}
@@ -269,8 +269,8 @@ func (g *Group) answerConfirm(in inbound) {
 	if !in.src.IsValid() || g.cfg.Passive || !g.fromMember(&in) || !g.mayAnswer(in) {
 		return
 	}
-	reply := codec.Message{Kind: codec.Evidence, Group: g.cfg.Name, ID: g.self.ID, Target: m.Target, Heard: -1, Probed: -1}
-	if m.Target == g.self.ID {
+	reply := codec.Message{Kind: codec.Evidence, Group: g.cfg.Name, ID: g.me().ID, Target: m.Target, Heard: -1, Probed: -1}
+	if m.Target == g.me().ID {
 		reply.Heard, reply.Probed = 0, 0
 	} else if st := g.peers[m.Target]; st != nil {
 		reply.Heard = in.at.Sub(g.time(st.lastHeard))
@@ -311,7 +311,7 @@ func (g *Group) tellAskers(id string, st *peerState, now time.Time) {
 	if len(as) == 0 {
 		return
 	}
-	m := codec.Message{Kind: codec.Evidence, Group: g.cfg.Name, ID: g.self.ID, Target: id, Heard: now.Sub(g.time(st.lastHeard)), Probed: 0}
+	m := codec.Message{Kind: codec.Evidence, Group: g.cfg.Name, ID: g.me().ID, Target: id, Heard: now.Sub(g.time(st.lastHeard)), Probed: 0}
 	b, err := g.cfg.Codec.Encode(nil, &m)
 	if err == nil {
 		for _, a := range as {
@@ -334,7 +334,7 @@ func (g *Group) takeObituary(in inbound) {
 	if !g.fromMember(&in) {
 		return
 	}
-	if m.Target == g.self.ID {
+	if m.Target == g.me().ID {
 		if g.announce != nil && in.at.Sub(g.refuted) > g.cfg.AnnounceInterval/4 {
 			g.refuted = in.at
 			g.announceNow()

@@ -40,6 +40,8 @@ func (g *Group) own() {
 			g.handleProbe(r)
 		case ok := <-g.health.checks:
 			g.selfChecked(ok, time.Now())
+		case u := <-g.updates:
+			u.done <- g.takeUpdate(u, time.Now())
 		case <-timer.C:
 		}
 		g.runDue(time.Now())
@@ -80,6 +82,9 @@ func (g *Group) runDue(now time.Time) {
 			g.releaseUpdates(t.id, t.gen, now)
 		case taskReport:
 			g.reportCopy(t.gen)
+		case taskRecord:
+			g.health.updateDue = false
+			g.reportUpdate(now)
 		case taskAnswer:
 			g.answerDue = false
 			g.answerSoon(now)

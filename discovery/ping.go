@@ -142,7 +142,7 @@ func (g *Group) armPing(now time.Time, first bool) {
 	pi := int64(g.cfg.PingInterval)
 	if first {
 		g.pg.loss = initialPingLoss
-		g.pg.phase = time.Duration(ringRank(g.self.ID) % uint64(pi))
+		g.pg.phase = time.Duration(ringRank(g.me().ID) % uint64(pi))
 	}
 	wall := now.UnixNano() - int64(g.pg.phase)
 	d := time.Duration((wall/pi+1)*pi - wall)
@@ -179,7 +179,8 @@ func (g *Group) makeRing(now time.Time) {
 		return
 	}
 	// Each ID's rank is hashed once, not at each comparison.
-	ranked := append(g.pg.ranked[:0], rankedID{ringRank(g.self.ID), g.self.ID})
+	self := g.me().ID
+	ranked := append(g.pg.ranked[:0], rankedID{ringRank(self), self})
 	for id, st := range g.peers {
 		if g.pingable(st) {
 			ranked = append(ranked, rankedID{ringRank(id), id})
@@ -191,7 +192,7 @@ func (g *Group) makeRing(now time.Time) {
 	ring := g.pg.ring[:0]
 	for i, r := range ranked {
 		ring = append(ring, r.id)
-		if r.id == g.self.ID {
+		if r.id == self {
 			g.pg.me = i
 		}
 		ranked[i].id = "" // keep no ID alive past its member
@@ -320,7 +321,7 @@ func (g *Group) startPing(id string, addr netip.AddrPort, gen uint32, why pingWh
 }
 
 func (g *Group) sendPing(id string, f *flight) {
-	m := codec.Message{Kind: codec.Ping, Group: g.cfg.Name, ID: g.self.ID, Nonce: f.nonce, Version: g.version()}
+	m := codec.Message{Kind: codec.Ping, Group: g.cfg.Name, ID: g.me().ID, Nonce: f.nonce, Version: g.version()}
 	b, err := g.cfg.Codec.Encode(nil, &m)
 	if err != nil {
 		g.log.Debug("encode ping failed", "error", err)
@@ -389,7 +390,7 @@ func (g *Group) takePing(in inbound) {
 		g.stats.drop(DropSpoofed)
 		return
 	}
-	reply := codec.Message{Kind: codec.Ack, Group: g.cfg.Name, ID: g.self.ID, Nonce: m.Nonce, Version: g.version()}
+	reply := codec.Message{Kind: codec.Ack, Group: g.cfg.Name, ID: g.me().ID, Nonce: m.Nonce, Version: g.version()}
 	st := g.peers[m.ID]
 	switch {
 	case st != nil && st.joined && (samePort(st.member.Addr, in.src) || g.isAlt(m.ID, st, in.src)):
@@ -521,7 +522,7 @@ func (g *Group) tellFailed(id string, st *peerState, now time.Time) {
 	// Heard was in our first answer; a failed check says nothing new of
 	// it. (Leaving it out also keeps clear of codec/pipe's encoding of
 	// failed=1 followed by heard=, which lacks the '&' on main.)
-	m := codec.Message{Kind: codec.Evidence, Group: g.cfg.Name, ID: g.self.ID, Target: id, Heard: -1, Probed: -1, Failed: true}
+	m := codec.Message{Kind: codec.Evidence, Group: g.cfg.Name, ID: g.me().ID, Target: id, Heard: -1, Probed: -1, Failed: true}
 	if st.lastProbeOK != 0 {
 		m.Probed = now.Sub(g.time(st.lastProbeOK))
 	}
@@ -594,7 +595,7 @@ func (g *Group) sendObituary(t task, now time.Time) {
 	if d == nil {
 		return
 	}
-	m := codec.Message{Kind: codec.Obituary, Group: g.cfg.Name, ID: g.self.ID, Target: t.id, Since: max(now.Sub(d.since), time.Millisecond)}
+	m := codec.Message{Kind: codec.Obituary, Group: g.cfg.Name, ID: g.me().ID, Target: t.id, Since: max(now.Sub(d.since), time.Millisecond)}
 	b, err := g.cfg.Codec.Encode(nil, &m)
 	if err == nil {
 		err = g.send(b)

@@ -80,8 +80,10 @@ func TestAckedPingArmsNoTimer(t *testing.T) {
 // stay, is.
 func TestForgedSelfClaimJudged(t *testing.T) {
 	g := idleGroup(t)
-	g.self.CommsURI = &url.URL{Scheme: "tcp", Host: "198.18.0.1:2"}
-	g.self.Meta = map[string]string{"zone": "a"}
+	me := *g.me()
+	me.CommsURI = &url.URL{Scheme: "tcp", Host: "198.18.0.1:2"}
+	me.Meta = map[string]string{"zone": "a"}
+	g.self.Store(&me)
 	own := func(kind codec.Kind) codec.Message {
 		b, err := g.encodeSelf(kind, false)
 		require.NoError(t, err)

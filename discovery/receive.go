@@ -91,7 +91,7 @@ func (g *Group) ingest(b []byte, pkt transport.Packet, in *inbound) bool {
 	case in.msg.Group != g.cfg.Name:
 		g.stats.drop(DropForeignGroup)
 		return false
-	case in.msg.ID == g.self.ID:
+	case in.msg.ID == g.me().ID:
 		g.stats.drop(DropSelf)
 		if g.cfg.Passive || !g.forgedSelfClaim(&in.msg) || !g.claims.take(time.Now(), claimRate, 1) {
 			return false

@@ -17,6 +17,7 @@ const (
 	taskPull      // pulls of the state transfer are due again (transfer.go)
 	taskServe     // a page token is due for queued pulls (transfer.go)
 	taskReport    // the second copy of a health report is due (gen: its seq)
+	taskRecord    // the report of an Update that waited for updateRate is due
 
 	// The ping protocol (ping.go). A ping's tasks carry its flight's seq
 	// in gen.

@@ -39,7 +39,17 @@ type selfHealth struct {
 	fails   atomic.Uint32
 	changes atomic.Uint32
 	seq     uint32 // numbers reports, so that a stale second copy is skipped (owner)
+
+	// The reports of Updates (owner): their token bucket, and whether one
+	// waits for a token (taskRecord).
+	updates   bucket
+	updateDue bool
 }
+
+// updateRate bounds the reports Update makes: a program that updates its
+// record in a loop has it multicast (twice) at most this often a second,
+// as it is at each report.
+const updateRate = 4
 
 // selfChecking reports whether this member checks its own health.
 func (g *Group) selfChecking() bool {
@@ -62,7 +72,7 @@ func (g *Group) startSelfCheck() {
 	}
 	g.health.checks = make(chan bool, 1)
 	g.wg.Add(1)
-	go g.selfCheck(selfTarget(g.self.HealthURI))
+	go g.selfCheck(selfTarget(g.me().HealthURI))
 }
 
 // selfTarget is where we check our own health: our health URI, with a
@@ -136,19 +146,48 @@ func (g *Group) selfChecked(ok bool, now time.Time) {
 		return
 	}
 	g.health.fails.Store(next)
-	g.health.changes.Add(1)
 	g.log.Debug("own health changed", "failed_checks", next)
-	if next <= reportUpTo {
-		g.health.seq++
-		g.report()
-		g.sched.push(task{at: g.at(now.Add(reportAgain)), kind: taskReport, gen: g.health.seq})
+	g.recordChanged(next <= reportUpTo, now)
+}
+
+// recordChanged makes our record's version grow, and, when report is set,
+// reports the record.
+func (g *Group) recordChanged(report bool, now time.Time) {
+	g.health.changes.Add(1)
+	if report {
+		g.reportTwice(now)
 	}
 }
 
-// report multicasts our record as it is now, in the extension form.
+// reportTwice multicasts our record at once and again reportAgain later,
+// so that one lost datagram does not lose a change.
+func (g *Group) reportTwice(now time.Time) {
+	g.health.seq++
+	g.report()
+	g.sched.push(task{at: g.at(now.Add(reportAgain)), kind: taskReport, gen: g.health.seq})
+}
+
+// reportUpdate reports our record after an Update, within updateRate: past
+// it, one report waits for the next token and carries the record as it is
+// then, whatever the Updates in between.
+func (g *Group) reportUpdate(now time.Time) {
+	h := &g.health
+	if h.updateDue {
+		return
+	}
+	if !h.updates.take(now, updateRate, updateRate) {
+		h.updateDue = true
+		g.sched.push(task{at: g.at(now.Add(h.updates.wait(updateRate))), kind: taskRecord})
+		return
+	}
+	g.reportTwice(now)
+}
+
+// report multicasts our record as it is now, in the extension form when
+// we ping (a plain announcement otherwise: the legacy engine's).
 func (g *Group) report() {
-	if err := g.sendSelf(codec.Announce, true); err != nil {
-		g.log.Debug("health report failed", "error", err)
+	if err := g.sendSelf(codec.Announce, g.pinging()); err != nil {
+		g.log.Debug("record report failed", "error", err)
 	}
 }
 

@@ -152,13 +152,13 @@ type pullFlight struct {
 // 0 when we are F, 1 when S, 2 otherwise. The querier itself, should it be
 // a member already (a restart), does not count.
 func (g *Group) offerRank(id string) int {
-	mine := probeRank(id, g.self.ID)
+	mine := probeRank(id, g.me().ID)
 	before := 0
 	for mid, st := range g.peers {
 		if mid == id || !st.joined || st.member.Verdict != score.Healthy {
 			continue
 		}
-		if r := probeRank(id, mid); r < mine || r == mine && mid < g.self.ID {
+		if r := probeRank(id, mid); r < mine || r == mine && mid < g.me().ID {
 			if before++; before == 2 {
 				return 2
 			}
@@ -178,7 +178,7 @@ func (g *Group) offer(in inbound) {
 	rank := g.offerRank(in.msg.ID)
 	// Every member checks the size, F and S alone make the table's pages:
 	// an Offer of the most pages there can be is at least as long as ours.
-	m := codec.Message{Kind: codec.Offer, Group: g.cfg.Name, ID: g.self.ID,
+	m := codec.Message{Kind: codec.Offer, Group: g.cfg.Name, ID: g.me().ID,
 		Cookie: g.cookie(in.src.Addr(), in.msg.ID, minute(in.at)), Pages: codec.MaxPages}
 	longest, err := g.cfg.Codec.Encode(nil, &m)
 	if err != nil {
@@ -264,7 +264,7 @@ func (g *Group) snapshot(now time.Time, to netip.AddrPort, ifIndex int) *tableSn
 		// Our URIs name our address, or name none and carry that of the
 		// link toward the querier, as our announcements on it do: the
 		// querier hears no announcement of ours while it joins.
-		self := g.self
+		self := *g.me()
 		if perLink {
 			self = g.selfVia(l)
 		}
@@ -299,7 +299,7 @@ func (g *Group) snapshot(now time.Time, to netip.AddrPort, ifIndex int) *tableSn
 // starts (one more start than pages: the end).
 func (g *Group) paginate(entries []codec.Entry) ([]codec.Entry, []int) {
 	// The largest page numbers: a page that fits with them fits with any.
-	m := codec.Message{Kind: codec.Page, Group: g.cfg.Name, ID: g.self.ID, Page: codec.MaxPages - 1, Pages: codec.MaxPages}
+	m := codec.Message{Kind: codec.Page, Group: g.cfg.Name, ID: g.me().ID, Page: codec.MaxPages - 1, Pages: codec.MaxPages}
 	var buf []byte
 	fits := func(es []codec.Entry) bool {
 		m.Entries = es
@@ -389,7 +389,7 @@ func (g *Group) sendPage(t *serving, page int) {
 	}
 	t.served[page]++
 	s := t.snap
-	p := codec.Message{Kind: codec.Page, Group: g.cfg.Name, ID: g.self.ID, Cookie: t.cookie,
+	p := codec.Message{Kind: codec.Page, Group: g.cfg.Name, ID: g.me().ID, Cookie: t.cookie,
 		Page: page, Pages: s.pages(), Entries: s.entries[s.starts[page]:s.starts[page+1]]}
 	b, err := g.cfg.Codec.Encode(nil, &p)
 	if err != nil {
@@ -532,7 +532,7 @@ func (g *Group) fillPulls(now time.Time) {
 }
 
 func (g *Group) sendPull(p *pulling, page int) {
-	m := codec.Message{Kind: codec.Pull, Group: g.cfg.Name, ID: g.self.ID, Cookie: p.cookie, Page: page}
+	m := codec.Message{Kind: codec.Pull, Group: g.cfg.Name, ID: g.me().ID, Cookie: p.cookie, Page: page}
 	b, err := g.cfg.Codec.Encode(nil, &m)
 	if err != nil {
 		g.log.Debug("pull failed", "error", err)
@@ -665,7 +665,7 @@ func (g *Group) takeEntries(in inbound) {
 	var added []string
 	for i := range m.Entries {
 		e := &m.Entries[i]
-		if e.ID == g.self.ID || e.Suspect {
+		if e.ID == g.me().ID || e.Suspect {
 			continue
 		}
 		var pending *peerState

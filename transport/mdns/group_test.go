@@ -136,6 +136,31 @@ func TestMDNSGroupsMeetAndLeave(t *testing.T) {
 	a.wait(t, "b left with a goodbye", leftBy("b", discovery.Goodbye))
 }
 
+// discovery.Group.Update over mDNS: the Conn announces the new TXT
+// record and SRV port (RFC 6762 section 8.4), and the other member emits
+// Updated with them.
+func TestMDNSGroupUpdate(t *testing.T) {
+	netlab.Require(t)
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	port := udpPort(t)
+	cfg := func(id string) discovery.Config {
+		return discovery.Config{Name: "web", Self: discovery.Peer{ID: id, Meta: map[string]string{"role": id}}}
+	}
+	a := join(t, cfg("a"), mdns.Config{Port: port, Network: "udp4"}, "198.18.255.1:0")
+	b := join(t, cfg("b"), mdns.Config{Port: port, Network: "udp4"}, "198.18.255.1:0")
+	a.wait(t, "b joined", joined("b"))
+	b.wait(t, "a joined", joined("a"))
+
+	comms := &url.URL{Scheme: "tcp", Host: "198.18.255.1:8443"}
+	require.NoError(t, b.Update(context.Background(), comms, map[string]string{"role": "leader"}))
+	e := a.wait(t, "b updated", func(e discovery.Event) bool { return e.Type == discovery.Updated && e.Member.ID == "b" })
+	assert.Equal(t, map[string]string{"role": "leader"}, e.Member.Meta)
+	assert.Equal(t, "tcp://198.18.255.1:8443", e.Member.CommsURI.String())
+	m, ok := a.Member("b")
+	require.True(t, ok)
+	assert.Equal(t, "leader", m.Meta["role"])
+}
+
 // A member whose health server listens on every address (the pir
 // command's default) is published with its host name in its URIs, and the
 // other member resolves it to an address of lo.
