@@ -62,7 +62,7 @@ type selfUpdate struct {
 // other members emit Updated, at most one per member per half
 // AnnounceInterval (Listener).
 //
-// Update fails with ErrClosed once the Group is stopping, with ctx's error
+// Update fails with ErrClosed once the Group is leaving or stopping, with ctx's error
 // when ctx ends before the Group takes the record, and with an error
 // wrapping ErrInvalidConfig for a Passive group (it announces nothing) or
 // an empty metadata key; and like Join when the codec cannot send the
@@ -77,6 +77,9 @@ func (g *Group) Update(ctx context.Context, comms *url.URL, meta map[string]stri
 	}
 	if comms == nil {
 		comms = g.me().HealthURI
+	}
+	if g.leaving.Load() {
+		return ErrClosed
 	}
 	u := selfUpdate{comms: cloneURL(comms), meta: maps.Clone(meta), done: make(chan error, 1)}
 	select {

@@ -83,9 +83,15 @@ func (g *Group) announceNow() {
 }
 
 // sendSelf multicasts our announcement or query, in the extension form
-// when extended (codec.Message.Extended). When our URIs name no address,
-// each link gets its own, carrying that link's address.
+// when extended (codec.Message.Extended), unless we are leaving. When our
+// URIs name no address, each link gets its own, carrying that link's
+// address.
 func (g *Group) sendSelf(kind codec.Kind, extended bool) error {
+	if g.leaving.Load() {
+		// After our goodbye, an announcement (periodic, a report, an
+		// Update's) would make the members that removed us track us again.
+		return nil
+	}
 	if g.links == nil {
 		b, err := g.encodeSelf(kind, extended)
 		if err != nil {

@@ -134,3 +134,20 @@ func TestForgedSelfClaimJudged(t *testing.T) {
 	assert.False(t, ourURI("tcp://example.com:7", any4), "a name")
 	assert.False(t, ourURI("tcp://198.18.0.4:7", &url.URL{Scheme: "tcp", Host: "198.18.0.5:7"}), "another address")
 }
+
+// After our goodbye we announce nothing: not the periodic announcement,
+// a health report, nor an Update's report, which would make the members
+// that removed us track us again.
+func TestNoAnnouncementAfterGoodbye(t *testing.T) {
+	g := idleGroup(t)
+	me := *g.me()
+	me.CommsURI = me.HealthURI // as Join makes it
+	g.self.Store(&me)
+	g.announceNow()
+	require.Equal(t, uint64(1), g.stats.sent.Load(), "an announcement goes before")
+	g.leaving.Store(true)
+	g.announceNow()
+	g.report()
+	g.reportTwice(time.Now())
+	assert.Equal(t, uint64(1), g.stats.sent.Load(), "nothing after")
+}
