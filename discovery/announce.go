@@ -344,6 +344,9 @@ func (g *Group) answerSoon(now time.Time) {
 }
 
 func (g *Group) sendTo(b []byte, dst netip.AddrPort) {
+	if g.leaving.Load() {
+		return // as sendSelf: a ping or an answer would have us tracked again
+	}
 	err := g.cfg.Transport.SendTo(b, dst)
 	g.countSend(err)
 	if err != nil {

@@ -137,7 +137,8 @@ func TestForgedSelfClaimJudged(t *testing.T) {
 
 // After our goodbye we announce nothing: not the periodic announcement,
 // a health report, nor an Update's report, which would make the members
-// that removed us track us again.
+// that removed us track us again; and we send nothing by unicast (a ping,
+// an answer).
 func TestNoAnnouncementAfterGoodbye(t *testing.T) {
 	g := idleGroup(t)
 	me := *g.me()
@@ -149,5 +150,6 @@ func TestNoAnnouncementAfterGoodbye(t *testing.T) {
 	g.announceNow()
 	g.report()
 	g.reportTwice(time.Now())
+	g.sendTo([]byte("x"), netip.MustParseAddrPort("198.18.0.2:1"))
 	assert.Equal(t, uint64(1), g.stats.sent.Load(), "nothing after")
 }
