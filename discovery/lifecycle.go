@@ -216,7 +216,9 @@ func (g *Group) Close() error {
 
 // Leave says goodbye to the group, so that members remove this one at once
 // rather than after failed probes, then shuts the Group down as Shutdown
-// does. ctx bounds both. A Passive group sends no goodbye. Leave is
+// does; from the goodbye on, the Group sends nothing more (no
+// announcement, ping or answer that would have the members track it
+// again). ctx bounds both. A Passive group sends no goodbye. Leave is
 // idempotent: once the Group is stopping (after Leave, Close or Shutdown)
 // it sends nothing and returns what Shutdown returns, nil when everything
 // has stopped. A listener may call it; see Shutdown.
