@@ -52,7 +52,7 @@ type selfUpdate struct {
 }
 
 // Update changes what this member announces of itself: its comms URI
-// (nil: its health URI, as Join makes it) and its metadata (nil: none).
+// (nil keeps the one it has) and its metadata, replaced whole (nil: none).
 // Its ID and health URI stay. The new record is multicast at once and
 // again 100 ms later (at most 4 records a second: a faster program's
 // Updates are multicast as they stand each time), and its version, which
@@ -76,7 +76,7 @@ func (g *Group) Update(ctx context.Context, comms *url.URL, meta map[string]stri
 		return fmt.Errorf("%w: Meta has an empty key", ErrInvalidConfig)
 	}
 	if comms == nil {
-		comms = g.me().HealthURI
+		comms = g.me().CommsURI
 	}
 	if g.leaving.Load() {
 		return ErrClosed

@@ -57,16 +57,17 @@ func TestUpdateSelf(t *testing.T) {
 					assert.Empty(t, r.of(discovery.Left, "m0"))
 				}
 
-				// nil comms: the health URI, as Join makes it; nil meta: none.
+				// nil comms keeps the comms URI; nil meta: none.
 				advance(3 * time.Second) // past the Updated rate limit
 				require.NoError(t, x.Update(context.Background(), nil, nil))
 				advance(10 * time.Millisecond)
 				for i, r := range recs {
 					up := r.of(discovery.Updated, "m0")
 					require.Len(t, up, 2, "m%d", i+1)
-					assert.Equal(t, healthURI("m0").String(), up[1].Member.CommsURI.String())
+					assert.Equal(t, "tcp://m0:8080", up[1].Member.CommsURI.String())
 					assert.Empty(t, up[1].Member.Meta)
 				}
+				assert.Empty(t, x.Self().Meta)
 			})
 		})
 	}
