@@ -43,8 +43,8 @@ func (g *Group) prepareAnnouncements() error {
 	return nil
 }
 
-// selfUpdate is an Update for the owner: the record's new comms URI and
-// metadata, and where the owner says whether it took them.
+// selfUpdate is an Update for the owner: the record's new comms URI (nil:
+// unchanged) and metadata, and where the owner says whether it took them.
 type selfUpdate struct {
 	comms *url.URL
 	meta  map[string]string
@@ -56,27 +56,24 @@ type selfUpdate struct {
 // Its ID and health URI stay. The new record is multicast at once and
 // again 100 ms later (at most 4 records a second: a faster program's
 // Updates are multicast as they stand each time), and its version, which
-// pings and acks carry, grows:
-// a member that missed both asks for it at its next ping exchange (in the
-// legacy engine, every AnnounceInterval's announcement carries it). The
-// other members emit Updated, at most one per member per half
-// AnnounceInterval (Listener).
+// pings and acks carry, grows: a member that missed both asks for it at
+// its next ping exchange (in the legacy engine, every AnnounceInterval's
+// announcement carries it). The other members emit Updated, at most one
+// per member per half AnnounceInterval (Listener).
 //
-// Update fails with ErrClosed once the Group is leaving or stopping, with ctx's error
-// when ctx ends before the Group takes the record, and with an error
-// wrapping ErrInvalidConfig for a Passive group (it announces nothing) or
-// an empty metadata key; and like Join when the codec cannot send the
-// record, or the comms URI names no host and the transport cannot say which
-// address each link has. The record announced is then unchanged.
+// Update fails with ErrClosed once the Group is leaving or stopping, with
+// ctx's error when ctx ends before the Group takes the record, and with an
+// error wrapping ErrInvalidConfig for a Passive group (it announces
+// nothing) or an empty metadata key; and like Join when the codec cannot
+// send the record, or the comms URI names no host and the transport cannot
+// say which address each link has. The record announced is then
+// unchanged.
 func (g *Group) Update(ctx context.Context, comms *url.URL, meta map[string]string) error {
 	if g.cfg.Passive {
 		return fmt.Errorf("%w: a Passive group announces nothing to update", ErrInvalidConfig)
 	}
 	if _, ok := meta[""]; ok {
 		return fmt.Errorf("%w: Meta has an empty key", ErrInvalidConfig)
-	}
-	if comms == nil {
-		comms = g.me().CommsURI
 	}
 	if g.leaving.Load() {
 		return ErrClosed
@@ -92,13 +89,16 @@ func (g *Group) Update(ctx context.Context, comms *url.URL, meta map[string]stri
 	}
 }
 
-// takeUpdate makes u's URI and metadata our record, if we can announce
-// it, and reports it as a health change is reported, within updateRate
-// (reportUpdate). Transfers served
-// from now on list it; those under way keep the table they started with.
+// takeUpdate makes u's URI (if any) and metadata our record, if we can
+// announce it, and reports it as a health change is reported, within
+// updateRate (reportUpdate). Transfers served from now on list it; those
+// under way keep the table they started with.
 func (g *Group) takeUpdate(u selfUpdate, now time.Time) error {
 	p := *g.me()
-	p.CommsURI, p.Meta = u.comms, u.meta
+	if u.comms != nil {
+		p.CommsURI = u.comms
+	}
+	p.Meta = u.meta
 	old, links, v4Only := g.self.Swap(&p), g.links, g.v4Only
 	if err := g.prepareAnnouncements(); err != nil {
 		g.self.Store(old)
