@@ -265,7 +265,7 @@ func (g *Group) handle(in inbound) {
 		st.pathHeard = heard
 	}
 	changed := m.Health != st.health || m.Comms != st.comms || !maps.Equal(m.Meta, st.member.Meta)
-	if changed && (primary || in.at.Sub(g.time(st.pathHeard)) > g.pathSilence(st)) {
+	if changed && (primary || in.at.Sub(g.time(st.pathHeard)) > g.pathSilence(m.ID, st)) {
 		st.path, st.pathHeard = p, heard
 		g.update(st, in)
 		return

@@ -153,3 +153,37 @@ func TestNoAnnouncementAfterGoodbye(t *testing.T) {
 	g.sendTo([]byte("x"), netip.MustParseAddrPort("198.18.0.2:1"))
 	assert.Equal(t, uint64(1), g.stats.sent.Load(), "nothing after")
 }
+
+// A member's path is judged silent by what can keep it heard: while we
+// ping the member at that path's address, its acks (two rounds of ours);
+// when we ping it elsewhere (known by IPv6, heard on IPv4 too, pinged at
+// IPv4), only its announcements (1.5 T(N)). Judged by our rounds there, a
+// watcher's IPv6 path of a member went silent between two announcements,
+// and the member's next IPv4 copy moved it, with an Updated event (e2e
+// TestAgent, 1 loaded run in 4: "only the killed member changes").
+func TestPathSilenceByWhatKeepsItHeard(t *testing.T) {
+	g := idleGroup(t)
+	for _, id := range []string{"m1", "m2", "m3"} {
+		g.peers[id] = &peerState{joined: true, pings: true}
+	}
+	v4 := netip.MustParseAddrPort("198.18.0.7:5000")
+	v6 := netip.MustParseAddrPort("[fd42::7]:5001")
+	st := &peerState{joined: true, pings: true}
+	st.member.Addr = v4
+	g.peers["p"] = st
+	g.noteAlt("p", st, v6)
+	q := &peerState{joined: true, pings: true}
+	q.member.Addr = v6
+	g.peers["q"] = q
+	g.noteAlt("q", q, v4)
+	n := g.groupSize()
+	require.Equal(t, 6, n)
+	byRounds := 3 * 2 * time.Duration(n-1) * g.cfg.PingInterval
+	byAnnouncements := 3 * time.Duration(1.5*float64(g.announceWait(n)))
+	require.Less(t, byRounds, byAnnouncements)
+	assert.Equal(t, byRounds, g.pathSilence("p", st), "known by IPv4, pinged there")
+	require.Equal(t, v4, g.pingAddr("q", q))
+	assert.Equal(t, byAnnouncements, g.pathSilence("q", q), "known by IPv6, pinged at IPv4")
+	delete(g.alt, "q")
+	assert.Equal(t, byRounds, g.pathSilence("q", q), "known by IPv6 alone, pinged there")
+}

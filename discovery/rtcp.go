@@ -189,19 +189,21 @@ func (g *Group) expireAfter(st *peerState) time.Duration {
 // may bring nothing before an update heard by its other path (IPv6 as well
 // as IPv4, a second interface) moves the member there. A legacy peer
 // announces every AnnounceInterval: three of them. A pinging member
-// announces once per T(N) (at most 1.5 T apart) and, while we ping, acks
-// our pings from its address at least once per two rounds of ours: three
-// of the shorter of those gaps, so that its path does not look silent
-// between two of its announcements and flip at each (docs/design/frugal.md,
-// section 5, "First run on real sockets").
-func (g *Group) pathSilence(st *peerState) time.Duration {
+// announces once per T(N) (at most 1.5 T apart) and, while we ping it at
+// the address of that path, acks our pings from there at least once per
+// two rounds of ours: three of the shorter of those gaps, so that its path
+// does not look silent between two of its announcements and flip at each
+// (docs/design/frugal.md, section 5, "First run on real sockets"). A
+// member known by IPv6 and heard on IPv4 too is pinged at IPv4 (pingAddr),
+// and its acks keep no IPv6 path heard: only its announcements count.
+func (g *Group) pathSilence(id string, st *peerState) time.Duration {
 	d := 3 * g.cfg.AnnounceInterval
 	if !st.pings || !g.scaled() {
 		return d
 	}
 	n := g.groupSize()
 	gap := time.Duration(1.5 * float64(g.announceWait(n)))
-	if g.pinging() {
+	if g.pinging() && g.pingAddr(id, st) == st.member.Addr {
 		gap = min(gap, 2*time.Duration(n-1)*g.cfg.PingInterval)
 	}
 	return max(d, 3*gap)
