@@ -146,15 +146,9 @@ func (g *Group) selfChecked(ok bool, now time.Time) {
 		return
 	}
 	g.health.fails.Store(next)
-	g.log.Debug("own health changed", "failed_checks", next)
-	g.recordChanged(next <= reportUpTo, now)
-}
-
-// recordChanged makes our record's version grow, and, when report is set,
-// reports the record.
-func (g *Group) recordChanged(report bool, now time.Time) {
 	g.health.changes.Add(1)
-	if report {
+	g.log.Debug("own health changed", "failed_checks", next)
+	if next <= reportUpTo {
 		g.reportTwice(now)
 	}
 }
