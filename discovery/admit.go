@@ -49,6 +49,14 @@ type peerAdmission struct {
 	vouch   bool // we are its first prober: tell the group when a probe succeeds
 }
 
+// admitByOwnProbe clears the pending peer st, first heard at now, for a
+// probe of ours, which admits it: nobody will vouch for it (a peer that
+// answers our who=1, whom the others know; a page's sender, F itself).
+func (st *peerState) admitByOwnProbe(now time.Time) {
+	st.adm = peerAdmission{gen: st.gen, cleared: true}
+	st.member.Joined = now // first heard, as mayProbePending keeps it
+}
+
 // admission is the Group's state for admitting pending peers. The owner
 // goroutine owns it, except rateMu.
 type admission struct {
@@ -83,14 +91,15 @@ const (
 // Passive group, which no member counts, ranks itself only when it knows
 // no member.
 func (g *Group) firstProber(id string) bool {
-	mine := probeRank(id, g.me().ID)
+	self := g.me().ID
+	mine := probeRank(id, self)
 	for mid, st := range g.peers {
 		if !st.joined || st.member.Verdict != score.Healthy {
 			continue
 		}
 		// Map order is random: this stops at the first member ranked
 		// before us, after a few looks on average.
-		if r := probeRank(id, mid); g.cfg.Passive || r < mine || r == mine && mid < g.me().ID {
+		if r := probeRank(id, mid); g.cfg.Passive || r < mine || r == mine && mid < self {
 			return false
 		}
 	}

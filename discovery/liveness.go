@@ -270,7 +270,7 @@ func (g *Group) answerConfirm(in inbound) {
 		return
 	}
 	reply := codec.Message{Kind: codec.Evidence, Group: g.cfg.Name, ID: g.me().ID, Target: m.Target, Heard: -1, Probed: -1}
-	if m.Target == g.me().ID {
+	if m.Target == reply.ID {
 		reply.Heard, reply.Probed = 0, 0
 	} else if st := g.peers[m.Target]; st != nil {
 		reply.Heard = in.at.Sub(g.time(st.lastHeard))

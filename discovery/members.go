@@ -166,8 +166,7 @@ func (g *Group) track(in inbound) {
 		if g.answersWho(&in) {
 			// It answers our who=1: the others know it, so nobody will
 			// vouch for it. One probe of ours admits it (repair.go).
-			st.adm = peerAdmission{gen: st.gen, cleared: true}
-			st.member.Joined = in.at
+			st.admitByOwnProbe(in.at)
 		}
 	}
 	g.armSilence(in.msg.ID, st, in.at)

@@ -152,13 +152,14 @@ type pullFlight struct {
 // 0 when we are F, 1 when S, 2 otherwise. The querier itself, should it be
 // a member already (a restart), does not count.
 func (g *Group) offerRank(id string) int {
-	mine := probeRank(id, g.me().ID)
+	self := g.me().ID
+	mine := probeRank(id, self)
 	before := 0
 	for mid, st := range g.peers {
 		if mid == id || !st.joined || st.member.Verdict != score.Healthy {
 			continue
 		}
-		if r := probeRank(id, mid); r < mine || r == mine && mid < g.me().ID {
+		if r := probeRank(id, mid); r < mine || r == mine && mid < self {
 			if before++; before == 2 {
 				return 2
 			}
@@ -749,8 +750,7 @@ func (g *Group) addEntry(e *codec.Entry, src netip.AddrPort, pending *peerState,
 	g.mu.Unlock()
 	g.armSilence(e.ID, st, now)
 	if !join {
-		st.adm = peerAdmission{gen: st.gen, cleared: true}
-		st.member.Joined = now // first heard, as mayProbePending keeps it
+		st.admitByOwnProbe(now)
 		g.tracked(e.ID)
 		g.probe(e.ID, st, now)
 	}

@@ -113,17 +113,19 @@ func hostOf(t *testing.T, u *url.URL) netip.Addr {
 	return a
 }
 
+// webMember is the Config of member id of group "web", its role its ID.
+func webMember(id string) discovery.Config {
+	return discovery.Config{Name: "web", Self: discovery.Peer{ID: id, Meta: map[string]string{"role": id}}}
+}
+
 // Two Groups over mDNS find each other, probe each other healthy, and a
 // Leave is a goodbye to the other.
 func TestMDNSGroupsMeetAndLeave(t *testing.T) {
 	netlab.Require(t)
 	t.Cleanup(func() { goleak.VerifyNone(t) })
 	port := udpPort(t)
-	cfg := func(id string) discovery.Config {
-		return discovery.Config{Name: "web", Self: discovery.Peer{ID: id, Meta: map[string]string{"role": id}}}
-	}
-	a := join(t, cfg("a"), mdns.Config{Port: port, Network: "udp4"}, "198.18.255.1:0")
-	b := join(t, cfg("b"), mdns.Config{Port: port, Network: "udp4"}, "198.18.255.1:0")
+	a := join(t, webMember("a"), mdns.Config{Port: port, Network: "udp4"}, "198.18.255.1:0")
+	b := join(t, webMember("b"), mdns.Config{Port: port, Network: "udp4"}, "198.18.255.1:0")
 
 	e := a.wait(t, "b joined", joined("b"))
 	assert.Equal(t, map[string]string{"role": "b"}, e.Member.Meta)
@@ -143,11 +145,8 @@ func TestMDNSGroupUpdate(t *testing.T) {
 	netlab.Require(t)
 	t.Cleanup(func() { goleak.VerifyNone(t) })
 	port := udpPort(t)
-	cfg := func(id string) discovery.Config {
-		return discovery.Config{Name: "web", Self: discovery.Peer{ID: id, Meta: map[string]string{"role": id}}}
-	}
-	a := join(t, cfg("a"), mdns.Config{Port: port, Network: "udp4"}, "198.18.255.1:0")
-	b := join(t, cfg("b"), mdns.Config{Port: port, Network: "udp4"}, "198.18.255.1:0")
+	a := join(t, webMember("a"), mdns.Config{Port: port, Network: "udp4"}, "198.18.255.1:0")
+	b := join(t, webMember("b"), mdns.Config{Port: port, Network: "udp4"}, "198.18.255.1:0")
 	a.wait(t, "b joined", joined("b"))
 	b.wait(t, "a joined", joined("a"))
 
