@@ -485,7 +485,7 @@ func TestWatcherPulls(t *testing.T) {
 // (JoinBeforeProbe false), a newcomer or a watcher that pulls a member's
 // table lists the member only once its own probe of it passed. Listing
 // its entry at once let a watcher with -wait-probe show an agent's service
-// joined and healthy while the service's check failed (cmd/pir
+// joined and healthy while the service's check failed (internal/cli
 // TestAgentService, 1 loaded run in about 30).
 func TestPageSenderProbedFirst(t *testing.T) {
 	for _, tc := range []struct {

@@ -30,7 +30,7 @@ import (
 	"github.com/pirlan/pir/internal/nslan/pircli"
 )
 
-// TestAgent runs pir agent on a lab host beside a three-member group and
+// TestAgent runs pir-agent on a lab host beside a three-member group and
 // asks it, as a program in any language would, over DNS and HTTP: the
 // members' SRV, A, AAAA and TXT records, NXDOMAIN for what is not there,
 // the members as JSON, a blocking query and the event stream, both woken
@@ -229,17 +229,17 @@ func TestAgent(t *testing.T) {
 	// exits 0.
 	from := w.Len()
 	require.NoError(t, ag.Interrupt())
-	require.NoError(t, ag.Wait(ctx), "pir agent exits cleanly on SIGINT; stderr:\n%s", ag.Stderr())
+	require.NoError(t, ag.Wait(ctx), "pir-agent exits cleanly on SIGINT; stderr:\n%s", ag.Stderr())
 	assert.NoError(t, ag.CheckStderr())
 	_, err = w.WaitEvent(ctx, from, pircli.Is(pircli.Left, svcID, pircli.Goodbye))
 	require.NoError(t, err, "the watcher on h1 saw the service say goodbye")
 }
 
-// startAgent starts "pir agent args..." on h; the test interrupts it at its
+// startAgent starts "pir-agent args..." on h; the test interrupts it at its
 // end if it still runs.
 func startAgent(t *testing.T, h *nslan.Host, args ...string) *pircli.Peer {
 	t.Helper()
-	cmd := h.Command(context.Background(), pirPath, append([]string{"agent"}, args...)...)
+	cmd := h.Command(context.Background(), agentPath, args...)
 	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
 	p, err := h.StartCommand(cmd)
 	require.NoError(t, err)
@@ -251,7 +251,7 @@ func startAgent(t *testing.T, h *nslan.Host, args ...string) *pircli.Peer {
 			_ = p.Interrupt()
 			ctx, cancel := context.WithTimeout(context.Background(), exitTimeout)
 			defer cancel()
-			assert.NoError(t, p.Wait(ctx), "pir agent exits cleanly; stderr:\n%s", p.Stderr())
+			assert.NoError(t, p.Wait(ctx), "pir-agent exits cleanly; stderr:\n%s", p.Stderr())
 		}
 		assert.NoError(t, peer.CheckStderr())
 	})

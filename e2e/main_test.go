@@ -28,9 +28,9 @@ const (
 	exitTimeout   = 10 * time.Second
 )
 
-// pirPath is the pir binary TestMain built; skipReason says why there is
-// none.
-var pirPath, skipReason string
+// pirPath and agentPath are the pir and pir-agent binaries TestMain
+// built; skipReason says why there are none.
+var pirPath, agentPath, skipReason string
 
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
@@ -58,6 +58,10 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if pirPath, err = pircli.Build(ctx, root, dir, raceEnabled); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if agentPath, err = pircli.BuildAgent(ctx, root, dir, raceEnabled); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}

@@ -44,8 +44,9 @@ const (
 // the tests.
 const helperEnv = "PIR_BROWSER_HELPER"
 
-// Set by TestMain: the pir binary, the browser, or why a test must skip.
-var pirPath, chromiumPath, skipReason string
+// Set by TestMain: the pir and pir-agent binaries, the browser, or why a
+// test must skip.
+var pirPath, agentPath, chromiumPath, skipReason string
 
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
@@ -77,6 +78,10 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if pirPath, err = pircli.Build(ctx, root, dir, raceEnabled); err != nil {
+		fmt.Fprintln(os.Stderr, "browser:", err)
+		return 1
+	}
+	if agentPath, err = pircli.BuildAgent(ctx, root, dir, raceEnabled); err != nil {
 		fmt.Fprintln(os.Stderr, "browser:", err)
 		return 1
 	}
@@ -138,8 +143,8 @@ func TestLivePage(t *testing.T) {
 		members = append(members, p)
 	}
 	const httpAddr = "127.0.0.1:8500"
-	agentArgs := []string{"agent", "-json", "-group", "pir", "-iface", "eth0", "-4", "-http", httpAddr, "-dns", "127.0.0.1:8600"}
-	agent := startPir(t, agentHost, agentArgs...)
+	agentArgs := []string{"-json", "-group", "pir", "-iface", "eth0", "-4", "-http", httpAddr, "-dns", "127.0.0.1:8600"}
+	agent := startAgent(t, agentHost, agentArgs...)
 
 	tab := newBrowser(t, agentHost)
 	ctx, cancel := context.WithTimeout(tab, 3*startTimeout)
@@ -263,7 +268,7 @@ func TestLivePage(t *testing.T) {
 		chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(0)))
 	require.NoError(t, err, "the page never noticed that the agent stopped")
 	require.NoError(t, members[1].Kill())
-	agent = startPir(t, agentHost, agentArgs...)
+	agent = startAgent(t, agentHost, agentArgs...)
 	want = []string{forgedID, "member-h1"}
 	restartCtx, restartCancel := context.WithTimeout(ctx, startTimeout)
 	defer restartCancel()
@@ -277,11 +282,11 @@ func TestLivePage(t *testing.T) {
 	assert.True(t, kept, "the page was reloaded")
 }
 
-// startPir starts the pir binary with args on h; when the test ends it is
+// startAgent starts the pir-agent binary with args on h; when the test ends it is
 // interrupted and must exit cleanly.
-func startPir(t *testing.T, h *nslan.Host, args ...string) *nslan.Proc {
+func startAgent(t *testing.T, h *nslan.Host, args ...string) *nslan.Proc {
 	t.Helper()
-	cmd := h.Command(context.Background(), pirPath, args...)
+	cmd := h.Command(context.Background(), agentPath, args...)
 	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
 	p, err := h.StartCommand(cmd)
 	require.NoError(t, err)
@@ -379,7 +384,7 @@ func openPage(t *testing.T, ctx context.Context, tab context.Context, p *nslan.P
 		}
 		select {
 		case <-p.Done():
-			t.Fatalf("pir agent exited: %v; stderr:\n%s", p.Wait(ctx), p.Stderr())
+			t.Fatalf("pir-agent exited: %v; stderr:\n%s", p.Wait(ctx), p.Stderr())
 		case <-ctx.Done():
 			t.Fatalf("the agent's page never loaded: %v (last: %v); stderr:\n%s", ctx.Err(), err, p.Stderr())
 		case <-time.After(100 * time.Millisecond): // the agent is starting: try again

@@ -57,22 +57,31 @@ func modulePath(gomod []byte) string {
 // (docs/performance.md). It runs the go command found in PATH (go test
 // puts its own first).
 func Build(ctx context.Context, root, dir string, race bool) (string, error) {
+	return build(ctx, root, dir, "pir", race)
+}
+
+// BuildAgent builds cmd/pir-agent as Build builds cmd/pir.
+func BuildAgent(ctx context.Context, root, dir string, race bool) (string, error) {
+	return build(ctx, root, dir, "pir-agent", race)
+}
+
+func build(ctx context.Context, root, dir, name string, race bool) (string, error) {
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
-		return "", fmt.Errorf("building pir: %w", err)
+		return "", fmt.Errorf("building %s: %w", name, err)
 	}
-	out := filepath.Join(dir, "pir")
+	out := filepath.Join(dir, name)
 	args := []string{"build", "-o", out}
 	if race {
 		args = append(args, "-race")
 	}
-	cmd := exec.CommandContext(ctx, goCmd, append(args, "./cmd/pir")...)
+	cmd := exec.CommandContext(ctx, goCmd, append(args, "./cmd/"+name)...)
 	cmd.Dir = root
 	if !race {
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	}
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go %s ./cmd/pir: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(b))
+		return "", fmt.Errorf("go %s ./cmd/%s: %w: %s", strings.Join(args, " "), name, err, bytes.TrimSpace(b))
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -39,7 +39,7 @@ type adviser struct {
 	w       io.Writer
 	group   string // this member's group
 	keyFile string // -key-file, "" when none
-	// siblings are the groups this process also serves (pir agent): their
+	// siblings are the groups this process also serves (pir-agent): their
 	// datagrams, heard on the shared port, are no misconfiguration.
 	siblings []string
 

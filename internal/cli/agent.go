@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -40,7 +40,7 @@ const (
 	serverStopTimeout = 5 * time.Second
 )
 
-// agentOpts is a pir agent command line, checked.
+// agentOpts is a pir-agent command line, checked.
 type agentOpts struct {
 	nf       netFlags
 	groups   []string // sorted, every group watched: -group's and -service's
@@ -80,7 +80,7 @@ func (p *pairsFlag) Set(s string) error {
 	return nil
 }
 
-const agentUsage = `Usage: pir agent [flags]
+const agentUsage = `Usage: pir-agent [flags]
 
 Serve groups to programs in any language: answer DNS queries about their
 members (SRV, A, AAAA, TXT under -domain) and an HTTP API (JSON, blocking
@@ -90,10 +90,10 @@ agent watches each group as pir watch does, without announcing itself; with
 answering probes only while the service's -check passes. On SIGINT or SIGTERM
 it leaves every group (a goodbye for each -service) and stops its servers.
 
-  pir agent -group web,db
+  pir-agent -group web,db
   dig @127.0.0.1 -p 8600 web.pir. SRV
   curl http://127.0.0.1:8500/v1/groups/web/members
-  pir agent -service web=tcp://127.0.0.1:8080 -check web=http://127.0.0.1:8080/healthz
+  pir-agent -service web=tcp://127.0.0.1:8080 -check web=http://127.0.0.1:8080/healthz
 
 A -check runs every -check-interval, one run at a time, each bounded by
 -check-timeout; probes are answered from its last result and never start a
@@ -107,10 +107,10 @@ with each interface's own address. See docs/agent.md.
 
 `
 
-// parseAgent parses and checks a pir agent command line before anything
+// parseAgent parses and checks a pir-agent command line before anything
 // is opened.
 func parseAgent(args []string, stdout io.Writer) (*agentOpts, error) {
-	fs := flag.NewFlagSet("pir agent", flag.ContinueOnError)
+	fs := flag.NewFlagSet("pir-agent", flag.ContinueOnError)
 	o := &agentOpts{}
 	o.nf.register(fs)
 	fs.Lookup("group").Usage = "comma-separated names of the groups to serve (without -group but with -service: the -service groups only)"
@@ -315,7 +315,7 @@ func runAgent(ctx context.Context, o *agentOpts, stdout, stderr io.Writer) error
 	a, err := agent.New(agent.Config{Domain: o.domain, TTL: o.ttl, Public: o.public, Logger: log.Named("agent")})
 	if err != nil {
 		if errors.Is(err, agent.ErrInvalidConfig) {
-			return usageErrorf("pir agent", false, "%s", printable(err.Error()))
+			return usageErrorf("pir-agent", false, "%s", printable(err.Error()))
 		}
 		return err
 	}
@@ -440,7 +440,7 @@ func watchGroup(ctx context.Context, o *agentOpts, name string, log hclog.Logger
 	cfg.Prober = adv.prober(healthcheck.NewRegistry())
 	g, err := discovery.Join(ctx, cfg)
 	if err != nil {
-		return nil, configError("pir agent", err)
+		return nil, configError("pir-agent", err)
 	}
 	return g, nil
 }
@@ -476,7 +476,7 @@ func joinService(ctx context.Context, o *agentOpts, s *service, out *printer, lo
 	cfg.Prober = adv.prober(healthcheck.NewRegistry())
 	g, err := discovery.Join(ctx, cfg)
 	if err != nil {
-		return nil, hs, configError("pir agent", err)
+		return nil, hs, configError("pir-agent", err)
 	}
 	group.Store(g)
 	out.say("%s: announcing service %s as %s, comms %s, health %s, check %s",

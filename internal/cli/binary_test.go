@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -28,9 +28,20 @@ import (
 // pir binary is then built with -race too.
 var raceEnabled bool
 
-// pirBinary is the pir command built by TestMain inside the namespace, or
-// "" where no namespace could be made (noBinary says why).
-var pirBinary, noBinary = "", "the pir binary is built only inside the test's private network namespace"
+// pirBinary and agentBinary are the pir and pir-agent commands built by
+// TestMain inside the namespace, or "" where no namespace could be made
+// (noBinary says why).
+var pirBinary, agentBinary, noBinary = "", "", "the pir binaries are built only inside the test's private network namespace"
+
+// binary returns the binary a test's command line runs, and its
+// arguments: pir-agent's for a line that starts with "pir-agent", pir's
+// for any other.
+func binary(args []string) (string, []string) {
+	if len(args) > 0 && args[0] == "pir-agent" {
+		return agentBinary, args[1:]
+	}
+	return pirBinary, args
+}
 
 // The CLI's tests run inside a private network namespace: its multicast
 // stays on that namespace's loopback. There TestMain builds the pir binary
@@ -47,30 +58,45 @@ func TestMain(m *testing.M) {
 	}
 	code := func() int {
 		defer os.RemoveAll(dir)
-		bin := filepath.Join(dir, "pir")
-		args := []string{"build", "-buildvcs=auto", "-o", bin}
-		if raceEnabled {
-			args = append(args, "-race")
+		pir, err := build(dir, "pir")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
 		}
-		goBuild := func(args ...string) ([]byte, error) {
-			build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), append(args, ".")...)
-			// The namespace has no network: build from the module cache only.
-			build.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off")
-			return build.CombinedOutput()
+		agent, err := build(dir, "pir-agent")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
 		}
-		if _, err := goBuild(args...); err != nil {
-			// Without git (or with a checkout git refuses), without the
-			// revision.
-			args[1] = "-buildvcs=false"
-			if out, err := goBuild(args...); err != nil {
-				fmt.Fprintf(os.Stderr, "building pir: %v\n%s", err, out)
-				return 1
-			}
-		}
-		pirBinary = bin
+		pirBinary, agentBinary = pir, agent
 		return m.Run()
 	}()
 	os.Exit(code)
+}
+
+// build builds the command cmd/NAME into dir, with -race when the tests
+// run with it, and returns the binary's path.
+func build(dir, name string) (string, error) {
+	bin := filepath.Join(dir, name)
+	args := []string{"build", "-buildvcs=auto", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	goBuild := func(args ...string) ([]byte, error) {
+		build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), append(args, "../../cmd/"+name)...)
+		// The namespace has no network: build from the module cache only.
+		build.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off")
+		return build.CombinedOutput()
+	}
+	if _, err := goBuild(args...); err != nil {
+		// Without git (or with a checkout git refuses), without the
+		// revision.
+		args[1] = "-buildvcs=false"
+		if out, err := goBuild(args...); err != nil {
+			return "", fmt.Errorf("building %s: %v\n%s", name, err, out)
+		}
+	}
+	return bin, nil
 }
 
 // result is how a pir run ended.
@@ -99,7 +125,8 @@ func pir(t *testing.T, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, pirBinary, args...)
+	bin, rest := binary(args)
+	cmd := exec.CommandContext(ctx, bin, rest...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	r := result{stdout: stdout.String(), stderr: stderr.String()}
@@ -125,7 +152,8 @@ type process struct {
 func start(t *testing.T, args ...string) *process {
 	t.Helper()
 	needBinary(t)
-	cmd := exec.Command(pirBinary, args...)
+	bin, rest := binary(args)
+	cmd := exec.Command(bin, rest...)
 	outR, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	errR, err := cmd.StderrPipe()
@@ -294,39 +322,41 @@ func TestCommandLine(t *testing.T) {
 		{args: []string{"watch", "-self-check", "1s"}, code: 2, stderr: "pir watch: -self-check does nothing with pir watch: a watcher has no health of its own to check"},
 		{args: []string{"watch", "-mdns", "pir", "-hops", "2"}, code: 2, stderr: "pir watch: -hops does nothing with -mdns (mDNS uses 224.0.0.251 and ff02::fb, port 5353)"},
 		{args: []string{"watch", "-mdns", "pir", "-key-file", "k"}, code: 2, stderr: "pir watch: -mdns and -key-file cannot be combined: mDNS records are not authenticated"},
-		// pir agent (issue 16)
-		{args: []string{"help", "agent"}, stdout: "-check-interval"},
-		{args: []string{"agent", "-h"}, stdout: "dig @127.0.0.1 -p 8600 web.pir. SRV"},
-		{args: []string{"agent", "-nope"}, code: 2, stderr: "pir agent: flag provided but not defined: -nope"},
-		{args: []string{"agent", "-http", "0.0.0.0:8500"}, code: 2, stderr: `pir agent: -http "0.0.0.0:8500" is not a loopback address: add -public to serve other hosts`},
-		{args: []string{"agent", "-dns", ":8600"}, code: 2, stderr: `pir agent: -dns ":8600" is not a loopback address: add -public to serve other hosts`},
-		{args: []string{"agent", "-dns", "198.18.0.1:53"}, code: 2, stderr: `pir agent: -dns "198.18.0.1:53" is not a loopback address: add -public to serve other hosts`},
-		{args: []string{"agent", "-public"}, code: 2, stderr: "pir agent: -public does nothing: -dns and -http are loopback addresses"},
-		{args: []string{"agent", "-http", "8500"}, code: 2, stderr: `pir agent: -http "8500": want host:port, e.g. 127.0.0.1:8500`},
-		{args: []string{"agent", "-dns", "127.0.0.1:99999"}, code: 2, stderr: `pir agent: -dns "127.0.0.1:99999": want a port from 0 to 65535`},
-		{args: []string{"agent", "-dns", "", "-http", ""}, code: 2, stderr: "pir agent: -dns and -http are both empty: nothing to serve"},
-		{args: []string{"agent", "-domain", "a..b"}, code: 2, stderr: `pir agent: -domain "a..b": not a domain name`},
-		{args: []string{"agent", "-ttl", "4294967295"}, code: 2, stderr: "pir agent: -ttl 4294967295: want 0 to 2147483647"},
-		{args: []string{"agent", "-group", "web,,db"}, code: 2, stderr: `pir agent: -group "": want 1 to 255 bytes of UTF-8 without '|' or control characters`},
-		{args: []string{"agent", "-group", "web,web"}, code: 2, stderr: `pir agent: -group "web,web": "web" and "web" are one name to DNS`},
-		{args: []string{"agent", "-group", "web,Web"}, code: 2, stderr: `pir agent: -group "web,Web": "web" and "Web" are one name to DNS`},
-		{args: []string{"agent", "-group", "Web", "-service", "web=tcp://127.0.0.1:1"}, code: 2, stderr: `pir agent: -service "web=tcp://127.0.0.1:1": group "web" and -group's "Web" are one name to DNS`},
-		{args: []string{"agent", "-group", "web", "-port", "0"}, code: 2, stderr: "pir agent: -port 0: want 1 to 65535"},
-		{args: []string{"agent", "-4", "-6"}, code: 2, stderr: "pir agent: -4 and -6 exclude each other"},
-		{args: []string{"agent", "-service", "web"}, code: 2, stderr: `pir agent: invalid value "web" for flag -service: want group=value`},
-		{args: []string{"agent", "-service", "web=localhost"}, code: 2, stderr: `pir agent: -service "web=localhost": want group=URI, the URI with a scheme and a host, e.g. web=tcp://127.0.0.1:8080`},
-		{args: []string{"agent", "-service", "a|b=tcp://127.0.0.1:1"}, code: 2, stderr: `pir agent: -service "a|b=tcp://127.0.0.1:1": group "a|b": want 1 to 255 bytes of UTF-8 without '|' or control characters`},
-		{args: []string{"agent", "-service", "web=tcp://127.0.0.1:1", "-service", "web=tcp://127.0.0.1:2"}, code: 2, stderr: `pir agent: -service: group "web" has two; the agent announces one service per group`},
-		{args: []string{"agent", "-service", "web=http://user:secret@127.0.0.1:8080/"}, code: 2, stderr: `pir agent: -service "web=http://user:xxxxx@127.0.0.1:8080/": the URI carries userinfo (user:password@), which every host on the LAN would read`},
-		{args: []string{"agent", "-service", "web=udp://127.0.0.1"}, code: 2, stderr: `pir agent: -service "web=udp://127.0.0.1": the service URI has no port to check: give it one, or a -check`},
-		{args: []string{"agent", "-check", "web=tcp"}, code: 2, stderr: `pir agent: -check "web=tcp": no -service for group "web"`},
-		{args: []string{"agent", "-service", "web=tcp://127.0.0.1:1", "-check", "web=tcp", "-check", "web=none"}, code: 2, stderr: `pir agent: -check: group "web" has two`},
-		{args: []string{"agent", "-service", "web=tcp://127.0.0.1:1", "-check", "web=smtp"}, code: 2, stderr: `pir agent: -check "web=smtp": want tcp, none, an http:// or https:// URL, or exec:COMMAND ARGS`},
-		{args: []string{"agent", "-service", "web=tcp://127.0.0.1:1", "-check", "web=exec:"}, code: 2, stderr: `pir agent: -check "web=exec:": exec: names no command`},
-		{args: []string{"agent", "-service", "web=tcp://127.0.0.1:1", "-check", `web=exec:/bin/sh -c "exit 0`}, code: 2, stderr: `pir agent: -check "web=exec:/bin/sh -c \"exit 0": exec: unterminated double quote`},
-		{args: []string{"agent", "-service", "web=tcp://127.0.0.1:1", "-check", "web=http://"}, code: 2, stderr: `pir agent: -check "web=http://": want an http:// or https:// URL with a host`},
-		{args: []string{"agent", "-check-interval", "1s"}, code: 2, stderr: "pir agent: -check-interval does nothing without -service"},
-		{args: []string{"agent", "-service", "web=tcp://127.0.0.1:1", "-check-timeout", "0s"}, code: 2, stderr: "pir agent: -check-timeout 0s: want more than 0"},
+		// pir-agent (issue 16), its own command since issue 15
+		{args: []string{"agent"}, code: 2, stderr: "pir agent: the agent is its own command now: run pir-agent (go run ./cmd/pir-agent)"},
+		{args: []string{"help", "agent"}, code: 2, stderr: "pir agent: the agent is its own command now: run pir-agent (go run ./cmd/pir-agent)"},
+		{args: []string{"pir-agent", "-h"}, stdout: "dig @127.0.0.1 -p 8600 web.pir. SRV"},
+		{args: []string{"pir-agent", "-h"}, stdout: "-check-interval"},
+		{args: []string{"pir-agent", "-nope"}, code: 2, stderr: "pir-agent: flag provided but not defined: -nope"},
+		{args: []string{"pir-agent", "-http", "0.0.0.0:8500"}, code: 2, stderr: `pir-agent: -http "0.0.0.0:8500" is not a loopback address: add -public to serve other hosts`},
+		{args: []string{"pir-agent", "-dns", ":8600"}, code: 2, stderr: `pir-agent: -dns ":8600" is not a loopback address: add -public to serve other hosts`},
+		{args: []string{"pir-agent", "-dns", "198.18.0.1:53"}, code: 2, stderr: `pir-agent: -dns "198.18.0.1:53" is not a loopback address: add -public to serve other hosts`},
+		{args: []string{"pir-agent", "-public"}, code: 2, stderr: "pir-agent: -public does nothing: -dns and -http are loopback addresses"},
+		{args: []string{"pir-agent", "-http", "8500"}, code: 2, stderr: `pir-agent: -http "8500": want host:port, e.g. 127.0.0.1:8500`},
+		{args: []string{"pir-agent", "-dns", "127.0.0.1:99999"}, code: 2, stderr: `pir-agent: -dns "127.0.0.1:99999": want a port from 0 to 65535`},
+		{args: []string{"pir-agent", "-dns", "", "-http", ""}, code: 2, stderr: "pir-agent: -dns and -http are both empty: nothing to serve"},
+		{args: []string{"pir-agent", "-domain", "a..b"}, code: 2, stderr: `pir-agent: -domain "a..b": not a domain name`},
+		{args: []string{"pir-agent", "-ttl", "4294967295"}, code: 2, stderr: "pir-agent: -ttl 4294967295: want 0 to 2147483647"},
+		{args: []string{"pir-agent", "-group", "web,,db"}, code: 2, stderr: `pir-agent: -group "": want 1 to 255 bytes of UTF-8 without '|' or control characters`},
+		{args: []string{"pir-agent", "-group", "web,web"}, code: 2, stderr: `pir-agent: -group "web,web": "web" and "web" are one name to DNS`},
+		{args: []string{"pir-agent", "-group", "web,Web"}, code: 2, stderr: `pir-agent: -group "web,Web": "web" and "Web" are one name to DNS`},
+		{args: []string{"pir-agent", "-group", "Web", "-service", "web=tcp://127.0.0.1:1"}, code: 2, stderr: `pir-agent: -service "web=tcp://127.0.0.1:1": group "web" and -group's "Web" are one name to DNS`},
+		{args: []string{"pir-agent", "-group", "web", "-port", "0"}, code: 2, stderr: "pir-agent: -port 0: want 1 to 65535"},
+		{args: []string{"pir-agent", "-4", "-6"}, code: 2, stderr: "pir-agent: -4 and -6 exclude each other"},
+		{args: []string{"pir-agent", "-service", "web"}, code: 2, stderr: `pir-agent: invalid value "web" for flag -service: want group=value`},
+		{args: []string{"pir-agent", "-service", "web=localhost"}, code: 2, stderr: `pir-agent: -service "web=localhost": want group=URI, the URI with a scheme and a host, e.g. web=tcp://127.0.0.1:8080`},
+		{args: []string{"pir-agent", "-service", "a|b=tcp://127.0.0.1:1"}, code: 2, stderr: `pir-agent: -service "a|b=tcp://127.0.0.1:1": group "a|b": want 1 to 255 bytes of UTF-8 without '|' or control characters`},
+		{args: []string{"pir-agent", "-service", "web=tcp://127.0.0.1:1", "-service", "web=tcp://127.0.0.1:2"}, code: 2, stderr: `pir-agent: -service: group "web" has two; the agent announces one service per group`},
+		{args: []string{"pir-agent", "-service", "web=http://user:secret@127.0.0.1:8080/"}, code: 2, stderr: `pir-agent: -service "web=http://user:xxxxx@127.0.0.1:8080/": the URI carries userinfo (user:password@), which every host on the LAN would read`},
+		{args: []string{"pir-agent", "-service", "web=udp://127.0.0.1"}, code: 2, stderr: `pir-agent: -service "web=udp://127.0.0.1": the service URI has no port to check: give it one, or a -check`},
+		{args: []string{"pir-agent", "-check", "web=tcp"}, code: 2, stderr: `pir-agent: -check "web=tcp": no -service for group "web"`},
+		{args: []string{"pir-agent", "-service", "web=tcp://127.0.0.1:1", "-check", "web=tcp", "-check", "web=none"}, code: 2, stderr: `pir-agent: -check: group "web" has two`},
+		{args: []string{"pir-agent", "-service", "web=tcp://127.0.0.1:1", "-check", "web=smtp"}, code: 2, stderr: `pir-agent: -check "web=smtp": want tcp, none, an http:// or https:// URL, or exec:COMMAND ARGS`},
+		{args: []string{"pir-agent", "-service", "web=tcp://127.0.0.1:1", "-check", "web=exec:"}, code: 2, stderr: `pir-agent: -check "web=exec:": exec: names no command`},
+		{args: []string{"pir-agent", "-service", "web=tcp://127.0.0.1:1", "-check", `web=exec:/bin/sh -c "exit 0`}, code: 2, stderr: `pir-agent: -check "web=exec:/bin/sh -c \"exit 0": exec: unterminated double quote`},
+		{args: []string{"pir-agent", "-service", "web=tcp://127.0.0.1:1", "-check", "web=http://"}, code: 2, stderr: `pir-agent: -check "web=http://": want an http:// or https:// URL with a host`},
+		{args: []string{"pir-agent", "-check-interval", "1s"}, code: 2, stderr: "pir-agent: -check-interval does nothing without -service"},
+		{args: []string{"pir-agent", "-service", "web=tcp://127.0.0.1:1", "-check-timeout", "0s"}, code: 2, stderr: "pir-agent: -check-timeout 0s: want more than 0"},
 		// runtime errors exit 1
 		{args: []string{"watch", "-key-file", "/nonexistent"}, code: 1, stderr: "pir: -key-file: open /nonexistent: no such file or directory"},
 	} {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -25,11 +25,11 @@ import (
 // agentArgs are the flags every agent in these tests gets: IPv4 on lo,
 // its servers on ports of its own.
 func agentArgs(port int, args ...string) []string {
-	return append([]string{"agent", "-4", "-iface", "lo", "-port", strconv.Itoa(port),
+	return append([]string{"pir-agent", "-4", "-iface", "lo", "-port", strconv.Itoa(port),
 		"-dns", "127.0.0.1:0", "-http", "127.0.0.1:0"}, args...)
 }
 
-// pir agent -service announces a local service whose health is its
+// pir-agent -service announces a local service whose health is its
 // check's: a watcher that lists members only once a probe passes
 // (-wait-probe) sees it only after the check passes; one that lists them
 // at once sees it fail. Interrupted, the agent says goodbye for it and
@@ -87,7 +87,7 @@ func TestAgentAdviceSiblings(t *testing.T) {
 	assert.Equal(t, 2, a.stderr.count("(foreign_group)"), "%q", a.stderr.lines())
 }
 
-// pir agent answers over DNS and HTTP on the addresses it prints, and
+// pir-agent answers over DNS and HTTP on the addresses it prints, and
 // stops both when interrupted. (e2e's TestAgent asks it everything, on a
 // lab LAN.)
 func TestAgentServes(t *testing.T) {
@@ -149,8 +149,8 @@ func TestAgentAddressInUse(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
-	r := pir(t, "agent", "-4", "-iface", "lo", "-port", "9423", "-dns", "127.0.0.1:0", "-http", ln.Addr().String())
+	r := pir(t, "pir-agent", "-4", "-iface", "lo", "-port", "9423", "-dns", "127.0.0.1:0", "-http", ln.Addr().String())
 	assert.Equal(t, 1, r.code)
-	assert.Equal(t, "pir: -http: listen tcp "+ln.Addr().String()+": bind: address already in use", firstLine(r.stderr))
+	assert.Equal(t, "pir-agent: -http: listen tcp "+ln.Addr().String()+": bind: address already in use", firstLine(r.stderr))
 	assert.Empty(t, r.stdout)
 }

@@ -1,9 +1,10 @@
-package main
+package cli
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/netip"
 	"os"
 	"strconv"
@@ -199,4 +200,13 @@ func TestKeyFile(t *testing.T) {
 	for line := range plain.ch {
 		assert.NotContains(t, line, `"with-key"`)
 	}
+}
+
+// run runs a command line as the tests write it: pir-agent's for one that
+// starts with "pir-agent", pir's for any other.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "pir-agent" {
+		return Agent(ctx, args[1:], stdout, stderr)
+	}
+	return Pir(ctx, args, stdout, stderr)
 }

@@ -1,0 +1,257 @@
+// Package cli is the pir and pir-agent commands: cmd/pir and cmd/pir-agent
+// are each a main that calls Pir or Agent. They are two binaries because
+// the agent serves HTTP: linking net/http (and crypto/tls with it) costs
+// every process about 1.8 MiB of resident memory whether or not it serves
+// anything, and a pir join member is meant to weigh what the original pir
+// does (docs/performance.md, "Where pir join's resident memory goes").
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+)
+
+const usage = `pir discovers peers on a LAN over IPv4 or IPv6 multicast.
+
+Usage:
+  pir demo  [flags]   start several peers on loopback (in a private network
+                      namespace where one can be made), show them discover each
+                      other, detect a crashed peer and a graceful leave
+  pir join  [flags]   join a group with a health-check server of its own and
+                      print membership events until interrupted (Ctrl-C), then
+                      leave gracefully
+  pir watch [flags]   observe a group without announcing: print its members and
+                      their events, like avahi-browse; -t to list them once and
+                      exit; -json for scripts
+  pir genkey          print a new random group key, for -key-file
+  pir version         print pir's version and VCS revision (also -version)
+  pir help COMMAND    print a command's flags (also pir COMMAND -h)
+
+Common flags:
+  -group NAME   group name (default "pir")
+  -port N       UDP port (default 9999)
+  -iface LIST   comma-separated interfaces (default: every up multicast one)
+  -4 / -6       IPv4 only / IPv6 only (default: both where available)
+  -json         one JSON object per line instead of text
+  -mdns         join: publish and discover over mDNS/DNS-SD (avahi-browse,
+                dns-sd and python-zeroconf see the members)
+  -mdns TYPE    watch: list the services of a DNS-SD type (_http._tcp...)
+                over mDNS, or "pir" for the group's members
+  -key-file F   authenticate every message with the group keys in F
+
+Peers speaking the original pir format (GROUP|ID|HEALTH|COMMS on 224.0.0.1)
+are seen and probed like any other.
+
+pir-agent, a command of its own, serves groups to programs in any language
+over DNS and HTTP; run pir-agent -h.
+`
+
+// Start prepares the process for either command and returns the context
+// that ends when the user interrupts it.
+func Start() context.Context {
+	if os.Getenv("GOMAXPROCS") == "" {
+		// One thread runs Go code unless GOMAXPROCS says otherwise. pir's
+		// work is small and comes in bursts: when a member joins, every
+		// other answers and probes it at once. With one thread the runtime
+		// hands work between goroutines without waking idle threads to
+		// look for it; a member spends a fifth less CPU on a join
+		// (docs/performance.md).
+		runtime.GOMAXPROCS(1)
+	}
+	// The signals stay caught until the process ends: one that comes
+	// while pir is leaving or exiting (a second Ctrl-C, a supervisor that
+	// sends SIGTERM twice) changes nothing, where the default action would
+	// end pir with a signal status instead of its own.
+	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// With SIGPIPE caught, a write to a closed pipe (pir watch | head -1)
+	// fails with EPIPE instead of killing pir: a member then still leaves
+	// gracefully (see printer).
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	return ctx
+}
+
+// A command runs with its arguments until it ends or ctx is done.
+type command func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+// commands are pir's commands, each run with its arguments.
+var commands = map[string]command{
+	"demo":  demo,
+	"join":  join,
+	"watch": watch,
+	"agent": movedAgent,
+	"genkey": func(_ context.Context, args []string, stdout, stderr io.Writer) error {
+		return genkey(args, stdout, stderr)
+	},
+	"version": func(_ context.Context, args []string, stdout, stderr io.Writer) error {
+		return version(args, stdout)
+	},
+}
+
+// Pir runs the pir command args names until it ends or ctx is done, and
+// returns the exit code: 0, 1 when the command failed, 2 for a usage
+// error.
+func Pir(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return dispatch(ctx, commands, args, stdout, stderr)
+}
+
+// Agent runs pir-agent with args until ctx is done, and returns the exit
+// code as Pir does.
+func Agent(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return exit("pir-agent", agentCmd(ctx, args, stdout, stderr), stderr)
+}
+
+// movedAgent tells a user of the agent's old name where it went.
+func movedAgent(context.Context, []string, io.Writer, io.Writer) error {
+	return usageErrorf("pir agent", false, "the agent is its own command now: run pir-agent (go run ./cmd/pir-agent)")
+}
+
+// dispatch runs the command of cmds that args names.
+func dispatch(ctx context.Context, cmds map[string]command, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "help", "-h", "-help", "--help":
+		if cmd != "help" || len(rest) == 0 {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		if len(rest) > 1 {
+			err = usageErrorf("pir help", false, "want one command, got %q", rest)
+			break
+		}
+		if _, ok := cmds[rest[0]]; !ok {
+			err = usageErrorf("pir help", false, "unknown command %q; run 'pir help' for the commands", rest[0])
+			break
+		}
+		err = cmds[rest[0]](ctx, []string{"-h"}, stdout, stderr)
+	case "-version", "--version":
+		err = version(rest, stdout)
+	default:
+		c, ok := cmds[cmd]
+		if !ok {
+			err = usageErrorf("pir", false, "unknown command %q; run 'pir help' for the commands", cmd)
+			break
+		}
+		err = c(ctx, rest, stdout, stderr)
+	}
+	return exit("pir", err, stderr)
+}
+
+// exit prints what the error of a command of prog means to the user and
+// returns the exit code.
+func exit(prog string, err error, stderr io.Writer) int {
+	var code exitCode
+	var ue *usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &code):
+		return int(code)
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "%s: %s\n", ue.cmd, ue.msg)
+		if ue.hint {
+			fmt.Fprintf(stderr, "run '%s -h' for the flags\n", ue.cmd)
+		}
+		return 2
+	default:
+		fmt.Fprintf(stderr, "%s: %s\n", prog, printable(err.Error()))
+		return 1
+	}
+}
+
+// usageError is a command line pir cannot run: a bad flag, a bad value, a
+// combination that makes no sense. run prints it on one line, prefixed by
+// the command, and exits 2.
+type usageError struct {
+	cmd  string // "pir join"
+	msg  string
+	hint bool // add "run 'pir join -h' for the flags"
+}
+
+func (e *usageError) Error() string { return e.cmd + ": " + e.msg }
+
+func usageErrorf(cmd string, hint bool, format string, args ...any) error {
+	return &usageError{cmd: cmd, msg: fmt.Sprintf(format, args...), hint: hint}
+}
+
+// parseFlags parses args into fs. Asked for help (-h), it prints fs's usage
+// on stdout and returns flag.ErrHelp; a bad flag is a usageError of one
+// line, without the usage the flag package would print.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return err
+	case err != nil:
+		return usageErrorf(fs.Name(), true, "%v", err)
+	case fs.NArg() > 0:
+		return usageErrorf(fs.Name(), true, "unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+// setFlags returns the names of the flags given on the command line.
+func setFlags(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
+// version prints the module version and the VCS revision pir was built
+// from, as the build info records them.
+func version(args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return usageErrorf("pir version", false, "unexpected argument %q", args[0])
+	}
+	fmt.Fprintln(stdout, versionString())
+	return nil
+}
+
+func versionString() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "pir (no build information)"
+	}
+	s := "pir " + bi.Main.Version
+	if bi.Main.Version == "" {
+		s = "pir (unknown version)"
+	}
+	var rev, at, modified string
+	for _, kv := range bi.Settings {
+		switch kv.Key {
+		case "vcs.revision":
+			rev = kv.Value
+		case "vcs.time":
+			at = kv.Value
+		case "vcs.modified":
+			modified = kv.Value
+		}
+	}
+	if rev != "" {
+		s += ", revision " + rev
+		if modified == "true" {
+			s += " (modified)"
+		}
+		if at != "" {
+			s += " of " + at
+		}
+	}
+	return s + ", " + bi.GoVersion + " " + runtime.GOOS + "/" + runtime.GOARCH
+}
