@@ -76,10 +76,15 @@ func (s *HTTPServer) Close() error {
 	})
 }
 
-// lingerTimeout bounds how long the server waits, after its reply, for
-// the client to close its side: the reply is not lost to a reset when the
-// client sent more than the server read (a body, a second request).
-const lingerTimeout = 500 * time.Millisecond
+// After its reply the server reads and drops what the client sends, up to
+// maxLinger bytes and for lingerTimeout at most, until the client closes
+// its side: closing a socket with unread bytes sends a reset, which would
+// destroy a reply the client has not read yet when it sent more than the
+// server read (a body, a second request, an oversize head).
+const (
+	lingerTimeout = 500 * time.Millisecond
+	maxLinger     = 64 << 10
+)
 
 // serve answers the one request of c and closes it.
 func (s *HTTPServer) serve(c *conn) {
@@ -123,7 +128,7 @@ func (s *HTTPServer) serve(c *conn) {
 		end = linger
 	}
 	if c.CloseWrite() == nil && c.SetReadDeadline(end) == nil {
-		_, _ = io.CopyN(io.Discard, c, maxRequestHead)
+		_, _ = io.CopyN(io.Discard, c, maxLinger)
 	}
 }
 
