@@ -47,10 +47,12 @@ type Config struct {
 	Codec codec.Codec
 
 	// Prober probes members' health URIs. Nil means
-	// healthcheck.NewRegistry(): tcp (the pir protocol), udp, http, https,
+	// healthcheck.NewRegistry(): tcp (the pir protocol), udp and http,
 	// plus the probers the Transport provides when it implements
 	// healthcheck.SchemeProvider (transport/mdns: tcpconnect and mdns, for
-	// the services of other software it finds, passing only those). A
+	// the services of other software it finds, passing only those). https
+	// needs the application's TLS config: register an HTTPProber with a
+	// DialTLS in a Registry of your own, beside the Transport's. A
 	// Prober of your own replaces all of this: over transport/mdns,
 	// register the Conn's Probers() in it if foreign services should join.
 	// Never register a prober that passes a target without asking it

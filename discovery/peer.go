@@ -19,8 +19,8 @@ type Peer struct {
 	ID string
 	// HealthURI is where other members probe this peer, e.g.
 	// tcp://198.18.0.2:37821 for the original pir protocol. Its scheme
-	// picks the prober (tcp, udp, http, https, or one the application
-	// registers). An unspecified host (tcp://0.0.0.0:port or
+	// picks the prober (tcp, udp, http, or one the application registers,
+	// such as https: see healthcheck.HTTPConfig.DialTLS). An unspecified host (tcp://0.0.0.0:port or
 	// tcp://[::]:port) is replaced, on each interface, by that interface's
 	// address when the transport can tell it (transport.LinkSender).
 	HealthURI *url.URL

@@ -8,13 +8,27 @@
 //
 //   - TCPProber, for tcp:// URIs: the protocol of the original pir.
 //   - UDPProber, for udp:// URIs: the same exchange in datagrams.
-//   - HTTPProber, for http:// and https:// URIs: a GET that must end 2xx.
+//   - HTTPProber, for http:// URIs, and https:// ones when the application
+//     gives it a TLS dialer (HTTPConfig.DialTLS): a GET that must end 2xx.
 //
 // A Registry is a Prober that dispatches on the URI's scheme. NewRegistry
-// holds the built-in probers with their default configs; Register adds an
-// application's own (a ProberFunc will do) or replaces one, for example
-// with a TCPProber of another Timeout. A scheme nobody registered fails
-// with ErrUnsupportedScheme.
+// holds the built-in probers with their default configs (tcp, udp, http);
+// Register adds an application's own (a ProberFunc will do) or replaces
+// one, for example with a TCPProber of another Timeout, or adds https:
+//
+//	r := healthcheck.NewRegistry()
+//	r.Register("https", healthcheck.NewHTTPProber(healthcheck.HTTPConfig{
+//		DialTLS: (&tls.Dialer{Config: cfg}).DialContext, // cfg's roots must vouch for each member's IP
+//	}))
+//
+// A scheme nobody registered fails with ErrUnsupportedScheme.
+//
+// The package does not link net/http or crypto/tls: together they cost a
+// program about 1.5 MiB of resident memory, which every member would pay
+// whether or not it probes over HTTP. HTTPProber and HTTPServer speak the
+// little of HTTP/1.1 a health check needs themselves, and TLS comes from
+// the application's dialer; healthcheck/httphealth serves the HTTP check
+// from an application's own net/http server.
 //
 // Every built-in prober checks that the peer answers as a pir member
 // does. NewRegistry holds nothing that would pass a peer without such an
@@ -35,8 +49,7 @@
 //   - anything else: the network said no, e.g. syscall.ECONNREFUSED.
 //
 // Probers are safe for concurrent use and keep nothing between probes: no
-// connection, no goroutine (an HTTPProber given its own http.Client keeps
-// whatever that client keeps). Each Timeout defaults to DefaultTimeout (2s)
+// connection, no goroutine. Each Timeout defaults to DefaultTimeout (2s)
 // and the context's deadline applies too, whichever is sooner.
 //
 // On a slow or lossy path the TCP probers start another connection beside
@@ -72,16 +85,32 @@
 //     timeout; an ICMP port-unreachable means "connection refused". The
 //     probe is not resent.
 //
-// http://host:port/path and https:// (HTTPProber, HTTPServer):
+// http://host:port/path and https:// (HTTPProber, HTTPServer), HTTP/1.1
+// with one request per connection:
 //
-//  1. The prober sends GET /path with "User-Agent: pir-healthcheck".
-//  2. A healthy server answers 200 with the body "ok"; an unhealthy one
-//     503 with the body "unhealthy". HEAD is answered like GET; any other
-//     method gets 405.
-//  3. Any 2xx status means healthy; any other status means unhealthy.
-//     The prober follows at most MaxHTTPRedirects redirects, and only to
-//     the same host and port (and never from https to http); it reads at
-//     most 4 KiB of the body and closes it.
+//  1. The prober connects to host:port (80 by default; for https it has
+//     DialTLS connect and make the TLS handshake, 443 by default) and
+//     sends the lines "GET /path?query HTTP/1.1", "Host: host[:port]",
+//     "User-Agent: pir-healthcheck", "Accept: */*", "Connection: close",
+//     each ending in CRLF, then an empty line. An IPv6 host's zone is left
+//     out of Host.
+//  2. The server reads the request head, at most 8 KiB (a larger one is
+//     answered with 431), and answers GET and HEAD on its path (the query
+//     aside) with 200 and the body "ok" when healthy, 503 and "unhealthy"
+//     when not, HEAD without the body; another path gets 404, another
+//     method 405 (with "Allow: GET, HEAD"), a malformed request 400. Every
+//     reply carries "Content-Type: text/plain; charset=utf-8",
+//     "Cache-Control: no-store", Content-Length and "Connection: close",
+//     and the server closes the connection after it.
+//  3. The prober reads the status line and header fields (at most 16 KiB,
+//     interim 1xx responses included) and up to 4 KiB of the body, then
+//     closes the connection (with a reset, as the TCP prober does). Any
+//     2xx status means healthy; any other status, or a response that is
+//     not HTTP/1.0 or 1.1 or whose head is too large, means unhealthy. A
+//     301, 302, 303, 307 or 308 whose Location leads to the same host and
+//     port (and not from https to http) is followed with a new
+//     connection, at most MaxHTTPRedirects times; any other redirect is
+//     the final answer.
 //
 // In every protocol the URI's host may be an IPv6 literal in brackets,
 // with a zone for a link-local address: tcp://[fe80::1%25eth0]:7.
@@ -93,8 +122,11 @@
 // and stopped with Close; URI gives the URI to advertise, built from the
 // address actually bound (so "127.0.0.1:0" becomes tcp://127.0.0.1:40215).
 // SetHealthy(false) makes a server answer as an unhealthy peer would,
-// without closing it; SetHealthy(true) undoes that. HTTPServer.Handler and
-// HealthHandler serve the HTTP protocol on an application's own mux.
+// without closing it; SetHealthy(true) undoes that, and Healthy reports it.
+// An application with an HTTP server of its own serves the HTTP check
+// there instead, with healthcheck/httphealth:
+//
+//	mux.Handle("/healthz", httphealth.Handler(srv.Healthy))
 //
 // A server bounds the time a connection may take (ServerConfig.ReadTimeout)
 // and the number of connections open at once (ServerConfig.MaxConns), so

@@ -3,8 +3,6 @@ package healthcheck_test
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"time"
 
 	"github.com/pirlan/pir/healthcheck"
@@ -37,24 +35,4 @@ func Example() {
 	// Output:
 	// healthy
 	// unhealthy
-}
-
-// An application serves the HTTP health check on its own mux, with no
-// HTTPServer listening, and marks itself down while it drains.
-func ExampleHTTPServer_Handler() {
-	health := healthcheck.NewHTTPServer(healthcheck.ServerConfig{})
-	mux := http.NewServeMux()
-	mux.Handle("/healthz", health.Handler())
-
-	rec := httptest.NewRecorder()
-	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
-	fmt.Println(rec.Code, rec.Body)
-
-	health.SetHealthy(false)
-	rec = httptest.NewRecorder()
-	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
-	fmt.Println(rec.Code, rec.Body)
-	// Output:
-	// 200 ok
-	// 503 unhealthy
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -146,6 +147,21 @@ func startHTTP(t *testing.T, host string, h http.Handler, path string) *url.URL 
 	s.Start()
 	t.Cleanup(s.Close)
 	return uriOf("http", ln.Addr(), path)
+}
+
+// startHTTPS serves h on host with httptest over TLS and returns the
+// server, whose Client trusts its certificate, and its URL with path.
+func startHTTPS(t *testing.T, host string, h http.Handler, path string) (*httptest.Server, *url.URL) {
+	t.Helper()
+	ln, err := net.Listen("tcp", anyPort(host))
+	require.NoError(t, err)
+	s := httptest.NewUnstartedServer(h)
+	_ = s.Listener.Close()
+	s.Listener = ln
+	s.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes a test fails on purpose
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	return s, uriOf("https", ln.Addr(), path)
 }
 
 // refusedURI returns a URI of scheme on host for a port where nothing

@@ -2,32 +2,40 @@ package healthcheck
 
 import (
 	"errors"
+	"io"
 	"net"
-	"net/http"
-	"sync"
-
-	"github.com/hashicorp/go-hclog"
+	"net/url"
+	"strconv"
+	"time"
 )
 
-// HTTPServer serves HealthHandler on ServerConfig.Path over plain HTTP, for
-// HTTPProber. While healthy it answers GET and HEAD with 200 "ok", while
-// unhealthy with 503; other paths get 404, other methods 405. SetHealthy
-// also drives every handler that Handler returned.
+// HTTPServer answers the HTTP probe on ServerConfig.Path, for HTTPProber
+// and any HTTP client: while healthy it answers GET and HEAD with 200
+// "ok", while unhealthy with 503 "unhealthy" (HEAD without the body);
+// other paths (the query aside) get 404, other methods 405, a malformed
+// request 400, a request head over 8 KiB 431. Every reply is
+// text/plain, "Cache-Control: no-store", with a Content-Length.
+//
+// One request per connection: the server reads one request head, answers
+// it with "Connection: close" and closes the connection. It speaks
+// HTTP/1.0 and HTTP/1.1 without net/http (the package doc says why), and
+// reads no request body. An application that has an HTTP server of its
+// own serves the same answers there with healthcheck/httphealth's
+// Handler(s.Healthy) instead.
 //
 // It counts its connections as the TCPServer does (see ServerConfig): a
-// connection it refuses is reset as soon as it is accepted, one that sends
-// no byte of its request within FirstByteTimeout is closed, and an idle
-// kept-alive connection is closed after FirstByteTimeout too.
+// connection it refuses is reset as soon as it is accepted, and so is one
+// that sends no byte of its request within FirstByteTimeout, or not the
+// whole head within ReadTimeout.
 //
 // Its methods are safe for concurrent use. Close stops it for good.
 type HTTPServer struct {
-	serverCore // its wg counts the Serve goroutine
-	// connState, when set (by tests), also sees every connection state
-	// change.
-	connState func(net.Conn, http.ConnState)
+	serverCore
+	ln net.Listener
 
-	srv   *http.Server
-	conns sync.WaitGroup // one count per connection http.Server serves
+	// connEvent, when set (by tests), is called as a connection's
+	// goroutine starts (open true) and as it ends.
+	connEvent func(c net.Conn, open bool)
 }
 
 // NewHTTPServer returns a healthy HTTPServer configured by cfg. Start makes
@@ -37,11 +45,6 @@ func NewHTTPServer(cfg ServerConfig) *HTTPServer {
 	s.prepare("http", cfg)
 	return s
 }
-
-// Handler returns the server's health handler (see HealthHandler), which
-// follows SetHealthy. An application that has its own HTTP server mounts
-// it there; it needs no Start.
-func (s *HTTPServer) Handler() http.Handler { return HealthHandler(s.healthy.Load) }
 
 // Start listens on addr, such as "127.0.0.1:0" or "[::1]:0", and serves in
 // the background until Close. It fails if the config is invalid, the
@@ -54,80 +57,132 @@ func (s *HTTPServer) bind(addr string) (net.Addr, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	s.ln = ln
 	s.path = s.cfg.Path
-	mux := http.NewServeMux()
-	mux.Handle(s.cfg.Path, s.Handler())
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: s.cfg.ReadTimeout,
-		ReadTimeout:       s.cfg.ReadTimeout,
-		WriteTimeout:      s.cfg.ReadTimeout,
-		IdleTimeout:       s.cfg.FirstByteTimeout,
-		MaxHeaderBytes:    4 << 10,
-		ErrorLog:          s.log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
-		ConnState:         s.trackConn,
-	}
-	s.srv = srv
-	return ln.Addr(), func() { s.serve(srv, &admitListener{Listener: ln, s: &s.serverCore}) }, nil
-}
-
-// admitListener hands http.Server only the connections that
-// serverCore.admit lets in, each wrapped so that closing it frees its
-// place; it resets the others at once.
-type admitListener struct {
-	net.Listener
-	s *serverCore
-}
-
-func (l *admitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		if t, ok := l.s.admit(c); ok {
-			return t, nil
-		}
-		closeWithReset(c)
-	}
-}
-
-func (s *HTTPServer) serve(srv *http.Server, ln net.Listener) {
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		s.log.Error("health-check server stopped", "protocol", s.protocol, "addr", s.addr, "error", err)
-	}
-}
-
-// trackConn counts the connections http.Server serves, so that Close can
-// wait for their goroutines. http.Server reports StateNew from its accept
-// loop, before it starts the connection's goroutine, and StateClosed (or
-// StateHijacked) from that goroutine as it ends.
-func (s *HTTPServer) trackConn(c net.Conn, st http.ConnState) {
-	switch st {
-	case http.StateNew:
-		s.conns.Add(1)
-	case http.StateClosed, http.StateHijacked:
-		s.conns.Done()
-	}
-	if s.connState != nil {
-		s.connState(c, st)
-	}
+	return ln.Addr(), func() { s.acceptLoop(ln, s.serve) }, nil
 }
 
 // Stats returns a snapshot of the server's connection counters.
 func (s *HTTPServer) Stats() ServerStats { return s.stats() }
 
-// Close stops the listener, closes every connection and waits for every
-// goroutine that serves them. It may be called before Start, and more than
-// once; every call returns once the server has stopped.
+// Close stops the listener, closes every open connection and waits for
+// every goroutine the server started. It may be called before Start, and
+// more than once; every call returns once the server has stopped.
 func (s *HTTPServer) Close() error {
-	// shutdown waits for the Serve goroutine first: once it has returned,
-	// http.Server starts no more connections, so the count below only goes
-	// down.
-	err := s.shutdown(func() error {
+	return s.shutdown(func() error {
+		err := s.ln.Close()
 		s.closeAll()
-		return s.srv.Close()
+		return err
 	})
-	s.conns.Wait()
-	return err
+}
+
+// After its reply the server reads and drops what the client sends, up to
+// maxLinger bytes and for lingerTimeout at most, until the client closes
+// its side: closing a socket with unread bytes sends a reset, which would
+// destroy a reply the client has not read yet when it sent more than the
+// server read (a body, a second request, an oversize head).
+const (
+	lingerTimeout = 500 * time.Millisecond
+	maxLinger     = 64 << 10
+)
+
+// serve answers the one request of c and closes it.
+func (s *HTTPServer) serve(c *conn) {
+	if s.connEvent != nil {
+		s.connEvent(c.Conn, true)
+		defer s.connEvent(c.Conn, false)
+	}
+	abort := true // reset, rather than close, a connection that sent no request
+	defer func() {
+		if abort {
+			s.release(c)
+			closeWithReset(c.Conn)
+			return
+		}
+		_ = c.Close()
+	}()
+	end := time.Now().Add(s.cfg.ReadTimeout)
+	if err := c.SetDeadline(end); err != nil {
+		return
+	}
+	buf, n, err := readHead(c, make([]byte, 0, maxRequestHead))
+	var status int
+	var head bool
+	switch {
+	case errors.Is(err, errHeadTooLarge):
+		status = 431
+	case err != nil:
+		s.log.Debug("request not received", "remote", c.RemoteAddr(), "error", err)
+		return
+	default:
+		status, head = s.answer(buf[:n])
+	}
+	abort = false
+	if _, err := c.Write(httpReply(status, head, time.Now())); err != nil {
+		s.log.Debug("reply not sent", "remote", c.RemoteAddr(), "error", err)
+		return
+	}
+	// Close gracefully: FIN, then read until the client closes, briefly
+	// and within ReadTimeout still.
+	if linger := time.Now().Add(lingerTimeout); linger.Before(end) {
+		end = linger
+	}
+	if c.CloseWrite() == nil && c.SetReadDeadline(end) == nil {
+		_, _ = io.CopyN(io.Discard, c, maxLinger)
+	}
+}
+
+// answer returns the status that answers the request whose head is b, and
+// whether the request was a HEAD (whose reply has no body).
+func (s *HTTPServer) answer(b []byte) (status int, head bool) {
+	r, err := parseRequestHead(b)
+	if err != nil {
+		s.log.Debug("bad request", "error", err)
+		return 400, false
+	}
+	head = r.method == "HEAD"
+	u, err := url.ParseRequestURI(r.target)
+	switch {
+	case err != nil:
+		return 400, head
+	case u.Path != s.cfg.Path:
+		return 404, head
+	case r.method != "GET" && !head:
+		return 405, false
+	case !s.healthy.Load():
+		return 503, head
+	}
+	return 200, head
+}
+
+// httpReply returns the whole reply with status, without its body for a
+// HEAD, dated now.
+func httpReply(status int, head bool, now time.Time) []byte {
+	var body string
+	switch status {
+	case 200:
+		body = "ok"
+	case 503:
+		body = "unhealthy"
+	default:
+		body = statusText(status)
+	}
+	b := make([]byte, 0, 256)
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, statusText(status)...)
+	b = append(b, "\r\nDate: "...)
+	b = now.UTC().AppendFormat(b, "Mon, 02 Jan 2006 15:04:05 GMT")
+	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n"...)
+	if status == 405 {
+		b = append(b, "Allow: GET, HEAD\r\n"...)
+	}
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\nConnection: close\r\n\r\n"...)
+	if !head {
+		b = append(b, body...)
+	}
+	return b
 }

@@ -21,12 +21,8 @@ import (
 func TestHTTPServerMaxConns(t *testing.T) {
 	const max = 2
 	s := NewHTTPServer(ServerConfig{ReadTimeout: time.Minute, FirstByteTimeout: -1, MaxConns: max})
-	events := make(chan http.ConnState, 16)
-	s.connState = func(_ net.Conn, st http.ConnState) {
-		if st == http.StateNew || st == http.StateClosed {
-			events <- st
-		}
-	}
+	events := make(chan bool, 16) // a connection's goroutine started (true) or ended
+	s.connEvent = func(_ net.Conn, open bool) { events <- open }
 	require.NoError(t, s.Start("127.0.0.1:0"))
 	t.Cleanup(func() { assert.NoError(t, s.Close()) })
 	dial := func() (net.Conn, error) {
@@ -37,13 +33,13 @@ func TestHTTPServerMaxConns(t *testing.T) {
 		}
 		return c, err
 	}
-	waitFor := func(want http.ConnState) {
+	waitFor := func(want bool) {
 		t.Helper()
 		select {
-		case st := <-events:
-			require.Equal(t, want, st)
+		case open := <-events:
+			require.Equal(t, want, open)
 		case <-time.After(10 * time.Second):
-			require.FailNow(t, "no connection event", "want %v", want)
+			require.FailNow(t, "no connection event", "want open=%v", want)
 		}
 	}
 
@@ -52,7 +48,7 @@ func TestHTTPServerMaxConns(t *testing.T) {
 		var err error
 		held[i], err = dial()
 		require.NoError(t, err)
-		waitFor(http.StateNew)
+		waitFor(true)
 	}
 	// The extra connection is reset: at once, or at the first read.
 	if extra, err := dial(); err == nil {
@@ -65,10 +61,10 @@ func TestHTTPServerMaxConns(t *testing.T) {
 	assert.Equal(t, uint64(1), s.Stats().Refused)
 
 	require.NoError(t, held[0].Close())
-	waitFor(http.StateClosed)
+	waitFor(false)
 	c, err := dial()
 	require.NoError(t, err)
-	waitFor(http.StateNew)
+	waitFor(true)
 	_, err = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
 	require.NoError(t, err)
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -77,24 +73,15 @@ func TestHTTPServerMaxConns(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 }
 
-// TestHTTPProberClient checks what no loopback test can observe: the
-// default client takes no proxy from the environment (net/http never
-// proxies loopback anyway) and keeps no idle connection; a caller's client
-// is copied, not changed.
-func TestHTTPProberClient(t *testing.T) {
+// TestHTTPProberConfig: the defaults, and https only with a DialTLS.
+func TestHTTPProberConfig(t *testing.T) {
 	p := NewHTTPProber(HTTPConfig{})
 	assert.Equal(t, DefaultTimeout, p.timeout)
-	tr, ok := p.client.Transport.(*http.Transport)
-	require.True(t, ok)
-	assert.Nil(t, tr.Proxy)
-	assert.True(t, tr.DisableKeepAlives)
-	assert.NotNil(t, p.client.CheckRedirect)
-
-	own := &http.Client{}
-	p = NewHTTPProber(HTTPConfig{Client: own, Timeout: time.Second})
+	assert.Nil(t, p.dialTLS)
+	assert.False(t, p.Supports("https"))
+	p = NewHTTPProber(HTTPConfig{Timeout: time.Second, DialTLS: (&net.Dialer{}).DialContext})
 	assert.Equal(t, time.Second, p.timeout)
-	assert.NotSame(t, own, p.client)
-	assert.Nil(t, own.CheckRedirect, "the caller's client was changed")
+	assert.True(t, p.Supports("HTTPS"))
 }
 
 func TestSameHost(t *testing.T) {

@@ -61,8 +61,10 @@ type Registry struct {
 }
 
 // NewRegistry returns a Registry with the built-in probers: tcp (the pir
-// protocol), udp, http and https. Each of them checks that the peer answers
-// as a pir member would. It holds no prober for tcpconnect:// (a bare TCP
+// protocol), udp and http. Each of them checks that the peer answers as a
+// pir member would. It holds no prober for https, which needs the
+// application's TLS configuration: register an HTTPProber with a DialTLS
+// for it. It holds no prober for tcpconnect:// (a bare TCP
 // connect) or mdns:// (no probe at all): served to every peer, they would
 // let anyone who can send an announcement join without answering a probe.
 // Those schemes are the transport/mdns Conn's, for the services it finds,
@@ -71,9 +73,7 @@ func NewRegistry() *Registry {
 	r := &Registry{probers: make(map[string]Prober)}
 	r.Register("tcp", NewTCPProber(TCPConfig{}))
 	r.Register("udp", NewUDPProber(UDPConfig{}))
-	hp := NewHTTPProber(HTTPConfig{})
-	r.Register("http", hp)
-	r.Register("https", hp)
+	r.Register("http", NewHTTPProber(HTTPConfig{}))
 	return r
 }
 

@@ -23,16 +23,18 @@ func recorder(got *[]string, name string, err error) healthcheck.Prober {
 func TestRegistry(t *testing.T) {
 	t.Run("BuiltIns", func(t *testing.T) {
 		r := healthcheck.NewRegistry()
-		for _, s := range []string{"tcp", "udp", "http", "https", "TCP"} {
+		for _, s := range []string{"tcp", "udp", "http", "TCP"} {
 			assert.True(t, r.Supports(s), s)
 		}
 		assert.False(t, r.Supports("ftp"))
+		// https needs the application's TLS config (HTTPConfig.DialTLS).
+		assert.False(t, r.Supports("https"))
 		p, ok := r.Lookup("tcp")
 		require.True(t, ok)
 		assert.IsType(t, &healthcheck.TCPProber{}, p)
 		p, _ = r.Lookup("udp")
 		assert.IsType(t, &healthcheck.UDPProber{}, p)
-		p, _ = r.Lookup("https")
+		p, _ = r.Lookup("http")
 		assert.IsType(t, &healthcheck.HTTPProber{}, p)
 	})
 	t.Run("DispatchByScheme", func(t *testing.T) {

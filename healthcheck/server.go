@@ -39,9 +39,7 @@ type ServerConfig struct {
 	// connected, so on a LAN the byte comes within a millisecond; the
 	// default leaves room for a lost segment's retransmission (200 ms on
 	// Linux) and a loaded machine. ReadTimeout still bounds the whole
-	// exchange, and caps this. The HTTPServer also uses it as its idle
-	// timeout between requests on a kept-alive connection. The UDPServer
-	// ignores it. Zero means DefaultFirstByteTimeout (500ms); negative
+	// exchange, and caps this. The UDPServer ignores it. Zero means DefaultFirstByteTimeout (500ms); negative
 	// means no deadline of its own (ReadTimeout alone).
 	FirstByteTimeout time.Duration
 
@@ -227,9 +225,8 @@ type serverCore struct {
 
 	// The connections the TCPServer and HTTPServer count (see admit),
 	// guarded by cmu, which may be taken while holding mu but not the
-	// other way round: closing a connection (as http.Server.Close does,
-	// called under mu) takes cmu, and so does admit, called by the
-	// accept loop that Close waits for. Each map holds at most MaxConns
+	// other way round: closeAll, called under mu, takes cmu, and so does
+	// admit, called by the accept loop that Close waits for. Each map holds at most MaxConns
 	// entries.
 	cmu     sync.Mutex
 	closing bool // set by closeAll: admit no more
@@ -366,10 +363,9 @@ func (s *serverCore) stats() ServerStats {
 }
 
 // conn is an open connection that the server counts: where it came from,
-// whether that source is known, and when it came. For the HTTPServer it
-// also holds back every read deadline to the first-byte deadline until the
-// first byte has come, so that http.Server's own (longer) deadlines do not
-// undo it.
+// whether that source is known, and when it came. It also holds back every
+// read deadline to the first-byte deadline until the first byte has come,
+// so that the server's own (longer) ReadTimeout deadline does not undo it.
 type conn struct {
 	net.Conn
 	s     *serverCore
@@ -536,8 +532,9 @@ func (c *conn) SetDeadline(t time.Time) error {
 }
 
 // CloseWrite shuts down the writing side of a TCP connection, as
-// *net.TCPConn does: http.Server does that before it closes a connection,
-// so that the client reads the whole response rather than a reset.
+// *net.TCPConn does: the HTTPServer does that before it closes a
+// connection, so that the client reads the whole response rather than a
+// reset.
 func (c *conn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
@@ -560,6 +557,48 @@ func closeWithReset(c net.Conn) {
 		_ = tc.SetLinger(0)
 	}
 	_ = c.Close()
+}
+
+// acceptLoop accepts connections on ln until it is closed, and runs serve
+// for each one admitted (see track), in a goroutine of its own.
+func (s *serverCore) acceptLoop(ln net.Listener, serve func(*conn)) {
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			backoff = nextBackoff(backoff)
+			s.log.Warn("accept failed", "addr", s.addr, "error", err, "retry_in", backoff)
+			if !s.wait(backoff) {
+				return
+			}
+			continue
+		}
+		backoff = 0
+		if !s.track(c, serve) {
+			closeWithReset(c)
+		}
+	}
+}
+
+// track admits c (see admit) and starts serve(c) in a goroutine counted by
+// wg, or reports false.
+func (s *serverCore) track(c net.Conn, serve func(*conn)) bool {
+	t, ok := s.admit(c)
+	if !ok {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateStarted {
+		// Close came between admit and here, and has closed t already.
+		s.release(t)
+		return false
+	}
+	s.wg.Go(func() { serve(t) })
+	return true
 }
 
 // wait waits d, the backoff after a failed Accept or read, and reports

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -255,7 +254,7 @@ func TestHTTPServer(t *testing.T) {
 		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 		do := func(method, path string) (*http.Response, string) {
 			t.Helper()
-			req, err := http.NewRequest(method, (&url.URL{Scheme: "http", Host: u.Host, Path: path}).String(), nil)
+			req, err := http.NewRequest(method, "http://"+u.Host+path, nil)
 			require.NoError(t, err)
 			resp, err := client.Do(req)
 			require.NoError(t, err)
@@ -265,9 +264,16 @@ func TestHTTPServer(t *testing.T) {
 			return resp, string(body)
 		}
 
+		p := healthcheck.NewHTTPProber(healthcheck.HTTPConfig{Timeout: longTimeout})
 		resp, body := do(http.MethodGet, "/healthz")
 		assert.Equal(t, http.StatusOK, resp.StatusCode)
 		assert.Equal(t, "ok", body)
+		assert.Equal(t, "text/plain; charset=utf-8", resp.Header.Get("Content-Type"))
+		assert.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
+		assert.Equal(t, int64(2), resp.ContentLength)
+		assert.True(t, resp.Close, "want Connection: close")
+		assert.NotEmpty(t, resp.Header.Get("Date"))
+		require.NoError(t, p.Probe(context.Background(), u))
 		resp, body = do(http.MethodHead, "/healthz")
 		assert.Equal(t, http.StatusOK, resp.StatusCode)
 		assert.Empty(t, body)
@@ -276,14 +282,70 @@ func TestHTTPServer(t *testing.T) {
 		assert.Equal(t, "GET, HEAD", resp.Header.Get("Allow"))
 		resp, _ = do(http.MethodGet, "/other")
 		assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+		resp, body = do(http.MethodGet, "/healthz?verbose=1")
+		assert.Equal(t, http.StatusOK, resp.StatusCode, "the query is ignored")
+		assert.Equal(t, "ok", body)
 
 		s.SetHealthy(false)
 		resp, body = do(http.MethodGet, "/healthz")
 		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 		assert.Equal(t, "unhealthy", body)
+		assert.Equal(t, int64(len("unhealthy")), resp.ContentLength)
+		resp, body = do(http.MethodHead, "/healthz")
+		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+		assert.Empty(t, body)
+		err := p.Probe(context.Background(), u)
+		require.ErrorIs(t, err, healthcheck.ErrUnhealthy)
+		assert.Contains(t, err.Error(), "503 Service Unavailable")
 		s.SetHealthy(true)
 		resp, _ = do(http.MethodGet, "/healthz")
 		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		require.NoError(t, p.Probe(context.Background(), u))
+	})
+
+	// Requests no HTTP client library would send, written byte by byte;
+	// each reply must be whole and end with the server's close.
+	t.Run("Raw", func(t *testing.T) {
+		s := startServer(t, healthcheck.NewHTTPServer(healthcheck.ServerConfig{ReadTimeout: longTimeout}), "127.0.0.1")
+		for _, tc := range []struct {
+			name, req string
+			status    int
+			body      string
+		}{
+			{"HTTP10NoHost", "GET /healthz HTTP/1.0\r\n\r\n", 200, "ok"},
+			{"HTTP11NoHost", "GET /healthz HTTP/1.1\r\n\r\n", 400, "Bad Request"},
+			{"TwoHosts", "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "Bad Request"},
+			{"BareLF", "GET /healthz HTTP/1.1\nHost: x\n\n", 200, "ok"},
+			{"AbsoluteForm", "GET http://x/healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200, "ok"},
+			{"Escaped", "GET /health%7A HTTP/1.1\r\nHost: x\r\n\r\n", 200, "ok"},
+			{"HEAD", "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200, ""},
+			{"HEADUnknownPath", "HEAD /x HTTP/1.1\r\nHost: x\r\n\r\n", 404, ""},
+			{"Garbage", "\x00\x01\x02\r\n\r\n", 400, "Bad Request"},
+			{"HTTP2Preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400, "Bad Request"},
+			{"BadHeader", "GET /healthz HTTP/1.1\r\nHost x\r\n\r\n", 400, "Bad Request"},
+			{"Oversize", "GET /healthz HTTP/1.1\r\nHost: x\r\nX: " + strings.Repeat("x", 8<<10) + "\r\n\r\n", 431, "Request Header Fields Too Large"},
+			// A body and a second request are not read; the reply still
+			// comes whole, before the close.
+			{"WithBody", "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 32768\r\n\r\n" + strings.Repeat("x", 32<<10), 405, "Method Not Allowed"},
+			{"Pipelined", strings.Repeat("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 2), 200, "ok"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				c := dialTCP(t, s.Addr())
+				require.NoError(t, c.SetDeadline(time.Now().Add(bound)))
+				_, err := io.WriteString(c, tc.req)
+				require.NoError(t, err)
+				br := bufio.NewReader(c)
+				method := strings.Fields(tc.req + " x")[0]
+				resp, err := http.ReadResponse(br, &http.Request{Method: method})
+				require.NoError(t, err)
+				body, err := io.ReadAll(resp.Body)
+				require.NoError(t, err)
+				assert.Equal(t, tc.status, resp.StatusCode)
+				assert.Equal(t, tc.body, string(body))
+				_, err = br.ReadByte()
+				require.ErrorIs(t, err, io.EOF, "want the server's close after one reply")
+			})
+		}
 	})
 
 	t.Run("CustomPath", func(t *testing.T) {
@@ -301,47 +363,19 @@ func TestHTTPServer(t *testing.T) {
 	t.Run("CloseClosesOpenConnections", func(t *testing.T) {
 		s := healthcheck.NewHTTPServer(healthcheck.ServerConfig{ReadTimeout: longTimeout})
 		require.NoError(t, s.Start("127.0.0.1:0"))
-		// A connection that has had one answer and is kept alive: the
-		// server is certainly serving it.
+		// A connection that has sent part of its request: the server is
+		// certainly serving it, waiting for the rest.
 		c := dialTCP(t, s.Addr())
 		require.NoError(t, c.SetDeadline(time.Now().Add(bound)))
-		_, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		_, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\n")
 		require.NoError(t, err)
-		br := bufio.NewReader(c)
-		resp, err := http.ReadResponse(br, nil)
-		require.NoError(t, err)
-		_, _ = io.Copy(io.Discard, resp.Body)
-		require.NoError(t, resp.Body.Close())
-		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Eventually(t, func() bool { return s.Stats().Open == 1 }, bound, time.Millisecond)
 
 		require.NoError(t, s.Close())
-		_, err = br.ReadByte()
+		_, err = c.Read(make([]byte, 1))
 		require.Truef(t, err == io.EOF || isReset(err), "want the server to close the connection, got %v", err)
 		goleak.VerifyNone(t)
 	})
-}
-
-// TestHealthHandler mounts the handlers on an application's own mux.
-func TestHealthHandler(t *testing.T) {
-	get := func(h http.Handler, method string) *httptest.ResponseRecorder {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(method, "/", nil))
-		return rec
-	}
-	always := healthcheck.HealthHandler(nil)
-	assert.Equal(t, http.StatusOK, get(always, http.MethodGet).Code)
-	assert.Equal(t, "ok", get(always, http.MethodGet).Body.String())
-	assert.Equal(t, http.StatusMethodNotAllowed, get(always, http.MethodDelete).Code)
-
-	// HTTPServer.Handler follows SetHealthy, with no Start.
-	s := healthcheck.NewHTTPServer(healthcheck.ServerConfig{})
-	h := s.Handler()
-	assert.Equal(t, http.StatusOK, get(h, http.MethodGet).Code)
-	s.SetHealthy(false)
-	rec := get(h, http.MethodGet)
-	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
-	assert.True(t, strings.HasPrefix(rec.Body.String(), "unhealthy"))
-	require.NoError(t, s.Close())
 }
 
 // dialFrom connects to ap from the loopback address src (any of 127/8).

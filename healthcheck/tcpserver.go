@@ -1,7 +1,6 @@
 package healthcheck
 
 import (
-	"errors"
 	"io"
 	"net"
 	"time"
@@ -43,7 +42,7 @@ func (s *TCPServer) bind(addr string) (net.Addr, func(), error) {
 		return nil, nil, err
 	}
 	s.ln = ln
-	return ln.Addr(), func() { s.acceptLoop(ln) }, nil
+	return ln.Addr(), func() { s.acceptLoop(ln, s.serve) }, nil
 }
 
 // Stats returns a snapshot of the server's connection counters.
@@ -60,50 +59,8 @@ func (s *TCPServer) Close() error {
 	})
 }
 
-func (s *TCPServer) acceptLoop(ln net.Listener) {
-	var backoff time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			backoff = nextBackoff(backoff)
-			s.log.Warn("accept failed", "addr", s.addr, "error", err, "retry_in", backoff)
-			if !s.wait(backoff) {
-				return
-			}
-			continue
-		}
-		backoff = 0
-		if !s.track(c) {
-			closeWithReset(c)
-		}
-	}
-}
-
-// track admits c (see serverCore.admit) and starts its goroutine, counted
-// by wg, or reports false.
-func (s *TCPServer) track(c net.Conn) bool {
-	t, ok := s.admit(c)
-	if !ok {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.state != stateStarted {
-		// Close came between admit and here, and has closed t already.
-		s.release(t)
-		return false
-	}
-	s.wg.Add(1)
-	go s.serve(t)
-	return true
-}
-
 // serve answers the one probe of c and closes it.
 func (s *TCPServer) serve(c *conn) {
-	defer s.wg.Done()
 	abort := true // reset, rather than close, a connection that sent no probe
 	defer func() {
 		if abort {

@@ -50,7 +50,7 @@ func redisPing(ctx context.Context, target *url.URL) error {
 }
 
 func main() {
-	probers := healthcheck.NewRegistry() // tcp, udp, http, https
+	probers := healthcheck.NewRegistry() // tcp, udp, http
 	probers.Register("redis", healthcheck.ProberFunc(redisPing))
 
 	addr, healthy, stop := pongServer()
