@@ -44,7 +44,9 @@ func TestImportBoundaries(t *testing.T) {
 // HTTPProber speaks HTTP/1.1 itself and leaves TLS to a dialer the
 // application supplies; the net/http handler for an application's own mux
 // lives in healthcheck/httphealth. transport/mdns may link crypto/tls
-// (github.com/miekg/dns imports it) but not net/http. The test-support
+// (github.com/miekg/dns imports it) but not net/http, and neither may the
+// pir command (cmd/pir), whose HTTP server, the agent's, is a command of
+// its own (cmd/pir-agent; docs/architecture.md, "Two commands"). The test-support
 // packages (codectest, healthchecktest) import testify, which links
 // net/http: they are not listed.
 func TestNoHTTPInCore(t *testing.T) {
@@ -60,7 +62,7 @@ func TestNoHTTPInCore(t *testing.T) {
 			[]string{"../healthcheck", ".", "../codec", "../codec/pipe", "../codec/auth", "../score", "../transport", "../transport/multicast"},
 			[]string{"net/http", "crypto/tls"},
 		},
-		{[]string{"../transport/mdns"}, []string{"net/http"}},
+		{[]string{"../transport/mdns", "../cmd/pir"}, []string{"net/http"}},
 	} {
 		out, err := exec.Command(gobin, append([]string{"list", "-deps"}, tc.pkgs...)...).CombinedOutput()
 		require.NoError(t, err, "go list: %s", out)

@@ -4,8 +4,8 @@
 // announced on local services' behalf (-service, -check). See
 // docs/agent.md, or run pir-agent -h for the flags.
 //
-// It is a binary of its own, not a pir command, so that pir join members
-// do not link net/http (docs/architecture.md).
+// It is a command of its own, not a pir command, so that pir links no
+// HTTP server (docs/architecture.md, "Two commands").
 package main
 
 import (
@@ -16,5 +16,5 @@ import (
 
 func main() {
 	ctx := cli.Start()
-	os.Exit(cli.Agent(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(cli.Exit("pir-agent", agentCmd(ctx, os.Args[1:], os.Stdout, os.Stderr), os.Stderr))
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/pirlan/pir/transport"
 )
 
-// An adviser tells the user, on stderr and whatever -log says, about
+// An Adviser tells the user, on stderr and whatever -log says, about
 // datagrams and probes that fail in a way that means someone is
 // misconfigured: a member signing with a key this one does not hold, a
 // member without the key, one in another group on the same port, a health
@@ -35,13 +35,13 @@ import (
 // and transport (which says where each came from: the Group decodes each
 // datagram on the goroutine that received it, right after Receive), and
 // the probes by wrapping the prober.
-type adviser struct {
+type Adviser struct {
 	w       io.Writer
 	group   string // this member's group
 	keyFile string // -key-file, "" when none
-	// siblings are the groups this process also serves (pir-agent): their
+	// Siblings are the groups this process also serves (pir-agent): their
 	// datagrams, heard on the shared port, are no misconfiguration.
-	siblings []string
+	Siblings []string
 
 	mu      sync.Mutex
 	src     netip.AddrPort  // the source of the datagram being decoded
@@ -56,14 +56,14 @@ const maxAdvised = 4
 // maxHealthy bounds the health URIs remembered as having answered.
 const maxHealthy = 4096
 
-func newAdviser(w io.Writer, group, keyFile string) *adviser {
-	return &adviser{w: w, group: group, keyFile: keyFile,
+func NewAdviser(w io.Writer, group, keyFile string) *Adviser {
+	return &Adviser{w: w, group: group, keyFile: keyFile,
 		told: map[string]int{}, toldSrc: map[string]bool{}, healthy: map[string]bool{}}
 }
 
 // tell prints the advice of the given kind about source once. what is
 // the full advice, already escaped.
-func (a *adviser) tell(kind, source, what string) {
+func (a *Adviser) tell(kind, source, what string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	key := kind + " " + source
@@ -83,13 +83,13 @@ func (a *adviser) tell(kind, source, what string) {
 	a.told[kind] = n + 1
 }
 
-func (a *adviser) setSource(src netip.AddrPort) {
+func (a *Adviser) setSource(src netip.AddrPort) {
 	a.mu.Lock()
 	a.src = src
 	a.mu.Unlock()
 }
 
-func (a *adviser) source() string {
+func (a *Adviser) source() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !a.src.IsValid() {
@@ -99,10 +99,10 @@ func (a *adviser) source() string {
 }
 
 // decoded looks at the outcome of decoding b.
-func (a *adviser) decoded(b []byte, m *codec.Message, err error) {
+func (a *Adviser) decoded(b []byte, m *codec.Message, err error) {
 	keyFile := a.keyFile
 	switch {
-	case err == nil && m.Group != a.group && !slices.Contains(a.siblings, m.Group):
+	case err == nil && m.Group != a.group && !slices.Contains(a.Siblings, m.Group):
 		src := a.source()
 		a.tell("foreign_group", src, fmt.Sprintf("datagrams from %s are for group %q, not %q (foreign_group): ignored; if you meant that group, check -group", src, m.Group, a.group))
 	case err == nil:
@@ -125,7 +125,7 @@ func (a *adviser) decoded(b []byte, m *codec.Message, err error) {
 }
 
 // probed looks at the outcome of a probe of target.
-func (a *adviser) probed(target *url.URL, err error) {
+func (a *Adviser) probed(target *url.URL, err error) {
 	uri := target.String()
 	if err == nil {
 		a.mu.Lock()
@@ -145,15 +145,15 @@ func (a *adviser) probed(target *url.URL, err error) {
 	if answered {
 		return // it worked before: that member has gone, which the group handles
 	}
-	a.tell("refused", uri, fmt.Sprintf("health probes to %s are refused: nothing listens there; the member that announces it has its health server elsewhere, stopped or firewalled", printable(uri)))
+	a.tell("refused", uri, fmt.Sprintf("health probes to %s are refused: nothing listens there; the member that announces it has its health server elsewhere, stopped or firewalled", Printable(uri)))
 }
 
-// codec wraps c so that the adviser sees every decode.
-func (a *adviser) codec(c codec.Codec) codec.Codec { return advisedCodec{c, a} }
+// Codec wraps c so that the adviser sees every decode.
+func (a *Adviser) Codec(c codec.Codec) codec.Codec { return advisedCodec{c, a} }
 
 type advisedCodec struct {
 	codec.Codec
-	a *adviser
+	a *Adviser
 }
 
 func (c advisedCodec) Decode(b []byte, m *codec.Message) error {
@@ -162,13 +162,13 @@ func (c advisedCodec) Decode(b []byte, m *codec.Message) error {
 	return err
 }
 
-// transport wraps t so that the adviser knows where each datagram came
+// Transport wraps t so that the adviser knows where each datagram came
 // from. It keeps t's optional interfaces: LinkSender and
-// healthcheck.SchemeProvider (the mDNS transport's probers for the
+// healthcheck.SchemeProvider (the mDNS Transport's probers for the
 // services it finds) by the wrapper's type, the ones that answer a
 // question or ask a favour (UniqueUnicast, RefusalReporter,
 // NeighbourConfirmer, DefaultCodec) by passing it on.
-func (a *adviser) transport(t transport.Transport) transport.Transport {
+func (a *Adviser) Transport(t transport.Transport) transport.Transport {
 	at := advisedTransport{t, a}
 	ls, link := t.(transport.LinkSender)
 	sp, schemes := t.(healthcheck.SchemeProvider)
@@ -185,7 +185,7 @@ func (a *adviser) transport(t transport.Transport) transport.Transport {
 
 type advisedTransport struct {
 	transport.Transport
-	a *adviser
+	a *Adviser
 }
 
 func (t advisedTransport) Receive(buf []byte) (transport.Packet, error) {
@@ -250,13 +250,13 @@ type advisedLinkSchemeTransport struct {
 
 func (t advisedLinkSchemeTransport) Probers() map[string]healthcheck.Prober { return t.sp.Probers() }
 
-// prober wraps p so that the adviser sees every probe. It keeps p's
+// Prober wraps p so that the adviser sees every probe. It keeps p's
 // optional SchemeSupporter.
-func (a *adviser) prober(p healthcheck.Prober) healthcheck.Prober { return advisedProber{p, a} }
+func (a *Adviser) Prober(p healthcheck.Prober) healthcheck.Prober { return advisedProber{p, a} }
 
 type advisedProber struct {
 	p healthcheck.Prober
-	a *adviser
+	a *Adviser
 }
 
 func (p advisedProber) Probe(ctx context.Context, target *url.URL) error {

@@ -306,7 +306,7 @@ func TestCommandLine(t *testing.T) {
 		{args: []string{"join", "-log", "loud"}, code: 2, stderr: `pir join: -log "loud": want one of off, error, warn, info, debug, trace`},
 		{args: []string{"join", "-group", ""}, code: 2, stderr: `pir join: -group "": want 1 to 255 bytes of UTF-8 without '|' or control characters`},
 		{args: []string{"watch", "-group", "a|b"}, code: 2, stderr: `pir watch: -group "a|b": want 1 to 255 bytes of UTF-8 without '|' or control characters`},
-		{args: []string{"join", "-id", "a b"}, code: 2, stderr: `pir join: -id "a b": want at most 128 bytes of printable ASCII without '|' or spaces`},
+		{args: []string{"join", "-id", "a b"}, code: 2, stderr: `pir join: -id "a b": want at most 128 bytes of Printable ASCII without '|' or spaces`},
 		{args: []string{"join", "-health", "smtp"}, code: 2, stderr: `pir join: -health "smtp": want tcp, udp or http`},
 		{args: []string{"join", "-comms", "nohost"}, code: 2, stderr: `pir join: -comms "nohost": want a URI with a scheme and a host, e.g. tcp://10.0.0.5:8080`},
 		{args: []string{"watch", "-policy", "magic"}, code: 2, stderr: `pir watch: -policy "magic": want phi or threshold`},

@@ -8,11 +8,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// readerGone returns a channel closed when w is a pipe whose reader has
+// ReaderGone returns a channel closed when w is a pipe whose reader has
 // gone away (pir watch | head -1 after head exits), or nil when w is not
 // a pipe. Without it pir would learn that only at its next write, which
 // for a quiet group may never come. It stops watching when ctx is done.
-func readerGone(ctx context.Context, w io.Writer) <-chan struct{} {
+func ReaderGone(ctx context.Context, w io.Writer) <-chan struct{} {
 	f, ok := w.(*os.File)
 	if !ok {
 		return nil

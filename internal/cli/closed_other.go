@@ -7,6 +7,6 @@ import (
 	"io"
 )
 
-// readerGone is nil where pir cannot tell that a pipe's reader has gone:
+// ReaderGone is nil where pir cannot tell that a pipe's reader has gone:
 // pir then stops at its next write.
-func readerGone(context.Context, io.Writer) <-chan struct{} { return nil }
+func ReaderGone(context.Context, io.Writer) <-chan struct{} { return nil }

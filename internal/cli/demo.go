@@ -54,14 +54,14 @@ checks are real TCP probes either way.
 `)
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args, stdout); err != nil {
+	if err := ParseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if *n < 3 || *n > 20 {
 		return fmt.Errorf("-peers %d: want 3 to 20", *n)
 	}
 
-	out := &printer{w: stdout, start: time.Now()}
+	out := &Printer{w: stdout, start: time.Now()}
 	newTransport, healthHost, where, err := demoNetwork(*memOnly, *v6, uint16(*port), stderr)
 	if err != nil {
 		return err
@@ -69,9 +69,9 @@ checks are real TCP probes either way.
 	if newTransport == nil {
 		return nil // the demo ran in the namespace; where holds its exit status
 	}
-	out.say("pir demo: %d peers in group %q, %s", *n, "demo", where)
-	out.say("defaults: announce every 1s, probe every 2s (timeout 2s; every 0.5s once a probe failed)")
-	out.say("removal (phi-accrual): a failed probe while the peer's announcements are unusually late, or 3 failed probes in a row; then up to 3 other peers confirm")
+	out.Say("pir demo: %d peers in group %q, %s", *n, "demo", where)
+	out.Say("defaults: announce every 1s, probe every 2s (timeout 2s; every 0.5s once a probe failed)")
+	out.Say("removal (phi-accrual): a failed probe while the peer's announcements are unusually late, or 3 failed probes in a row; then up to 3 other peers confirm")
 
 	events := make(chan seen, 1024)
 	var peers []*demoPeer
@@ -147,7 +147,7 @@ checks are real TCP probes either way.
 		if err != nil {
 			return err
 		}
-		out.say("%s starts, health %s", p.name, p.hs.URI())
+		out.Say("%s starts, health %s", p.name, p.hs.URI())
 		peers = append(peers, p)
 		at, err := wait(p.name+" joining", 10*time.Second, func() bool {
 			return slices.IndexFunc(peers, func(q *demoPeer) bool { return !sees(q, peers) }) < 0
@@ -156,15 +156,15 @@ checks are real TCP probes either way.
 			return err
 		}
 		if i > 0 {
-			out.say("%s and the %d before it see each other, %v after it started", p.name, i, at.Sub(t0).Round(time.Microsecond))
+			out.Say("%s and the %d before it see each other, %v after it started", p.name, i, at.Sub(t0).Round(time.Microsecond))
 		}
 	}
-	out.say("all %d peers see each other", *n)
+	out.Say("all %d peers see each other", *n)
 
 	// 2. A crash: no goodbye, the health server just stops answering.
 	crashed, alive := peers[len(peers)-1], peers[:len(peers)-1]
 	peers = alive
-	out.say("%s crashes (no goodbye): detection needs failed probes", crashed.name)
+	out.Say("%s crashes (no goodbye): detection needs failed probes", crashed.name)
 	t0 := time.Now()
 	crashed.g.Close()
 	crashed.hs.Close()
@@ -174,12 +174,12 @@ checks are real TCP probes either way.
 	if err != nil {
 		return err
 	}
-	out.say("every survivor removed %s, %v after the crash", crashed.name, at.Sub(t0).Round(time.Millisecond))
+	out.Say("every survivor removed %s, %v after the crash", crashed.name, at.Sub(t0).Round(time.Millisecond))
 
 	// 3. A graceful leave: a goodbye, acted on at once.
 	leaver, rest := alive[len(alive)-1], alive[:len(alive)-1]
 	peers = rest
-	out.say("%s leaves gracefully (goodbye)", leaver.name)
+	out.Say("%s leaves gracefully (goodbye)", leaver.name)
 	t0 = time.Now()
 	if err := leaver.g.Leave(ctx); err != nil {
 		return err
@@ -191,16 +191,16 @@ checks are real TCP probes either way.
 	if err != nil {
 		return err
 	}
-	out.say("every remaining peer removed %s, %v after its goodbye", leaver.name, at.Sub(t0).Round(time.Microsecond))
+	out.Say("every remaining peer removed %s, %v after its goodbye", leaver.name, at.Sub(t0).Round(time.Microsecond))
 
 	names := make([]string, len(rest))
 	for i, p := range rest {
 		names[i] = p.name
 	}
 	if len(names) == 1 {
-		out.say("done: %s is the last peer in the group; closing", names[0])
+		out.Say("done: %s is the last peer in the group; closing", names[0])
 	} else {
-		out.say("done: %s and %s are still in the group; closing", strings.Join(names[:len(names)-1], ", "), names[len(names)-1])
+		out.Say("done: %s and %s are still in the group; closing", strings.Join(names[:len(names)-1], ", "), names[len(names)-1])
 	}
 	return nil
 }

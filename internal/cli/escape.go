@@ -6,7 +6,7 @@ import (
 	"unicode/utf8"
 )
 
-// printable returns s with everything a terminal could act on escaped as
+// Printable returns s with everything a terminal could act on escaped as
 // strconv.Quote would inside a quoted string: control characters (\r,
 // \x1b, \u0085...), other runes that do not print (format characters such
 // as U+202E, which reverses the text after it; line and paragraph
@@ -15,7 +15,7 @@ import (
 // goes through it before it is printed as text: a forged member ID or
 // metadata value cannot move the cursor, erase a line or draw one of its
 // own.
-func printable(s string) string {
+func Printable(s string) string {
 	i := 0
 	for i < len(s) {
 		r, n := utf8.DecodeRuneInString(s[i:])

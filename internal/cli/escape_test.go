@@ -29,11 +29,11 @@ func TestPrintable(t *testing.T) {
 		"line\u2028para\u2029":   `line\u2028para\u2029`,
 		"quote\"stays'":          `quote"stays'`,
 	} {
-		assert.Equal(t, want, printable(in), "printable(%q)", in)
+		assert.Equal(t, want, Printable(in), "Printable(%q)", in)
 	}
 }
 
-// FuzzPrintable checks that printable's output never holds a rune a
+// FuzzPrintable checks that Printable's output never holds a rune a
 // terminal could act on, and that it loses nothing: unquoted, it gives the
 // input back.
 func FuzzPrintable(f *testing.F) {
@@ -41,18 +41,18 @@ func FuzzPrintable(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		out := printable(s)
+		out := Printable(s)
 		if !utf8.ValidString(out) {
-			t.Fatalf("printable(%q) = %q: not UTF-8", s, out)
+			t.Fatalf("Printable(%q) = %q: not UTF-8", s, out)
 		}
 		for i, r := range out {
 			if !strconv.IsPrint(r) {
-				t.Fatalf("printable(%q) = %q: rune %U at %d does not print", s, out, r, i)
+				t.Fatalf("Printable(%q) = %q: rune %U at %d does not print", s, out, r, i)
 			}
 		}
 		back, err := strconv.Unquote(`"` + strings.ReplaceAll(out, `"`, `\"`) + `"`)
 		if err != nil || back != s {
-			t.Fatalf("printable(%q) = %q, which unquotes to %q (%v)", s, out, back, err)
+			t.Fatalf("Printable(%q) = %q, which unquotes to %q (%v)", s, out, back, err)
 		}
 	})
 }
@@ -62,7 +62,7 @@ func FuzzPrintable(f *testing.F) {
 func TestJSONPrintable(t *testing.T) {
 	meta := map[string]string{"k\x7f": "\r\x1b[2K\u009b31m\u202e\U000e0001 \u2028"}
 	var out bytes.Buffer
-	p := newPrinter(&out, true)
+	p := NewPrinter(&out, true)
 	p.event("", discovery.Event{Type: discovery.Joined, Member: discovery.Member{Peer: discovery.Peer{ID: "x", Meta: meta}}})
 	line := strings.TrimSuffix(out.String(), "\n")
 	for _, r := range line {

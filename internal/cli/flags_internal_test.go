@@ -26,11 +26,11 @@ func TestForeignHealthHostsFlag(t *testing.T) {
 		{nil, false},
 		{[]string{"-foreign-health-hosts"}, true},
 	} {
-		var n netFlags
+		var n NetFlags
 		fs := flag.NewFlagSet("join", flag.ContinueOnError)
-		n.register(fs)
+		n.Register(fs)
 		require.NoError(t, fs.Parse(c.args))
-		cfg, err := n.groupConfig(hclog.NewNullLogger(), io.Discard)
+		cfg, err := n.GroupConfig(hclog.NewNullLogger(), io.Discard)
 		require.NoError(t, err)
 		require.Equal(t, c.want, cfg.ForeignHealthHosts, "%v", c.args)
 	}
@@ -49,11 +49,11 @@ func TestFrugalFlags(t *testing.T) {
 		{[]string{"-self-check", "0"}, time.Second, -1},
 		{[]string{"-ping", "500ms", "-self-check", "1s"}, 500 * time.Millisecond, time.Second},
 	} {
-		var n netFlags
+		var n NetFlags
 		fs := flag.NewFlagSet("join", flag.ContinueOnError)
-		n.register(fs)
+		n.Register(fs)
 		require.NoError(t, fs.Parse(c.args))
-		cfg, err := n.groupConfig(hclog.NewNullLogger(), io.Discard)
+		cfg, err := n.GroupConfig(hclog.NewNullLogger(), io.Discard)
 		require.NoError(t, err)
 		require.Equal(t, c.ping, cfg.PingInterval, "%v", c.args)
 		require.Equal(t, c.self, cfg.HealthInterval, "%v", c.args)
@@ -64,7 +64,7 @@ func TestFrugalFlags(t *testing.T) {
 // mDNS transport's probers (without them `pir watch -mdns _http._tcp`
 // drops every foreign service as bad_uri) and per-link sending.
 func TestAdvisedTransportKeepsOptionalInterfaces(t *testing.T) {
-	a := &adviser{}
+	a := &Adviser{}
 	for _, c := range []struct {
 		name          string
 		t             transport.Transport
@@ -75,7 +75,7 @@ func TestAdvisedTransportKeepsOptionalInterfaces(t *testing.T) {
 		{"schemes", schemeT{}, false, true},
 		{"both", bothT{}, true, true},
 	} {
-		w := a.transport(c.t)
+		w := a.Transport(c.t)
 		_, link := w.(transport.LinkSender)
 		_, schemes := w.(healthcheck.SchemeProvider)
 		require.Equal(t, c.link, link, c.name)
@@ -88,7 +88,7 @@ func TestAdvisedTransportKeepsOptionalInterfaces(t *testing.T) {
 	// The multicast transports' answers pass through: without them a
 	// Group behind the wrapper never pinged, whatever -ping said, and
 	// pirbench measured today's TCP probes instead.
-	w := a.transport(saysT{})
+	w := a.Transport(saysT{})
 	require.True(t, w.(transport.UniqueUnicast).UnicastIsUnique())
 	require.True(t, w.(transport.RefusalReporter).ReportsRefusals())
 	require.Equal(t, pipe.Codec{}, w.(transport.DefaultCodec).DefaultCodec())

@@ -17,7 +17,7 @@ func genkey(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: pir genkey > group.key\n\nPrint a new random 32-byte group key in hex. Give every member the file\n(chmod 600) with -key-file; to rotate, put the new key first and the old\nsecond, roll it out, then drop the old line.\n")
 	}
-	if err := parseFlags(fs, args, stdout); err != nil {
+	if err := ParseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	key := auth.NewKey()

@@ -54,8 +54,8 @@ func (m metaFlag) Set(s string) error {
 
 func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pir join", flag.ContinueOnError)
-	var nf netFlags
-	nf.register(fs)
+	var nf NetFlags
+	nf.Register(fs)
 	health := fs.String("health", "tcp", "health-check protocol to serve: tcp (the original pir's), udp or http")
 	comms := fs.String("comms", "", "URI the application is reached at (default: the health URI)")
 	id := fs.String("id", "", "peer ID (default: a new UUID)")
@@ -68,14 +68,14 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(fs.Output(), "Usage: pir join [flags]\n\nJoin a group with a health-check server of its own, print membership events\nuntil interrupted, then leave gracefully (a goodbye the others act on at once).\n\n")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args, stdout); err != nil {
+	if err := ParseFlags(fs, args, stdout); err != nil {
 		return err
 	}
-	set := setFlags(fs)
-	if err := nf.check(fs.Name(), set, *useMDNS); err != nil {
+	set := SetFlags(fs)
+	if err := nf.Check(fs.Name(), set, *useMDNS); err != nil {
 		return err
 	}
-	bad := func(format string, args ...any) error { return usageErrorf(fs.Name(), false, format, args...) }
+	bad := func(format string, args ...any) error { return UsageErrorf(fs.Name(), false, format, args...) }
 	if !*useMDNS {
 		for _, f := range []string{"mdns-service", "mdns-name"} {
 			if set[f] {
@@ -101,59 +101,59 @@ func join(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return bad("%v", err)
 	}
-	log := nf.logger(stderr)
+	log := nf.Logger(stderr)
 
-	if err := hs.Start(nf.healthListenAddr()); err != nil {
+	if err := hs.Start(nf.HealthListenAddr()); err != nil {
 		return fmt.Errorf("health-check server: %w", err)
 	}
 	defer hs.Close()
 	self := discovery.Peer{ID: *id, HealthURI: hs.URI(), CommsURI: commsURI, Meta: meta}
-	cfg, err := nf.groupConfig(log, stderr)
+	cfg, err := nf.GroupConfig(log, stderr)
 	if err != nil {
 		return err
 	}
-	adv := newAdviser(stderr, nf.group, nf.keyFile)
+	adv := NewAdviser(stderr, nf.Group, nf.KeyFile)
 	var tr transport.Transport
-	where := fmt.Sprintf("on port %d", nf.port)
+	where := fmt.Sprintf("on port %d", nf.Port)
 	if *useMDNS {
 		tr, err = nf.mdnsTransport(log, *mdnsService, *mdnsName, false, &cfg)
 		where = "over mDNS"
 	} else {
-		tr, err = nf.transport(log, stderr)
-		cfg.Prober = adv.prober(healthcheck.NewRegistry())
+		tr, err = nf.Transport(log, stderr)
+		cfg.Prober = adv.Prober(healthcheck.NewRegistry())
 	}
 	if err != nil {
 		return err
 	}
-	cfg.Self, cfg.Transport, cfg.Codec = self, adv.transport(tr), adv.codec(cfg.Codec)
+	cfg.Self, cfg.Transport, cfg.Codec = self, adv.Transport(tr), adv.Codec(cfg.Codec)
 	g, err := discovery.Join(ctx, cfg)
 	if err != nil {
-		return configError(fs.Name(), err)
+		return ConfigError(fs.Name(), err)
 	}
 	group.Store(g)
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	out := newPrinter(stdout, nf.json)
-	out.say("joined group %q %s as %s, health %s", nf.group, where, g.Self().ID, probedAt(hs.URI(), tr, nf.only4))
+	out := NewPrinter(stdout, nf.JSON)
+	out.Say("joined group %q %s as %s, health %s", nf.Group, where, g.Self().ID, ProbedAt(hs.URI(), tr, nf.only4))
 	g.AddListener(func(e discovery.Event) bool {
 		out.event("", e)
 		return true
 	})
 	select {
 	case <-ctx.Done():
-	case <-out.failed:
-	case <-readerGone(ctx, stdout):
+	case <-out.Failed:
+	case <-ReaderGone(ctx, stdout):
 	}
 	leaveCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	err = g.Leave(leaveCtx)
-	out.say("left group %q", nf.group)
-	return errors.Join(err, writeErr(out))
+	out.Say("left group %q", nf.Group)
+	return errors.Join(err, WriteErr(out))
 }
 
-// writeErr is the printer's write error, if it matters: a reader that
+// WriteErr is the printer's write error, if it matters: a reader that
 // went away (EPIPE) is an ordinary end, as it is for other Unix tools.
-func writeErr(p *printer) error {
+func WriteErr(p *Printer) error {
 	err := p.Err()
 	if err == nil || errors.Is(err, syscall.EPIPE) {
 		return nil
@@ -161,10 +161,10 @@ func writeErr(p *printer) error {
 	return fmt.Errorf("writing output: %w", err)
 }
 
-// probedAt lists the addresses peers will probe to reach the health server
+// ProbedAt lists the addresses peers will probe to reach the health server
 // at u: when u names no host (the server listens on every address), each
 // link's own address, as the Group advertises it on that link.
-func probedAt(u *url.URL, tr transport.Transport, only4 bool) string {
+func ProbedAt(u *url.URL, tr transport.Transport, only4 bool) string {
 	host := u.Hostname()
 	a, err := netip.ParseAddr(host)
 	ls, ok := tr.(transport.LinkSender)

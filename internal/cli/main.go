@@ -1,9 +1,9 @@
-// Package cli is the pir and pir-agent commands: cmd/pir and cmd/pir-agent
-// are each a main that calls Pir or Agent. They are two binaries because
-// the agent serves HTTP: linking net/http (and crypto/tls with it) costs
-// every process about 1.8 MiB of resident memory whether or not it serves
-// anything, and a pir join member is meant to weigh what the original pir
-// does (docs/performance.md, "Where pir join's resident memory goes").
+// Package cli is the pir command (cmd/pir is a main that calls Pir) and
+// what pir-agent (cmd/pir-agent) shares with it: the network flags, the
+// printer of events and the adviser. The agent is a command of its own
+// because it serves HTTP: nothing here imports net/http, whose code and
+// initialisers cost every pir join member about 1.8 MiB of resident memory
+// (docs/architecture.md, "Two commands").
 package cli
 
 import (
@@ -102,15 +102,9 @@ func Pir(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return dispatch(ctx, commands, args, stdout, stderr)
 }
 
-// Agent runs pir-agent with args until ctx is done, and returns the exit
-// code as Pir does.
-func Agent(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return exit("pir-agent", agentCmd(ctx, args, stdout, stderr), stderr)
-}
-
 // movedAgent tells a user of the agent's old name where it went.
 func movedAgent(context.Context, []string, io.Writer, io.Writer) error {
-	return usageErrorf("pir agent", false, "the agent is its own command now: run pir-agent (go run ./cmd/pir-agent)")
+	return UsageErrorf("pir agent", false, "the agent is its own command now: run pir-agent (go run ./cmd/pir-agent)")
 }
 
 // dispatch runs the command of cmds that args names.
@@ -128,11 +122,11 @@ func dispatch(ctx context.Context, cmds map[string]command, args []string, stdou
 			return 0
 		}
 		if len(rest) > 1 {
-			err = usageErrorf("pir help", false, "want one command, got %q", rest)
+			err = UsageErrorf("pir help", false, "want one command, got %q", rest)
 			break
 		}
 		if _, ok := cmds[rest[0]]; !ok {
-			err = usageErrorf("pir help", false, "unknown command %q; run 'pir help' for the commands", rest[0])
+			err = UsageErrorf("pir help", false, "unknown command %q; run 'pir help' for the commands", rest[0])
 			break
 		}
 		err = cmds[rest[0]](ctx, []string{"-h"}, stdout, stderr)
@@ -141,17 +135,17 @@ func dispatch(ctx context.Context, cmds map[string]command, args []string, stdou
 	default:
 		c, ok := cmds[cmd]
 		if !ok {
-			err = usageErrorf("pir", false, "unknown command %q; run 'pir help' for the commands", cmd)
+			err = UsageErrorf("pir", false, "unknown command %q; run 'pir help' for the commands", cmd)
 			break
 		}
 		err = c(ctx, rest, stdout, stderr)
 	}
-	return exit("pir", err, stderr)
+	return Exit("pir", err, stderr)
 }
 
-// exit prints what the error of a command of prog means to the user and
+// Exit prints what the error of a command of prog means to the user and
 // returns the exit code.
-func exit(prog string, err error, stderr io.Writer) int {
+func Exit(prog string, err error, stderr io.Writer) int {
 	var code exitCode
 	var ue *usageError
 	switch {
@@ -168,7 +162,7 @@ func exit(prog string, err error, stderr io.Writer) int {
 		}
 		return 2
 	default:
-		fmt.Fprintf(stderr, "%s: %s\n", prog, printable(err.Error()))
+		fmt.Fprintf(stderr, "%s: %s\n", prog, Printable(err.Error()))
 		return 1
 	}
 }
@@ -184,14 +178,14 @@ type usageError struct {
 
 func (e *usageError) Error() string { return e.cmd + ": " + e.msg }
 
-func usageErrorf(cmd string, hint bool, format string, args ...any) error {
+func UsageErrorf(cmd string, hint bool, format string, args ...any) error {
 	return &usageError{cmd: cmd, msg: fmt.Sprintf(format, args...), hint: hint}
 }
 
-// parseFlags parses args into fs. Asked for help (-h), it prints fs's usage
+// ParseFlags parses args into fs. Asked for help (-h), it prints fs's usage
 // on stdout and returns flag.ErrHelp; a bad flag is a usageError of one
 // line, without the usage the flag package would print.
-func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+func ParseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
 	switch {
@@ -200,15 +194,15 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
 		fs.Usage()
 		return err
 	case err != nil:
-		return usageErrorf(fs.Name(), true, "%v", err)
+		return UsageErrorf(fs.Name(), true, "%v", err)
 	case fs.NArg() > 0:
-		return usageErrorf(fs.Name(), true, "unexpected argument %q", fs.Arg(0))
+		return UsageErrorf(fs.Name(), true, "unexpected argument %q", fs.Arg(0))
 	}
 	return nil
 }
 
-// setFlags returns the names of the flags given on the command line.
-func setFlags(fs *flag.FlagSet) map[string]bool {
+// SetFlags returns the names of the flags given on the command line.
+func SetFlags(fs *flag.FlagSet) map[string]bool {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	return set
@@ -218,7 +212,7 @@ func setFlags(fs *flag.FlagSet) map[string]bool {
 // from, as the build info records them.
 func version(args []string, stdout io.Writer) error {
 	if len(args) > 0 {
-		return usageErrorf("pir version", false, "unexpected argument %q", args[0])
+		return UsageErrorf("pir version", false, "unexpected argument %q", args[0])
 	}
 	fmt.Fprintln(stdout, versionString())
 	return nil

@@ -202,11 +202,7 @@ func TestKeyFile(t *testing.T) {
 	}
 }
 
-// run runs a command line as the tests write it: pir-agent's for one that
-// starts with "pir-agent", pir's for any other.
+// run runs pir with args.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "pir-agent" {
-		return Agent(ctx, args[1:], stdout, stderr)
-	}
 	return Pir(ctx, args, stdout, stderr)
 }

@@ -24,20 +24,20 @@ import (
 	"github.com/pirlan/pir/transport/multicast"
 )
 
-// netFlags are the flags every command shares: where the group is and how
+// NetFlags are the flags every command shares: where the group is and how
 // to print.
-type netFlags struct {
-	group    string
-	port     int
+type NetFlags struct {
+	Group    string
+	Port     int
 	ifaces   string
 	only4    bool
-	only6    bool
+	Only4    bool
 	addr4    string
 	addr6    string
 	hops     int
-	json     bool
+	JSON     bool
 	logLevel string
-	keyFile  string
+	KeyFile  string
 	policy   string
 	allUpTo  int
 	fanout   int
@@ -46,16 +46,16 @@ type netFlags struct {
 	self     time.Duration
 }
 
-func (n *netFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&n.group, "group", "pir", "group name")
-	fs.IntVar(&n.port, "port", multicast.DefaultPort, "UDP port of the group")
+func (n *NetFlags) Register(fs *flag.FlagSet) {
+	fs.StringVar(&n.Group, "group", "pir", "group name")
+	fs.IntVar(&n.Port, "port", multicast.DefaultPort, "UDP port of the group")
 	fs.StringVar(&n.ifaces, "iface", "", "comma-separated interfaces to use (default: every up, multicast-capable one)")
 	fs.BoolVar(&n.only4, "4", false, "IPv4 only")
-	fs.BoolVar(&n.only6, "6", false, "IPv6 only")
+	fs.BoolVar(&n.Only4, "6", false, "IPv6 only")
 	fs.StringVar(&n.addr4, "addr4", multicast.DefaultGroupV4.String(), "IPv4 multicast group (224.0.0.1 reaches original pir peers; 239.255.x.y is better for new deployments)")
 	fs.StringVar(&n.addr6, "addr6", multicast.DefaultGroupV6.String(), "IPv6 multicast group")
 	fs.IntVar(&n.hops, "hops", 1, "multicast TTL / hop limit")
-	fs.BoolVar(&n.json, "json", false, "print one JSON object per line")
+	fs.BoolVar(&n.JSON, "json", false, "print one JSON object per line")
 	fs.StringVar(&n.logLevel, "log", "off", "log level on stderr: off, error, warn, info, debug, trace")
 	fs.StringVar(&n.policy, "policy", "phi", "health policy: phi (phi-accrual on announcements, corroborated by probes) or threshold (the original's: remove after 3 failed probes); see docs/policies.md")
 	fs.IntVar(&n.allUpTo, "probe-all-up-to", 0, "largest group in which every member probes every other; above it each probes -probe-fanout per interval (0: the default, 32; -1: always all)")
@@ -63,12 +63,12 @@ func (n *netFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&n.foreign, "foreign-health-hosts", false, "probe a health URI whose host is not the address its announcement came from, or a DNS name (off: such announcements are dropped, so that a forger cannot aim probes at a third party; docs/security.md)")
 	fs.DurationVar(&n.ping, "ping", time.Second, "ping one member each interval, on the group's own socket, instead of probing every member (the frugal engine, docs/architecture.md); members that ping announce rarely, but every second while a peer that does not ping is heard (0: off, every member probes every other, as original pir peers do; off with -mdns)")
 	fs.DurationVar(&n.self, "self-check", 2*time.Second, "with -ping: check our own health each interval and multicast its changes, instead of being probed by every member (0: off)")
-	fs.StringVar(&n.keyFile, "key-file", "", "file of group keys (hex or base64, one per line, the first signs; see pir genkey): authenticate every message; every member needs the key")
+	fs.StringVar(&n.KeyFile, "key-file", "", "file of group keys (hex or base64, one per line, the first signs; see pir genkey): authenticate every message; every member needs the key")
 }
 
-// groupConfig is the part of a Group's config the shared flags decide:
+// GroupConfig is the part of a Group's config the shared flags decide:
 // name, codec, health policy and logger.
-func (n *netFlags) groupConfig(log hclog.Logger, warn io.Writer) (discovery.Config, error) {
+func (n *NetFlags) GroupConfig(log hclog.Logger, warn io.Writer) (discovery.Config, error) {
 	cd, err := n.codec(warn)
 	if err != nil {
 		return discovery.Config{}, err
@@ -77,7 +77,7 @@ func (n *netFlags) groupConfig(log hclog.Logger, warn io.Writer) (discovery.Conf
 	if err != nil {
 		return discovery.Config{}, err
 	}
-	return discovery.Config{Name: n.group, Codec: cd, Policy: policy, Logger: log, ProbeAllUpTo: n.allUpTo, ProbeFanout: n.fanout, ForeignHealthHosts: n.foreign,
+	return discovery.Config{Name: n.Group, Codec: cd, Policy: policy, Logger: log, ProbeAllUpTo: n.allUpTo, ProbeFanout: n.fanout, ForeignHealthHosts: n.foreign,
 		PingInterval: orOff(n.ping), HealthInterval: orOff(n.self)}, nil
 }
 
@@ -91,7 +91,7 @@ func orOff(d time.Duration) time.Duration {
 }
 
 // healthPolicy is the policy -policy names.
-func (n *netFlags) healthPolicy() (score.HealthPolicy, error) {
+func (n *NetFlags) healthPolicy() (score.HealthPolicy, error) {
 	switch n.policy {
 	case "phi", "":
 		return nil, nil // the Group's default
@@ -103,21 +103,21 @@ func (n *netFlags) healthPolicy() (score.HealthPolicy, error) {
 
 // codec is the pipe format, in an authenticated envelope when -key-file is
 // given.
-func (n *netFlags) codec(warn io.Writer) (codec.Codec, error) {
-	if n.keyFile == "" {
+func (n *NetFlags) codec(warn io.Writer) (codec.Codec, error) {
+	if n.KeyFile == "" {
 		return pipe.Codec{}, nil
 	}
-	f, err := os.Open(n.keyFile)
+	f, err := os.Open(n.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("-key-file: %w", err)
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		fmt.Fprintf(warn, "pir: key file %s is readable by group or others (mode %v)\n", n.keyFile, fi.Mode().Perm())
+		fmt.Fprintf(warn, "pir: key file %s is readable by group or others (mode %v)\n", n.KeyFile, fi.Mode().Perm())
 	}
 	keys, err := auth.ParseKeyring(f)
 	if err != nil {
-		return nil, fmt.Errorf("-key-file %s: %w", n.keyFile, err)
+		return nil, fmt.Errorf("-key-file %s: %w", n.KeyFile, err)
 	}
 	return auth.New(pipe.Codec{}, auth.Config{Keys: keys})
 }
@@ -125,32 +125,32 @@ func (n *netFlags) codec(warn io.Writer) (codec.Codec, error) {
 // logLevels are the levels -log takes.
 var logLevels = []string{"off", "error", "warn", "info", "debug", "trace"}
 
-func (n *netFlags) logger(stderr io.Writer) hclog.Logger {
+func (n *NetFlags) Logger(stderr io.Writer) hclog.Logger {
 	if n.logLevel == "off" || n.logLevel == "" {
 		return hclog.NewNullLogger()
 	}
 	return hclog.New(&hclog.LoggerOptions{Name: "pir", Level: hclog.LevelFromString(n.logLevel), Output: stderr})
 }
 
-// check reports the first problem with the shared flags, before anything
+// Check reports the first problem with the shared flags, before anything
 // is opened, as a usageError naming the flag. set holds the flags given on
 // the command line; mdns says whether the group runs over mDNS, where the
 // multicast flags do not apply.
-func (n *netFlags) check(cmd string, set map[string]bool, mdns bool) error {
-	bad := func(format string, args ...any) error { return usageErrorf(cmd, false, format, args...) }
+func (n *NetFlags) Check(cmd string, set map[string]bool, mdns bool) error {
+	bad := func(format string, args ...any) error { return UsageErrorf(cmd, false, format, args...) }
 	if !slices.Contains(logLevels, n.logLevel) {
 		return bad("-log %q: want one of %s", n.logLevel, strings.Join(logLevels, ", "))
 	}
-	if err := checkGroupName(n.group); err != nil {
-		return bad("-group %q: %v", n.group, err)
+	if err := CheckGroupName(n.Group); err != nil {
+		return bad("-group %q: %v", n.Group, err)
 	}
-	if n.only4 && n.only6 {
+	if n.only4 && n.Only4 {
 		return bad("-4 and -6 exclude each other")
 	}
 	if n.only4 && set["addr6"] {
 		return bad("-addr6 does nothing with -4")
 	}
-	if n.only6 && set["addr4"] {
+	if n.Only4 && set["addr4"] {
 		return bad("-addr4 does nothing with -6")
 	}
 	if set["self-check"] && n.ping == 0 {
@@ -170,15 +170,15 @@ func (n *netFlags) check(cmd string, set map[string]bool, mdns bool) error {
 				return bad("-%s does nothing with -mdns (mDNS uses 224.0.0.251 and ff02::fb, port 5353)", f)
 			}
 		}
-		if n.keyFile != "" {
+		if n.KeyFile != "" {
 			// mDNS records carry no authentication: with a key, members
 			// would still meet (the envelopes travel opaquely) but be
 			// invisible to mDNS tools, which is the point of -mdns.
 			return bad("-mdns and -key-file cannot be combined: mDNS records are not authenticated")
 		}
 	}
-	if n.port <= 0 || n.port > 65535 {
-		return bad("-port %d: want 1 to 65535", n.port)
+	if n.Port <= 0 || n.Port > 65535 {
+		return bad("-port %d: want 1 to 65535", n.Port)
 	}
 	if a, err := netip.ParseAddr(n.addr4); err != nil || !a.Is4() || !a.IsMulticast() {
 		return bad("-addr4 %q: not an IPv4 multicast address (224.0.0.0/4)", n.addr4)
@@ -198,7 +198,7 @@ func (n *netFlags) check(cmd string, set map[string]bool, mdns bool) error {
 	if n.fanout < 0 {
 		return bad("-probe-fanout %d: want 0 (the default) or more", n.fanout)
 	}
-	if err := checkInterfaces(n.interfaces(), n.only4, n.only6); err != nil {
+	if err := checkInterfaces(n.interfaces(), n.only4, n.Only4); err != nil {
 		return bad("%v", err)
 	}
 	return nil
@@ -211,21 +211,21 @@ var fieldFlags = strings.NewReplacer(
 	"PingInterval", "-ping", "HealthInterval", "-self-check",
 )
 
-// configError is err from discovery.Join as the user should see it: a
+// ConfigError is err from discovery.Join as the user should see it: a
 // Config that does not validate is a usage error, its fields named by the
 // flags that set them. check catches these problems first; this covers
 // rules the library adds later.
-func configError(cmd string, err error) error {
+func ConfigError(cmd string, err error) error {
 	if !errors.Is(err, discovery.ErrInvalidConfig) {
 		return err
 	}
 	msg := strings.ReplaceAll(fieldFlags.Replace(err.Error()), "\n", "; ")
-	return usageErrorf(cmd, false, "%s", printable(msg))
+	return UsageErrorf(cmd, false, "%s", Printable(msg))
 }
 
-// checkGroupName checks a group name as discovery.Config.Validate does,
+// CheckGroupName checks a group name as discovery.Config.Validate does,
 // so that the error names the flag rather than the Config field.
-func checkGroupName(name string) error {
+func CheckGroupName(name string) error {
 	cfg := discovery.Config{Name: name, Transport: noTransport{}, Passive: true}
 	if cfg.Validate() != nil {
 		return fmt.Errorf("want 1 to %d bytes of UTF-8 without '|' or control characters", pipe.MaxGroupLen)
@@ -238,7 +238,7 @@ func checkGroupName(name string) error {
 func checkID(id string) error {
 	cfg := discovery.Config{Name: "x", Transport: noTransport{}, Passive: true, Self: discovery.Peer{ID: id}}
 	if cfg.Validate() != nil {
-		return fmt.Errorf("want at most %d bytes of printable ASCII without '|' or spaces", pipe.MaxIDLen)
+		return fmt.Errorf("want at most %d bytes of Printable ASCII without '|' or spaces", pipe.MaxIDLen)
 	}
 	return nil
 }
@@ -282,7 +282,7 @@ func checkInterfaces(names []string, only4, only6 bool) error {
 	for _, name := range names {
 		i := slices.IndexFunc(ifs, func(ifi net.Interface) bool { return ifi.Name == name })
 		if i < 0 {
-			return fmt.Errorf("-iface %s: no such interface (%s)", printable(name), hint)
+			return fmt.Errorf("-iface %s: no such interface (%s)", Printable(name), hint)
 		}
 		if p := problem(&ifs[i], only4, only6); p != "" {
 			return fmt.Errorf("-iface %s: %s (%s)", name, p, hint)
@@ -315,7 +315,7 @@ func problem(ifi *net.Interface, only4, only6 bool) string {
 }
 
 // interfaces returns the interfaces -iface names.
-func (n *netFlags) interfaces() []string {
+func (n *NetFlags) interfaces() []string {
 	var ifaces []string
 	for _, s := range strings.Split(n.ifaces, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -332,12 +332,12 @@ func (n *netFlags) interfaces() []string {
 // members of every group (mdns.Config.AllGroups). It sets gc.Codec to the
 // transport's own codec: a Group over mDNS hands the Conn messages in its
 // format (check refuses -key-file with -mdns).
-func (n *netFlags) mdnsTransport(log hclog.Logger, service, instance string, allGroups bool, gc *discovery.Config) (transport.Transport, error) {
-	cfg := mdns.Config{Group: n.group, Service: service, Instance: instance, AllGroups: allGroups, Interfaces: n.interfaces(), Logger: log}
+func (n *NetFlags) mdnsTransport(log hclog.Logger, service, instance string, allGroups bool, gc *discovery.Config) (transport.Transport, error) {
+	cfg := mdns.Config{Group: n.Group, Service: service, Instance: instance, AllGroups: allGroups, Interfaces: n.interfaces(), Logger: log}
 	switch {
 	case n.only4:
 		cfg.Network = "udp4"
-	case n.only6:
+	case n.Only4:
 		cfg.Network = "udp6"
 	}
 	c, err := mdns.New(cfg)
@@ -348,22 +348,22 @@ func (n *netFlags) mdnsTransport(log hclog.Logger, service, instance string, all
 	return c, nil
 }
 
-// transport opens the multicast transport the flags describe (check has
+// Transport opens the multicast Transport the flags describe (check has
 // passed): both families unless -4 or -6, falling back to IPv4 alone on a
 // host without IPv6.
-func (n *netFlags) transport(log hclog.Logger, warn io.Writer) (transport.Transport, error) {
+func (n *NetFlags) Transport(log hclog.Logger, warn io.Writer) (transport.Transport, error) {
 	a4, a6 := netip.MustParseAddr(n.addr4), netip.MustParseAddr(n.addr6)
 	ifaces := n.interfaces()
 	cfg := func(network string, a netip.Addr) multicast.Config {
 		return multicast.Config{
-			Network: network, Group: netip.AddrPortFrom(a, uint16(n.port)),
+			Network: network, Group: netip.AddrPortFrom(a, uint16(n.Port)),
 			Interfaces: ifaces, HopLimit: n.hops, Logger: log,
 		}
 	}
 	switch {
 	case n.only4:
 		return multicast.New(cfg("udp4", a4))
-	case n.only6:
+	case n.Only4:
 		return multicast.New(cfg("udp6", a6))
 	}
 	d, err := multicast.NewDual(cfg("udp4", a4), cfg("udp6", a6))
@@ -379,10 +379,10 @@ func (n *netFlags) transport(log hclog.Logger, warn io.Writer) (transport.Transp
 	return t, nil
 }
 
-// healthListenAddr is where a member's health server listens: every
+// HealthListenAddr is where a member's health server listens: every
 // address of the families in use, so that the Group can advertise each
 // interface's own address.
-func (n *netFlags) healthListenAddr() string {
+func (n *NetFlags) HealthListenAddr() string {
 	if n.only4 {
 		return "0.0.0.0:0"
 	}

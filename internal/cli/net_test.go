@@ -123,7 +123,7 @@ func TestAdvice(t *testing.T) {
 // source: the advice is bounded.
 func TestAdviceBounded(t *testing.T) {
 	var out bytes.Buffer
-	a := newAdviser(&out, "web", "")
+	a := NewAdviser(&out, "web", "")
 	for i := range 1000 {
 		a.setSource(netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), 9999))
 		var m codec.Message
@@ -286,12 +286,12 @@ func TestConfigErrorNamesFlags(t *testing.T) {
 	err := discovery.Config{Transport: noTransport{}, Passive: true, Self: discovery.Peer{ID: "a b"}, ProbeFanout: -1}.Validate()
 	require.Error(t, err)
 	var ue *usageError
-	require.ErrorAs(t, configError("pir join", err), &ue)
+	require.ErrorAs(t, ConfigError("pir join", err), &ue)
 	assert.Contains(t, ue.msg, "-group")
 	assert.Contains(t, ue.msg, "-id")
 	assert.Contains(t, ue.msg, "-probe-fanout")
 	assert.NotContains(t, ue.msg, "Self.ID")
 	assert.NotContains(t, ue.msg, "\n")
 	other := errors.New("health-check server: address in use")
-	assert.Equal(t, other, configError("pir join", other))
+	assert.Equal(t, other, ConfigError("pir join", other))
 }

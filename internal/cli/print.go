@@ -15,21 +15,21 @@ import (
 	"github.com/pirlan/pir/discovery"
 )
 
-// printer writes membership events as text or JSON lines. It is safe for
+// Printer writes membership events as text or JSON lines. It is safe for
 // concurrent use. In text, every field that came off the network is passed
-// through printable; JSON quotes them itself.
+// through Printable; JSON quotes them itself.
 //
 // When a write fails (the reader of a pipe went away: pir watch | head -1)
 // the printer writes nothing more and closes failed, so that the command
 // can stop.
-type printer struct {
+type Printer struct {
 	mu    sync.Mutex
 	w     io.Writer
 	json  bool
 	start time.Time // for relative timestamps; zero means wall-clock time
 
 	err    error         // the first write error
-	failed chan struct{} // closed on the first write error; nil: not watched
+	Failed chan struct{} // closed on the first write error; nil: not watched
 }
 
 type jsonEvent struct {
@@ -46,12 +46,12 @@ type jsonEvent struct {
 	Group   string            `json:"group,omitempty"`
 }
 
-// newPrinter returns a printer that reports its first write error.
-func newPrinter(w io.Writer, asJSON bool) *printer {
-	return &printer{w: w, json: asJSON, failed: make(chan struct{})}
+// NewPrinter returns a printer that reports its first write error.
+func NewPrinter(w io.Writer, asJSON bool) *Printer {
+	return &Printer{w: w, json: asJSON, Failed: make(chan struct{})}
 }
 
-func (p *printer) stamp(t time.Time) string {
+func (p *Printer) stamp(t time.Time) string {
 	if p.start.IsZero() {
 		return t.Format("15:04:05.000")
 	}
@@ -59,33 +59,33 @@ func (p *printer) stamp(t time.Time) string {
 }
 
 // writeLocked writes one line; p.mu is held.
-func (p *printer) writeLocked(line string) {
+func (p *Printer) writeLocked(line string) {
 	if p.err != nil {
 		return
 	}
 	if _, err := io.WriteString(p.w, line); err != nil {
 		p.err = err
-		if p.failed != nil {
-			close(p.failed)
+		if p.Failed != nil {
+			close(p.Failed)
 		}
 	}
 }
 
 // Err returns the first write error, or nil.
-func (p *printer) Err() error {
+func (p *Printer) Err() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.err
 }
 
 // event prints one event, prefixed by who saw it when that is not empty.
-func (p *printer) event(who string, e discovery.Event) { p.print(who, "", e) }
+func (p *Printer) event(who string, e discovery.Event) { p.print(who, "", e) }
 
-// groupEvent prints one event of the named group: in text prefixed by the
+// GroupEvent prints one event of the named group: in text prefixed by the
 // name, in JSON with a "group" field.
-func (p *printer) groupEvent(group string, e discovery.Event) { p.print(printable(group), group, e) }
+func (p *Printer) GroupEvent(group string, e discovery.Event) { p.print(Printable(group), group, e) }
 
-func (p *printer) print(who, group string, e discovery.Event) {
+func (p *Printer) print(who, group string, e discovery.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	m := e.Member
@@ -113,7 +113,7 @@ func (p *printer) print(who, group string, e discovery.Event) {
 	if who != "" {
 		who += ": "
 	}
-	id := printable(m.ID)
+	id := Printable(m.ID)
 	var what string
 	switch e.Type {
 	case discovery.Joined:
@@ -136,7 +136,7 @@ func uriText(u *url.URL) string {
 	if u == nil {
 		return "<nil>"
 	}
-	return printable(u.String())
+	return Printable(u.String())
 }
 
 // metaText prints metadata as fmt prints a map (map[k:v k2:v2], sorted by
@@ -153,17 +153,17 @@ func metaText(meta map[string]string) string {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString(printable(k))
+		b.WriteString(Printable(k))
 		b.WriteByte(':')
-		b.WriteString(printable(meta[k]))
+		b.WriteString(Printable(meta[k]))
 	}
 	b.WriteByte(']')
 	return b.String()
 }
 
-// say prints a line of narration (text mode only). Its arguments are pir's
+// Say prints a line of narration (text mode only). Its arguments are pir's
 // own, or escaped by the caller.
-func (p *printer) say(format string, args ...any) {
+func (p *Printer) Say(format string, args ...any) {
 	if p.json {
 		return
 	}

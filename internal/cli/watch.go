@@ -26,8 +26,8 @@ const (
 
 func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pir watch", flag.ContinueOnError)
-	var nf netFlags
-	nf.register(fs)
+	var nf NetFlags
+	nf.Register(fs)
 	probe := fs.Bool("wait-probe", false, "list a member only after its first successful health probe (default: as soon as it announces)")
 	once := fs.Bool("t", false, "list the members once, when the group has answered and their first probes are done, then exit (like avahi-browse -t)")
 	mdnsService := fs.String("mdns", "", "watch over mDNS/DNS-SD: every service of this type (e.g. _http._tcp), whatever software published it (with -group, only pir members of that group and other software's services), or \"pir\" for the group's pir members")
@@ -35,50 +35,50 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(fs.Output(), "Usage: pir watch [flags]\n\nObserve a group without announcing: ask who is there, then print members and\ntheir events as they happen, until interrupted. Members are probed, so health\nchanges and failures show too. Original pir peers are listed like any other.\nWith -t, list the members that answered and passed their first probe, then\nexit.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args, stdout); err != nil {
+	if err := ParseFlags(fs, args, stdout); err != nil {
 		return err
 	}
-	if err := nf.check(fs.Name(), setFlags(fs), *mdnsService != ""); err != nil {
+	if err := nf.Check(fs.Name(), SetFlags(fs), *mdnsService != ""); err != nil {
 		return err
 	}
-	log := nf.logger(stderr)
-	cfg, err := nf.groupConfig(log, stderr)
+	log := nf.Logger(stderr)
+	cfg, err := nf.GroupConfig(log, stderr)
 	if err != nil {
 		return err
 	}
-	adv := newAdviser(stderr, nf.group, nf.keyFile)
+	adv := NewAdviser(stderr, nf.Group, nf.KeyFile)
 	var tr transport.Transport
-	where := fmt.Sprintf("on port %d", nf.port)
+	where := fmt.Sprintf("on port %d", nf.Port)
 	header := "" // the header line, when not "watching group G WHERE"
 	switch *mdnsService {
 	case "":
-		tr, err = nf.transport(log, stderr)
-		cfg.Prober = adv.prober(healthcheck.NewRegistry())
+		tr, err = nf.Transport(log, stderr)
+		cfg.Prober = adv.Prober(healthcheck.NewRegistry())
 	case "pir":
 		tr, err = nf.mdnsTransport(log, "", "", false, &cfg)
 		where = "over mDNS"
 	default:
 		// Every instance of the type, whatever its group, unless -group
 		// names one.
-		all := !setFlags(fs)["group"]
+		all := !SetFlags(fs)["group"]
 		tr, err = nf.mdnsTransport(log, *mdnsService, "", all, &cfg)
-		header = fmt.Sprintf("watching service %s over mDNS", printable(*mdnsService))
+		header = fmt.Sprintf("watching service %s over mDNS", Printable(*mdnsService))
 		if !all {
-			header = fmt.Sprintf("watching group %q over mDNS, service %s", nf.group, printable(*mdnsService))
+			header = fmt.Sprintf("watching group %q over mDNS, service %s", nf.Group, Printable(*mdnsService))
 		}
 	}
 	if err != nil {
 		return err
 	}
 	// -t lists members that passed their first probe, as -wait-probe does.
-	cfg.Passive, cfg.Transport, cfg.JoinBeforeProbe = true, adv.transport(tr), !*probe && !*once
-	cfg.Codec = adv.codec(cfg.Codec)
+	cfg.Passive, cfg.Transport, cfg.JoinBeforeProbe = true, adv.Transport(tr), !*probe && !*once
+	cfg.Codec = adv.Codec(cfg.Codec)
 	g, err := discovery.Join(ctx, cfg)
 	if err != nil {
-		return configError(fs.Name(), err)
+		return ConfigError(fs.Name(), err)
 	}
 	defer g.Close()
-	out := newPrinter(stdout, nf.json)
+	out := NewPrinter(stdout, nf.JSON)
 	if *once {
 		if err := settle(ctx, g); err != nil {
 			return err
@@ -88,25 +88,25 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		for _, m := range members {
 			out.event("", discovery.Event{Type: discovery.Joined, Member: m, At: m.Joined})
 		}
-		return writeErr(out)
+		return WriteErr(out)
 	}
 	if header == "" {
-		header = fmt.Sprintf("watching group %q %s", nf.group, where)
+		header = fmt.Sprintf("watching group %q %s", nf.Group, where)
 	}
-	out.say("%s", header)
+	out.Say("%s", header)
 	g.AddListener(func(e discovery.Event) bool {
 		out.event("", e)
 		return true
 	})
 	select {
 	case <-ctx.Done():
-	case <-out.failed:
-	case <-readerGone(ctx, stdout):
+	case <-out.Failed:
+	case <-ReaderGone(ctx, stdout):
 	}
 	if err := g.Close(); err != nil {
 		return err
 	}
-	return writeErr(out)
+	return WriteErr(out)
 }
 
 // settle waits until the group has answered (listenFor) and no peer heard

@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"context"
@@ -25,6 +25,7 @@ import (
 	"github.com/pirlan/pir/agent"
 	"github.com/pirlan/pir/discovery"
 	"github.com/pirlan/pir/healthcheck"
+	"github.com/pirlan/pir/internal/cli"
 )
 
 // Bounds on the agent's servers. A DNS query over TCP and an HTTP request
@@ -42,7 +43,7 @@ const (
 
 // agentOpts is a pir-agent command line, checked.
 type agentOpts struct {
-	nf       netFlags
+	nf       cli.NetFlags
 	groups   []string // sorted, every group watched: -group's and -service's
 	dnsAddr  string   // "" for none
 	httpAddr string   // "" for none
@@ -112,7 +113,7 @@ with each interface's own address. See docs/agent.md.
 func parseAgent(args []string, stdout io.Writer) (*agentOpts, error) {
 	fs := flag.NewFlagSet("pir-agent", flag.ContinueOnError)
 	o := &agentOpts{}
-	o.nf.register(fs)
+	o.nf.Register(fs)
 	fs.Lookup("group").Usage = "comma-separated names of the groups to serve (without -group but with -service: the -service groups only)"
 	fs.Lookup("json").Usage = "print membership events as one JSON object per line, with a \"group\" field"
 	dnsAddr := fs.String("dns", "127.0.0.1:8600", "address of the DNS server, UDP and TCP (\"\" for none); one that is not loopback needs -public")
@@ -129,11 +130,11 @@ func parseAgent(args []string, stdout io.Writer) (*agentOpts, error) {
 		fmt.Fprint(fs.Output(), agentUsage)
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args, stdout); err != nil {
+	if err := cli.ParseFlags(fs, args, stdout); err != nil {
 		return nil, err
 	}
-	set := setFlags(fs)
-	bad := func(format string, args ...any) error { return usageErrorf(fs.Name(), false, format, args...) }
+	set := cli.SetFlags(fs)
+	bad := func(format string, args ...any) error { return cli.UsageErrorf(fs.Name(), false, format, args...) }
 
 	// The groups: -group's, and each -service's. The agent serves them
 	// under DNS names, which are case-insensitive: two names that differ
@@ -143,20 +144,20 @@ func parseAgent(args []string, stdout io.Writer) (*agentOpts, error) {
 		return func(g string) bool { return strings.EqualFold(g, name) }
 	}
 	if set["group"] || len(services.pairs) == 0 {
-		for _, s := range strings.Split(o.nf.group, ",") {
+		for _, s := range strings.Split(o.nf.Group, ",") {
 			name := strings.TrimSpace(s)
-			if err := checkGroupName(name); err != nil {
+			if err := cli.CheckGroupName(name); err != nil {
 				return nil, bad("-group %q: %v", name, err)
 			}
 			if i := slices.IndexFunc(groups, same(name)); i >= 0 {
-				return nil, bad("-group %q: %q and %q are one name to DNS", o.nf.group, groups[i], name)
+				return nil, bad("-group %q: %q and %q are one name to DNS", o.nf.Group, groups[i], name)
 			}
 			groups = append(groups, name)
 		}
 	}
 	for _, p := range services.pairs {
 		group, raw := p[0], p[1]
-		if err := checkGroupName(group); err != nil {
+		if err := cli.CheckGroupName(group); err != nil {
 			return nil, bad("-service %q: group %q: %v", group+"="+raw, group, err)
 		}
 		if slices.ContainsFunc(o.services, func(s *service) bool { return strings.EqualFold(s.group, group) }) {
@@ -216,8 +217,8 @@ func parseAgent(args []string, stdout io.Writer) (*agentOpts, error) {
 
 	// The shared flags, the group name checked above.
 	nf := o.nf
-	nf.group = groups[0]
-	if err := nf.check(fs.Name(), set, false); err != nil {
+	nf.Group = groups[0]
+	if err := nf.Check(fs.Name(), set, false); err != nil {
 		return nil, err
 	}
 
@@ -311,11 +312,11 @@ func agentCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // runAgent runs the agent o describes until ctx is done.
 func runAgent(ctx context.Context, o *agentOpts, stdout, stderr io.Writer) error {
-	log := o.nf.logger(stderr)
+	log := o.nf.Logger(stderr)
 	a, err := agent.New(agent.Config{Domain: o.domain, TTL: o.ttl, Public: o.public, Logger: log.Named("agent")})
 	if err != nil {
 		if errors.Is(err, agent.ErrInvalidConfig) {
-			return usageErrorf("pir-agent", false, "%s", printable(err.Error()))
+			return cli.UsageErrorf("pir-agent", false, "%s", cli.Printable(err.Error()))
 		}
 		return err
 	}
@@ -323,7 +324,7 @@ func runAgent(ctx context.Context, o *agentOpts, stdout, stderr io.Writer) error
 	if err != nil {
 		return errors.Join(err, a.Close())
 	}
-	out := newPrinter(stdout, o.nf.json)
+	out := cli.NewPrinter(stdout, o.nf.JSON)
 	r := &agentRun{agent: a, srv: srv}
 	checks, stopChecks := context.WithCancel(context.Background())
 	r.stopChecks = stopChecks
@@ -342,17 +343,17 @@ func runAgent(ctx context.Context, o *agentOpts, stdout, stderr io.Writer) error
 	for i, g := range o.groups {
 		quoted[i] = strconv.Quote(g)
 	}
-	out.say("agent serving groups %s on port %d: %s", printable(strings.Join(quoted, ", ")), o.nf.port, strings.Join(where, ", "))
+	out.Say("agent serving groups %s on port %d: %s", cli.Printable(strings.Join(quoted, ", ")), o.nf.Port, strings.Join(where, ", "))
 	select {
 	case <-ctx.Done():
-	case <-out.failed:
-	case <-readerGone(ctx, stdout):
+	case <-out.Failed:
+	case <-cli.ReaderGone(ctx, stdout):
 	case err = <-r.served:
 		err = fmt.Errorf("serving: %w", err)
 	}
 	err = errors.Join(err, r.stop())
-	out.say("agent stopped")
-	return errors.Join(err, writeErr(out))
+	out.Say("agent stopped")
+	return errors.Join(err, cli.WriteErr(out))
 }
 
 // agentRun is what a running agent has started, for stop.
@@ -367,7 +368,7 @@ type agentRun struct {
 }
 
 // start joins o's groups, the services' too, and starts serving.
-func (r *agentRun) start(ctx, checks context.Context, o *agentOpts, out *printer, log hclog.Logger, stderr io.Writer) error {
+func (r *agentRun) start(ctx, checks context.Context, o *agentOpts, out *cli.Printer, log hclog.Logger, stderr io.Writer) error {
 	for _, name := range o.groups {
 		g, err := watchGroup(ctx, o, name, log, stderr)
 		if err != nil {
@@ -378,7 +379,7 @@ func (r *agentRun) start(ctx, checks context.Context, o *agentOpts, out *printer
 			return err
 		}
 		g.AddListener(func(e discovery.Event) bool {
-			out.groupEvent(name, e)
+			out.GroupEvent(name, e)
 			return true
 		})
 	}
@@ -425,22 +426,22 @@ func (r *agentRun) stop() error {
 // pir watch -wait-probe): the agent answers for members that answer.
 func watchGroup(ctx context.Context, o *agentOpts, name string, log hclog.Logger, stderr io.Writer) (*discovery.Group, error) {
 	nf := o.nf
-	nf.group = name
-	cfg, err := nf.groupConfig(log.Named(name), stderr)
+	nf.Group = name
+	cfg, err := nf.GroupConfig(log.Named(name), stderr)
 	if err != nil {
 		return nil, err
 	}
-	adv := newAdviser(stderr, name, nf.keyFile)
-	adv.siblings = o.groups
-	tr, err := nf.transport(log, stderr)
+	adv := cli.NewAdviser(stderr, name, nf.KeyFile)
+	adv.Siblings = o.groups
+	tr, err := nf.Transport(log, stderr)
 	if err != nil {
 		return nil, err
 	}
-	cfg.Passive, cfg.Transport, cfg.Codec = true, adv.transport(tr), adv.codec(cfg.Codec)
-	cfg.Prober = adv.prober(healthcheck.NewRegistry())
+	cfg.Passive, cfg.Transport, cfg.Codec = true, adv.Transport(tr), adv.Codec(cfg.Codec)
+	cfg.Prober = adv.Prober(healthcheck.NewRegistry())
 	g, err := discovery.Join(ctx, cfg)
 	if err != nil {
-		return nil, configError("pir-agent", err)
+		return nil, cli.ConfigError("pir-agent", err)
 	}
 	return g, nil
 }
@@ -449,50 +450,50 @@ func watchGroup(ctx context.Context, o *agentOpts, name string, log hclog.Logger
 // health server of its own that answers as the check last said. The
 // check runs once first, so that the first probe already has its answer.
 // It returns the health server, to close, even when the join fails.
-func joinService(ctx context.Context, o *agentOpts, s *service, out *printer, log hclog.Logger, stderr io.Writer) (*discovery.Group, *healthcheck.TCPServer, error) {
+func joinService(ctx context.Context, o *agentOpts, s *service, out *cli.Printer, log hclog.Logger, stderr io.Writer) (*discovery.Group, *healthcheck.TCPServer, error) {
 	nf := o.nf
-	nf.group = s.group
+	nf.Group = s.group
 	var group atomic.Pointer[discovery.Group]
 	hs := healthcheck.NewTCPServer(healthcheck.ServerConfig{
 		Known: func(a netip.Addr) bool { g := group.Load(); return g != nil && g.Knows(a) },
 	})
 	checkErr := runCheck(ctx, s.check, o.timeout)
 	hs.SetHealthy(checkErr == nil)
-	if err := hs.Start(nf.healthListenAddr()); err != nil {
+	if err := hs.Start(nf.HealthListenAddr()); err != nil {
 		return nil, hs, fmt.Errorf("-service %s: health-check server: %w", s.group, err)
 	}
-	cfg, err := nf.groupConfig(log.Named(s.group+".service"), stderr)
+	cfg, err := nf.GroupConfig(log.Named(s.group+".service"), stderr)
 	if err != nil {
 		return nil, hs, err
 	}
-	adv := newAdviser(stderr, s.group, nf.keyFile)
-	adv.siblings = o.groups
-	tr, err := nf.transport(log, stderr)
+	adv := cli.NewAdviser(stderr, s.group, nf.KeyFile)
+	adv.Siblings = o.groups
+	tr, err := nf.Transport(log, stderr)
 	if err != nil {
 		return nil, hs, err
 	}
 	cfg.Self = discovery.Peer{HealthURI: hs.URI(), CommsURI: s.announce}
-	cfg.Transport, cfg.Codec = adv.transport(tr), adv.codec(cfg.Codec)
-	cfg.Prober = adv.prober(healthcheck.NewRegistry())
+	cfg.Transport, cfg.Codec = adv.Transport(tr), adv.Codec(cfg.Codec)
+	cfg.Prober = adv.Prober(healthcheck.NewRegistry())
 	g, err := discovery.Join(ctx, cfg)
 	if err != nil {
-		return nil, hs, configError("pir-agent", err)
+		return nil, hs, cli.ConfigError("pir-agent", err)
 	}
 	group.Store(g)
-	out.say("%s: announcing service %s as %s, comms %s, health %s, check %s",
-		printable(s.group), printable(s.uri.String()), g.Self().ID,
-		probedAt(s.announce, tr, nf.only4), probedAt(hs.URI(), tr, nf.only4), printable(s.check.what))
+	out.Say("%s: announcing service %s as %s, comms %s, health %s, check %s",
+		cli.Printable(s.group), cli.Printable(s.uri.String()), g.Self().ID,
+		cli.ProbedAt(s.announce, tr, nf.Only4), cli.ProbedAt(hs.URI(), tr, nf.Only4), cli.Printable(s.check.what))
 	sayCheck(out, s, checkErr)
 	return g, hs, nil
 }
 
 // sayCheck tells what a check's result means for the probes.
-func sayCheck(out *printer, s *service, err error) {
+func sayCheck(out *cli.Printer, s *service, err error) {
 	if err != nil {
-		out.say("%s: check failed (%s): probes answered unhealthy", printable(s.group), printable(err.Error()))
+		out.Say("%s: check failed (%s): probes answered unhealthy", cli.Printable(s.group), cli.Printable(err.Error()))
 		return
 	}
-	out.say("%s: check passed: probes answered healthy", printable(s.group))
+	out.Say("%s: check passed: probes answered healthy", cli.Printable(s.group))
 }
 
 // leaveAll leaves every group at once: a goodbye from each service's
