@@ -332,7 +332,7 @@ func (c *Conn) Receive(buf []byte) (transport.Packet, error) {
 func (c *Conn) read(s *mcast.Socket, name string) {
 	defer c.wg.Done()
 	for {
-		d := datagram{buf: readBufs.Get().(*[]byte)}
+		d := datagram{buf: getReadBuf()}
 		d.n, d.src, d.dst, d.ifIndex, d.err = s.ReadFrom(*d.buf)
 		dst := d.dst
 		var qe *mcast.QueuedError

@@ -3,7 +3,6 @@ package multicast
 import (
 	"fmt"
 	"net/netip"
-	"sync"
 
 	"github.com/pirlan/pir/transport"
 )
@@ -13,7 +12,28 @@ import (
 // over.
 const readBufSize = 1 << 16
 
-var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+// readBufs holds the read buffers no reader is using, at most
+// maxFreeReadBufs of them. A sync.Pool would drop them at every other
+// collection, and a buffer made again on freed heap comes zeroed, all
+// 16 of its pages resident, where a kept one has only the pages its
+// datagrams touched (one, for pir's): about 0.3 MiB of a member's
+// resident memory after its first collections (docs/performance.md).
+var readBufs = make(chan *[]byte, maxFreeReadBufs)
+
+// maxFreeReadBufs bounds the free buffers kept: a Conn's readers (one per
+// socket) hold one each, and Receive one more.
+const maxFreeReadBufs = 16
+
+// getReadBuf returns a free read buffer, or a new one.
+func getReadBuf() *[]byte {
+	select {
+	case b := <-readBufs:
+		return b
+	default:
+		b := make([]byte, readBufSize)
+		return &b
+	}
+}
 
 // datagram is what a reader goroutine hands to Receive: one datagram in a
 // pooled buffer, or a read error.
@@ -29,7 +49,10 @@ type datagram struct {
 
 func (d *datagram) release() {
 	if d.buf != nil {
-		readBufs.Put(d.buf)
+		select {
+		case readBufs <- d.buf:
+		default: // enough kept; the collector takes this one
+		}
 		d.buf = nil
 	}
 }
