@@ -66,6 +66,15 @@ func Start() context.Context {
 		// (docs/performance.md).
 		runtime.GOMAXPROCS(1)
 	}
+	if os.Getenv("GOGC") == "" {
+		// Collect when the heap has grown by half, not doubled. A member's
+		// live heap is under 1 MiB, but at GOGC 100 the runtime waits for
+		// 4 MiB (the floor scales with GOGC): a member's resident memory
+		// climbed past 10 MiB before each collection, where at 50 it stays
+		// near 9 (tools/rss/rss.sh, docs/performance.md). A collection of
+		// so small a heap takes about a millisecond, every few minutes.
+		debug.SetGCPercent(50)
+	}
 	// The signals stay caught until the process ends: one that comes
 	// while pir is leaving or exiting (a second Ctrl-C, a supervisor that
 	// sends SIGTERM twice) changes nothing, where the default action would
