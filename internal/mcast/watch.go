@@ -28,9 +28,9 @@ const (
 // changed. On Linux it listens to the kernel's notices of link and address
 // changes (rtnetlink); elsewhere Watch fails with errors.ErrUnsupported.
 type Watcher struct {
-	c     chan struct{}
-	close func() error // closes the source, which ends the reader
-	wg    sync.WaitGroup
+	c    chan struct{}
+	stop func() error // closes the source, which ends the reader
+	wg   sync.WaitGroup
 }
 
 // C receives when something may have changed: a burst of notices gives one
@@ -48,7 +48,7 @@ func (w *Watcher) notify() {
 
 // Close stops the Watcher and waits for its reader to end.
 func (w *Watcher) Close() error {
-	err := w.close()
+	err := w.stop()
 	w.wg.Wait()
 	return err
 }
@@ -59,30 +59,31 @@ func (w *Watcher) Close() error {
 // Where a Watcher can be made (Linux), a rescan follows each burst of
 // change notices: noticeSettle (20 ms) after the first notice, and no
 // sooner than noticeGap (1 s) after the previous rescan; the periodic
-// rescan then runs only every WatchedInterval (1 min) or every, whichever
-// is longer, as a safety net. Where it cannot (another OS, a kernel
-// without rtnetlink), or once the Watcher fails, rescan runs every every,
-// as it always did. The Watcher is closed, and its reader waited for,
-// before RescanLoop returns. A nil log logs nothing.
-func RescanLoop(done <-chan struct{}, every time.Duration, log hclog.Logger, rescan func()) {
+// rescan then runs only as a safety net, once per interval or per
+// WatchedInterval (1 min), whichever is longer. Where no Watcher can be
+// made (another OS, a kernel without rtnetlink), or once it fails, rescan
+// runs once per interval, as it always did. The Watcher is closed, and
+// its reader waited for, before RescanLoop returns. A nil log logs
+// nothing.
+func RescanLoop(done <-chan struct{}, interval time.Duration, log hclog.Logger, rescan func()) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
 	var notices <-chan struct{}
 	if w, err := Watch(); err != nil {
-		log.Debug("cannot watch interface changes; polling", "every", every, "error", err)
+		log.Debug("cannot watch interface changes; polling", "interval", interval, "error", err)
 	} else {
 		defer w.Close()
 		notices = w.C()
 	}
-	rescanLoop(done, every, notices, log, rescan)
+	rescanLoop(done, interval, notices, log, rescan)
 }
 
 // rescanLoop is RescanLoop with its notices given: nil when there are none.
-func rescanLoop(done <-chan struct{}, every time.Duration, notices <-chan struct{}, log hclog.Logger, rescan func()) {
-	period := every
+func rescanLoop(done <-chan struct{}, interval time.Duration, notices <-chan struct{}, log hclog.Logger, rescan func()) {
+	period := interval
 	if notices != nil {
-		period = max(every, WatchedInterval)
+		period = max(interval, WatchedInterval)
 	}
 	tick := time.NewTicker(period)
 	defer tick.Stop()
@@ -103,9 +104,9 @@ func rescanLoop(done <-chan struct{}, every time.Duration, notices <-chan struct
 			run()
 		case _, ok := <-notices:
 			if !ok {
-				log.Debug("interface watch ended; polling", "every", every)
+				log.Debug("interface watch ended; polling", "interval", interval)
 				notices = nil
-				tick.Reset(every)
+				tick.Reset(interval)
 				continue
 			}
 			if !pending {

@@ -20,9 +20,18 @@ const noticeBuf = 512
 // overflow of the socket's queue (ENOBUFS: notices were lost), make the
 // Watcher signal on C.
 func Watch() (*Watcher, error) {
+	fd, err := subscribe()
+	if err != nil {
+		return nil, fmt.Errorf("watching interfaces: %w", err)
+	}
+	return start(fd), nil
+}
+
+// subscribe opens the notice socket, non-blocking.
+func subscribe() (int, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_ROUTE)
 	if err != nil {
-		return nil, fmt.Errorf("watching interfaces: %w", os.NewSyscallError("socket", err))
+		return -1, os.NewSyscallError("socket", err)
 	}
 	sa := &unix.SockaddrNetlink{
 		Family: unix.AF_NETLINK,
@@ -30,15 +39,20 @@ func Watch() (*Watcher, error) {
 	}
 	if err := unix.Bind(fd, sa); err != nil {
 		_ = unix.Close(fd)
-		return nil, fmt.Errorf("watching interfaces: %w", os.NewSyscallError("bind", err))
+		return -1, os.NewSyscallError("bind", err)
 	}
+	return fd, nil
+}
+
+// start makes the Watcher that reads the socket fd, which it owns.
+func start(fd int) *Watcher {
 	// A non-blocking descriptor makes os.NewFile register it with the
 	// poller, so that Close unblocks a Read in progress.
 	f := os.NewFile(uintptr(fd), "rtnetlink")
-	w := &Watcher{c: make(chan struct{}, 1), close: f.Close}
+	w := &Watcher{c: make(chan struct{}, 1), stop: f.Close}
 	w.wg.Add(1)
 	go w.read(f)
-	return w, nil
+	return w
 }
 
 // read signals a change for each notice read, until the socket is closed
