@@ -17,7 +17,11 @@
 //     addresses and on-link prefixes, which of them to use for one family,
 //     and the address a member advertises on each.
 //   - Membership: one socket joined to one group on the chosen links,
-//     brought up to date by Update at each rescan (RescanLoop).
+//     brought up to date by Update at each rescan.
+//   - RescanLoop and Watcher: when to rescan. On Linux a Watcher listens
+//     to the kernel's notices of link and address changes (an rtnetlink
+//     socket) and RescanLoop rescans after each burst of them, polling
+//     only as a slow safety net; elsewhere RescanLoop polls.
 //
 // It is internal: the transports' public APIs are the promise, not this
 // package's.

@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -125,19 +124,4 @@ func (m *Membership) IndexOf(name string) (int, bool) {
 		}
 	}
 	return 0, false
-}
-
-// RescanLoop calls rescan every interval until done is closed. The caller
-// runs it in a goroutine it owns and waits for.
-func RescanLoop(done <-chan struct{}, every time.Duration, rescan func()) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.C:
-			rescan()
-		}
-	}
 }

@@ -271,23 +271,3 @@ func TestMembershipNames(t *testing.T) {
 	assert.Contains(t, m.Links()[0].Addrs, netlab.LoopbackV4, "Interfaces lists lo's addresses")
 	assert.Contains(t, groups(t), group.String())
 }
-
-func TestRescanLoop(t *testing.T) {
-	done := make(chan struct{})
-	calls := make(chan struct{})
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		RescanLoop(done, time.Millisecond, func() {
-			select {
-			case calls <- struct{}{}:
-			case <-done:
-			}
-		})
-	}()
-	for range 3 {
-		<-calls
-	}
-	close(done)
-	<-exited
-}

@@ -25,8 +25,9 @@ const (
 	// DefaultHeartbeat is how often Receive gets an announcement for each
 	// live instance in the cache when Config.Heartbeat is zero.
 	DefaultHeartbeat = time.Second
-	// DefaultRescanInterval is how often interfaces are checked for
-	// changes when Config.RescanInterval is zero.
+	// DefaultRescanInterval is how often interfaces are polled for
+	// changes when Config.RescanInterval is zero and the kernel's change
+	// notices cannot be had (see Config.RescanInterval).
 	DefaultRescanInterval = 5 * time.Second
 	// DefaultMaxMessage is the largest mDNS message a Conn sends when
 	// Config.MaxMessage is zero: a 1500-byte Ethernet frame less the IPv6
@@ -168,9 +169,15 @@ type Config struct {
 	// (1452).
 	SynthMax int
 
-	// RescanInterval is how often interfaces are checked for changes.
-	// Zero means DefaultRescanInterval (5 s); negative disables the
-	// periodic check (Rescan still works).
+	// RescanInterval paces the automatic checks of the interfaces for
+	// changes. On Linux the Conn listens to the kernel's notices of link
+	// and address changes (rtnetlink) and checks about 20 ms after a
+	// burst of them, at most once a second; the periodic check is then
+	// only a safety net, every RescanInterval or every minute, whichever
+	// is longer. Elsewhere, or when the notices cannot be had, the Conn
+	// checks every RescanInterval. Zero means DefaultRescanInterval (5 s);
+	// negative disables every automatic check, notices included (Rescan
+	// still works).
 	RescanInterval time.Duration
 
 	// DisableLoopback turns off multicast loopback. By default (false)

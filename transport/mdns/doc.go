@@ -270,8 +270,11 @@
 //
 // New opens the sockets and starts the goroutines: a reader per socket
 // (two per address family), the engine that owns the publication, the
-// cache and the timers, and an interface check every
-// Config.RescanInterval. Close sends goodbyes for what the Conn published
+// cache and the timers, and the interface check: on Linux when the kernel
+// reports a link or address change (rtnetlink notices; about 20 ms after a
+// burst of them, at most once a second) and once a minute as a safety
+// net, elsewhere, or without the notices, every Config.RescanInterval (5 s
+// by default). Close sends goodbyes for what the Conn published
 // (unless Config.SilentClose), so a Group's Close over mDNS looks like its
 // Leave to the others, then closes the sockets, which unblocks Receive
 // with an error wrapping transport.ErrClosed, and waits for every

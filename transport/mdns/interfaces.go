@@ -88,10 +88,10 @@ func (c *Conn) indexOf(name string) (int, bool) {
 	return 0, false
 }
 
-// Rescan checks the interfaces now rather than at the next
-// Config.RescanInterval: it joins the group on interfaces that appeared or
-// came up, leaves it on those that went away, and updates the addresses
-// the Conn publishes.
+// Rescan checks the interfaces now rather than at the next automatic
+// check (Config.RescanInterval): it joins the group on interfaces that
+// appeared or came up, leaves it on those that went away, and updates the
+// addresses the Conn publishes.
 func (c *Conn) Rescan() error {
 	if c.isClosed() {
 		return fmt.Errorf("mdns: rescan: %w", transport.ErrClosed)
@@ -139,7 +139,7 @@ func (c *Conn) rescan() error {
 
 func (c *Conn) rescanLoop(every time.Duration) {
 	defer c.wg.Done()
-	mcast.RescanLoop(c.done, every, func() {
+	mcast.RescanLoop(c.done, every, c.log, func() {
 		if err := c.rescan(); err != nil {
 			c.log.Debug("rescan failed", "error", err)
 		}

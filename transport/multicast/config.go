@@ -17,8 +17,9 @@ const (
 	DefaultPort = 9999
 	// DefaultHopLimit keeps announcements on the local link.
 	DefaultHopLimit = 1
-	// DefaultRescanInterval is how often interfaces are checked for
-	// changes when Config.RescanInterval is zero.
+	// DefaultRescanInterval is how often interfaces are polled for
+	// changes when Config.RescanInterval is zero and the kernel's change
+	// notices cannot be had (see Config.RescanInterval).
 	DefaultRescanInterval = 5 * time.Second
 )
 
@@ -77,10 +78,16 @@ type Config struct {
 	// transport.MaxDatagram (1452). At most 65507 for udp4, 65527 for udp6.
 	MaxDatagram int
 
-	// RescanInterval is how often the interfaces are checked for changes
-	// (interfaces appearing, going up or down, addresses changing). Zero
-	// means DefaultRescanInterval; negative disables the periodic check
-	// (Rescan still works).
+	// RescanInterval paces the automatic checks of the interfaces for
+	// changes (interfaces appearing, going up or down, addresses
+	// changing). On Linux the Conn listens to the kernel's notices of
+	// link and address changes (rtnetlink) and checks about 20 ms after a
+	// burst of them, at most once a second; the periodic check is then
+	// only a safety net, every RescanInterval or every minute, whichever
+	// is longer. Elsewhere, or when the notices cannot be had, the Conn
+	// checks every RescanInterval. Zero means DefaultRescanInterval (5 s);
+	// negative disables every automatic check, notices included (Rescan
+	// still works).
 	RescanInterval time.Duration
 
 	// Logger receives the Conn's logs. Nil means no logging.

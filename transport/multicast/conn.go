@@ -59,7 +59,7 @@ type Conn struct {
 }
 
 // testHookRescanned, when a test sets it before New, is called after each
-// periodic rescan of the Conns made while it is set.
+// automatic rescan of the Conns made while it is set.
 var testHookRescanned func()
 
 // Stats counts what a Conn dropped or failed to do without reporting an
@@ -135,7 +135,7 @@ func newConn(cfg Config, rx chan datagram) (*Conn, error) {
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			mcast.RescanLoop(c.done, cfg.RescanInterval, c.periodicRescan)
+			mcast.RescanLoop(c.done, cfg.RescanInterval, c.log, c.periodicRescan)
 		}()
 	}
 	c.log.Debug("listening", "links", c.Links(), "unicast", c.LocalAddr())
@@ -378,10 +378,10 @@ func (c *Conn) Links() []transport.Link {
 	return out
 }
 
-// Rescan checks the interfaces now rather than at the next
-// Config.RescanInterval: it joins the group on interfaces that appeared or
-// came up, leaves it on those that went away, and updates the links'
-// addresses.
+// Rescan checks the interfaces now rather than at the next automatic
+// check (Config.RescanInterval): it joins the group on interfaces that
+// appeared or came up, leaves it on those that went away, and updates the
+// links' addresses.
 func (c *Conn) Rescan() error {
 	if c.closed() {
 		return fmt.Errorf("multicast: rescan: %w", transport.ErrClosed)
@@ -398,7 +398,7 @@ func (c *Conn) rescan() error {
 	return nil
 }
 
-// periodicRescan is a rescan of the RescanInterval loop.
+// periodicRescan is a rescan of the automatic loop (mcast.RescanLoop).
 func (c *Conn) periodicRescan() {
 	if err := c.rescan(); err != nil {
 		c.log.Debug("rescan failed", "error", err)

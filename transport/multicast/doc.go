@@ -31,11 +31,14 @@
 // interface otherwise. Config.Interfaces names the interfaces to use
 // instead, loopback or not.
 //
-// Interfaces change: a goroutine checks them every Config.RescanInterval
-// and joins the group on interfaces that appear or come up, leaves it on
-// those that go down or vanish, and updates each link's address. Rescan
-// does it at once. A named interface that does not exist yet is picked up
-// when it appears. A send that fails on one interface (one that went down
+// Interfaces change: a goroutine checks them and joins the group on
+// interfaces that appear or come up, leaves it on those that go down or
+// vanish, and updates each link's address. On Linux it checks when the
+// kernel reports a link or address change (rtnetlink notices: about 20 ms
+// after a burst of them, at most once a second), and otherwise only once
+// a minute as a safety net; elsewhere, or without the notices, it polls
+// every Config.RescanInterval (5 s by default). Rescan does it at once. A
+// named interface that does not exist yet is picked up when it appears. A send that fails on one interface (one that went down
 // since the last check, say) is logged at Debug and counted in Stats; Send
 // fails only when it failed on every interface, or with ErrNoInterface
 // when there is none.

@@ -3,6 +3,7 @@ package multicast
 import (
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -183,7 +184,8 @@ func TestRescanIPv6(t *testing.T) {
 }
 
 // TestRescanPeriodic: without a Rescan call, the Conn's own goroutine
-// notices a new interface.
+// notices a new interface (on Linux through the kernel's change notices,
+// elsewhere by polling every 10 ms; internal/mcast tests the polling).
 func TestRescanPeriodic(t *testing.T) {
 	netlab.Require(t)
 	leakCheck(t)
@@ -213,6 +215,59 @@ func TestRescanPeriodic(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{"lo", "pirv0"}, linkNames(c.Links()))
+}
+
+// TestRescanOnNotice: on Linux the Conn rescans when the kernel reports a
+// link or address change, though its RescanInterval is an hour: a new
+// interface with an address is joined and used without a Rescan call,
+// dropped when it goes down, used again when it comes up, and dropped when
+// deleted; Close then returns at once and leaves no goroutine.
+func TestRescanOnNotice(t *testing.T) {
+	netlab.Require(t)
+	if runtime.GOOS != "linux" {
+		t.Skip("the Conn watches interface changes on Linux only")
+	}
+	leakCheck(t)
+	cfg := Config{
+		Group:          netip.AddrPortFrom(netip.Addr{}, freePort(t, "udp4")),
+		RescanInterval: time.Hour,
+		Interfaces:     []string{"lo", "pirv0"},
+	}
+	c := open(t, cfg)
+	peer := open(t, cfg)
+	rpeer := pump(t, peer)
+	require.Equal(t, []string{"lo"}, linkNames(c.Links()))
+
+	links := func(want ...string) {
+		t.Helper()
+		require.EventuallyWithT(t, func(ct *assert.CollectT) {
+			assert.Equal(ct, want, linkNames(c.Links()))
+			assert.Equal(ct, want, linkNames(peer.Links()), "the peer's")
+		}, timeout, 5*time.Millisecond)
+	}
+	idx := addVeth(t)
+	netlab.MustIP(t, "addr", "add", "198.18.0.1/24", "dev", "pirv0")
+	links("lo", "pirv0")
+	v0 := linkNamed(t, c.Links(), "pirv0")
+	assert.Equal(t, transport.Link{Index: idx, Name: "pirv0", Addr: netip.MustParseAddr("198.18.0.1")}, v0)
+	require.NoError(t, c.SendVia([]byte("via pirv0"), v0))
+	assert.Equal(t, idx, expect(t, rpeer, "via pirv0").IfIndex)
+
+	netlab.MustIP(t, "link", "set", "pirv0", "down")
+	links("lo")
+	netlab.MustIP(t, "link", "set", "pirv0", "up")
+	links("lo", "pirv0")
+	netlab.MustIP(t, "link", "del", "pirv0")
+	links("lo")
+
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(timeout):
+		t.Fatalf("Close still blocks after %v", timeout)
+	}
 }
 
 // TestSendFailsOnEveryLink: when the only link is down, Send reports it.
