@@ -36,16 +36,7 @@ func TestMDNSRescan(t *testing.T) {
 	}
 	assert.Equal(t, onlyLo, names(c.Links()))
 
-	if out, err := netlab.IP("link", "add", "pirm0", "type", "veth", "peer", "name", "pirm1"); err != nil {
-		t.Skipf("cannot make a veth pair in the namespace: %v: %s", err, out)
-	}
-	t.Cleanup(func() { _, _ = netlab.IP("link", "del", "pirm0") })
-	netlab.MustIP(t, "addr", "add", "198.18.7.1/24", "dev", "pirm0")
-	netlab.MustIP(t, "-6", "addr", "add", "fd42:7::1/64", "dev", "pirm0", "nodad")
-	netlab.MustIP(t, "link", "set", "pirm0", "up")
-	netlab.MustIP(t, "link", "set", "pirm1", "up")
-	ifi, err := net.InterfaceByName("pirm0")
-	require.NoError(t, err)
+	ifi := addPirm0(t)
 
 	require.NoError(t, c.Rescan())
 	want := []string{netlab.Loopback, "pirm0"}
@@ -118,16 +109,7 @@ func TestMDNSRescanOnNotice(t *testing.T) {
 	}
 	require.Equal(t, onlyLo, names(c.Links()))
 
-	if out, err := netlab.IP("link", "add", "pirm0", "type", "veth", "peer", "name", "pirm1"); err != nil {
-		t.Skipf("cannot make a veth pair in the namespace: %v: %s", err, out)
-	}
-	t.Cleanup(func() { _, _ = netlab.IP("link", "del", "pirm0") })
-	netlab.MustIP(t, "addr", "add", "198.18.7.1/24", "dev", "pirm0")
-	netlab.MustIP(t, "-6", "addr", "add", "fd42:7::1/64", "dev", "pirm0", "nodad")
-	netlab.MustIP(t, "link", "set", "pirm0", "up")
-	netlab.MustIP(t, "link", "set", "pirm1", "up")
-	ifi, err := net.InterfaceByName("pirm0")
-	require.NoError(t, err)
+	ifi := addPirm0(t)
 
 	want := []string{netlab.Loopback, "pirm0"}
 	if v6 {
@@ -168,4 +150,22 @@ func names(ls []transport.Link) []string {
 		out = append(out, l.Name)
 	}
 	return out
+}
+
+// addPirm0 makes the veth pair pirm0-pirm1 in the test's namespace, gives
+// pirm0 an IPv4 and an IPv6 address, sets both ends up and returns
+// pirm0; the pair is deleted when the test ends.
+func addPirm0(t *testing.T) *net.Interface {
+	t.Helper()
+	if out, err := netlab.IP("link", "add", "pirm0", "type", "veth", "peer", "name", "pirm1"); err != nil {
+		t.Skipf("cannot make a veth pair in the namespace: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _, _ = netlab.IP("link", "del", "pirm0") })
+	netlab.MustIP(t, "addr", "add", "198.18.7.1/24", "dev", "pirm0")
+	netlab.MustIP(t, "-6", "addr", "add", "fd42:7::1/64", "dev", "pirm0", "nodad")
+	netlab.MustIP(t, "link", "set", "pirm0", "up")
+	netlab.MustIP(t, "link", "set", "pirm1", "up")
+	ifi, err := net.InterfaceByName("pirm0")
+	require.NoError(t, err)
+	return ifi
 }
