@@ -56,8 +56,10 @@ func (w *Watcher) Close() error {
 // RescanLoop calls rescan when the interfaces may have changed, until done
 // is closed. The caller runs it in a goroutine it owns and waits for.
 //
-// Where a Watcher can be made (Linux), a rescan follows each burst of
-// change notices: noticeSettle (20 ms) after the first notice, and no
+// Where a Watcher can be made (Linux), rescan runs once as soon as it is
+// subscribed (a change between the caller's first scan and the
+// subscription came with no notice), then after each burst of change
+// notices: noticeSettle (20 ms) after the first notice, and no
 // sooner than noticeGap (1 s) after the previous rescan; the periodic
 // rescan then runs only as a safety net, once per interval or per
 // WatchedInterval (1 min), whichever is longer. Where no Watcher can be
@@ -75,6 +77,7 @@ func RescanLoop(done <-chan struct{}, interval time.Duration, log hclog.Logger, 
 	} else {
 		defer w.Close()
 		notices = w.C()
+		rescan()
 	}
 	rescanLoop(done, interval, notices, log, rescan)
 }
