@@ -207,10 +207,11 @@ func (p *HTTPProber) get(ctx, rctx context.Context, u *url.URL) (responseHead, e
 	if _, err := io.WriteString(c, req); err != nil {
 		return responseHead{}, probeError(ctx, "GET", where, err)
 	}
-	buf := make([]byte, 0, maxResponseHead)
+	var buf []byte
+	limit := maxResponseHead
 	for interim := 0; ; interim++ {
 		var n int
-		buf, n, err = readHead(c, buf)
+		buf, n, err = readHead(c, buf, limit)
 		if errors.Is(err, errHeadTooLarge) {
 			return responseHead{}, fmt.Errorf("%w: GET %s: response %w", ErrUnhealthy, where, err)
 		}
@@ -221,7 +222,7 @@ func (p *HTTPProber) get(ctx, rctx context.Context, u *url.URL) (responseHead, e
 		if err != nil {
 			return h, fmt.Errorf("%w: GET %s: %w", ErrUnhealthy, where, err)
 		}
-		buf = buf[n:] // what is left of the bound is the next head's
+		buf, limit = buf[n:], limit-n // what is left of the bound is the next head's
 		switch {
 		case h.status < 200 && h.status != 101 && interim < maxInterim:
 			continue // an interim response: the final one follows

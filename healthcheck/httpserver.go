@@ -105,7 +105,7 @@ func (s *HTTPServer) serve(c *conn) {
 	if err := c.SetDeadline(end); err != nil {
 		return
 	}
-	buf, n, err := readHead(c, make([]byte, 0, maxRequestHead))
+	buf, n, err := readHead(c, nil, maxRequestHead)
 	var status int
 	var head bool
 	switch {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -48,21 +49,27 @@ func headEnd(b []byte) int {
 	}
 }
 
-// readHead reads from r, appending to buf up to its capacity, until buf
-// holds a whole head, and returns buf and the head's length (headEnd).
-// Bytes past the head (the start of a body) stay in buf. It fails with
-// errHeadTooLarge when buf fills first, io.EOF when r ends before its
-// first byte, io.ErrUnexpectedEOF when r ends within the head, and r's
-// error otherwise. It never reads past cap(buf).
-func readHead(r io.Reader, buf []byte) ([]byte, int, error) {
+// readHead reads from r, appending to buf, until buf holds a whole head,
+// and returns buf and the head's length (headEnd). Bytes past the head
+// (the start of a body) stay in buf. buf grows as the head does, by
+// doubling from headStart bytes, to at most limit bytes: a probe's or a
+// request's head is a few hundred bytes, and each probe would otherwise
+// make garbage of the whole bound. It fails with errHeadTooLarge when
+// limit bytes hold no end of head, io.EOF when r ends before its first
+// byte, io.ErrUnexpectedEOF when r ends within the head, and r's error
+// otherwise. It never reads past limit bytes of buf.
+func readHead(r io.Reader, buf []byte, limit int) ([]byte, int, error) {
 	for {
 		if n := headEnd(buf); n >= 0 {
 			return buf, n, nil
 		}
-		if len(buf) == cap(buf) {
-			return buf, 0, fmt.Errorf("%w: no end within %d bytes", errHeadTooLarge, cap(buf))
+		if len(buf) >= limit {
+			return buf, 0, fmt.Errorf("%w: no end within %d bytes", errHeadTooLarge, limit)
 		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(max(cap(buf), headStart), limit-len(buf)))
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), limit)])
 		buf = buf[:len(buf)+n]
 		if err != nil {
 			if n > 0 && headEnd(buf) >= 0 {
@@ -75,6 +82,9 @@ func readHead(r io.Reader, buf []byte) ([]byte, int, error) {
 		}
 	}
 }
+
+// headStart is the room readHead first makes for a head.
+const headStart = 512
 
 // responseHead is what a probe needs of an HTTP response head.
 type responseHead struct {

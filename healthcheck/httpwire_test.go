@@ -37,41 +37,41 @@ func TestHeadEnd(t *testing.T) {
 func TestReadHead(t *testing.T) {
 	head := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
 	t.Run("ByteByByte", func(t *testing.T) {
-		buf, n, err := readHead(iotest.OneByteReader(strings.NewReader(head+"ok")), make([]byte, 0, 64))
+		buf, n, err := readHead(iotest.OneByteReader(strings.NewReader(head+"ok")), nil, 64)
 		require.NoError(t, err)
 		assert.Equal(t, head, string(buf[:n]))
 		assert.LessOrEqual(t, len(buf), 64)
 	})
 	t.Run("WithBody", func(t *testing.T) {
-		buf, n, err := readHead(strings.NewReader(head+"ok"), make([]byte, 0, 64))
+		buf, n, err := readHead(strings.NewReader(head+"ok"), nil, 64)
 		require.NoError(t, err)
 		assert.Equal(t, "ok", string(buf[n:]), "the body's start stays in buf")
 	})
 	t.Run("DataWithEOF", func(t *testing.T) {
-		buf, n, err := readHead(iotest.DataErrReader(strings.NewReader(head)), make([]byte, 0, 64))
+		buf, n, err := readHead(iotest.DataErrReader(strings.NewReader(head)), nil, 64)
 		require.NoError(t, err)
 		assert.Equal(t, len(head), n)
 		assert.Equal(t, head, string(buf))
 	})
 	t.Run("TooLarge", func(t *testing.T) {
-		buf, _, err := readHead(strings.NewReader(head), make([]byte, 0, 20))
+		buf, _, err := readHead(strings.NewReader(head), nil, 20)
 		require.ErrorIs(t, err, errHeadTooLarge)
 		assert.Len(t, buf, 20)
 	})
 	t.Run("EndsAtBound", func(t *testing.T) {
-		_, n, err := readHead(strings.NewReader(head), make([]byte, 0, len(head)))
+		_, n, err := readHead(strings.NewReader(head), nil, len(head))
 		require.NoError(t, err)
 		assert.Equal(t, len(head), n)
 	})
 	t.Run("EOF", func(t *testing.T) {
-		_, _, err := readHead(strings.NewReader(""), make([]byte, 0, 64))
+		_, _, err := readHead(strings.NewReader(""), nil, 64)
 		require.ErrorIs(t, err, io.EOF)
-		_, _, err = readHead(strings.NewReader("HTTP/1.1 200 OK\r\n"), make([]byte, 0, 64))
+		_, _, err = readHead(strings.NewReader("HTTP/1.1 200 OK\r\n"), nil, 64)
 		require.ErrorIs(t, err, io.ErrUnexpectedEOF)
 	})
 	t.Run("Error", func(t *testing.T) {
 		boom := errors.New("boom")
-		_, _, err := readHead(iotest.ErrReader(boom), make([]byte, 0, 64))
+		_, _, err := readHead(iotest.ErrReader(boom), nil, 64)
 		require.ErrorIs(t, err, boom)
 	})
 }
@@ -341,7 +341,7 @@ func FuzzParseRequestHead(f *testing.F) {
 // checkReadHead reads b through readHead with bound max, one byte at a
 // time, and checks what it returns against headEnd.
 func checkReadHead(t *testing.T, b []byte, max int) {
-	buf, n, err := readHead(iotest.OneByteReader(bytes.NewReader(b)), make([]byte, 0, max))
+	buf, n, err := readHead(iotest.OneByteReader(bytes.NewReader(b)), nil, max)
 	require.LessOrEqual(t, len(buf), max)
 	require.True(t, bytes.HasPrefix(b, buf))
 	want := headEnd(b)

@@ -39,8 +39,9 @@ type ServerConfig struct {
 	// connected, so on a LAN the byte comes within a millisecond; the
 	// default leaves room for a lost segment's retransmission (200 ms on
 	// Linux) and a loaded machine. ReadTimeout still bounds the whole
-	// exchange, and caps this. The UDPServer ignores it. Zero means DefaultFirstByteTimeout (500ms); negative
-	// means no deadline of its own (ReadTimeout alone).
+	// exchange, and caps this. The UDPServer ignores it. Zero means
+	// DefaultFirstByteTimeout (500ms); negative means no deadline of its
+	// own (ReadTimeout alone).
 	FirstByteTimeout time.Duration
 
 	// MaxConns caps the connections open at once. The TCPServer and
@@ -226,8 +227,8 @@ type serverCore struct {
 	// The connections the TCPServer and HTTPServer count (see admit),
 	// guarded by cmu, which may be taken while holding mu but not the
 	// other way round: closeAll, called under mu, takes cmu, and so does
-	// admit, called by the accept loop that Close waits for. Each map holds at most MaxConns
-	// entries.
+	// admit, called by the accept loop that Close waits for. Each map
+	// holds at most MaxConns entries.
 	cmu     sync.Mutex
 	closing bool // set by closeAll: admit no more
 	conns   map[*conn]struct{}

@@ -87,11 +87,8 @@ func Start() context.Context {
 	return ctx
 }
 
-// A command runs with its arguments until it ends or ctx is done.
-type command func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-
 // commands are pir's commands, each run with its arguments.
-var commands = map[string]command{
+var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
 	"demo":  demo,
 	"join":  join,
 	"watch": watch,
@@ -108,16 +105,6 @@ var commands = map[string]command{
 // returns the exit code: 0, 1 when the command failed, 2 for a usage
 // error.
 func Pir(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return dispatch(ctx, commands, args, stdout, stderr)
-}
-
-// movedAgent tells a user of the agent's old name where it went.
-func movedAgent(context.Context, []string, io.Writer, io.Writer) error {
-	return UsageErrorf("pir agent", false, "the agent is its own command now: run pir-agent (go run ./cmd/pir-agent)")
-}
-
-// dispatch runs the command of cmds that args names.
-func dispatch(ctx context.Context, cmds map[string]command, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -134,15 +121,15 @@ func dispatch(ctx context.Context, cmds map[string]command, args []string, stdou
 			err = UsageErrorf("pir help", false, "want one command, got %q", rest)
 			break
 		}
-		if _, ok := cmds[rest[0]]; !ok {
+		if _, ok := commands[rest[0]]; !ok {
 			err = UsageErrorf("pir help", false, "unknown command %q; run 'pir help' for the commands", rest[0])
 			break
 		}
-		err = cmds[rest[0]](ctx, []string{"-h"}, stdout, stderr)
+		err = commands[rest[0]](ctx, []string{"-h"}, stdout, stderr)
 	case "-version", "--version":
 		err = version(rest, stdout)
 	default:
-		c, ok := cmds[cmd]
+		c, ok := commands[cmd]
 		if !ok {
 			err = UsageErrorf("pir", false, "unknown command %q; run 'pir help' for the commands", cmd)
 			break
@@ -150,6 +137,11 @@ func dispatch(ctx context.Context, cmds map[string]command, args []string, stdou
 		err = c(ctx, rest, stdout, stderr)
 	}
 	return Exit("pir", err, stderr)
+}
+
+// movedAgent tells a user of the agent's old name where it went.
+func movedAgent(context.Context, []string, io.Writer, io.Writer) error {
+	return UsageErrorf("pir agent", false, "the agent is its own command now: run pir-agent (go run ./cmd/pir-agent)")
 }
 
 // Exit prints what the error of a command of prog means to the user and
