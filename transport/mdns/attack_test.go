@@ -136,7 +136,7 @@ func TestMDNSClampTTL(t *testing.T) {
 		&dns.TXT{Hdr: hdr(inst, dns.TypeTXT, 7200, true), Txt: []string{"a=1"}},
 		&dns.A{Hdr: hdr("x.local.", dns.TypeA, 60, true), A: netip.MustParseAddr("198.18.0.9").AsSlice()},
 	}
-	b, err := (&dns.Msg{MsgHdr: responseHdr, Answer: rrs}).Pack()
+	b, err := (&dns.Msg{MsgHdr: dnsResponseHdr, Answer: rrs}).Pack()
 	require.NoError(t, err)
 	m, err := parseMessage(b)
 	require.NoError(t, err)

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/pirlan/pir/codec"
 )
 
@@ -86,14 +84,16 @@ func (e *engine) queryNow(now time.Time) {
 // Browse queries repeat at intervals that double from 1 s to an hour
 // (§5.2).
 func (e *engine) browseDue(now time.Time) {
-	var qs []dns.Question
-	var known []dns.RR
+	var qs []question
+	var known []record
 	if !e.queryAt.After(now) {
-		qs = append(qs, dns.Question{Name: e.c.browse, Qtype: dns.TypePTR, Qclass: dns.ClassINET})
-		for _, en := range e.cache.live(rrKey{lower(e.c.browse), dns.TypePTR}, now) {
+		qs = append(qs, question{Name: e.c.browse, Type: typePTR})
+		for _, en := range e.cache.live(rrKey{lower(e.c.browse), typePTR}, now) {
 			left := en.expires.Sub(now)
 			if left > en.ttl/2 {
-				known = append(known, en.rec.rr(uint32(left/time.Second), false))
+				k := en.rec
+				k.TTL, k.Flush = uint32(left/time.Second), false
+				known = append(known, k)
 			}
 		}
 		e.queryAt = now.Add(e.queryGap)
@@ -103,7 +103,7 @@ func (e *engine) browseDue(now time.Time) {
 		e.asksAt = time.Time{}
 		for k, a := range e.asks {
 			if !a.at.After(now) {
-				qs = append(qs, dns.Question{Name: a.name, Qtype: a.typ, Qclass: dns.ClassINET})
+				qs = append(qs, question{Name: a.name, Type: a.typ})
 				delete(e.asks, k)
 			} else if e.asksAt.IsZero() || a.at.Before(e.asksAt) {
 				e.asksAt = a.at
@@ -114,7 +114,7 @@ func (e *engine) browseDue(now time.Time) {
 		return
 	}
 	e.eachLink(func(l *iface, f *family) {
-		msgs, _ := packMessages(dns.MsgHdr{}, qs, known, nil, e.c.cfg.MaxMessage, true)
+		msgs, _ := packMessages(msgHeader{}, qs, known, nil, e.c.cfg.MaxMessage, true)
 		e.multicast(l, f, msgs, nil, now)
 	})
 }
@@ -135,7 +135,7 @@ func (e *engine) response(in inbound, now time.Time) {
 	suffix := "." + lower(e.c.svc.fqdn())
 	targets := make(map[string]bool)
 	for i := range recs {
-		if recs[i].Type == dns.TypeSRV && strings.HasSuffix(lower(recs[i].Name), suffix) {
+		if recs[i].Type == typeSRV && strings.HasSuffix(lower(recs[i].Name), suffix) {
 			targets[lower(recs[i].Target)] = true
 		}
 	}
@@ -147,11 +147,11 @@ func (e *engine) response(in inbound, now time.Time) {
 		}
 		var ok bool
 		switch r.Type {
-		case dns.TypePTR:
+		case typePTR:
 			ok = n == browse
-		case dns.TypeSRV, dns.TypeTXT:
+		case typeSRV, typeTXT:
 			ok = strings.HasSuffix(n, suffix)
-		case dns.TypeA, dns.TypeAAAA:
+		case typeA, typeAAAA:
 			ok = targets[n] || e.isTarget(n, now)
 		}
 		if ok {
@@ -183,9 +183,9 @@ func (e *engine) response(in inbound, now time.Time) {
 		if r.TTL == 0 {
 			e.cache.bye(r, now)
 			switch r.Type {
-			case dns.TypePTR:
+			case typePTR:
 				byes[lower(r.Target)] = true
-			case dns.TypeSRV:
+			case typeSRV:
 				byes[lower(r.Name)] = true
 			}
 			continue
@@ -200,7 +200,7 @@ func (e *engine) response(in inbound, now time.Time) {
 			continue
 		}
 		switch r.Type {
-		case dns.TypePTR:
+		case typePTR:
 			k := lower(r.Target)
 			inst := e.insts[k]
 			if inst == nil {
@@ -210,15 +210,15 @@ func (e *engine) response(in inbound, now time.Time) {
 			inst.asks = 0
 			inst.src[fi], inst.ifIndex[fi] = in.src, in.ifIndex
 			touched[k] = true
-		case dns.TypeSRV, dns.TypeTXT:
+		case typeSRV, typeTXT:
 			k := lower(r.Name)
 			if inst := e.insts[k]; inst != nil {
 				inst.src[fi], inst.ifIndex[fi] = in.src, in.ifIndex
 			}
 			touched[k] = true
-		case dns.TypeA, dns.TypeAAAA:
+		case typeA, typeAAAA:
 			for k, inst := range e.insts {
-				if srv := e.cache.newest(rrKey{k, dns.TypeSRV}, now); srv != nil && strings.EqualFold(srv.rec.Target, r.Name) {
+				if srv := e.cache.newest(rrKey{k, typeSRV}, now); srv != nil && strings.EqualFold(srv.rec.Target, r.Name) {
 					touched[inst.key] = true
 				}
 			}
@@ -256,7 +256,7 @@ func (e *engine) response(in inbound, now time.Time) {
 // a browsed instance's SRV record.
 func (e *engine) isTarget(n string, now time.Time) bool {
 	for k := range e.insts {
-		if srv := e.cache.newest(rrKey{k, dns.TypeSRV}, now); srv != nil && lower(srv.rec.Target) == n {
+		if srv := e.cache.newest(rrKey{k, typeSRV}, now); srv != nil && lower(srv.rec.Target) == n {
 			return true
 		}
 	}
@@ -273,11 +273,11 @@ func (e *engine) cacheDue(now time.Time) {
 	e.cache.maintain(now, func(en *entry) {
 		var wanted bool
 		switch n := lower(en.rec.Name); en.rec.Type {
-		case dns.TypePTR:
+		case typePTR:
 			wanted = n == lower(e.c.browse)
-		case dns.TypeSRV, dns.TypeTXT:
+		case typeSRV, typeTXT:
 			wanted = e.insts[n] != nil
-		case dns.TypeA, dns.TypeAAAA:
+		case typeA, typeAAAA:
 			wanted = e.isTarget(n, now)
 		}
 		if wanted {
@@ -290,7 +290,7 @@ func (e *engine) cacheDue(now time.Time) {
 // or evicted), unless a goodbye check holds them.
 func (e *engine) forget(gone []*entry) {
 	for _, en := range gone {
-		if en.rec.Type != dns.TypePTR || lower(en.rec.Name) != lower(e.c.browse) {
+		if en.rec.Type != typePTR || lower(en.rec.Name) != lower(e.c.browse) {
 			continue
 		}
 		k := lower(en.rec.Target)
@@ -329,7 +329,7 @@ func (e *engine) evict(now time.Time) {
 // addresses.
 func (e *engine) protected(now time.Time) map[*entry]bool {
 	keep := make(map[*entry]bool)
-	ptrs := e.cache.ptrs[rrKey{lower(e.c.browse), dns.TypePTR}]
+	ptrs := e.cache.ptrs[rrKey{lower(e.c.browse), typePTR}]
 	mark := func(ens []*entry) {
 		for _, en := range ens {
 			keep[en] = true
@@ -342,12 +342,12 @@ func (e *engine) protected(now time.Time) map[*entry]bool {
 		if en := ptrs[k]; en != nil {
 			keep[en] = true
 		}
-		mark(e.cache.sets[rrKey{k, dns.TypeTXT}])
-		for _, srv := range e.cache.sets[rrKey{k, dns.TypeSRV}] {
+		mark(e.cache.sets[rrKey{k, typeTXT}])
+		for _, srv := range e.cache.sets[rrKey{k, typeSRV}] {
 			keep[srv] = true
 			host := lower(srv.rec.Target)
-			mark(e.cache.sets[rrKey{host, dns.TypeA}])
-			mark(e.cache.sets[rrKey{host, dns.TypeAAAA}])
+			mark(e.cache.sets[rrKey{host, typeA}])
+			mark(e.cache.sets[rrKey{host, typeAAAA}])
 		}
 	}
 	return keep
@@ -417,12 +417,12 @@ func (inst *instance) checkedBy(id uint16) bool {
 // one-shot (legacy) query from the ephemeral port, which responders answer
 // by unicast, and returns the query's ID.
 func (e *engine) askInstance(inst *instance) uint16 {
-	qs := []dns.Question{
-		{Name: e.c.browse, Qtype: dns.TypePTR, Qclass: dns.ClassINET},
-		{Name: inst.name, Qtype: dns.TypeSRV, Qclass: dns.ClassINET},
-		{Name: inst.name, Qtype: dns.TypeTXT, Qclass: dns.ClassINET},
+	qs := []question{
+		{Name: e.c.browse, Type: typePTR},
+		{Name: inst.name, Type: typeSRV},
+		{Name: inst.name, Type: typeTXT},
 	}
-	hdr := dns.MsgHdr{Id: uint16(rand.Uint32())}
+	hdr := msgHeader{id: uint16(rand.Uint32())}
 	msgs, _ := packMessages(hdr, qs, nil, nil, e.c.cfg.MaxMessage, true)
 	e.eachLink(func(l *iface, f *family) {
 		for _, b := range msgs {
@@ -432,7 +432,7 @@ func (e *engine) askInstance(inst *instance) uint16 {
 			}
 		}
 	})
-	return hdr.Id
+	return hdr.id
 }
 
 // byeDue runs the steps of the checks that are due.
@@ -486,14 +486,14 @@ func (e *engine) endCheck(inst *instance, answered bool, now time.Time) {
 // answered reports whether inst's PTR and SRV records are alive: received
 // again, with a TTL, since a goodbye marked them.
 func (e *engine) answered(inst *instance, now time.Time) bool {
-	ptr := e.cache.ptr(rrKey{lower(e.c.browse), dns.TypePTR}, inst.key)
-	return ptr != nil && !ptr.goodbye && ptr.expires.After(now) && e.cache.newest(rrKey{inst.key, dns.TypeSRV}, now) != nil
+	ptr := e.cache.ptr(rrKey{lower(e.c.browse), typePTR}, inst.key)
+	return ptr != nil && !ptr.goodbye && ptr.expires.After(now) && e.cache.newest(rrKey{inst.key, typeSRV}, now) != nil
 }
 
 // pointsTo reports whether a PTR record of the browsed name still points
 // to the instance k.
 func (e *engine) pointsTo(k string) bool {
-	return e.cache.ptr(rrKey{lower(e.c.browse), dns.TypePTR}, k) != nil
+	return e.cache.ptr(rrKey{lower(e.c.browse), typePTR}, k) != nil
 }
 
 // heartbeat delivers every live instance again, so that a Group keeps it.
@@ -586,10 +586,10 @@ func (e *engine) pushMessage(m *codec.Message, foreign bool, src netip.AddrPort,
 // when something is missing, which it then asks for, or when inst belongs
 // to another group.
 func (e *engine) synthesize(inst *instance, now time.Time) (m codec.Message, src netip.AddrPort, ifIndex int, ok bool) {
-	srv := e.cache.newest(rrKey{inst.key, dns.TypeSRV}, now)
-	txt := e.cache.newest(rrKey{inst.key, dns.TypeTXT}, now)
+	srv := e.cache.newest(rrKey{inst.key, typeSRV}, now)
+	txt := e.cache.newest(rrKey{inst.key, typeTXT}, now)
 	if srv == nil || txt == nil {
-		e.resolve(inst, now, dns.TypeSRV, dns.TypeTXT)
+		e.resolve(inst, now, typeSRV, typeTXT)
 		return m, src, 0, false
 	}
 	pairs := parseTXT(txt.rec.Txt)
@@ -731,10 +731,10 @@ func (e *engine) localize(inst *instance, uri string, now time.Time) (string, bo
 func (e *engine) pickAddr(inst *instance, host string, now time.Time) (netip.Addr, bool) {
 	n := lower(host)
 	var cands []*entry
-	cands = append(cands, e.cache.live(rrKey{n, dns.TypeA}, now)...)
-	cands = append(cands, e.cache.live(rrKey{n, dns.TypeAAAA}, now)...)
+	cands = append(cands, e.cache.live(rrKey{n, typeA}, now)...)
+	cands = append(cands, e.cache.live(rrKey{n, typeAAAA}, now)...)
 	if len(cands) == 0 {
-		e.resolveName(inst, host, now, dns.TypeA, dns.TypeAAAA)
+		e.resolveName(inst, host, now, typeA, typeAAAA)
 		return netip.Addr{}, false
 	}
 	e.c.mu.Lock()
@@ -777,7 +777,7 @@ func (e *engine) pickAddr(inst *instance, host string, now time.Time) (netip.Add
 
 // srvTarget returns the target of inst's SRV record, or "".
 func (e *engine) srvTarget(inst *instance, now time.Time) string {
-	if srv := e.cache.newest(rrKey{inst.key, dns.TypeSRV}, now); srv != nil {
+	if srv := e.cache.newest(rrKey{inst.key, typeSRV}, now); srv != nil {
 		return srv.rec.Target
 	}
 	return ""

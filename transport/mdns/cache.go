@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"slices"
 	"time"
-
-	"github.com/miekg/dns"
 )
 
 // maxCache caps the records a Conn caches, so that a flood of responses
@@ -29,7 +27,7 @@ func clampTTL(r *record) time.Duration {
 	ttl := time.Duration(r.TTL) * time.Second
 	limit := maxOtherTTL
 	switch r.Type {
-	case dns.TypeSRV, dns.TypeA, dns.TypeAAAA:
+	case typeSRV, typeA, typeAAAA:
 		limit = maxHostTTL
 	}
 	return min(ttl, limit)
@@ -96,7 +94,7 @@ func (c *cache) put(r record, in inbound, now time.Time) (*entry, bool) {
 	k := r.key()
 	ttl := clampTTL(&r)
 	same := c.sets[k]
-	if r.Type == dns.TypePTR {
+	if r.Type == typePTR {
 		same = nil
 		if e := c.ptr(k, r.Target); e != nil {
 			same = []*entry{e}
@@ -118,7 +116,7 @@ func (c *cache) put(r record, in inbound, now time.Time) (*entry, bool) {
 		src: in.src, ifIndex: in.ifIndex, v6: in.v6}
 	c.sets[k] = append(c.sets[k], e)
 	c.n++
-	if r.Type == dns.TypePTR {
+	if r.Type == typePTR {
 		if c.ptrs[k] == nil {
 			c.ptrs[k] = make(map[string]*entry)
 		}
@@ -135,7 +133,7 @@ func (c *cache) ptr(k rrKey, target string) *entry {
 
 // unindex removes e from the PTR index.
 func (c *cache) unindex(e *entry) {
-	if e.rec.Type != dns.TypePTR {
+	if e.rec.Type != typePTR {
 		return
 	}
 	k := e.rec.key()
@@ -209,7 +207,7 @@ func maintenanceAt(t time.Time, ttl time.Duration, step int) time.Time {
 // in a second (RFC 6762 §10.1).
 func (c *cache) bye(r record, now time.Time) {
 	set := c.sets[r.key()]
-	if r.Type == dns.TypePTR {
+	if r.Type == typePTR {
 		set = nil
 		if e := c.ptr(r.key(), r.Target); e != nil {
 			set = []*entry{e}

@@ -554,9 +554,10 @@ type Stats struct {
 	Raw uint64
 	// Malformed counts datagrams that are not DNS messages.
 	Malformed uint64
-	// BadRecords counts records left out of a message because their data
-	// does not parse (an NSEC type bitmap python-zeroconf writes, say):
-	// the rest of the message is used.
+	// BadRecords counts records of the types the transport uses (PTR,
+	// SRV, TXT, A, AAAA) left out of a message because their data does
+	// not fit their type: the rest of the message is used. Records of
+	// other types are skipped unread.
 	BadRecords uint64
 	// Ignored counts DNS messages mDNS ignores: an opcode or response
 	// code other than zero (RFC 6762 §18), a response from a port other

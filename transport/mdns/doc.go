@@ -250,10 +250,12 @@
 // messages, larger queries too, with the TC bit (§7.2). Received messages
 // up to 9000 bytes are accepted; larger ones, and anything that is not a
 // DNS message, are dropped and counted in Stats, never an error. A message
-// is read record by record: a record whose data does not parse (such as
-// the NSEC records python-zeroconf 0.47 writes, whose type bitmap begins
-// with an empty block) is left out and counted (Stats.BadRecords), and
-// the rest of the message is used; only a message whose framing breaks (a
+// is read record by record: records of types the transport does not use
+// (NSEC, HINFO...) are skipped unread, so the NSEC records python-zeroconf
+// 0.47 writes, whose type bitmap begins with an empty block, cost nothing;
+// a PTR, SRV, TXT, A or AAAA record whose data does not fit its type is
+// left out and counted (Stats.BadRecords), and the rest of the message is
+// used; only a message whose framing breaks (a
 // header, question or record header running past its end, a name that
 // does not decompress) is dropped whole.
 // Not implemented: negative responses (NSEC, §6.1), duplicate question

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/pirlan/pir/codec"
 	"github.com/pirlan/pir/transport"
 )
@@ -261,5 +259,5 @@ func lower(s string) string { return strings.ToLower(s) }
 
 // matches reports whether question q asks for record r.
 func matches(q question, r *record) bool {
-	return (q.Type == r.Type || q.Type == dns.TypeANY) && strings.EqualFold(q.Name, r.Name)
+	return (q.Type == r.Type || q.Type == typeANY) && strings.EqualFold(q.Name, r.Name)
 }

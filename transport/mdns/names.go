@@ -125,23 +125,28 @@ func shortHash(s string) string {
 	return hex.EncodeToString(h[:4])
 }
 
-// escapeLabel writes one raw label in presentation format, as
-// github.com/miekg/dns writes the labels it unpacks.
+// escapeLabel writes one raw label in presentation format: the bytes
+// that delimit or quote in master files (dot, space, apostrophe, '@',
+// ';', '(', ')', '"' and backslash) escaped by a backslash, bytes outside
+// printable ASCII as \DDD. github.com/miekg/dns writes labels the same way.
 func escapeLabel(raw string) string {
-	var b strings.Builder
+	return string(appendEscaped(nil, raw))
+}
+
+// appendEscaped appends raw, one label, in presentation format.
+func appendEscaped[T string | []byte](dst []byte, raw T) []byte {
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
 		switch {
 		case c == '.' || c == ' ' || c == '\'' || c == '@' || c == ';' || c == '(' || c == ')' || c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
+			dst = append(dst, '\\', c)
 		case c < ' ' || c > '~':
-			fmt.Fprintf(&b, "\\%03d", c)
+			dst = append(dst, '\\', '0'+c/100, '0'+c/10%10, '0'+c%10)
 		default:
-			b.WriteByte(c)
+			dst = append(dst, c)
 		}
 	}
-	return b.String()
+	return dst
 }
 
 // errBadEscape reports a presentation-format string with a broken escape.
@@ -150,24 +155,42 @@ var errBadEscape = errors.New("bad escape")
 // firstLabel splits a presentation-format name into its first label,
 // unescaped, and the rest of the name after the dot that ends it.
 func firstLabel(name string) (label, rest string, err error) {
+	label, rest, _, err = cutLabel(name)
+	return label, rest, err
+}
+
+// cutLabel is firstLabel, also reporting whether a dot ended the label.
+// A label without escapes is a slice of name.
+func cutLabel(name string) (label, rest string, dot bool, err error) {
 	var b []byte
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		switch c {
 		case '.':
-			return string(b), name[i+1:], nil
+			if b == nil {
+				return name[:i], name[i+1:], true, nil
+			}
+			return string(b), name[i+1:], true, nil
 		case '\\':
+			if b == nil {
+				b = append(make([]byte, 0, len(name)), name[:i]...)
+			}
 			v, n, ok := unescapeAt(name, i)
 			if !ok {
-				return "", "", errBadEscape
+				return "", "", false, errBadEscape
 			}
 			b = append(b, v)
 			i += n - 1
 		default:
-			b = append(b, c)
+			if b != nil {
+				b = append(b, c)
+			}
 		}
 	}
-	return string(b), "", nil
+	if b == nil {
+		return name, "", false, nil
+	}
+	return string(b), "", false, nil
 }
 
 // unescapeAt decodes the escape that starts at s[i] ('\\'): \DDD or \X. It
@@ -187,36 +210,6 @@ func unescapeAt(s string, i int) (byte, int, bool) {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-// unescapeString decodes a character string as github.com/miekg/dns
-// writes it for TXT rdata: '"' and '\\' escaped by a backslash, bytes
-// outside printable ASCII as \DDD.
-func unescapeString(s string) (string, error) {
-	if strings.IndexByte(s, '\\') < 0 {
-		return s, nil
-	}
-	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' {
-			b = append(b, s[i])
-			continue
-		}
-		v, n, ok := unescapeAt(s, i)
-		if !ok {
-			return "", errBadEscape
-		}
-		b = append(b, v)
-		i += n - 1
-	}
-	return string(b), nil
-}
-
-// escapeString writes a raw character string so that github.com/miekg/dns
-// packs exactly its bytes: a backslash, the only byte it interprets, is
-// doubled.
-func escapeString(raw string) string {
-	return strings.ReplaceAll(raw, `\`, `\\`)
-}
 
 // truncateUTF8 cuts s to at most n bytes without splitting a UTF-8
 // sequence.

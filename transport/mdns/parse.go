@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-
-	"github.com/miekg/dns"
 )
 
 // Errors of the decoders, each counted by Stats and never returned to a
@@ -41,10 +39,10 @@ type message struct {
 	Bad int
 }
 
-// parseMessage decodes one mDNS message, record by record: a record whose
-// data does not parse (python-zeroconf 0.47 writes NSEC type bitmaps with
-// an empty block, which miekg/dns refuses) is skipped and counted in
-// message.Bad, and the rest of the message is kept. It fails with
+// parseMessage decodes one mDNS message, record by record: a record of a
+// type we use whose data does not parse is skipped and counted in
+// message.Bad, and the rest of the message is kept; records of other types
+// are skipped by their length, their data unread. It fails with
 // errMalformed for bytes that are not a DNS message (a header, question
 // or record header that runs past the end, a name that does not
 // decompress), and with errIgnored for a message RFC 6762 §18 says to
@@ -65,39 +63,53 @@ func parseMessage(b []byte) (*message, error) {
 	}
 	off := 12
 	for range counts[0] {
-		name, next, err := dns.UnpackDomainName(b, off)
-		if err != nil || next+4 > len(b) {
+		name, next, err := unpackName(b, off)
+		if err == nil && next+4 > len(b) {
+			err = errNameShort
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%w: question: %v", errMalformed, err)
 		}
 		qtype, qclass := binary.BigEndian.Uint16(b[next:]), binary.BigEndian.Uint16(b[next+2:])
 		off = next + 4
-		if qclass&^classFlush != dns.ClassINET && qclass&^classFlush != dns.ClassANY {
+		if qclass&^classFlush != classINET && qclass&^classFlush != classANY {
 			continue
 		}
 		out.Questions = append(out.Questions, question{Name: name, Type: qtype, QU: qclass&classFlush != 0})
 	}
 	for i, dst := range []*[]record{&out.Answers, &out.Authority, &out.Additional} {
 		for range counts[i+1] {
-			_, next, err := dns.UnpackDomainName(b, off)
-			if err != nil || next+10 > len(b) {
+			name, next, err := unpackName(b, off)
+			if err == nil && next+10 > len(b) {
+				err = errNameShort
+			}
+			if err != nil {
 				return nil, fmt.Errorf("%w: record header: %v", errMalformed, err)
+			}
+			class := binary.BigEndian.Uint16(b[next+2:])
+			r := record{
+				Name:  name,
+				Type:  binary.BigEndian.Uint16(b[next:]),
+				Flush: class&classFlush != 0,
+				TTL:   binary.BigEndian.Uint32(b[next+4:]),
 			}
 			end := next + 10 + int(binary.BigEndian.Uint16(b[next+8:]))
 			if end > len(b) {
 				return nil, fmt.Errorf("%w: record data runs past the end", errMalformed)
 			}
-			rr, _, err := dns.UnpackRR(b, off) // whole: a name in the data may point anywhere
 			off = end
-			if err != nil || rr == nil {
+			// A name in the data may point anywhere before its end.
+			ok, err := r.unpackRdata(b[:end], next+10)
+			if err != nil {
 				out.Bad++
 				continue
 			}
-			if r, ok := fromRR(rr); ok {
+			if ok && class&^classFlush == classINET {
 				*dst = append(*dst, r)
 			}
 		}
 	}
-	if opcode != dns.OpcodeQuery || rcode != dns.RcodeSuccess {
+	if opcode != 0 || rcode != 0 { // QUERY, NOERROR
 		return nil, fmt.Errorf("%w: opcode %d, rcode %d", errIgnored, opcode, rcode)
 	}
 	return out, nil
@@ -132,7 +144,7 @@ func appendRaw(dst, p []byte) []byte {
 	)
 	dst = append(dst, rawNameWire...)
 	dst = binary.BigEndian.AppendUint16(dst, rawType)
-	dst = binary.BigEndian.AppendUint16(dst, dns.ClassINET)
+	dst = binary.BigEndian.AppendUint16(dst, classINET)
 	dst = binary.BigEndian.AppendUint32(dst, 0) // TTL: nothing to cache
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(p)))
 	return append(dst, p...)
@@ -155,7 +167,7 @@ func parseRaw(b []byte) (p []byte, ok bool) {
 		return nil, false
 	}
 	rest = rest[len(rawNameWire):]
-	if binary.BigEndian.Uint16(rest) != rawType || binary.BigEndian.Uint16(rest[2:])&^classFlush != dns.ClassINET {
+	if binary.BigEndian.Uint16(rest) != rawType || binary.BigEndian.Uint16(rest[2:])&^classFlush != classINET {
 		return nil, false
 	}
 	n := int(binary.BigEndian.Uint16(rest[8:]))

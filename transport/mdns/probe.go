@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/pirlan/pir/healthcheck"
 	"github.com/pirlan/pir/transport"
 )
@@ -114,7 +112,7 @@ func (e *engine) found(k foundKey, now time.Time) bool {
 		}
 		// While a goodbye is checked (see checkBye) the instance is still
 		// advertised: a forged goodbye must not fail its probes meanwhile.
-		if !inst.checkAt.IsZero() || e.cache.newest(rrKey{inst.key, dns.TypeSRV}, now) != nil {
+		if !inst.checkAt.IsZero() || e.cache.newest(rrKey{inst.key, typeSRV}, now) != nil {
 			return true
 		}
 	}

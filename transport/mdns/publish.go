@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/pirlan/pir/codec"
 	"github.com/pirlan/pir/transport"
 )
@@ -225,10 +223,10 @@ func (e *engine) pubDue(p *publication, now time.Time) {
 func (e *engine) records(p *publication, l *iface) []record {
 	inst, host := p.instFQDN(e.c.svc), p.hostFQDN()
 	rs := []record{
-		{Name: e.c.svc.fqdn(), Type: dns.TypePTR, Target: inst},
-		{Name: e.c.sub, Type: dns.TypePTR, Target: inst},
-		{Name: inst, Type: dns.TypeSRV, Target: host, Port: p.port},
-		{Name: inst, Type: dns.TypeTXT, Txt: p.txt},
+		{Name: e.c.svc.fqdn(), Type: typePTR, Target: inst},
+		{Name: e.c.sub, Type: typePTR, Target: inst},
+		{Name: inst, Type: typeSRV, Target: host, Port: p.port},
+		{Name: inst, Type: typeTXT, Txt: p.txt},
 	}
 	return append(rs, e.addrRecords(p, l)...)
 }
@@ -242,12 +240,12 @@ func (e *engine) addrRecords(p *publication, l *iface) []record {
 	}
 	if p.v4 {
 		for _, a := range l.v4 {
-			rs = append(rs, record{Name: p.hostFQDN(), Type: dns.TypeA, Addr: a})
+			rs = append(rs, record{Name: p.hostFQDN(), Type: typeA, Addr: a})
 		}
 	}
 	if p.v6 {
 		for _, a := range l.v6 {
-			rs = append(rs, record{Name: p.hostFQDN(), Type: dns.TypeAAAA, Addr: a})
+			rs = append(rs, record{Name: p.hostFQDN(), Type: typeAAAA, Addr: a})
 		}
 	}
 	return rs
@@ -265,13 +263,12 @@ func (e *engine) uniqueRecords(p *publication, l *iface) []record {
 // share port 5353 on one host, and a unicast answer reaches only one of
 // them (§15.1), maybe not this one.
 func (e *engine) probe(p *publication, now time.Time) {
-	qs := []dns.Question{
-		{Name: p.instFQDN(e.c.svc), Qtype: dns.TypeANY, Qclass: dns.ClassINET},
-		{Name: p.hostFQDN(), Qtype: dns.TypeANY, Qclass: dns.ClassINET},
+	qs := []question{
+		{Name: p.instFQDN(e.c.svc), Type: typeANY},
+		{Name: p.hostFQDN(), Type: typeANY},
 	}
 	e.eachLink(func(l *iface, f *family) {
-		m := &dns.Msg{Question: qs, Ns: e.rrs(e.uniqueRecords(p, l), -1, false), Compress: true}
-		b, err := m.Pack()
+		b, err := packProbe(qs, e.stamped(e.uniqueRecords(p, l), -1, false))
 		if err != nil {
 			e.c.log.Debug("packing a probe", "error", err)
 			return
@@ -284,7 +281,7 @@ func (e *engine) probe(p *publication, now time.Time) {
 func (e *engine) announce(p *publication, now time.Time) {
 	e.eachLink(func(l *iface, f *family) {
 		recs := e.records(p, l)
-		msgs, dropped := packMessages(responseHdr, nil, e.rrs(recs, -1, true), nil, e.c.cfg.MaxMessage, false)
+		msgs, dropped := packMessages(responseHdr, nil, e.stamped(recs, -1, true), nil, e.c.cfg.MaxMessage, false)
 		if dropped > 0 {
 			e.c.log.Warn("records too large for any message were not announced", "records", dropped)
 		}
@@ -305,7 +302,7 @@ func (e *engine) withdraw(now time.Time) {
 		return
 	}
 	e.eachLink(func(l *iface, f *family) {
-		msgs, _ := packMessages(responseHdr, nil, e.rrs(e.records(p, l), 0, false), nil, e.c.cfg.MaxMessage, false)
+		msgs, _ := packMessages(responseHdr, nil, e.stamped(e.records(p, l), 0, false), nil, e.c.cfg.MaxMessage, false)
 		e.multicast(l, f, msgs, nil, now)
 	})
 	e.c.log.Debug("withdrawn", "instance", p.instFQDN(e.c.svc))
@@ -319,7 +316,7 @@ func (e *engine) answerTo(dst netip.AddrPort, now time.Time) error {
 		return nil
 	}
 	l := e.linkFor(dst.Addr())
-	msgs, _ := packMessages(responseHdr, nil, e.rrs(e.records(p, l), -1, true), nil, e.c.cfg.MaxMessage, false)
+	msgs, _ := packMessages(responseHdr, nil, e.stamped(e.records(p, l), -1, true), nil, e.c.cfg.MaxMessage, false)
 	return e.unicast(dst, msgs)
 }
 
@@ -373,11 +370,11 @@ func (e *engine) checkConflicts(recs []record, now time.Time) {
 		}
 		switch lower(r.Name) {
 		case inst:
-			if (p.state == probing || r.Type == dns.TypeSRV || r.Type == dns.TypeTXT) && !e.owns(p, r) {
+			if (p.state == probing || r.Type == typeSRV || r.Type == typeTXT) && !e.owns(p, r) {
 				instConflict = true
 			}
 		case host:
-			if (p.state == probing || r.Type == dns.TypeA || r.Type == dns.TypeAAAA) && !e.owns(p, r) {
+			if (p.state == probing || r.Type == typeA || r.Type == typeAAAA) && !e.owns(p, r) {
 				hostConflict = true
 			}
 		}

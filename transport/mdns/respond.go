@@ -2,8 +2,6 @@ package mdns
 
 import (
 	"time"
-
-	"github.com/miekg/dns"
 )
 
 // pendingResponse is a multicast response waiting for its random delay
@@ -82,7 +80,7 @@ func (e *engine) answer(in inbound, now time.Time) {
 	}
 	m := in.msg
 	recs := e.records(p, l)
-	enum := record{Name: enumName, Type: dns.TypePTR, Target: e.c.svc.fqdn()}
+	enum := record{Name: enumName, Type: typePTR, Target: e.c.svc.fqdn()}
 
 	type answer struct {
 		r  record
@@ -149,12 +147,12 @@ func (e *engine) answer(in inbound, now time.Time) {
 			r := &recs[i]
 			var want bool
 			switch a.r.Type {
-			case dns.TypePTR:
-				want = a.r.Name != enumName && r.Type != dns.TypePTR
-			case dns.TypeSRV:
-				want = r.Type == dns.TypeA || r.Type == dns.TypeAAAA
-			case dns.TypeA, dns.TypeAAAA:
-				want = (r.Type == dns.TypeA || r.Type == dns.TypeAAAA) && r.Type != a.r.Type
+			case typePTR:
+				want = a.r.Name != enumName && r.Type != typePTR
+			case typeSRV:
+				want = r.Type == typeA || r.Type == typeAAAA
+			case typeA, typeAAAA:
+				want = (r.Type == typeA || r.Type == typeAAAA) && r.Type != a.r.Type
 			}
 			if want && !inAnswers(r) && !known(r) && !containsRecord(extra, r) {
 				extra = append(extra, *r)
@@ -180,7 +178,7 @@ func (e *engine) answer(in inbound, now time.Time) {
 		}
 	}
 	if len(uni) > 0 {
-		msgs, _ := packMessages(responseHdr, nil, e.rrs(uni, -1, true), e.rrs(extra, -1, true), e.c.cfg.MaxMessage, false)
+		msgs, _ := packMessages(responseHdr, nil, e.stamped(uni, -1, true), e.stamped(extra, -1, true), e.c.cfg.MaxMessage, false)
 		e.c.st.answered.Add(1)
 		if err := e.unicast(in.src, msgs); err != nil {
 			e.c.log.Debug("unicast answer failed", "to", in.src, "error", err)
@@ -197,7 +195,7 @@ func (e *engine) answer(in inbound, now time.Time) {
 	}
 	pr := &pendingResponse{at: now, ifIndex: l.ifi.Index, v6: in.v6, answers: multi, extra: extra}
 	for i := range multi {
-		if multi[i].Type == dns.TypePTR && !defense {
+		if multi[i].Type == typePTR && !defense {
 			pr.at = now.Add(jitter(20*time.Millisecond, 120*time.Millisecond))
 			break
 		}
@@ -258,7 +256,7 @@ func (e *engine) sendPending(pr *pendingResponse, now time.Time) {
 	if l == nil || f == nil || !l.on[famIndex(pr.v6)] {
 		return
 	}
-	msgs, _ := packMessages(responseHdr, nil, e.rrs(pr.answers, -1, true), e.rrs(pr.extra, -1, true), e.c.cfg.MaxMessage, false)
+	msgs, _ := packMessages(responseHdr, nil, e.stamped(pr.answers, -1, true), e.stamped(pr.extra, -1, true), e.c.cfg.MaxMessage, false)
 	e.c.st.answered.Add(1)
 	e.multicast(l, f, msgs, append(pr.answers, pr.extra...), now)
 }
@@ -268,12 +266,12 @@ func (e *engine) sendPending(pr *pendingResponse, now time.Time) {
 func (e *engine) legacyAnswer(in inbound, answers, extra []record) {
 	ttl := int64(min(e.ttl, legacyTTL))
 	hdr := responseHdr
-	hdr.Id = in.msg.ID
-	qs := make([]dns.Question, 0, len(in.msg.Questions))
+	hdr.id = in.msg.ID
+	qs := make([]question, 0, len(in.msg.Questions))
 	for _, q := range in.msg.Questions {
-		qs = append(qs, dns.Question{Name: q.Name, Qtype: q.Type, Qclass: dns.ClassINET})
+		qs = append(qs, question{Name: q.Name, Type: q.Type}) // QU clear
 	}
-	msgs, _ := packMessages(hdr, qs, e.rrs(answers, ttl, false), e.rrs(extra, ttl, false), e.c.cfg.MaxMessage, false)
+	msgs, _ := packMessages(hdr, qs, e.stamped(answers, ttl, false), e.stamped(extra, ttl, false), e.c.cfg.MaxMessage, false)
 	e.c.st.answered.Add(1)
 	if err := e.unicast(in.src, msgs); err != nil {
 		e.c.log.Debug("legacy answer failed", "to", in.src, "error", err)

@@ -386,7 +386,7 @@ func TestMDNSSizeLimits(t *testing.T) {
 	// Unsplit, the announcement would not fit.
 	bc := bareConn(t, Config{})
 	require.NoError(t, bc.e.publish(m, nil, time.Now()))
-	whole, _ := packMessages(responseHdr, nil, bc.e.rrs(bc.e.records(bc.e.pub, bc.links[1]), -1, true), nil, MaxMessage, false)
+	whole, _ := packMessages(responseHdr, nil, bc.e.stamped(bc.e.records(bc.e.pub, bc.links[1]), -1, true), nil, MaxMessage, false)
 	require.Len(t, whole, 1)
 	require.Greater(t, len(whole[0]), 512)
 

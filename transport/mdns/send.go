@@ -4,87 +4,110 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
-
-	"github.com/miekg/dns"
 )
 
 // packMessages packs records into as many messages as it takes for each
 // to be at most limit bytes. A query's questions go in the first message
 // only, and every message but the last has the TC bit, saying that more
 // known answers follow (RFC 6762 §7.2); a response repeats qs (a legacy
-// unicast response echoes its question) in each. A record too large for
-// any message (more than MaxMessage bytes even alone) is dropped and
+// unicast response echoes its question) in each. Records go with their
+// TTL and cache-flush bit. A record too large for any message (more than
+// MaxMessage bytes even alone), or that does not pack, is dropped and
 // counted in dropped.
-func packMessages(hdr dns.MsgHdr, qs []dns.Question, answers, extra []dns.RR, limit int, query bool) (out [][]byte, dropped int) {
-	newMsg := func(first bool) *dns.Msg {
-		m := &dns.Msg{MsgHdr: hdr, Compress: true}
+func packMessages(h msgHeader, qs []question, answers, extra []record, limit int, query bool) (out [][]byte, dropped int) {
+	var w *msgWriter
+	start := func(first bool) bool {
+		w = newMsgWriter(h.id, h.flags)
 		if first || !query {
-			m.Question = qs
-		}
-		return m
-	}
-	msgs := []*dns.Msg{newMsg(true)}
-	add := func(rr dns.RR, extraSection bool) {
-		m := msgs[len(msgs)-1]
-		sect := func(m *dns.Msg) *[]dns.RR {
-			if extraSection {
-				return &m.Extra
+			for _, q := range qs {
+				if w.question(q) != nil {
+					return false
+				}
 			}
-			return &m.Answer
 		}
-		*sect(m) = append(*sect(m), rr)
-		if m.Len() <= limit {
-			return
-		}
-		if len(m.Answer)+len(m.Extra) > 1 {
-			*sect(m) = (*sect(m))[:len(*sect(m))-1]
-			m = newMsg(false)
-			msgs = append(msgs, m)
-			*sect(m) = append(*sect(m), rr)
-		}
-		if m.Len() > MaxMessage {
-			*sect(m) = (*sect(m))[:len(*sect(m))-1]
-			dropped++
+		return true
+	}
+	if !start(true) {
+		return nil, len(answers) + len(extra)
+	}
+	add := func(sec int, r *record) {
+		for {
+			mark := len(w.b)
+			if w.record(sec, r) != nil {
+				dropped++
+				return
+			}
+			if n := len(w.b); n <= limit || (w.records() == 1 && n <= MaxMessage) {
+				return
+			}
+			w.unrecord(sec, mark)
+			if w.records() == 0 {
+				dropped++ // too large even alone
+				return
+			}
+			out = append(out, w.finish())
+			if !start(false) {
+				dropped++
+				return
+			}
 		}
 	}
-	for _, rr := range answers {
-		add(rr, false)
+	for i := range answers {
+		add(secAnswer, &answers[i])
 	}
-	for _, rr := range extra {
-		add(rr, true)
+	for i := range extra {
+		add(secAdditional, &extra[i])
 	}
-	if last := msgs[len(msgs)-1]; len(msgs) > 1 && len(last.Answer)+len(last.Extra) == 0 {
-		msgs = msgs[:len(msgs)-1] // its only record was dropped
+	if len(out) == 0 || w.records() > 0 {
+		out = append(out, w.finish())
 	}
-	for i, m := range msgs {
-		m.Truncated = query && i < len(msgs)-1
-		b, err := m.Pack()
-		if err != nil {
-			dropped += len(m.Answer) + len(m.Extra)
-			continue
+	if query {
+		for _, b := range out[:len(out)-1] {
+			b[2] |= flagTruncated >> 8
 		}
-		out = append(out, b)
 	}
 	return out, dropped
 }
 
+// packProbe packs a probe: questions qs and, in the authority section, the
+// records proposed (RFC 6762 §8.1), in one message.
+func packProbe(qs []question, recs []record) ([]byte, error) {
+	w := newMsgWriter(0, 0)
+	for _, q := range qs {
+		if err := w.question(q); err != nil {
+			return nil, err
+		}
+	}
+	for i := range recs {
+		if err := w.record(secAuthority, &recs[i]); err != nil {
+			return nil, err
+		}
+	}
+	return w.finish(), nil
+}
+
+// msgHeader is the ID and flags of a message to send.
+type msgHeader struct {
+	id, flags uint16
+}
+
 // responseHdr is the header of a multicast or plain unicast response (RFC
 // 6762 §18): ID 0, QR and AA set.
-var responseHdr = dns.MsgHdr{Response: true, Authoritative: true}
+var responseHdr = msgHeader{flags: flagResponse | flagAuthoritative}
 
-// rrs converts records to github.com/miekg/dns records with the engine's
-// TTL, or ttl when it is not negative; unique records (all but PTR) get
-// the cache-flush bit when flush is set.
-func (e *engine) rrs(recs []record, ttl int64, flush bool) []dns.RR {
-	out := make([]dns.RR, 0, len(recs))
+// stamped returns copies of recs with the engine's TTL, or ttl when it is
+// not negative; unique records (all but PTR) get the cache-flush bit when
+// flush is set.
+func (e *engine) stamped(recs []record, ttl int64, flush bool) []record {
+	out := make([]record, len(recs))
 	t := e.ttl
 	if ttl >= 0 {
 		t = uint32(ttl)
 	}
 	for i := range recs {
-		if rr := recs[i].rr(t, flush && recs[i].Type != dns.TypePTR); rr != nil {
-			out = append(out, rr)
-		}
+		out[i] = recs[i]
+		out[i].TTL = t
+		out[i].Flush = flush && recs[i].Type != typePTR
 	}
 	return out
 }
