@@ -158,7 +158,9 @@ func TestRecordsRoundTrip(t *testing.T) {
 		{Name: "a._pir._udp.local.", Type: dns.TypeTXT, Txt: []string{`back\slash`, `"quote"`, "é", ""}, Flush: true, TTL: 120},
 		{Name: "h.local.", Type: dns.TypeA, Addr: netip.MustParseAddr("198.18.0.1"), TTL: 120},
 		{Name: "h.local.", Type: dns.TypeAAAA, Addr: netip.MustParseAddr("fe80::1"), TTL: 120},
+		{Name: `dot\.in\ label\ caf\195\169._pir._udp.local.`, Type: dns.TypeSRV, Target: `h\009.local.`, Port: 1, Prio: 2, Weight: 3, TTL: 7},
 	} {
+		// Packed by miekg/dns, read by us.
 		b, err := (&dns.Msg{Answer: []dns.RR{r.rr(r.TTL, r.Flush)}}).Pack()
 		require.NoError(t, err)
 		m, err := parseMessage(b)
@@ -168,6 +170,22 @@ func TestRecordsRoundTrip(t *testing.T) {
 		assert.True(t, back.sameData(&r), "%+v -> %+v", r, back)
 		assert.Equal(t, r.Flush, back.Flush)
 		assert.Equal(t, r.TTL, back.TTL)
+
+		// Packed by us, read by miekg/dns.
+		msgs, dropped := packMessages(responseHdr, nil, []record{r, r}, nil, MaxMessage, false)
+		require.Zero(t, dropped)
+		require.Len(t, msgs, 1)
+		var whole dns.Msg
+		require.NoError(t, whole.Unpack(msgs[0]))
+		require.Len(t, whole.Answer, 2)
+		for _, rr := range whole.Answer {
+			got, ok := fromRR(rr)
+			require.True(t, ok, "%v", rr)
+			assert.True(t, got.sameData(&r), "%+v -> %+v", r, got)
+			assert.Equal(t, r.Flush, got.Flush)
+			assert.Equal(t, r.TTL, got.TTL)
+		}
+		assert.Less(t, len(msgs[0]), 12+2*len(b[12:]), "the second copy's name is compressed")
 	}
 }
 

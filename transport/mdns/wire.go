@@ -203,17 +203,9 @@ func (w *msgWriter) truncate(mark int) {
 
 // question appends q, or nothing when its name does not pack.
 func (w *msgWriter) question(q question) error {
-	mark := len(w.b)
-	if err := w.name(q.Name, true); err != nil {
-		w.truncate(mark)
+	if err := w.head(q.Name, q.Type, q.QU); err != nil {
 		return err
 	}
-	class := classINET
-	if q.QU {
-		class |= classFlush
-	}
-	w.b = binary.BigEndian.AppendUint16(w.b, q.Type)
-	w.b = binary.BigEndian.AppendUint16(w.b, class)
 	w.counts[0]++
 	return nil
 }
@@ -222,22 +214,34 @@ func (w *msgWriter) question(q question) error {
 // nothing when it does not pack.
 func (w *msgWriter) record(sec int, r *record) error {
 	mark := len(w.b)
-	if err := w.name(r.Name, true); err != nil {
-		w.truncate(mark)
+	if err := w.head(r.Name, r.Type, r.Flush); err != nil {
 		return err
 	}
-	class := classINET
-	if r.Flush {
-		class |= classFlush
-	}
-	w.b = binary.BigEndian.AppendUint16(w.b, r.Type)
-	w.b = binary.BigEndian.AppendUint16(w.b, class)
 	w.b = binary.BigEndian.AppendUint32(w.b, r.TTL)
 	if err := w.rdata(r); err != nil {
 		w.truncate(mark)
 		return err
 	}
 	w.counts[sec]++
+	return nil
+}
+
+// head appends what a question and a record begin with: the name, the
+// type and the class IN, with the top bit (cache flush in a record,
+// unicast response in a question) when top is set; or nothing when the
+// name does not pack.
+func (w *msgWriter) head(name string, typ uint16, top bool) error {
+	mark := len(w.b)
+	if err := w.name(name, true); err != nil {
+		w.truncate(mark)
+		return err
+	}
+	class := classINET
+	if top {
+		class |= classFlush
+	}
+	w.b = binary.BigEndian.AppendUint16(w.b, typ)
+	w.b = binary.BigEndian.AppendUint16(w.b, class)
 	return nil
 }
 
