@@ -7,9 +7,13 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
@@ -66,66 +70,106 @@ func (s *Socket) errQueued() bool {
 	return revents&unix.POLLERR != 0
 }
 
-// nextQueued waits until the socket has a datagram to read, which it
-// leaves there (nil, nil), or an entry in its error queue, which it reads
-// and returns. It checks the error queue at every wake-up, since an entry
-// wakes the reader (EPOLLERR) even when a send has already taken the
-// pending error that a plain read would have returned.
-func (s *Socket) nextQueued() (*QueuedError, error) {
+// readQueued reads the next datagram into b or, when none waits, the next
+// entry of the error queue (qe). Data comes first: one recvmsg a
+// datagram, and the queue is looked at only once the socket has no
+// datagram left (or a read met the pending error of an entry), before
+// the reader waits. It must look then, since an entry wakes the reader
+// (EPOLLERR) even when a send has already taken the pending error that a
+// plain read would have returned.
+func (s *Socket) readQueued(b []byte) (n int, src netip.AddrPort, dst netip.Addr, ifIndex int, qe *QueuedError, err error) {
 	var (
-		qe   *QueuedError
 		ierr error
-		oob  [128]byte // a sock_extended_err and its offender's address, with room
+		oob  [128]byte // room for the packet info, or a sock_extended_err and its offender's address
 	)
-	err := s.rc.Read(func(fd uintptr) bool {
+	err = s.rc.Read(func(fd uintptr) bool {
 		for {
-			_, oobn, _, from, err := unix.Recvmsg(int(fd), nil, oob[:], unix.MSG_ERRQUEUE)
+			var (
+				oobn int
+				from unix.Sockaddr
+				rerr error
+			)
+			n, oobn, _, from, rerr = unix.Recvmsg(int(fd), b, oob[:], 0)
 			switch {
-			case err == nil:
+			case rerr == nil:
+				src = sockaddrAddrPort(from)
+				dst, ifIndex = s.packetInfo(oob[:oobn])
+				return true
+			case rerr == unix.EINTR:
+				continue
+			case rerr != unix.EAGAIN && !pendingError(rerr):
+				ierr = &net.OpError{Op: "read", Net: s.network(), Err: os.NewSyscallError("recvmsg", rerr)}
+				return true
+			}
+			// No datagram, or the pending error of a queued entry.
+			_, oobn, _, from, qerr := unix.Recvmsg(int(fd), nil, oob[:], unix.MSG_ERRQUEUE)
+			switch {
+			case qerr == nil:
 				qe = parseQueued(from, oob[:oobn], s.v6)
 				return true
-			case err == unix.EINTR:
-				continue
-			case err != unix.EAGAIN:
-				ierr = &net.OpError{Op: "read", Net: s.network(), Err: os.NewSyscallError("recvmsg", err)}
+			case qerr == unix.EINTR || (qerr == unix.EAGAIN && rerr != unix.EAGAIN):
+				continue // read again: a datagram may wait behind the pending error
+			case qerr != unix.EAGAIN:
+				ierr = &net.OpError{Op: "read", Net: s.network(), Err: os.NewSyscallError("recvmsg", qerr)}
 				return true
 			}
-			// The queue is empty. A datagram, or the pending error of an
-			// entry that arrived since (read it next), or nothing yet?
-			_, _, err = unix.Recvfrom(int(fd), nil, unix.MSG_PEEK)
-			switch {
-			case err == nil:
-				return true
-			case err == unix.EAGAIN:
-				return false
-			case err == unix.EINTR || pendingError(err):
-				continue
-			}
-			ierr = &net.OpError{Op: "read", Net: s.network(), Err: os.NewSyscallError("recvfrom", err)}
-			return true
+			return false
 		}
 	})
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = ierr
 	}
-	return qe, ierr
+	if err != nil || qe != nil {
+		return 0, netip.AddrPort{}, netip.Addr{}, 0, qe, err
+	}
+	return n, src, dst, ifIndex, nil, nil
+}
+
+// packetInfo reads a datagram's destination and arrival interface from
+// the control messages of its recvmsg.
+func (s *Socket) packetInfo(oob []byte) (dst netip.Addr, ifIndex int) {
+	if !s.cm || len(oob) == 0 {
+		return netip.Addr{}, 0
+	}
+	var ip net.IP
+	if s.v6 {
+		var cm ipv6.ControlMessage
+		if cm.Parse(oob) != nil {
+			return netip.Addr{}, 0
+		}
+		ip, ifIndex = cm.Dst, cm.IfIndex
+	} else {
+		var cm ipv4.ControlMessage
+		if cm.Parse(oob) != nil {
+			return netip.Addr{}, 0
+		}
+		ip, ifIndex = cm.Dst, cm.IfIndex
+	}
+	dst, _ = netip.AddrFromSlice(ip)
+	return dst.Unmap(), ifIndex
+}
+
+// sockaddrAddrPort is sa as an address and port: IPv4 in its 4-byte form,
+// a link-local IPv6 address with its interface's name as zone.
+func sockaddrAddrPort(sa unix.Sockaddr) netip.AddrPort {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		a := netip.AddrFrom16(sa.Addr)
+		if sa.ZoneId != 0 && !a.Is4In6() {
+			a = a.WithZone(zoneName(int(sa.ZoneId)))
+		}
+		return netip.AddrPortFrom(a.Unmap(), uint16(sa.Port))
+	}
+	return netip.AddrPort{}
 }
 
 // parseQueued describes one entry of the error queue: from is the
 // msg_name of its recvmsg, the datagram's destination, and oob its control
 // messages, which carry a sock_extended_err and the ICMP sender.
 func parseQueued(from unix.Sockaddr, oob []byte, v6 bool) *QueuedError {
-	qe := &QueuedError{}
-	switch sa := from.(type) {
-	case *unix.SockaddrInet4:
-		qe.Dst = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
-	case *unix.SockaddrInet6:
-		a := netip.AddrFrom16(sa.Addr)
-		if sa.ZoneId != 0 && a.Is6() && !a.Is4In6() {
-			a = a.WithZone(zoneName(int(sa.ZoneId)))
-		}
-		qe.Dst = netip.AddrPortFrom(a.Unmap(), uint16(sa.Port))
-	}
+	qe := &QueuedError{Dst: sockaddrAddrPort(from)}
 	level, typ := unix.IPPROTO_IP, unix.IP_RECVERR
 	origin := uint8(unix.SO_EE_ORIGIN_ICMP)
 	if v6 {
@@ -171,11 +215,38 @@ func offender(b []byte) netip.Addr {
 	return netip.Addr{}
 }
 
+// zones caches the names of the interfaces by index, as package net does
+// for the zones of the addresses it returns: a lookup asks the kernel for
+// every interface, too dear for each datagram from a link-local address.
+var zones struct {
+	sync.Mutex
+	at    time.Time // of the last refresh
+	names map[int]string
+}
+
+// zoneRefresh is how long a cached name is trusted; a name not cached
+// refreshes the cache at most once a second.
+const zoneRefresh = time.Minute
+
 // zoneName is the name of interface index, or the index as a string when
 // it has none (any more).
 func zoneName(index int) string {
-	if ifi, err := net.InterfaceByIndex(index); err == nil {
-		return ifi.Name
+	zones.Lock()
+	defer zones.Unlock()
+	age := time.Since(zones.at)
+	name, ok := zones.names[index]
+	if (!ok && age >= time.Second) || age >= zoneRefresh {
+		if ifis, err := net.Interfaces(); err == nil {
+			zones.at = time.Now()
+			zones.names = make(map[int]string, len(ifis))
+			for _, ifi := range ifis {
+				zones.names[ifi.Index] = ifi.Name
+			}
+			name, ok = zones.names[index]
+		}
 	}
-	return strconv.Itoa(index)
+	if !ok {
+		return strconv.Itoa(index)
+	}
+	return name
 }

@@ -304,6 +304,58 @@ func TestQueuedLinkLocalZone(t *testing.T) {
 	assert.Equal(t, netip.MustParseAddrPort("[fd42::2]:4000"), parseQueued(sa, nil, true).Dst)
 }
 
+// A datagram from a link-local address reads with its interface's name as
+// zone, as package net would give it, and its destination and interface
+// from the packet info; a refusal queued meanwhile still comes.
+func TestReadLinkLocalZone(t *testing.T) {
+	netlab.RequireIPv6(t)
+	leakCheck(t)
+	ifi := lo(t)
+	ll := netip.MustParseAddr("fe80::99")
+	netlab.MustIP(t, "-6", "addr", "add", ll.String()+"/64", "dev", ifi.Name, "nodad")
+	t.Cleanup(func() { _, _ = netlab.IP("-6", "addr", "del", ll.String()+"/64", "dev", ifi.Name) })
+
+	s := listen(t, true, 0, false)
+	require.True(t, s.ReportRefusals())
+	ch := readAll(t, s)
+	peer := listen(t, true, 0, false)
+	to := netip.AddrPortFrom(ll.WithZone(ifi.Name), s.LocalAddr().Port())
+	require.NoError(t, peer.WriteTo([]byte("from fe80"), to))
+	o := await(t, ch, "the datagram")
+	require.NoError(t, o.err)
+	assert.Equal(t, "from fe80", o.b)
+	assert.Equal(t, netip.AddrPortFrom(ll.WithZone(ifi.Name), peer.LocalAddr().Port()), o.src)
+	assert.Equal(t, ll, o.dst)
+	assert.Equal(t, ifi.Index, o.ifi)
+
+	require.NoError(t, s.WriteTo([]byte("anyone?"), closedPort(t, true, ll.WithZone(ifi.Name))))
+	require.NoError(t, peer.WriteTo([]byte("again"), to))
+	var got []string
+	for range 2 {
+		o := await(t, ch, "the refusal and the datagram")
+		var qe *QueuedError
+		if errors.As(o.err, &qe) {
+			assert.True(t, qe.Refused())
+			assert.Equal(t, ll.WithZone(ifi.Name), qe.Dst.Addr())
+			got = append(got, "refusal")
+			continue
+		}
+		require.NoError(t, o.err)
+		got = append(got, o.b)
+	}
+	assert.ElementsMatch(t, []string{"refusal", "again"}, got)
+}
+
+// zoneName names an interface from its cache, and an index that names no
+// interface by its number.
+func TestZoneName(t *testing.T) {
+	netlab.Require(t)
+	ifi := lo(t)
+	assert.Equal(t, ifi.Name, zoneName(ifi.Index))
+	assert.Equal(t, "999999", zoneName(999999))
+	assert.Equal(t, ifi.Name, zoneName(ifi.Index), "after a miss")
+}
+
 // retryPending tries a write again while its failures may be the pending
 // error of a queued ICMP error. The race it must survive: a reader takes
 // the queue's last entry between a failure and the look at the queue, so

@@ -4,6 +4,7 @@ package mcast
 
 import (
 	"errors"
+	"net/netip"
 	"syscall"
 )
 
@@ -17,5 +18,7 @@ func pendingError(error) bool { return false }
 
 func (s *Socket) errQueued() bool { return false }
 
-// nextQueued is never called where refusals are not supported.
-func (s *Socket) nextQueued() (*QueuedError, error) { return nil, nil }
+// readQueued is never called where refusals are not supported.
+func (s *Socket) readQueued([]byte) (int, netip.AddrPort, netip.Addr, int, *QueuedError, error) {
+	return 0, netip.AddrPort{}, netip.Addr{}, 0, nil, errors.ErrUnsupported
+}

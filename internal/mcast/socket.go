@@ -145,28 +145,17 @@ func (s *Socket) SetUnicastHopLimit(hopLimit int) error {
 // it arrived on, where the platform reports them (zero values otherwise).
 //
 // After ReportRefusals, it also returns each entry of the socket's error
-// queue, as an error of type *QueuedError, in the order the datagrams and
-// the errors come; reading goes on after one.
+// queue, as an error of type *QueuedError, once no datagram is waiting
+// (datagrams come first: one system call each); reading goes on after one.
 func (s *Socket) ReadFrom(b []byte) (n int, src netip.AddrPort, dst netip.Addr, ifIndex int, err error) {
 	if !s.recvErr {
 		return s.readFrom(b)
 	}
-	for {
-		qe, err := s.nextQueued()
-		if err != nil {
-			return 0, netip.AddrPort{}, netip.Addr{}, 0, err
-		}
-		if qe != nil {
-			return 0, netip.AddrPort{}, netip.Addr{}, 0, qe
-		}
-		n, src, dst, ifIndex, err = s.readFrom(b)
-		if err != nil && pendingError(err) {
-			// An ICMP error came after nextQueued looked: its entry is
-			// in the queue, and the datagram still waits.
-			continue
-		}
-		return n, src, dst, ifIndex, err
+	n, src, dst, ifIndex, qe, err := s.readQueued(b)
+	if qe != nil {
+		return 0, netip.AddrPort{}, netip.Addr{}, 0, qe
 	}
+	return n, src, dst, ifIndex, err
 }
 
 // readFrom reads one datagram, as ReadFrom does without the error queue.
