@@ -67,13 +67,15 @@ func Start() context.Context {
 		runtime.GOMAXPROCS(1)
 	}
 	if os.Getenv("GOGC") == "" {
-		// Collect when the heap has grown by half, not doubled. A member's
-		// live heap is under 1 MiB, but at GOGC 100 the runtime waits for
-		// 4 MiB (the floor scales with GOGC): a member's resident memory
-		// climbed past 10 MiB before each collection, where at 50 it stays
-		// near 9 (tools/rss/rss.sh, docs/performance.md). A collection of
-		// so small a heap takes about a millisecond, every few minutes.
-		debug.SetGCPercent(50)
+		// Collect when the heap has grown by a quarter, not doubled. A
+		// member's live heap is under 1 MiB, but at GOGC 100 the runtime
+		// waits for 4 MiB (the floor scales with GOGC): a member's
+		// resident memory climbed past 10 MiB before each collection.
+		// At 25 it collects at about 1 MiB (keepGCPercent says why GOGC
+		// alone does not get there): every 10 s or so in a 100-member
+		// group, each collection of so small a heap taking well under a
+		// millisecond (tools/rss/rss.sh, docs/performance.md).
+		keepGCPercent(gcPercent)
 	}
 	// The signals stay caught until the process ends: one that comes
 	// while pir is leaving or exiting (a second Ctrl-C, a supervisor that
