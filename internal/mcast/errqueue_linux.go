@@ -71,14 +71,15 @@ func (s *Socket) errQueued() bool {
 }
 
 // readQueued reads the next datagram into b or, when none waits, the next
-// entry of the error queue (qe). Data comes first: one recvmsg a
+// entry of the error queue, returned as the error (a *QueuedError). Data comes first: one recvmsg a
 // datagram, and the queue is looked at only once the socket has no
 // datagram left (or a read met the pending error of an entry), before
 // the reader waits. It must look then, since an entry wakes the reader
 // (EPOLLERR) even when a send has already taken the pending error that a
 // plain read would have returned.
-func (s *Socket) readQueued(b []byte) (n int, src netip.AddrPort, dst netip.Addr, ifIndex int, qe *QueuedError, err error) {
+func (s *Socket) readQueued(b []byte) (n int, src netip.AddrPort, dst netip.Addr, ifIndex int, err error) {
 	var (
+		qe   *QueuedError
 		ierr error
 		oob  [128]byte // room for the packet info, or a sock_extended_err and its offender's address
 	)
@@ -116,13 +117,16 @@ func (s *Socket) readQueued(b []byte) (n int, src netip.AddrPort, dst netip.Addr
 			return false
 		}
 	})
-	if err == nil {
+	switch {
+	case err != nil:
+	case ierr != nil:
 		err = ierr
+	case qe != nil:
+		err = qe
+	default:
+		return n, src, dst, ifIndex, nil
 	}
-	if err != nil || qe != nil {
-		return 0, netip.AddrPort{}, netip.Addr{}, 0, qe, err
-	}
-	return n, src, dst, ifIndex, nil, nil
+	return 0, netip.AddrPort{}, netip.Addr{}, 0, err
 }
 
 // packetInfo reads a datagram's destination and arrival interface from
@@ -131,22 +135,18 @@ func (s *Socket) packetInfo(oob []byte) (dst netip.Addr, ifIndex int) {
 	if !s.cm || len(oob) == 0 {
 		return netip.Addr{}, 0
 	}
-	var ip net.IP
 	if s.v6 {
 		var cm ipv6.ControlMessage
 		if cm.Parse(oob) != nil {
 			return netip.Addr{}, 0
 		}
-		ip, ifIndex = cm.Dst, cm.IfIndex
-	} else {
-		var cm ipv4.ControlMessage
-		if cm.Parse(oob) != nil {
-			return netip.Addr{}, 0
-		}
-		ip, ifIndex = cm.Dst, cm.IfIndex
+		return cmAddr(cm.Dst), cm.IfIndex
 	}
-	dst, _ = netip.AddrFromSlice(ip)
-	return dst.Unmap(), ifIndex
+	var cm ipv4.ControlMessage
+	if cm.Parse(oob) != nil {
+		return netip.Addr{}, 0
+	}
+	return cmAddr(cm.Dst), cm.IfIndex
 }
 
 // sockaddrAddrPort is sa as an address and port: IPv4 in its 4-byte form,

@@ -19,6 +19,6 @@ func pendingError(error) bool { return false }
 func (s *Socket) errQueued() bool { return false }
 
 // readQueued is never called where refusals are not supported.
-func (s *Socket) readQueued([]byte) (int, netip.AddrPort, netip.Addr, int, *QueuedError, error) {
-	return 0, netip.AddrPort{}, netip.Addr{}, 0, nil, errors.ErrUnsupported
+func (s *Socket) readQueued([]byte) (int, netip.AddrPort, netip.Addr, int, error) {
+	return 0, netip.AddrPort{}, netip.Addr{}, 0, errors.ErrUnsupported
 }

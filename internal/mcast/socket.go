@@ -151,11 +151,7 @@ func (s *Socket) ReadFrom(b []byte) (n int, src netip.AddrPort, dst netip.Addr, 
 	if !s.recvErr {
 		return s.readFrom(b)
 	}
-	n, src, dst, ifIndex, qe, err := s.readQueued(b)
-	if qe != nil {
-		return 0, netip.AddrPort{}, netip.Addr{}, 0, qe
-	}
-	return n, src, dst, ifIndex, err
+	return s.readQueued(b)
 }
 
 // readFrom reads one datagram, as ReadFrom does without the error queue.
@@ -188,8 +184,14 @@ func (s *Socket) readFrom(b []byte) (n int, src netip.AddrPort, dst netip.Addr, 
 	if ua, ok := from.(*net.UDPAddr); ok {
 		src = unmap(ua.AddrPort())
 	}
-	dst, _ = netip.AddrFromSlice(cmDst)
-	return n, src, dst.Unmap(), ifIndex, nil
+	return n, src, cmAddr(cmDst), ifIndex, nil
+}
+
+// cmAddr is a destination address from a control message, IPv4 in its
+// 4-byte form.
+func cmAddr(ip net.IP) netip.Addr {
+	a, _ := netip.AddrFromSlice(ip)
+	return a.Unmap()
 }
 
 // WriteTo sends b to dst by unicast, or by multicast on the interface the
