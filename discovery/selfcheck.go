@@ -71,8 +71,14 @@ func (g *Group) startSelfCheck() {
 		return
 	}
 	g.health.checks = make(chan bool, 1)
+	check, what := g.cfg.SelfCheck, "in process"
+	if check == nil {
+		target := selfTarget(g.me().HealthURI)
+		check = func(ctx context.Context) error { return g.cfg.Prober.Probe(ctx, target) }
+		what = target.String()
+	}
 	g.wg.Add(1)
-	go g.selfCheck(selfTarget(g.me().HealthURI))
+	go g.selfCheck(check, what)
 }
 
 // selfTarget is where we check our own health: our health URI, with a
@@ -105,14 +111,18 @@ func ipv6Loopback() bool {
 	return true
 }
 
-// selfCheck runs Config.Prober against target every HealthInterval, each
-// run bounded by ProbeTimeout, and hands each result to the owner. A run
-// is not a probe: it counts in no Stats and sends nothing. Only the owner's
-// reports of a change go on the wire.
-func (g *Group) selfCheck(target *url.URL) {
+// selfCheck runs check (Config.SelfCheck, or Config.Prober against our
+// health URI) every HealthInterval, each run bounded by ProbeTimeout, and
+// hands the owner each failure and each pass after a failure (a pass
+// after a pass changes nothing, and waking the owner for it every
+// HealthInterval was a cost of every member); what names the check in
+// logs. A run is not a probe: it counts in no Stats and sends nothing.
+// Only the owner's reports of a change go on the wire.
+func (g *Group) selfCheck(check func(context.Context) error, what string) {
 	defer g.wg.Done()
 	t := time.NewTicker(g.cfg.HealthInterval)
 	defer t.Stop()
+	failing := false // the last result handed over; the owner's count starts at 0
 	for {
 		select {
 		case <-g.ctx.Done():
@@ -120,11 +130,15 @@ func (g *Group) selfCheck(target *url.URL) {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(g.ctx, g.cfg.ProbeTimeout)
-		err := g.cfg.Prober.Probe(ctx, target)
+		err := check(ctx)
 		cancel()
 		if err != nil && g.ctx.Err() == nil {
-			g.log.Trace("self-check failed", "health", target, "error", err)
+			g.log.Trace("self-check failed", "health", what, "error", err)
 		}
+		if err == nil && !failing {
+			continue
+		}
+		failing = err != nil
 		select {
 		case g.health.checks <- err == nil:
 		case <-g.ctx.Done():

@@ -93,12 +93,15 @@ func TestWatch(t *testing.T) {
 }
 
 // TestSelfCheckIPv4Only: on hosts without IPv6 (not even ::1), pir join
-// listens on [::] for its health checks, which serves IPv4 alone there,
-// and checks itself over 127.0.0.1. Checked at [::1] instead, every
+// listens on [::] for its health checks, which serves IPv4 alone there.
+// When it checked itself over loopback, checked at [::1], every
 // self-check failed and each member reported itself dead: the others
 // printed a health event 50 ms after the mesh formed and removed it
-// about 3 s later. Here every member checks itself every 50 ms, and over
-// 40 checks no member's health changes anywhere.
+// about 3 s later. pir join now asks its server in process
+// (Config.SelfCheck); a Group that probes its own URI checks [::] over
+// 127.0.0.1 there (discovery's TestSelfTargetWithoutIPv6). Here every
+// member checks itself every 50 ms, and over 40 checks no member's
+// health changes anywhere.
 func TestSelfCheckIPv4Only(t *testing.T) {
 	l := newLab(t, nslan.Config{Hosts: 3, IPv4: true})
 	var peers []*pircli.Peer

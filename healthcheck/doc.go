@@ -123,6 +123,10 @@
 // address actually bound (so "127.0.0.1:0" becomes tcp://127.0.0.1:40215).
 // SetHealthy(false) makes a server answer as an unhealthy peer would,
 // without closing it; SetHealthy(true) undoes that, and Healthy reports it.
+// Check answers in process what a probe would (started, healthy, its
+// socket serving): a member that serves its own health gives it to
+// discovery.Config.SelfCheck, as pir join does, rather than connecting to
+// itself over loopback every HealthInterval.
 // An application with an HTTP server of its own serves the HTTP check
 // there instead, with healthcheck/httphealth:
 //

@@ -8,13 +8,69 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+// failingListener fails its first fails Accepts with EMFILE (out of file
+// descriptors), then accepts for real; each Accept call is sent on calls.
+type failingListener struct {
+	net.Listener
+	fails int
+	n     int // Accept calls so far: the accept loop's alone
+	calls chan int
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	l.n++
+	l.calls <- l.n
+	if l.n <= l.fails {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// A TCPServer whose Accept fails reads failing in Check, with the cause,
+// from the first failure until an Accept succeeds again.
+func TestCheckAcceptFailing(t *testing.T) {
+	s := NewTCPServer(ServerConfig{})
+	ln := &failingListener{fails: 3, calls: make(chan int, 8)}
+	require.NoError(t, s.start("127.0.0.1:0", func(addr string) (net.Addr, func(), error) {
+		inner, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		ln.Listener, s.ln = inner, inner
+		return inner.Addr(), func() { s.acceptLoop(ln, s.serve) }, nil
+	}))
+	t.Cleanup(func() { assert.NoError(t, s.Close()) })
+	next := func(want int) {
+		t.Helper()
+		select {
+		case n := <-ln.calls:
+			require.Equal(t, want, n)
+		case <-time.After(10 * time.Second):
+			require.FailNow(t, "no Accept call", "want call %d", want)
+		}
+	}
+	next(1)
+	next(2) // the first failure is noted before the loop waits and calls again
+	require.ErrorIs(t, s.Check(), syscall.EMFILE)
+	next(3)
+	next(4) // the fourth Accept is a real one: it waits for a connection
+	require.ErrorIs(t, s.Check(), syscall.EMFILE, "no Accept has succeeded since")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, NewTCPProber(TCPConfig{}).Probe(ctx, s.URI()))
+	require.NoError(t, s.Check(), "an Accept succeeded")
+}
 
 // TestHTTPServerMaxConns holds MaxConns connections open and checks that
 // the server resets every further one at once, until one of them closes.

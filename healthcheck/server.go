@@ -184,6 +184,8 @@ var (
 	ErrServerClosed = fmt.Errorf("healthcheck: server closed: %w", net.ErrClosed)
 	// ErrServerStarted is returned by Start on a server already started.
 	ErrServerStarted = errors.New("healthcheck: server already started")
+	// ErrServerNotStarted is returned by Check on a server not started.
+	ErrServerNotStarted = errors.New("healthcheck: server not started")
 )
 
 // state is where a server is in its life: new, started, closed. It only
@@ -223,6 +225,11 @@ type serverCore struct {
 	path  string         // the URI's path: set by the HTTPServer, empty for the others
 	done  chan struct{}  // closed by Close
 	wg    sync.WaitGroup // the serving goroutine, and the TCPServer's connections
+
+	// fail is the socket's last failure (an Accept, or the UDPServer's
+	// read) while none has succeeded since; nil while it serves. Check
+	// reads it.
+	fail atomic.Pointer[socketFailure]
 
 	// The connections the TCPServer and HTTPServer count (see admit),
 	// guarded by cmu, which may be taken while holding mu but not the
@@ -332,6 +339,57 @@ func (s *serverCore) SetHealthy(healthy bool) { s.healthy.Store(healthy) }
 
 // Healthy reports what SetHealthy last set.
 func (s *serverCore) Healthy() bool { return s.healthy.Load() }
+
+// Check answers in process what a probe of the server would, without a
+// connection: nil while the server is started and healthy and its socket
+// serves; an error wrapping ErrUnhealthy after SetHealthy(false);
+// ErrServerNotStarted before Start and ErrServerClosed after Close; and an
+// error with the cause while its socket fails: an Accept (or the
+// UDPServer's read) failed within the last failWindow, out of file
+// descriptors say, and none has succeeded since. A member that serves its
+// own health checks itself with it (discovery.Config.SelfCheck), as pir
+// join does.
+func (s *serverCore) Check() error {
+	s.mu.Lock()
+	st := s.state
+	s.mu.Unlock()
+	switch st {
+	case stateNew:
+		return ErrServerNotStarted
+	case stateClosed:
+		return ErrServerClosed
+	}
+	if f := s.fail.Load(); f != nil && time.Since(f.at) < failWindow {
+		return fmt.Errorf("healthcheck: %s server failing: %w", strings.ToUpper(s.protocol), f.err)
+	}
+	if !s.healthy.Load() {
+		return fmt.Errorf("%w: %s server set unhealthy", ErrUnhealthy, strings.ToUpper(s.protocol))
+	}
+	return nil
+}
+
+// failWindow is how long Check reports a failed Accept or read while none
+// has succeeded since: twice the longest backoff, so that a socket failing
+// on every try reads failing throughout, and one that recovered while no
+// prober came (its next Accept waits, it cannot say it works) reads well
+// again within 2 s.
+const failWindow = 2 * acceptBackoffMax
+
+// socketFailure is a failed Accept or read, and when.
+type socketFailure struct {
+	at  time.Time
+	err error
+}
+
+// failed notes a failed Accept or read for Check; served notes one that
+// succeeded.
+func (s *serverCore) failed(err error) { s.fail.Store(&socketFailure{at: time.Now(), err: err}) }
+
+func (s *serverCore) served() {
+	if s.fail.Load() != nil {
+		s.fail.Store(nil)
+	}
+}
 
 // ServerStats counts what a TCPServer or HTTPServer did with the
 // connections it accepted.
@@ -570,6 +628,7 @@ func (s *serverCore) acceptLoop(ln net.Listener, serve func(*conn)) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			s.failed(err)
 			backoff = nextBackoff(backoff)
 			s.log.Warn("accept failed", "addr", s.addr, "error", err, "retry_in", backoff)
 			if !s.wait(backoff) {
@@ -578,6 +637,7 @@ func (s *serverCore) acceptLoop(ln net.Listener, serve func(*conn)) {
 			continue
 		}
 		backoff = 0
+		s.served()
 		if !s.track(c, serve) {
 			closeWithReset(c)
 		}

@@ -24,6 +24,7 @@ type server interface {
 	Addr() netip.AddrPort
 	URI() *url.URL
 	SetHealthy(bool)
+	Check() error
 	Close() error
 }
 
@@ -108,6 +109,44 @@ func TestServerLifecycle(t *testing.T) {
 					assert.Equal(t, healthcheck.DefaultPath, u.Path)
 				}
 			})
+		})
+	}
+}
+
+// Check says in process what a probe of the server says over the
+// network: not started, healthy, set unhealthy (the TCP and HTTP probes
+// read ErrUnhealthy too; an unhealthy UDPServer does not answer), healthy
+// again, closed.
+func TestServerCheck(t *testing.T) {
+	for _, k := range serverKinds {
+		t.Run(k.scheme, func(t *testing.T) {
+			s := k.new(healthcheck.ServerConfig{})
+			require.ErrorIs(t, s.Check(), healthcheck.ErrServerNotStarted)
+			require.NoError(t, s.Start("127.0.0.1:0"))
+			p := healthcheck.NewRegistry()
+			probe := func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+				defer cancel()
+				return p.Probe(ctx, s.URI())
+			}
+			require.NoError(t, s.Check())
+			require.NoError(t, probe())
+
+			s.SetHealthy(false)
+			require.ErrorIs(t, s.Check(), healthcheck.ErrUnhealthy)
+			if err := probe(); k.scheme == "udp" {
+				require.Error(t, err)
+			} else {
+				require.ErrorIs(t, err, healthcheck.ErrUnhealthy)
+			}
+
+			s.SetHealthy(true)
+			require.NoError(t, s.Check())
+			require.NoError(t, probe())
+
+			require.NoError(t, s.Close())
+			require.ErrorIs(t, s.Check(), healthcheck.ErrServerClosed)
+			require.Error(t, probe())
 		})
 	}
 }

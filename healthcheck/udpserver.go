@@ -63,6 +63,7 @@ func (s *UDPServer) readLoop(conn *net.UDPConn) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			s.failed(err)
 			backoff = nextBackoff(backoff)
 			s.log.Debug("read failed", "addr", s.addr, "error", err, "retry_in", backoff)
 			if !s.wait(backoff) {
@@ -71,6 +72,7 @@ func (s *UDPServer) readLoop(conn *net.UDPConn) {
 			continue
 		}
 		backoff = 0
+		s.served()
 		if !isProbe(buf[:n]) {
 			s.log.Debug("datagram ignored: not a probe", "remote", src, "len", n)
 			continue
