@@ -421,7 +421,25 @@ func (g *Group) takePing(in inbound) {
 	case reply.Who:
 		g.sentWho(in.src, in.at)
 	case st != nil:
+		// A member's ping from the address we know it by: our ack need
+		// not make the kernel re-probe its neighbour entry either.
+		g.confirmNeighbour(in.src)
 		g.newerRecord(m.ID, st, m.Version, in.at)
+	}
+}
+
+// confirmNeighbour tells the transport (transport.NeighbourConfirmer) that
+// the way to a member's address works, so that the kernel does not probe
+// the member's neighbour entry before its next unicast to it: the pinger
+// when the ack echoes its nonce, the pinged member when a member's ping
+// comes from the address it is known by. In a group larger than about 30
+// the ring pings each member from each other member about once every N
+// seconds, past the kernel's 15 to 45 s of reachability, and each ping and
+// its ack made the two ends exchange a request and a reply, unicast
+// (docs/performance.md, session 16).
+func (g *Group) confirmNeighbour(addr netip.AddrPort) {
+	if nc, ok := g.cfg.Transport.(transport.NeighbourConfirmer); ok {
+		_ = nc.ConfirmNeighbour(addr)
 	}
 }
 
@@ -442,11 +460,8 @@ func (g *Group) takeAck(in inbound) {
 	if st := g.peers[m.ID]; st != nil {
 		g.signOfLife(m.ID, st, in)
 	}
-	if nc, ok := g.cfg.Transport.(transport.NeighbourConfirmer); ok {
-		// The ack echoes our nonce: the way to the target works, and
-		// the kernel need not re-probe its neighbour entry.
-		_ = nc.ConfirmNeighbour(f.addr)
-	}
+	// The ack echoes our nonce: the way to the target works.
+	g.confirmNeighbour(f.addr)
 	if f.why == pingRound {
 		x := 0.0 // lost: the ack came only after a resend
 		if f.sent > 1 {

@@ -709,25 +709,56 @@ func TestAckOnlyFromTarget(t *testing.T) {
 	})
 }
 
-// TestAckConfirmsNeighbour: each ack to a member's ping, and only an ack,
-// makes the Group confirm the acker's address to its transport
-// (transport.NeighbourConfirmer), so that the kernel need not re-probe it
-// (TestConfirmNeighbourSparesProbes in transport/multicast shows the
-// kernel's side). A forged ack confirms nothing (TestAckOnlyFromTarget).
+// TestAckConfirmsNeighbour: each ack to a member's ping makes the pinger
+// confirm the acker's address to its transport
+// (transport.NeighbourConfirmer), and each ping of a member from the
+// address it is known by makes the pinged member confirm the pinger's, so
+// that the kernel re-probes neither (TestConfirmNeighbourSparesProbes in
+// transport/multicast shows the kernel's side). Nothing else confirms: a
+// forged ack confirms nothing (TestAckOnlyFromTarget), nor does a
+// stranger's ping.
 func TestAckConfirmsNeighbour(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newPingLab(t)
-		spy := &pingSpy{}
-		a, _ := l.spied("a", spy)
-		b, bep := l.join("b", pinging)
+		sa, sb := &pingSpy{}, &pingSpy{}
+		a, aep := l.spied("a", sa)
+		b, bep := l.spied("b", sb)
 		waitMembers(t, 1, a, b)
+		from := a.Stats()
+		fromB := b.Stats()
+		na, nb := len(sa.confirms()), len(sb.confirms())
 		advance(10 * time.Second)
-		confirms := spy.confirms()
-		require.NotEmpty(t, confirms)
-		assert.Equal(t, a.Stats().AcksReceived, uint64(len(confirms)), "one confirmation per ack")
-		for _, c := range confirms {
+		// Each member's confirmations: one per ack it took, one per
+		// ping of the other's it acked (the other's acks taken).
+		acksA := a.Stats().AcksReceived - from.AcksReceived
+		acksB := b.Stats().AcksReceived - fromB.AcksReceived
+		require.NotZero(t, acksA)
+		require.NotZero(t, acksB)
+		ca, cb := sa.confirms()[na:], sb.confirms()[nb:]
+		assert.Len(t, ca, int(acksA+acksB), "a: its acks taken and b's pings acked")
+		assert.Len(t, cb, int(acksA+acksB), "b: its acks taken and a's pings acked")
+		for _, c := range ca {
 			assert.Equal(t, bep.Addr(), c)
 		}
+		for _, c := range cb {
+			assert.Equal(t, aep.Addr(), c)
+		}
+
+		// A stranger's ping is acked (with Who) and confirms nothing.
+		acks := make(chan codec.Message, 1)
+		x := l.listen(func(m *codec.Message) {
+			if m.Kind == codec.Ack {
+				acks <- *m
+			}
+		})
+		ping := codec.Message{Kind: codec.Ping, Group: "web", ID: "stranger", Nonce: 7}
+		buf, err := (pipe.Codec{}).Encode(nil, &ping)
+		require.NoError(t, err)
+		require.NoError(t, x.SendTo(buf, bep.Addr()))
+		synctest.Wait()
+		require.Len(t, acks, 1)
+		assert.True(t, (<-acks).Who)
+		assert.NotContains(t, sb.confirms(), x.Addr())
 	})
 }
 
