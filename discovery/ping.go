@@ -429,10 +429,11 @@ func (g *Group) takePing(in inbound) {
 }
 
 // confirmNeighbour tells the transport (transport.NeighbourConfirmer) that
-// the way to a member's address works, so that the kernel does not probe
-// the member's neighbour entry before its next unicast to it: the pinger
-// when the ack echoes its nonce, the pinged member when a member's ping
-// comes from the address it is known by. In a group larger than about 30
+// a member is at its address, so that the kernel does not probe the
+// member's neighbour entry before its next unicast to it: the pinger when
+// the ack echoes its nonce (the way there works), the pinged member when a
+// member's ping comes from the address it is known by (the member is
+// there, a moment before the ack goes to it). In a group larger than about 30
 // the ring pings each member from each other member about once every N
 // seconds, past the kernel's 15 to 45 s of reachability, and each ping and
 // its ack made the two ends exchange a request and a reply, unicast
