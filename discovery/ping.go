@@ -45,6 +45,10 @@ type pinger struct {
 	dying  map[string]*death    // deaths being established, by member ID
 	graces map[string]obitGrace // obituaries waiting for their grace, by member ID
 
+	// confirm is the addresses acked since our last ping, to confirm
+	// again then (confirmAgain); at most maxConfirm.
+	confirm []netip.AddrPort
+
 	reconnect []recheck // members removed as Failed, oldest first
 	recNext   int       // the next of them to ping
 	recArmed  bool      // a taskReconnect is scheduled
@@ -249,6 +253,7 @@ func (g *Group) pingAddr(id string, st *peerState) netip.AddrPort {
 // at a time: one still in flight skips this turn.
 func (g *Group) nextPing(now time.Time) {
 	defer g.armPing(now, false)
+	g.confirmAgain()
 	for _, f := range g.pg.flights {
 		if f.why == pingRound {
 			return
@@ -421,27 +426,51 @@ func (g *Group) takePing(in inbound) {
 	case reply.Who:
 		g.sentWho(in.src, in.at)
 	case st != nil:
-		// A member's ping from the address we know it by: our ack need
-		// not make the kernel re-probe its neighbour entry either.
-		g.confirmNeighbour(in.src)
 		g.newerRecord(m.ID, st, m.Version, in.at)
 	}
 }
 
 // confirmNeighbour tells the transport (transport.NeighbourConfirmer) that
-// a member is at its address, so that the kernel does not probe the
-// member's neighbour entry before its next unicast to it: the pinger when
-// the ack echoes its nonce (the way there works), the pinged member when a
-// member's ping comes from the address it is known by (the member is
-// there, a moment before the ack goes to it). In a group larger than about 30
-// the ring pings each member from each other member about once every N
-// seconds, past the kernel's 15 to 45 s of reachability, and each ping and
-// its ack made the two ends exchange a request and a reply, unicast
-// (docs/performance.md, session 16).
+// addr, which has just acked our ping (echoing its nonce: the way there
+// works), is reachable, so that the kernel does not probe its neighbour
+// entry; and notes it to be told again at our next ping (confirmAgain).
 func (g *Group) confirmNeighbour(addr netip.AddrPort) {
-	if nc, ok := g.cfg.Transport.(transport.NeighbourConfirmer); ok {
-		_ = nc.ConfirmNeighbour(addr)
+	nc, ok := g.cfg.Transport.(transport.NeighbourConfirmer)
+	if !ok {
+		return
 	}
+	_ = nc.ConfirmNeighbour(addr)
+	if g.pg.confirm == nil {
+		g.pg.confirm = make([]netip.AddrPort, 0, maxConfirm)
+	}
+	if len(g.pg.confirm) < maxConfirm {
+		g.pg.confirm = append(g.pg.confirm, addr)
+	}
+}
+
+// maxConfirm bounds the addresses confirmed again at our next ping: the
+// round's ping is one at a time, and welcome pings and rechecks are rare.
+const maxConfirm = 4
+
+// confirmAgain tells the transport again of the addresses acked since our
+// last ping. A ping to an entry gone stale (the kernel's 15 to 45 s of
+// reachability, less than the ring's N-1 s between two pings of a pair
+// from about 30 members on) puts it in the kernel's delay state, which
+// probes after 5 s unless the entry was confirmed in the last 5 s; its
+// timer fires late, by up to a quarter second, so a confirmation in the
+// same millisecond as the send came too early and the kernel probed all
+// the same: at 100 hosts, an ARP request and reply per ping
+// (docs/performance.md, session 16). The next ping, a PingInterval later,
+// falls within the delay; it costs no wake-up of its own.
+func (g *Group) confirmAgain() {
+	if len(g.pg.confirm) == 0 {
+		return
+	}
+	nc := g.cfg.Transport.(transport.NeighbourConfirmer) // only confirmNeighbour appends
+	for _, a := range g.pg.confirm {
+		_ = nc.ConfirmNeighbour(a)
+	}
+	g.pg.confirm = g.pg.confirm[:0]
 }
 
 // takeAck ends the ping it answers: only an ack by unicast from the

@@ -141,10 +141,9 @@ type RefusalReporter interface {
 // member pinged, as many as the ping itself. A Group calls
 // ConfirmNeighbour with the address of a member that has just answered
 // one of its unicasts (an ack echoing its ping's nonce, proof that the
-// way there works), and with the address of a member whose ping it acks
-// (the ping came from the address the member is known by), and the
-// transport tells the kernel so (Linux: MSG_CONFIRM). It is best-effort:
-// an error changes nothing but the probes.
+// way there works), and the transport tells the kernel so (Linux:
+// MSG_CONFIRM). It is best-effort: an error changes nothing but the
+// probes.
 type NeighbourConfirmer interface {
 	ConfirmNeighbour(dst netip.AddrPort) error
 }

@@ -96,6 +96,73 @@ func TestConfirmNeighbourSparesProbes(t *testing.T) {
 	}
 }
 
+// One exchange on a stale entry, as a ring of more than about 30 members
+// makes for each pair: the send puts the entry in the kernel's delay
+// state, whose timer (first probe 2 s here) fires late by up to the timer
+// wheel's granularity, tens of milliseconds; the kernel probes unless the
+// entry was confirmed within the delay before that moment. A confirmation
+// in the same millisecond as the exchange is too early by then, and the
+// kernel probes all the same (h2, three exchanges: at least one probe);
+// the same confirmation again a second later, as the Group's next ping
+// sends it (discovery's confirmAgain), spares the probe (h0: none).
+func TestConfirmAgainSparesProbe(t *testing.T) {
+	if ok, reason := nslan.Available(); !ok {
+		t.Skip("no network lab here: " + reason)
+	}
+	l, err := nslan.New(nslan.Config{Hosts: 3, Logf: t.Logf})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, l.Close()) })
+	for _, tc := range []struct {
+		name   string
+		pinger int
+		again  bool
+	}{{"again", 0, true}, {"at once", 2, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h, peer := l.Host(tc.pinger), l.Host(1)
+			var err error
+			require.NoError(t, h.Do(func() {
+				for k, v := range map[string]string{"base_reachable_time_ms": "500", "delay_first_probe_time": "2"} {
+					err = errors.Join(err, os.WriteFile("/proc/sys/net/ipv4/neigh/eth0/"+k, []byte(v), 0o644))
+				}
+			}))
+			require.NoError(t, err)
+			a, b := labConn(t, h, "udp4"), labConn(t, peer, "udp4")
+			chA, chB := pump(t, a), pump(t, b)
+			bAddr := netip.AddrPortFrom(peer.IPv4, b.LocalAddr().Port())
+			exchange := func() {
+				require.NoError(t, a.SendTo([]byte("ping"), bAddr))
+				p := expect(t, chB, "ping")
+				require.NoError(t, b.SendTo([]byte("ack"), p.Src))
+				expect(t, chA, "ack")
+				require.NoError(t, a.ConfirmNeighbour(bAddr))
+			}
+			exchange() // resolves the neighbour: not counted
+			probes := 0
+			for range 3 {
+				// The kernel's timers are what is measured: reachable
+				// for at most 0.75 s, then stale.
+				time.Sleep(1600 * time.Millisecond)
+				pc := countARPRequests(t, h)
+				at := time.Now()
+				exchange()
+				if tc.again {
+					time.Sleep(time.Second)
+					require.NoError(t, a.ConfirmNeighbour(bAddr))
+				}
+				time.Sleep(time.Until(at.Add(3 * time.Second))) // past the delay and its timer's slack
+				probes += pc.stop()
+			}
+			if tc.again {
+				assert.Zero(t, probes, "the kernel probed a neighbour confirmed again within its delay")
+			} else {
+				assert.Positive(t, probes, "the kernel never probed after a confirmation at once: the lab does not show why the Group confirms again")
+			}
+			t.Logf("%s: %d probes after 3 exchanges", tc.name, probes)
+		})
+	}
+}
+
 // probeCounter counts, on a packet socket in one host's namespace, the
 // neighbour probes that host's kernel sends out of eth0.
 type probeCounter struct {
