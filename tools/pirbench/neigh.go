@@ -43,9 +43,13 @@ var neighPaths = []string{
 // the default 128 on a LAN of 100, and keeps them; the lab's one table for
 // all hosts would otherwise drop every entry unused for a minute (at 100
 // hosts, most of them between two pings), and each next send would
-// broadcast an ARP request that every host receives.
+// broadcast an ARP request that every host receives. The estimate is twice
+// the unicast entries, n(n-1) per family and address: at exactly n², 100
+// hosts' 9,900 IPv4 entries and their multicast ones passed both
+// thresholds in one run of session 16, and its pir hosts each received
+// 12 broadcasts a second more than they sent (docs/performance.md).
 func neighNeeds(n int) map[string]int {
-	v4, v6 := n*n, 3*n*n
+	v4, v6 := 2*n*n, 6*n*n
 	return map[string]int{
 		neighPaths[0]: v4, neighPaths[1]: 2 * v4,
 		neighPaths[2]: v6, neighPaths[3]: 2 * v6,
