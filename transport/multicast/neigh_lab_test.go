@@ -57,25 +57,11 @@ func TestConfirmNeighbourSparesProbes(t *testing.T) {
 		} {
 			t.Run(fam.name+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
-				h, peer := l.Host(tc.pinger), l.Host(1)
-				var err error
-				require.NoError(t, h.Do(func() {
-					for k, v := range map[string]string{"base_reachable_time_ms": "500", "delay_first_probe_time": "2"} {
-						err = errors.Join(err, os.WriteFile(fmt.Sprintf("/proc/sys/net/%s/neigh/eth0/%s", fam.sysctl, k), []byte(v), 0o644))
-					}
-				}))
-				require.NoError(t, err)
-				a, b := labConn(t, h, fam.network), labConn(t, peer, fam.network)
-				chA, chB := pump(t, a), pump(t, b)
-				bAddr := netip.AddrPortFrom(fam.addr(peer), b.LocalAddr().Port())
-				exchange := func() {
-					require.NoError(t, a.SendTo([]byte("ping"), bAddr))
-					p := expect(t, chB, "ping")
-					require.NoError(t, b.SendTo([]byte("ack"), p.Src))
-					expect(t, chA, "ack")
-					if tc.confirm {
-						require.NoError(t, a.ConfirmNeighbour(bAddr))
-					}
+				h := l.Host(tc.pinger)
+				ping, confirm := pingPair(t, h, l.Host(1), fam.network, fam.sysctl, fam.addr)
+				exchange := ping
+				if tc.confirm {
+					exchange = func() { ping(); confirm() }
 				}
 
 				exchange() // resolves the neighbour: not counted
@@ -101,8 +87,8 @@ func TestConfirmNeighbourSparesProbes(t *testing.T) {
 // state, whose timer (first probe 2 s here) fires late by up to the timer
 // wheel's granularity, tens of milliseconds; the kernel probes unless the
 // entry was confirmed within the delay before that moment. A confirmation
-// in the same millisecond as the exchange is too early by then, and the
-// kernel probes all the same (h2, three exchanges: at least one probe);
+// in the same millisecond as the exchange is then usually too early, and
+// the kernel probes all the same (h2: logged, not asserted, see below);
 // the same confirmation again a second later, as the Group's next ping
 // sends it (discovery's confirmAgain), spares the probe (h0: none).
 func TestConfirmAgainSparesProbe(t *testing.T) {
@@ -119,25 +105,10 @@ func TestConfirmAgainSparesProbe(t *testing.T) {
 	}{{"again", 0, true}, {"at once", 2, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			h, peer := l.Host(tc.pinger), l.Host(1)
-			var err error
-			require.NoError(t, h.Do(func() {
-				for k, v := range map[string]string{"base_reachable_time_ms": "500", "delay_first_probe_time": "2"} {
-					err = errors.Join(err, os.WriteFile("/proc/sys/net/ipv4/neigh/eth0/"+k, []byte(v), 0o644))
-				}
-			}))
-			require.NoError(t, err)
-			a, b := labConn(t, h, "udp4"), labConn(t, peer, "udp4")
-			chA, chB := pump(t, a), pump(t, b)
-			bAddr := netip.AddrPortFrom(peer.IPv4, b.LocalAddr().Port())
-			exchange := func() {
-				require.NoError(t, a.SendTo([]byte("ping"), bAddr))
-				p := expect(t, chB, "ping")
-				require.NoError(t, b.SendTo([]byte("ack"), p.Src))
-				expect(t, chA, "ack")
-				require.NoError(t, a.ConfirmNeighbour(bAddr))
-			}
-			exchange() // resolves the neighbour: not counted
+			h := l.Host(tc.pinger)
+			exchange, confirm := pingPair(t, h, l.Host(1), "udp4", "ipv4", func(h *nslan.Host) netip.Addr { return h.IPv4 })
+			exchange()
+			confirm() // resolves the neighbour: not counted
 			probes := 0
 			for range 3 {
 				// The kernel's timers are what is measured: reachable
@@ -146,21 +117,49 @@ func TestConfirmAgainSparesProbe(t *testing.T) {
 				pc := countARPRequests(t, h)
 				at := time.Now()
 				exchange()
+				confirm()
 				if tc.again {
 					time.Sleep(time.Second)
-					require.NoError(t, a.ConfirmNeighbour(bAddr))
+					confirm()
 				}
 				time.Sleep(time.Until(at.Add(3 * time.Second))) // past the delay and its timer's slack
 				probes += pc.stop()
 			}
 			if tc.again {
 				assert.Zero(t, probes, "the kernel probed a neighbour confirmed again within its delay")
-			} else {
-				assert.Positive(t, probes, "the kernel never probed after a confirmation at once: the lab does not show why the Group confirms again")
 			}
+			// At once, the kernel probed after all three exchanges in
+			// four runs of five here, after none in the fifth: whether the
+			// timer fires late depends on where the send falls in the
+			// timer wheel's granule, so that case is shown, not asserted.
 			t.Logf("%s: %d probes after 3 exchanges", tc.name, probes)
 		})
 	}
+}
+
+// pingPair shortens h's neighbour timers (reachable 0.25 to 0.75 s, first
+// probe 2 s after a send to a stale entry) and returns a ping from h to
+// peer answered by an ack, and the confirmation of peer's address by h.
+func pingPair(t *testing.T, h, peer *nslan.Host, network, sysctl string, addr func(*nslan.Host) netip.Addr) (exchange, confirm func()) {
+	t.Helper()
+	var err error
+	require.NoError(t, h.Do(func() {
+		for k, v := range map[string]string{"base_reachable_time_ms": "500", "delay_first_probe_time": "2"} {
+			err = errors.Join(err, os.WriteFile(fmt.Sprintf("/proc/sys/net/%s/neigh/eth0/%s", sysctl, k), []byte(v), 0o644))
+		}
+	}))
+	require.NoError(t, err)
+	a, b := labConn(t, h, network), labConn(t, peer, network)
+	chA, chB := pump(t, a), pump(t, b)
+	bAddr := netip.AddrPortFrom(addr(peer), b.LocalAddr().Port())
+	exchange = func() {
+		require.NoError(t, a.SendTo([]byte("ping"), bAddr))
+		p := expect(t, chB, "ping")
+		require.NoError(t, b.SendTo([]byte("ack"), p.Src))
+		expect(t, chA, "ack")
+	}
+	confirm = func() { require.NoError(t, a.ConfirmNeighbour(bAddr)) }
+	return exchange, confirm
 }
 
 // probeCounter counts, on a packet socket in one host's namespace, the
