@@ -705,7 +705,10 @@ func TestAckOnlyFromTarget(t *testing.T) {
 		require.Len(t, rec.of(discovery.Left, "b"), 1)
 		assert.Equal(t, discovery.Failed, rec.of(discovery.Left, "b")[0].Reason)
 		assert.GreaterOrEqual(t, a.Stats().Dropped[discovery.DropSpoofed], uint64(forged))
-		assert.Len(t, spy.confirms(), confirmed, "a forged ack confirmed a neighbour")
+		// An accepted ack is confirmed at once and again at the next
+		// ping (confirmAgain): at most that repeat, of the last ack before
+		// the cut, may come after it.
+		assert.LessOrEqual(t, len(spy.confirms())-confirmed, 1, "a forged ack confirmed a neighbour")
 	})
 }
 
