@@ -469,13 +469,18 @@ func TestPhiLearning(t *testing.T) {
 		const n = 1000
 		keep := make([]score.Tracker, n)
 		assert.Equal(t, 1.0, testing.AllocsPerRun(n, func() { keep[0] = p.Track(t0) }))
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		for i := range keep {
-			keep[i] = p.Track(t0)
+		// TotalAlloc counts every goroutine's allocations (the runtime's,
+		// other tests'): the least of five counts is the trackers'.
+		per := math.Inf(1)
+		for range 5 {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			for i := range keep {
+				keep[i] = p.Track(t0)
+			}
+			runtime.ReadMemStats(&after)
+			per = min(per, float64(after.TotalAlloc-before.TotalAlloc)/n)
 		}
-		runtime.ReadMemStats(&after)
-		per := float64(after.TotalAlloc-before.TotalAlloc) / n
 		t.Logf("%.0f bytes per tracker", per)
 		assert.LessOrEqual(t, per, 48.0, "whatever the WindowSize")
 		runtime.KeepAlive(keep)
