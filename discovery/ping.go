@@ -440,9 +440,6 @@ func (g *Group) confirmNeighbour(addr netip.AddrPort) {
 		return
 	}
 	_ = nc.ConfirmNeighbour(addr)
-	if g.pg.confirm == nil {
-		g.pg.confirm = make([]netip.AddrPort, 0, maxConfirm)
-	}
 	if len(g.pg.confirm) < maxConfirm {
 		g.pg.confirm = append(g.pg.confirm, addr)
 	}
