@@ -247,7 +247,7 @@ func TestMemberlistTwoSites(t *testing.T) {
 // medians and 90th percentiles in ms, from the start of the new member's
 // process (so they include its start-up and its memberlist join):
 //
-//	go test -run '^$' -bench MemberlistCrossLANJoin -benchtime 20x ./e2e/
+//	go test -count=1 -run '^$' -bench MemberlistCrossLANJoin -benchtime 20x ./e2e/
 func BenchmarkMemberlistCrossLANJoin(b *testing.B) {
 	r := newRouted(b, 2, 1)
 	bin := memberlistExample(b, false) // timings without the race detector
