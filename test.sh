@@ -20,6 +20,11 @@ have ip || need+=(iproute2)
 have nft || need+=(nftables)
 # mDNS interop tests run python3-zeroconf, Debian's, with the system python.
 /usr/bin/python3 -c 'import zeroconf' >/dev/null 2>&1 || need+=(python3-zeroconf)
+# The avahi interop test runs Debian's avahi-daemon with a private dbus-daemon
+# (both started by the test, in a lab namespace).
+have avahi-daemon || need+=(avahi-daemon)
+{ have avahi-browse && have avahi-publish; } || need+=(avahi-utils)
+have dbus-daemon || need+=(dbus)
 # plugins/etcd tests against a real etcd server, Debian's (started by the test).
 have etcd || need+=(etcd-server)
 # The agent's browser test (tools/browser) drives Debian's Chromium, headless.
@@ -27,9 +32,18 @@ have chromium || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		echo "test.sh: installing ${need[*]}"
+		# No daemon the packages bring (avahi, dbus, etcd) may start on the
+		# machine's interfaces: policy-rc.d forbids every start while apt
+		# runs (unless the machine has a policy of its own).
+		policy=""
+		if [ ! -e /usr/sbin/policy-rc.d ]; then
+			policy=/usr/sbin/policy-rc.d
+			printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy"
+		fi
 		if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; }; then
 			echo "test.sh: installing ${need[*]} failed; the tests that need them will skip or fail" >&2
 		fi
+		[ -n "$policy" ] && rm -f "$policy"
 	else
 		echo "test.sh: ${need[*]} missing and cannot be installed here; network tests will skip" >&2
 	fi

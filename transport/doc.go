@@ -5,7 +5,7 @@
 // Implementations live in subpackages: multicast, IPv4 and IPv6 multicast
 // on real interfaces (pir's own wire, as the original pir); mdns, multicast
 // DNS and DNS-SD, which publishes each member as a service instance that
-// avahi-browse, dns-sd and the like see, and browses for others; and mem,
+// avahi-browse, python-zeroconf and the like see, and browses for others; and mem,
 // an in-memory LAN for tests and examples. Package transporttest holds the
 // conformance suite every implementation must pass.
 //

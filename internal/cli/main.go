@@ -41,8 +41,8 @@ Common flags:
   -iface LIST   comma-separated interfaces (default: every up multicast one)
   -4 / -6       IPv4 only / IPv6 only (default: both where available)
   -json         one JSON object per line instead of text
-  -mdns         join: publish and discover over mDNS/DNS-SD (avahi-browse,
-                dns-sd and python-zeroconf see the members)
+  -mdns         join: publish and discover over mDNS/DNS-SD (avahi-browse
+                and python-zeroconf see the members)
   -mdns TYPE    watch: list the services of a DNS-SD type (_http._tcp...)
                 over mDNS, or "pir" for the group's members
   -key-file F   authenticate every message with the group keys in F

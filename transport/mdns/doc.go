@@ -1,7 +1,8 @@
 // Package mdns is a transport.Transport over multicast DNS (RFC 6762) and
 // DNS service discovery (RFC 6763): pir members show up in avahi-browse,
-// dns-sd, python-zeroconf and the like, and a pir Group finds services
-// that other software advertises.
+// python-zeroconf and the like, and a pir Group finds services that other
+// software advertises (e2e TestMDNSAvahiInterop and this package's
+// interop tests run both against real avahi and python-zeroconf).
 //
 // A Conn is a message boundary of its own: it does not carry another
 // codec's datagrams. A discovery.Group over it encodes its messages with
@@ -69,7 +70,10 @@
 // takes the next name, "INSTANCE (2)", "INSTANCE (3)"... and HOST-2,
 // HOST-3..., and probes again. Then it sends two announcements a second
 // apart (§8.3). A conflict after that (another responder's records for our
-// names, §9) sends it back to probing.
+// names, §9) sends it back to probing. Records of ours that a change (an
+// Update) replaced less than 2 s before are no other responder's: they are
+// our own announcement, come back through the loopback after the change
+// (TestStaleRecordsNoConflict).
 //
 // # TXT record
 //
@@ -85,7 +89,10 @@
 // link (transport.LinkSender) when the member listens on every address
 // (0.0.0.0 or [::]), is published with HOST.local in its place, so that the
 // TXT record is the same on every link and family; receivers put back the
-// address they resolved. A member that listens on 0.0.0.0 is sent only on IPv4 links,
+// address they resolved. A URI that names the same address through the
+// links of both families (a comms URI given as tcp://192.0.2.7:8080, say)
+// is published as it is, even through the link whose address it names
+// (TestPublishedTXTSameOnEveryLink). A member that listens on 0.0.0.0 is sent only on IPv4 links,
 // and then publishes only A records, so that receivers use IPv4.
 //
 // # Synthesized messages

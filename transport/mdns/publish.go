@@ -30,10 +30,18 @@ type publication struct {
 	hostBase, host       string // host labels
 	instRenames, hostRen int
 	health, comms        pubURI
+	sentVia              [2]linkURIs // by family (0: IPv4, 1: IPv6): the URIs last sent through a link of it
 	meta                 map[string]string
 	port                 uint16
 	v4, v6               bool     // publish A, AAAA records
 	txt                  []string // rendered with the current host name
+
+	// stale are records of ours that a change replaced less than
+	// staleFor ago (until staleUntil): an announcement of ours that
+	// carried them may come back to us (our own multicast, looped back)
+	// after the change, and is no other responder's claim.
+	stale      []record
+	staleUntil time.Time
 
 	state     pubState
 	step      int       // probes or announcements sent in this state
@@ -68,24 +76,62 @@ func (p *publication) instFQDN(svc serviceType) string {
 
 func (p *publication) hostFQDN() string { return p.host + "." + localDomain }
 
-// pubURIFor reads one of the member's URIs. Sent through link via, a URI
-// whose host is the link's address, as a Group writes it for a member
-// that listens on every address, gets the Conn's host name instead.
-func pubURIFor(s string, via *transport.Link) pubURI {
+// Records a change replaced stay ours this long (publication.stale), up
+// to maxStale of them: our own announcements come back to us through the
+// loopback within milliseconds, later only on a machine that runs far
+// behind.
+const (
+	staleFor = 2 * time.Second
+	maxStale = 64
+)
+
+// linkURIs are the URIs a Group last sent through a link of one family,
+// and that link's address; addr is invalid until one was sent.
+type linkURIs struct {
+	addr          netip.Addr
+	health, comms string
+}
+
+// pubURIFor reads one of the member's URIs, s, which the Group sent
+// through link via; sent holds what it last sent through a link of each
+// family (via's included), and uri picks this URI from them. A URI whose
+// host is the address of the link it was sent through, on every family's
+// link, is one a Group writes for each link when the member listens on
+// every address: it gets the Conn's host name instead, so that the TXT
+// record is the same on every link. A URI naming one address whatever
+// the link (the application's own, say tcp://192.0.2.7:8080) stays as
+// it is, even on the link whose address it names: rendered as the host
+// name there and literally on the other family's link, the TXT record
+// would change with every link a Group sends through, and each change is
+// announced again (and read as a conflict when an earlier announcement of
+// ours comes back after it).
+func pubURIFor(s string, via *transport.Link, sent [2]linkURIs, uri func(linkURIs) string) pubURI {
 	pu := pubURI{raw: s}
-	if via == nil || s == "" {
+	if via == nil || !via.Addr.IsValid() || s == "" {
 		return pu
 	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return pu
 	}
-	a, err := netip.ParseAddr(u.Hostname())
-	if err != nil || a.WithZone("") != via.Addr.WithZone("") {
-		return pu
+	for _, l := range sent {
+		if l.addr.IsValid() && !namesAddr(uri(l), l.addr) {
+			return pu
+		}
 	}
 	pu.u, pu.local = u, true
 	return pu
+}
+
+// namesAddr reports whether the host of URI s is the address a, zones
+// aside.
+func namesAddr(s string, a netip.Addr) bool {
+	u, err := url.Parse(s)
+	if err != nil {
+		return false
+	}
+	h, err := netip.ParseAddr(u.Hostname())
+	return err == nil && h.WithZone("") == a.WithZone("")
 }
 
 // srvPort is the SRV record's port: the comms URI's, else the default
@@ -145,7 +191,11 @@ func (e *engine) publish(m codec.Message, via *transport.Link, now time.Time) er
 		}
 		p.inst, p.host = p.instBase, p.hostBase
 	}
-	health, comms := pubURIFor(m.Health, via), pubURIFor(m.Comms, via)
+	if via != nil && via.Addr.IsValid() {
+		p.sentVia[familyIndex(via.Addr)] = linkURIs{addr: via.Addr, health: m.Health, comms: m.Comms}
+	}
+	health := pubURIFor(m.Health, via, p.sentVia, func(l linkURIs) string { return l.health })
+	comms := pubURIFor(m.Comms, via, p.sentVia, func(l linkURIs) string { return l.comms })
 	v4, v6 := true, true
 	if via != nil {
 		v4, v6 = via.Addr.Unmap().Is4(), !via.Addr.Unmap().Is4()
@@ -163,6 +213,9 @@ func (e *engine) publish(m codec.Message, via *transport.Link, now time.Time) er
 	}
 	port := srvPort(comms.render(p.host), health.render(p.host))
 	changed := !slices.Equal(txt, p.txt) || port != p.port || v4 != p.v4 || v6 != p.v6
+	if changed && !fresh {
+		e.supersede(p, now)
+	}
 	p.health, p.comms, p.meta, p.txt, p.port, p.v4, p.v6 = health, comms, m.Meta, txt, port, v4, v6
 	if fresh {
 		e.pub = p
@@ -176,6 +229,44 @@ func (e *engine) publish(m codec.Message, via *transport.Link, now time.Time) er
 		p.state, p.step, p.next = announcing, 0, now
 	}
 	return nil
+}
+
+// supersede keeps p's records, which a change is about to replace, as
+// stale for staleFor (with those a change replaced within staleFor
+// before, up to maxStale records).
+func (e *engine) supersede(p *publication, now time.Time) {
+	if now.After(p.staleUntil) {
+		p.stale = p.stale[:0]
+	}
+	for _, l := range e.c.linkList() {
+		for _, r := range e.uniqueRecords(p, l) {
+			if len(p.stale) < maxStale {
+				p.stale = append(p.stale, r)
+			}
+		}
+	}
+	p.staleUntil = now.Add(staleFor)
+}
+
+// wasOurs reports whether r is one of p's stale records.
+func (p *publication) wasOurs(r *record, now time.Time) bool {
+	if now.After(p.staleUntil) {
+		return false
+	}
+	for i := range p.stale {
+		if p.stale[i].sameData(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// familyIndex is a's index in publication.sentVia.
+func familyIndex(a netip.Addr) int {
+	if a.Unmap().Is4() {
+		return 0
+	}
+	return 1
 }
 
 // retxt renders the TXT record again after the host was renamed.
@@ -370,11 +461,11 @@ func (e *engine) checkConflicts(recs []record, now time.Time) {
 		}
 		switch lower(r.Name) {
 		case inst:
-			if (p.state == probing || r.Type == typeSRV || r.Type == typeTXT) && !e.owns(p, r) {
+			if (p.state == probing || r.Type == typeSRV || r.Type == typeTXT) && !e.owns(p, r) && !p.wasOurs(r, now) {
 				instConflict = true
 			}
 		case host:
-			if (p.state == probing || r.Type == typeA || r.Type == typeAAAA) && !e.owns(p, r) {
+			if (p.state == probing || r.Type == typeA || r.Type == typeAAAA) && !e.owns(p, r) && !p.wasOurs(r, now) {
 				hostConflict = true
 			}
 		}

@@ -506,3 +506,87 @@ func TestRawFraming(t *testing.T) {
 	_, ok = parseRaw(zeroconfPackets(t)["zeroconf-announce.bin"])
 	assert.False(t, ok)
 }
+
+// The TXT record is the same whichever link a Group sends through: a URI
+// the Group writes for each link (the member listens on every address)
+// becomes HOST.local, and a URI naming one address whatever the link
+// stays literal, even when sent through the link whose address it names.
+// Rendered as HOST.local there and literally on the other link, the TXT
+// record changed with every link sent through (and each change was
+// announced again); with avahi beside it, an announcement of ours that came
+// back after such a change was taken for another responder's and the
+// member renamed itself (e2e TestMDNSAvahiInterop).
+func TestPublishedTXTSameOnEveryLink(t *testing.T) {
+	v4 := transport.Link{Index: 1, Name: "eth0", Addr: netip.MustParseAddr("198.18.0.2")}
+	v6 := transport.Link{Index: 1, Name: "eth0", Addr: netip.MustParseAddr("fd42::2")}
+	perLink := func(l transport.Link, port int) string {
+		return "tcp://" + netip.AddrPortFrom(l.Addr, uint16(port)).String()
+	}
+	for _, order := range [][]transport.Link{{v4, v6}, {v6, v4}} {
+		e := &bareConn(t, Config{HostName: "box"}).e
+		var txts [][]string
+		for range 3 {
+			for _, l := range order {
+				m := codec.Message{Kind: codec.Announce, Group: "test", ID: "m1",
+					Health: perLink(l, 4000), Comms: "tcp://198.18.0.2:8080"}
+				require.NoError(t, e.publish(m, &l, time.Now()))
+				txts = append(txts, slices.Clone(e.pub.txt))
+			}
+		}
+		want := []string{"txtvers=1", "id=m1", "g=test", "health=tcp://box.local:4000", "comms=tcp://198.18.0.2:8080"}
+		// The first send cannot tell: through the IPv4 link first, the
+		// comms URI names that link's address as a per-link one would.
+		for i, txt := range txts[1:] {
+			assert.Equal(t, want, txt, "send %d, links %s then %s", i+2, order[0].Addr, order[1].Addr)
+		}
+	}
+
+	// Through one family's links only, a URI naming the link's address is
+	// the host name's, as before.
+	e := &bareConn(t, Config{HostName: "box"}).e
+	m := codec.Message{Kind: codec.Announce, Group: "test", ID: "m1", Health: perLink(v4, 4000), Comms: "tcp://198.18.0.2:8080"}
+	require.NoError(t, e.publish(m, &v4, time.Now()))
+	assert.Equal(t, []string{"txtvers=1", "id=m1", "g=test", "health=tcp://box.local:4000", "comms=tcp://box.local:8080"}, e.pub.txt)
+}
+
+// Records a change replaced, coming back within staleFor (our own
+// announcement, looped back after the change), are no conflict; another
+// TXT record for our instance is, and so are the replaced records once
+// staleFor has passed.
+func TestStaleRecordsNoConflict(t *testing.T) {
+	c := bareConn(t, Config{HostName: "box"})
+	e := &c.e
+	now := time.Now()
+	announce := func(role string) {
+		m := codec.Message{Kind: codec.Announce, Group: "test", ID: "m1", Health: "tcp://198.18.255.1:4000",
+			Comms: "tcp://198.18.255.1:4000", Meta: map[string]string{"role": role}}
+		require.NoError(t, e.publish(m, nil, now))
+	}
+	announce("a")
+	e.pub.state = published
+	oldTXT := slices.Clone(e.pub.txt)
+	announce("b") // Group.Update: the TXT record changes
+	require.Equal(t, announcing, e.pub.state)
+	inst := e.pub.instFQDN(c.svc)
+	claim := func(txt []string, at time.Time) {
+		b, err := (&dns.Msg{MsgHdr: dnsResponseHdr, Answer: []dns.RR{
+			&dns.TXT{Hdr: hdr(inst, dns.TypeTXT, 120, true), Txt: txt},
+		}}).Pack()
+		require.NoError(t, err)
+		m, err := parseMessage(b)
+		require.NoError(t, err)
+		e.response(inbound{msg: m, src: netip.MustParseAddrPort("198.18.255.1:5353"), ifIndex: 1}, at)
+	}
+
+	claim(oldTXT, now.Add(10*time.Millisecond))
+	assert.Zero(t, c.Stats().Conflicts, "our own announcement, back after the change")
+	assert.Equal(t, announcing, e.pub.state)
+
+	claim(append(slices.Clone(oldTXT[:len(oldTXT)-1]), "m.role=c"), now.Add(20*time.Millisecond))
+	assert.Equal(t, uint64(1), c.Stats().Conflicts, "a TXT record we never published")
+	assert.Equal(t, probing, e.pub.state)
+
+	e.pub.state = published
+	claim(oldTXT, now.Add(staleFor+time.Millisecond))
+	assert.Equal(t, uint64(2), c.Stats().Conflicts, "stale for staleFor only")
+}
