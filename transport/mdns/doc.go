@@ -89,9 +89,9 @@
 // link (transport.LinkSender) when the member listens on every address
 // (0.0.0.0 or [::]), is published with HOST.local in its place, so that the
 // TXT record is the same on every link and family; receivers put back the
-// address they resolved. A URI that names the same address through the
-// links of both families (a comms URI given as tcp://192.0.2.7:8080, say)
-// is published as it is, even through the link whose address it names
+// address they resolved. A URI that names the same address through every
+// link (a comms URI given as tcp://192.0.2.7:8080, say) is published as it
+// is, even through the link whose address it names
 // (TestPublishedTXTSameOnEveryLink). A member that listens on 0.0.0.0 is sent only on IPv4 links,
 // and then publishes only A records, so that receivers use IPv4.
 //

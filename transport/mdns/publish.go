@@ -30,7 +30,7 @@ type publication struct {
 	hostBase, host       string // host labels
 	instRenames, hostRen int
 	health, comms        pubURI
-	sentVia              [2]linkURIs // by family (0: IPv4, 1: IPv6): the URIs last sent through a link of it
+	sentVia              map[linkKey]linkURIs // the URIs last sent through each link and family
 	meta                 map[string]string
 	port                 uint16
 	v4, v6               bool     // publish A, AAAA records
@@ -85,27 +85,33 @@ const (
 	maxStale = 64
 )
 
+// linkKey is a link and one of its address families.
+type linkKey struct {
+	ifIndex int
+	v6      bool
+}
+
 // linkURIs are the URIs a Group last sent through a link of one family,
-// and that link's address; addr is invalid until one was sent.
+// and the address it gave for that link.
 type linkURIs struct {
 	addr          netip.Addr
 	health, comms string
 }
 
 // pubURIFor reads one of the member's URIs, s, which the Group sent
-// through link via; sent holds what it last sent through a link of each
+// through link via; sent holds what it last sent through each link and
 // family (via's included), and uri picks this URI from them. A URI whose
-// host is the address of the link it was sent through, on every family's
+// host is the address of the link it was sent through, through every
 // link, is one a Group writes for each link when the member listens on
 // every address: it gets the Conn's host name instead, so that the TXT
 // record is the same on every link. A URI naming one address whatever
 // the link (the application's own, say tcp://192.0.2.7:8080) stays as
 // it is, even on the link whose address it names: rendered as the host
-// name there and literally on the other family's link, the TXT record
-// would change with every link a Group sends through, and each change is
-// announced again (and read as a conflict when an earlier announcement of
-// ours comes back after it).
-func pubURIFor(s string, via *transport.Link, sent [2]linkURIs, uri func(linkURIs) string) pubURI {
+// name there and literally on the others, the TXT record would change
+// with every link a Group sends through, and each change is announced
+// again (and read as a conflict when an earlier announcement of ours
+// comes back after it).
+func pubURIFor(s string, via *transport.Link, sent map[linkKey]linkURIs, uri func(linkURIs) string) pubURI {
 	pu := pubURI{raw: s}
 	if via == nil || !via.Addr.IsValid() || s == "" {
 		return pu
@@ -115,7 +121,7 @@ func pubURIFor(s string, via *transport.Link, sent [2]linkURIs, uri func(linkURI
 		return pu
 	}
 	for _, l := range sent {
-		if l.addr.IsValid() && !namesAddr(uri(l), l.addr) {
+		if !namesAddr(uri(l), l.addr) {
 			return pu
 		}
 	}
@@ -192,7 +198,18 @@ func (e *engine) publish(m codec.Message, via *transport.Link, now time.Time) er
 		p.inst, p.host = p.instBase, p.hostBase
 	}
 	if via != nil && via.Addr.IsValid() {
-		p.sentVia[familyIndex(via.Addr)] = linkURIs{addr: via.Addr, health: m.Health, comms: m.Comms}
+		if p.sentVia == nil {
+			p.sentVia = make(map[linkKey]linkURIs)
+		}
+		// Links that are gone no longer count (and the map stays as
+		// small as the Conn's links).
+		for k := range p.sentVia {
+			if e.c.link(k.ifIndex) == nil {
+				delete(p.sentVia, k)
+			}
+		}
+		k := linkKey{ifIndex: via.Index, v6: !via.Addr.Unmap().Is4()}
+		p.sentVia[k] = linkURIs{addr: via.Addr, health: m.Health, comms: m.Comms}
 	}
 	health := pubURIFor(m.Health, via, p.sentVia, func(l linkURIs) string { return l.health })
 	comms := pubURIFor(m.Comms, via, p.sentVia, func(l linkURIs) string { return l.comms })
@@ -259,14 +276,6 @@ func (p *publication) wasOurs(r *record, now time.Time) bool {
 		}
 	}
 	return false
-}
-
-// familyIndex is a's index in publication.sentVia.
-func familyIndex(a netip.Addr) int {
-	if a.Unmap().Is4() {
-		return 0
-	}
-	return 1
 }
 
 // retxt renders the TXT record again after the host was renamed.

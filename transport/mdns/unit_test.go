@@ -541,8 +541,23 @@ func TestPublishedTXTSameOnEveryLink(t *testing.T) {
 		}
 	}
 
-	// Through one family's links only, a URI naming the link's address is
-	// the host name's, as before.
+	// Two links of one family: the same.
+	c := bareConn(t, Config{HostName: "box"})
+	c.links[2] = &iface{ifi: net.Interface{Index: 2, Name: "eth1", Flags: net.FlagUp | net.FlagMulticast},
+		v4: []netip.Addr{netip.MustParseAddr("192.0.2.9")}, prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
+		on: [2]bool{true, false}, best: [2]netip.Addr{netip.MustParseAddr("192.0.2.9")}}
+	eth1 := transport.Link{Index: 2, Name: "eth1", Addr: netip.MustParseAddr("192.0.2.9")}
+	for i, l := range []transport.Link{v4, eth1, v4, eth1} {
+		m := codec.Message{Kind: codec.Announce, Group: "test", ID: "m1", Health: perLink(l, 4000), Comms: "tcp://198.18.0.2:8080"}
+		require.NoError(t, c.e.publish(m, &l, time.Now()))
+		if i > 0 {
+			assert.Equal(t, []string{"txtvers=1", "id=m1", "g=test", "health=tcp://box.local:4000", "comms=tcp://198.18.0.2:8080"},
+				c.e.pub.txt, "send %d through %s", i+1, l.Name)
+		}
+	}
+
+	// Through one link only, a URI naming the link's address is the host
+	// name's, as before.
 	e := &bareConn(t, Config{HostName: "box"}).e
 	m := codec.Message{Kind: codec.Announce, Group: "test", ID: "m1", Health: perLink(v4, 4000), Comms: "tcp://198.18.0.2:8080"}
 	require.NoError(t, e.publish(m, &v4, time.Now()))
