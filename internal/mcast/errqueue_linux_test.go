@@ -312,7 +312,7 @@ func TestReadLinkLocalZone(t *testing.T) {
 	leakCheck(t)
 	ifi := lo(t)
 	ll := netip.MustParseAddr("fe80::99")
-	netlab.MustIP(t, "-6", "addr", "add", ll.String()+"/64", "dev", ifi.Name, "nodad")
+	netlab.MustAddr6(t, ifi.Name, netip.PrefixFrom(ll, 64))
 	t.Cleanup(func() { _, _ = netlab.IP("-6", "addr", "del", ll.String()+"/64", "dev", ifi.Name) })
 
 	s := listen(t, true, 0, false)
