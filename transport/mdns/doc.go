@@ -1,8 +1,8 @@
 // Package mdns is a transport.Transport over multicast DNS (RFC 6762) and
 // DNS service discovery (RFC 6763): pir members show up in avahi-browse,
 // python-zeroconf and the like, and a pir Group finds services that other
-// software advertises (e2e TestMDNSAvahiInterop and this package's
-// interop tests run both against real avahi and python-zeroconf).
+// software advertises (e2e TestMDNSAvahiInterop runs a real avahi-daemon
+// both ways, and this package's interop tests python-zeroconf).
 //
 // A Conn is a message boundary of its own: it does not carry another
 // codec's datagrams. A discovery.Group over it encodes its messages with
@@ -92,8 +92,9 @@
 // address they resolved. A URI that names the same address through every
 // link (a comms URI given as tcp://192.0.2.7:8080, say) is published as it
 // is, even through the link whose address it names
-// (TestPublishedTXTSameOnEveryLink). A member that listens on 0.0.0.0 is sent only on IPv4 links,
-// and then publishes only A records, so that receivers use IPv4.
+// (TestPublishedTXTSameOnEveryLink). A member that listens on 0.0.0.0 is
+// sent only on IPv4 links, and then publishes only A records, so that
+// receivers use IPv4.
 //
 // # Synthesized messages
 //
