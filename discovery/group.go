@@ -189,6 +189,7 @@ func newGroup(cfg Config) *Group {
 		updates:   make(chan selfUpdate),
 	}
 	g.self.Store(&cfg.Self)
+	g.pg.neigh, _ = cfg.Transport.(transport.NeighbourConfirmer)
 	return g
 }
 

@@ -45,8 +45,10 @@ type pinger struct {
 	dying  map[string]*death    // deaths being established, by member ID
 	graces map[string]obitGrace // obituaries waiting for their grace, by member ID
 
-	// confirm is the addresses acked since our last ping, to confirm
-	// again then (confirmAgain); at most maxConfirm.
+	// neigh is the transport's, nil if it has none; confirm is the
+	// addresses acked since our last ping, to confirm again then
+	// (confirmAgain), at most maxConfirm.
+	neigh   transport.NeighbourConfirmer
 	confirm []netip.AddrPort
 
 	reconnect []recheck // members removed as Failed, oldest first
@@ -435,11 +437,10 @@ func (g *Group) takePing(in inbound) {
 // works), is reachable, so that the kernel does not probe its neighbour
 // entry; and notes it to be told again at our next ping (confirmAgain).
 func (g *Group) confirmNeighbour(addr netip.AddrPort) {
-	nc, ok := g.cfg.Transport.(transport.NeighbourConfirmer)
-	if !ok {
+	if g.pg.neigh == nil {
 		return
 	}
-	_ = nc.ConfirmNeighbour(addr)
+	_ = g.pg.neigh.ConfirmNeighbour(addr)
 	if len(g.pg.confirm) < maxConfirm {
 		g.pg.confirm = append(g.pg.confirm, addr)
 	}
@@ -460,12 +461,8 @@ const maxConfirm = 4
 // (docs/performance.md, session 16). The next ping, a PingInterval later,
 // falls within the delay; it costs no wake-up of its own.
 func (g *Group) confirmAgain() {
-	if len(g.pg.confirm) == 0 {
-		return
-	}
-	nc := g.cfg.Transport.(transport.NeighbourConfirmer) // only confirmNeighbour appends
 	for _, a := range g.pg.confirm {
-		_ = nc.ConfirmNeighbour(a)
+		_ = g.pg.neigh.ConfirmNeighbour(a)
 	}
 	g.pg.confirm = g.pg.confirm[:0]
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"net/url"
 	"os"
@@ -72,7 +73,7 @@ func startAvahi(t *testing.T, h *nslan.Host) *avahi {
 	t.Helper()
 	dir := t.TempDir()
 	bus := filepath.Join(dir, "bus")
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "bus.conf"), []byte(strings.Replace(busConf, "%s", bus, 1)), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "bus.conf"), []byte(fmt.Sprintf(busConf, bus)), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "avahi.conf"), []byte(avahiConf), 0o644))
 	a := &avahi{h: h, env: append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS=unix:path="+bus)}
 
@@ -134,8 +135,9 @@ func parseAvahi(line string) (s avahiService, ok bool) {
 }
 
 // waitAvahi waits for a line of p, from index from, that parses and
-// matches.
-func waitAvahi(t *testing.T, ctx context.Context, p *nslan.Proc, from int, match func(avahiService) bool) avahiService {
+// matches. A failure shows what p printed, and the logs of the peers
+// given.
+func waitAvahi(t *testing.T, ctx context.Context, p *nslan.Proc, from int, match func(avahiService) bool, logs ...*pircli.Peer) avahiService {
 	t.Helper()
 	var found avahiService
 	_, _, err := p.WaitLine(ctx, from, func(l nslan.Line) bool {
@@ -146,7 +148,11 @@ func waitAvahi(t *testing.T, ctx context.Context, p *nslan.Proc, from int, match
 		}
 		return false
 	})
-	require.NoError(t, err, "avahi-browse printed:\n%s", joinLines(p.Lines()))
+	msg := "avahi-browse printed:\n" + joinLines(p.Lines())
+	for _, peer := range logs {
+		msg += "\n" + peer.Name() + "'s log:\n" + peer.Stderr()
+	}
+	require.NoError(t, err, msg)
 	return found
 }
 
@@ -220,11 +226,7 @@ func TestMDNSAvahiInterop(t *testing.T) {
 	require.NoError(t, members[0].Interrupt())
 	rctx, rcancel := context.WithTimeout(context.Background(), removeTimeout)
 	defer rcancel()
-	_, _, err = browse.WaitLine(rctx, from, func(l nslan.Line) bool {
-		s, ok := parseAvahi(l.Text)
-		return ok && s.Event == "-" && s.Name == members[0].ID
-	})
-	require.NoError(t, err, "avahi-browse printed:\n%s\n%s's log:\n%s", joinLines(browse.Lines()), members[0].Name(), members[0].Stderr())
+	waitAvahi(t, rctx, browse, from, func(s avahiService) bool { return s.Event == "-" && s.Name == members[0].ID }, members[0])
 
 	// pir sees avahi.
 	w := watch(t, hosts[2], "-mdns", "_http._tcp", "-wait-probe")

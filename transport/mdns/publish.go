@@ -30,7 +30,7 @@ type publication struct {
 	hostBase, host       string // host labels
 	instRenames, hostRen int
 	health, comms        pubURI
-	sentVia              map[linkKey]linkURIs // the URIs last sent through each link and family
+	sentVia              map[linkKey]linkURIs // per link and family: did the URIs last sent through it name its address (perLink)
 	meta                 map[string]string
 	port                 uint16
 	v4, v6               bool     // publish A, AAAA records
@@ -91,39 +91,56 @@ type linkKey struct {
 	v6      bool
 }
 
-// linkURIs are the URIs a Group last sent through a link of one family,
-// and the address it gave for that link.
+// linkURIs says, of the URIs a Group last sent through a link of one
+// family, whether each named that link's address.
 type linkURIs struct {
-	addr          netip.Addr
-	health, comms string
+	health, comms bool
 }
 
-// pubURIFor reads one of the member's URIs, s, which the Group sent
-// through link via; sent holds what it last sent through each link and
-// family (via's included), and uri picks this URI from them. A URI whose
-// host is the address of the link it was sent through, through every
-// link, is one a Group writes for each link when the member listens on
-// every address: it gets the Conn's host name instead, so that the TXT
-// record is the same on every link. A URI naming one address whatever
-// the link (the application's own, say tcp://192.0.2.7:8080) stays as
-// it is, even on the link whose address it names: rendered as the host
-// name there and literally on the others, the TXT record would change
-// with every link a Group sends through, and each change is announced
-// again (and read as a conflict when an earlier announcement of ours
-// comes back after it).
-func pubURIFor(s string, via *transport.Link, sent map[linkKey]linkURIs, uri func(linkURIs) string) pubURI {
+// perLink records which of m's URIs name the address of via, the link
+// the Group sent m through, and reports which did so through every link
+// sent through: those are URIs a Group writes for each link when the
+// member listens on every address, and get the Conn's host name instead,
+// so that the TXT record is the same on every link. A URI naming one
+// address whatever the link (the application's own, say
+// tcp://192.0.2.7:8080) stays as it is, even on the link whose address it
+// names: rendered as the host name there and literally on the others, the
+// TXT record would change with every link a Group sends through, and each
+// change is announced again (and read as a conflict when an earlier
+// announcement of ours comes back after it).
+func (e *engine) perLink(p *publication, m codec.Message, via *transport.Link) (health, comms bool) {
+	if via == nil || !via.Addr.IsValid() {
+		return false, false
+	}
+	if p.sentVia == nil {
+		p.sentVia = make(map[linkKey]linkURIs)
+	}
+	// Links that are gone no longer count (and the map stays as small as
+	// the Conn's links).
+	for k := range p.sentVia {
+		if e.c.link(k.ifIndex) == nil {
+			delete(p.sentVia, k)
+		}
+	}
+	k := linkKey{ifIndex: via.Index, v6: !via.Addr.Unmap().Is4()}
+	p.sentVia[k] = linkURIs{health: namesAddr(m.Health, via.Addr), comms: namesAddr(m.Comms, via.Addr)}
+	health, comms = true, true
+	for _, l := range p.sentVia {
+		health, comms = health && l.health, comms && l.comms
+	}
+	return health, comms
+}
+
+// pubURIFor reads one of the member's URIs, s; when local (perLink), its
+// host becomes the Conn's host name.
+func pubURIFor(s string, local bool) pubURI {
 	pu := pubURI{raw: s}
-	if via == nil || !via.Addr.IsValid() || s == "" {
+	if !local {
 		return pu
 	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return pu
-	}
-	for _, l := range sent {
-		if !namesAddr(uri(l), l.addr) {
-			return pu
-		}
 	}
 	pu.u, pu.local = u, true
 	return pu
@@ -197,22 +214,8 @@ func (e *engine) publish(m codec.Message, via *transport.Link, now time.Time) er
 		}
 		p.inst, p.host = p.instBase, p.hostBase
 	}
-	if via != nil && via.Addr.IsValid() {
-		if p.sentVia == nil {
-			p.sentVia = make(map[linkKey]linkURIs)
-		}
-		// Links that are gone no longer count (and the map stays as
-		// small as the Conn's links).
-		for k := range p.sentVia {
-			if e.c.link(k.ifIndex) == nil {
-				delete(p.sentVia, k)
-			}
-		}
-		k := linkKey{ifIndex: via.Index, v6: !via.Addr.Unmap().Is4()}
-		p.sentVia[k] = linkURIs{addr: via.Addr, health: m.Health, comms: m.Comms}
-	}
-	health := pubURIFor(m.Health, via, p.sentVia, func(l linkURIs) string { return l.health })
-	comms := pubURIFor(m.Comms, via, p.sentVia, func(l linkURIs) string { return l.comms })
+	healthLocal, commsLocal := e.perLink(p, m, via)
+	health, comms := pubURIFor(m.Health, healthLocal), pubURIFor(m.Comms, commsLocal)
 	v4, v6 := true, true
 	if via != nil {
 		v4, v6 = via.Addr.Unmap().Is4(), !via.Addr.Unmap().Is4()

@@ -32,12 +32,7 @@ import (
 // confirms would probe only if an exchange and its confirmation were 2 s
 // apart.
 func TestConfirmNeighbourSparesProbes(t *testing.T) {
-	if ok, reason := nslan.Available(); !ok {
-		t.Skip("no network lab here: " + reason)
-	}
-	l, err := nslan.New(nslan.Config{Hosts: 3, Logf: t.Logf})
-	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, l.Close()) })
+	l := newLab(t, 3)
 
 	for _, fam := range []struct {
 		name, network, sysctl string
@@ -92,12 +87,7 @@ func TestConfirmNeighbourSparesProbes(t *testing.T) {
 // the same confirmation again a second later, as the Group's next ping
 // sends it (discovery's confirmAgain), spares the probe (h0: none).
 func TestConfirmAgainSparesProbe(t *testing.T) {
-	if ok, reason := nslan.Available(); !ok {
-		t.Skip("no network lab here: " + reason)
-	}
-	l, err := nslan.New(nslan.Config{Hosts: 3, Logf: t.Logf})
-	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, l.Close()) })
+	l := newLab(t, 3)
 	for _, tc := range []struct {
 		name   string
 		pinger int

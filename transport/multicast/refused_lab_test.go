@@ -15,17 +15,25 @@ import (
 	"github.com/pirlan/pir/transport"
 )
 
+// newLab makes a lab of n hosts for t, closed at its end, or skips t where
+// none can be made.
+func newLab(t *testing.T, n int) *nslan.Lab {
+	t.Helper()
+	if ok, reason := nslan.Available(); !ok {
+		t.Skip("no network lab here: " + reason)
+	}
+	l, err := nslan.New(nslan.Config{Hosts: n, Logf: t.Logf})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, l.Close()) })
+	return l
+}
+
 // Across the lab's bridge, as pirbench runs members: a member on h0 that
 // sends to the unicast port of a member on h1 that was closed gets the
 // refusal of h1's kernel. Measured figures (delay, share of a burst
 // refused) are logged.
 func TestRefusedAcrossLab(t *testing.T) {
-	if ok, reason := nslan.Available(); !ok {
-		t.Skip("no network lab here: " + reason)
-	}
-	l, err := nslan.New(nslan.Config{Hosts: 2, Logf: t.Logf})
-	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, l.Close()) })
+	l := newLab(t, 2)
 	h0, h1 := l.Host(0), l.Host(1)
 
 	for _, fam := range []struct {
@@ -67,6 +75,7 @@ func TestRefusedAcrossLab(t *testing.T) {
 				require.NoError(t, a.SendTo([]byte("anyone?"), bAddr), "send %d", i)
 			}
 			var mark *net.UDPConn
+			var err error
 			require.NoError(t, h1.Do(func() {
 				mark, err = net.ListenUDP(fam.network, nil)
 			}))
